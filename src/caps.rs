@@ -1,0 +1,146 @@
+//! Capabilities: which of root's powers the container keeps.
+//!
+//! A non-root container keeps none. A root container (`--user 0`) keeps docker's default 14,
+//! adjusted by `--cap-add`/`--cap-drop`. Inheritable and ambient are always empty, so nothing is
+//! passed on through `execve` except what the kernel gives root itself.
+
+use anyhow::{bail, Context, Result};
+use caps::CapSet;
+pub use caps::{Capability, CapsHashSet};
+
+/// Docker's default capabilities (moby `oci/caps/defaults.go`).
+pub const DOCKER_DEFAULT: [Capability; 14] = [
+    Capability::CAP_CHOWN,
+    Capability::CAP_DAC_OVERRIDE,
+    Capability::CAP_FSETID,
+    Capability::CAP_FOWNER,
+    Capability::CAP_MKNOD,
+    Capability::CAP_NET_RAW,
+    Capability::CAP_SETGID,
+    Capability::CAP_SETUID,
+    Capability::CAP_SETFCAP,
+    Capability::CAP_SETPCAP,
+    Capability::CAP_NET_BIND_SERVICE,
+    Capability::CAP_SYS_CHROOT,
+    Capability::CAP_KILL,
+    Capability::CAP_AUDIT_WRITE,
+];
+
+/// `NET_ADMIN`, `net_admin` or `CAP_NET_ADMIN`; `ALL` stands for every capability.
+fn parse(names: &[String]) -> Result<CapsHashSet> {
+    let mut set = CapsHashSet::new();
+    for name in names {
+        if name.eq_ignore_ascii_case("all") {
+            set.extend(caps::all());
+            continue;
+        }
+        let upper = name.to_ascii_uppercase();
+        let canonical = if upper.starts_with("CAP_") {
+            upper
+        } else {
+            format!("CAP_{upper}")
+        };
+        let cap = canonical.parse::<Capability>().map_err(|_| {
+            anyhow::anyhow!(
+                "unknown capability {name:?}: use a name such as NET_ADMIN or CAP_NET_ADMIN, or ALL"
+            )
+        })?;
+        set.insert(cap);
+    }
+    Ok(set)
+}
+
+/// The set a container with this uid keeps.
+pub fn resolve(uid: u32, add: &[String], drop: &[String]) -> Result<CapsHashSet> {
+    let add = parse(add)?;
+    let drop = parse(drop)?;
+    if uid != 0 {
+        return Ok(CapsHashSet::new());
+    }
+    let mut keep: CapsHashSet = DOCKER_DEFAULT.into_iter().collect();
+    keep.extend(add.iter().copied());
+    keep.retain(|c| !drop.contains(c) || add.contains(c));
+    Ok(keep)
+}
+
+/// Shrinks the bounding set to `keep`: the ceiling no later exec can rise above.
+/// Needs CAP_SETPCAP, so it runs before we change uid.
+pub fn limit_bounding_set(keep: &CapsHashSet) -> Result<()> {
+    for cap in caps::runtime::thread_all_supported() {
+        if !keep.contains(&cap) {
+            caps::drop(None, CapSet::Bounding, cap)
+                .with_context(|| format!("dropping {cap} from the bounding set"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Leaves exactly `keep` in effective and permitted, and nothing in inheritable and ambient.
+pub fn set_process_caps(keep: &CapsHashSet) -> Result<()> {
+    caps::clear(None, CapSet::Ambient).context("clearing the ambient capabilities")?;
+    caps::clear(None, CapSet::Inheritable).context("clearing the inheritable capabilities")?;
+    // Effective must never hold more than permitted: narrow it first.
+    caps::set(None, CapSet::Effective, keep).context("setting the effective capabilities")?;
+    caps::set(None, CapSet::Permitted, keep).context("setting the permitted capabilities")?;
+    if caps::read(None, CapSet::Permitted).context("reading back the capabilities")? != *keep {
+        bail!("the kernel kept other capabilities than asked for");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn root_keeps_docker_default() {
+        let keep = resolve(0, &[], &[]).unwrap();
+        assert_eq!(keep.len(), 14);
+        assert!(keep.contains(&Capability::CAP_NET_BIND_SERVICE));
+        assert!(!keep.contains(&Capability::CAP_SYS_ADMIN));
+    }
+
+    #[test]
+    fn add_and_drop_adjust_root() {
+        let keep = resolve(
+            0,
+            &s(&["net_admin", "CAP_SYS_TIME"]),
+            &s(&["CHOWN", "kill"]),
+        )
+        .unwrap();
+        assert!(keep.contains(&Capability::CAP_NET_ADMIN));
+        assert!(keep.contains(&Capability::CAP_SYS_TIME));
+        assert!(!keep.contains(&Capability::CAP_CHOWN));
+        assert!(!keep.contains(&Capability::CAP_KILL));
+        assert_eq!(keep.len(), 14);
+    }
+
+    #[test]
+    fn drop_all_then_add_one() {
+        let keep = resolve(0, &s(&["NET_BIND_SERVICE"]), &s(&["ALL"])).unwrap();
+        assert_eq!(
+            keep.into_iter().collect::<Vec<_>>(),
+            vec![Capability::CAP_NET_BIND_SERVICE]
+        );
+        assert_eq!(
+            resolve(0, &s(&["all"]), &[]).unwrap().len(),
+            caps::all().len()
+        );
+    }
+
+    #[test]
+    fn non_root_keeps_nothing() {
+        assert!(resolve(65534, &s(&["NET_ADMIN"]), &[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn unknown_names_are_errors() {
+        let e = resolve(0, &s(&["FLY"]), &[]).unwrap_err().to_string();
+        assert!(e.contains("unknown capability \"FLY\""), "{e}");
+        assert!(resolve(65534, &[], &s(&["nope"])).is_err());
+    }
+}

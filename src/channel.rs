@@ -1,0 +1,113 @@
+//! The sync channel between minibox (the parent) and the container's init (the child).
+//!
+//! Two pipes. "go" (parent → child): the child waits on it until the parent has placed it in
+//! its cgroup; the parent then keeps it open for as long as it lives, so the child can tell
+//! whether minibox is still there. "report" (child → parent, close-on-exec): silent when
+//! `execve` succeeds (the kernel closes it), or one line `STATUS MESSAGE` when setup or exec
+//! failed.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd};
+
+use anyhow::{bail, Context, Result};
+use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::unistd::pipe2;
+
+use crate::status::{StatusError, RUNTIME_FAILED};
+
+/// The parent's ends.
+pub struct ParentEnd {
+    go: File,
+    report: File,
+}
+
+/// The child's ends.
+pub struct ChildEnd {
+    go: File,
+    report: File,
+}
+
+/// Both pipes, close-on-exec: neither end may leak into CMD.
+pub fn pair() -> Result<(ParentEnd, ChildEnd)> {
+    let (go_r, go_w) = pipe2(OFlag::O_CLOEXEC).context("creating the sync pipe")?;
+    let (rep_r, rep_w) = pipe2(OFlag::O_CLOEXEC).context("creating the report pipe")?;
+    Ok((
+        ParentEnd {
+            go: go_w.into(),
+            report: rep_r.into(),
+        },
+        ChildEnd {
+            go: go_r.into(),
+            report: rep_w.into(),
+        },
+    ))
+}
+
+impl ParentEnd {
+    /// In the child, right after clone: close its copies of the parent's ends, or the child
+    /// would never see the parent's end of "go" close.
+    pub fn close_in_child(&self) {
+        // The child ends in execve or _exit and never drops these Files a second time.
+        let _ = nix::unistd::close(self.go.as_raw_fd());
+        let _ = nix::unistd::close(self.report.as_raw_fd());
+    }
+
+    /// Lets the child start its setup.
+    pub fn send_go(&self) -> Result<()> {
+        (&self.go)
+            .write_all(b"g")
+            .context("signalling the container to start")
+    }
+
+    /// Waits until the child has exec'd CMD (`Ok`) or failed (`Err` carrying its status).
+    pub fn wait_for_exec(&self) -> Result<()> {
+        let mut text = String::new();
+        (&self.report)
+            .read_to_string(&mut text)
+            .context("reading the container's setup report")?;
+        if text.is_empty() {
+            return Ok(());
+        }
+        let text = text.trim_end();
+        let (code, message) = text.split_once(' ').unwrap_or(("", text));
+        let code = code.parse().unwrap_or(RUNTIME_FAILED);
+        bail!(StatusError {
+            code,
+            message: message.to_string()
+        })
+    }
+}
+
+impl ChildEnd {
+    /// Blocks until the parent says go; fails if the parent died first.
+    pub fn wait_for_go(&self) -> Result<()> {
+        let mut byte = [0u8; 1];
+        match (&self.go).read(&mut byte) {
+            Ok(1) => Ok(()),
+            Ok(_) => bail!("minibox exited before the container started"),
+            Err(e) => Err(e).context("waiting for minibox to start the container"),
+        }
+    }
+
+    /// Fails if the parent has exited (its end of "go" is closed).
+    pub fn check_parent_alive(&self) -> Result<()> {
+        let mut fds = [PollFd::new(self.go.as_fd(), PollFlags::POLLIN)];
+        poll(&mut fds, PollTimeout::ZERO).context("polling the sync pipe")?;
+        if fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLHUP))
+        {
+            bail!("minibox exited during the container's setup");
+        }
+        Ok(())
+    }
+
+    /// Tells the parent why the container could not start, and the status minibox should exit
+    /// with. Best effort: if the parent is gone there is no one left to tell.
+    pub fn report_failure(&self, code: i32, message: &str) {
+        let line = format!("{code} {}\n", message.replace('\n', " "));
+        let _ = (&self.report).write_all(line.as_bytes());
+    }
+}

@@ -1,0 +1,177 @@
+//! The container's first process, from `clone` to `execve`.
+//!
+//! `set_up_and_exec` is the whole story of a container, one step per line, in the order the
+//! kernel requires: mounts while we are still root and can see the host, then the root switch,
+//! then everything that needs privileges, then the identity change that gives them up, then
+//! the exec. Each step is a named function with the reason it stands where it does.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::sys::stat::{umask, Mode};
+use nix::unistd::execve;
+
+use crate::channel::ChildEnd;
+use crate::spec::ContainerSpec;
+use crate::status::{self, StatusError};
+use crate::{caps, namespaces, net, rootfs, signals, user};
+
+/// Runs in the child after `clone`: becomes CMD, or reports why not and exits.
+pub fn container_main(spec: &ContainerSpec, chan: &ChildEnd) -> isize {
+    let Err(err) = set_up_and_exec(spec, chan);
+    chan.report_failure(status::code_of(&err), &format!("{err:#}"));
+    1
+}
+
+fn set_up_and_exec(spec: &ContainerSpec, chan: &ChildEnd) -> Result<Infallible> {
+    // If minibox dies, even by SIGKILL, the kernel kills the container with it.
+    die_with_parent()?;
+    // Wait until minibox has put us in our cgroup: from then on every page and cycle counts.
+    chan.wait_for_go()?;
+    // Nothing we mount from here on propagates back to the host.
+    rootfs::make_mounts_private()?;
+    // ROOTFS becomes a mount point of its own: pivot_root needs one.
+    let root = rootfs::bind_rootfs(&spec.rootfs)?;
+    // A procfs of our own PID namespace: the container sees its own processes only.
+    rootfs::mount_proc(&root)?;
+    // The kernel's view of devices, read-only.
+    rootfs::mount_sys(&root)?;
+    // A /dev with only harmless device nodes, a private devpts and /dev/shm.
+    rootfs::mount_dev(&root)?;
+    // Hide what leaks the host's secrets or power (docker's masked paths).
+    rootfs::mask_paths(&root)?;
+    // Freeze the kernel knobs the container must not turn (docker's read-only paths).
+    rootfs::make_paths_readonly(&root)?;
+    // The rootfs becomes /, and the host's root is detached: no path leads back out.
+    rootfs::pivot_into(&root)?;
+    // The working directory must exist before we lose the right to create it.
+    rootfs::ensure_workdir(&spec.workdir)?;
+    // --read-only: every mount point exists now, so / can be frozen.
+    make_root_readonly_if_asked(spec.read_only)?;
+    // Our own hostname, in our own UTS namespace (needs CAP_SYS_ADMIN: before the drop).
+    namespaces::set_hostname(&spec.hostname)?;
+    // The new network namespace has only lo, and it starts down.
+    net::bring_up_loopback()?;
+    // The ceiling for this process and all it execs; needs CAP_SETPCAP, so before setuid.
+    caps::limit_bounding_set(&spec.capabilities)?;
+    // Become the container's user: groups, gid, then uid — the point of no return.
+    user::switch_to(&spec.identity)?;
+    // Keep exactly the allowed capabilities; nothing inheritable, nothing ambient.
+    caps::set_process_caps(&spec.capabilities)?;
+    // setuid binaries and file capabilities in the rootfs can never raise privileges again.
+    set_no_new_privs()?;
+    // Changing uid cleared the parent-death signal: set it again, then check minibox is alive.
+    die_with_parent()?;
+    chan.check_parent_alive()?;
+    // Files CMD creates get docker's default mode.
+    umask(Mode::from_bits_truncate(0o022));
+    // Start where asked, and prove the cwd is inside the container (runc CVE-2024-21626).
+    enter_workdir(&spec.workdir)?;
+    // Default signal dispositions, none blocked: as if CMD had been started afresh.
+    signals::reset_for_exec()?;
+    // No descriptor of ours reaches CMD: all but 0, 1, 2 close on exec.
+    close_fds_on_exec()?;
+    // Become CMD.
+    exec_command(spec)
+}
+
+fn die_with_parent() -> Result<()> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).context("prctl(PR_SET_PDEATHSIG)")
+}
+
+fn make_root_readonly_if_asked(read_only: bool) -> Result<()> {
+    if read_only {
+        rootfs::make_root_readonly()?;
+    }
+    Ok(())
+}
+
+fn set_no_new_privs() -> Result<()> {
+    nix::sys::prctl::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS)")
+}
+
+fn enter_workdir(workdir: &Path) -> Result<()> {
+    std::env::set_current_dir(workdir)
+        .with_context(|| format!("cannot enter the working directory {}", workdir.display()))?;
+    // getcwd fails (ENOENT, "(unreachable)") when the cwd is not under our root.
+    match std::env::current_dir() {
+        Ok(cwd) if cwd.is_absolute() => Ok(()),
+        _ => bail!(
+            "the working directory {} is outside the container",
+            workdir.display()
+        ),
+    }
+}
+
+fn close_fds_on_exec() -> Result<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC closes nothing now; it only marks fds
+    // close-on-exec, so no Rust object is left holding a closed descriptor.
+    let rc = unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
+    Errno::result(rc).context("close_range(3.., CLOEXEC)")?;
+    Ok(())
+}
+
+fn cstrings(items: &[String], what: &str) -> Result<Vec<CString>> {
+    items
+        .iter()
+        .map(|s| {
+            CString::new(s.as_str()).with_context(|| format!("{what} {s:?} contains a NUL byte"))
+        })
+        .collect()
+}
+
+/// `execve` CMD. A CMD without `/` is looked up in the container's `PATH`, as a shell would.
+/// Only returns on failure, with docker's status: 127 not found, 126 not executable.
+fn exec_command(spec: &ContainerSpec) -> Result<Infallible> {
+    let argv = cstrings(&spec.args, "argument")?;
+    let envp = cstrings(&spec.env, "environment entry")?;
+    let cmd = &spec.args[0];
+    let candidates: Vec<String> = if cmd.contains('/') {
+        vec![cmd.clone()]
+    } else {
+        let path = spec
+            .env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("");
+        path.split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| format!("{d}/{cmd}"))
+            .collect()
+    };
+    let mut first_error = Errno::ENOENT;
+    for candidate in &candidates {
+        let path = CString::new(candidate.as_str()).context("CMD contains a NUL byte")?;
+        let Err(errno) = execve(&path, &argv, &envp);
+        if first_error == Errno::ENOENT {
+            first_error = errno;
+        }
+    }
+    let (code, why) = match first_error {
+        Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP => {
+            let exists = candidates.iter().any(|c| Path::new(c).exists());
+            let why = if exists {
+                "it exists, but the program loader it names is missing in the rootfs \
+                 (link it statically, or add its libraries)"
+            } else if cmd.contains('/') {
+                "no such file in the container's rootfs; give CMD as a path inside ROOTFS"
+            } else {
+                "not found in the container's PATH; give CMD as a path inside ROOTFS"
+            };
+            (status::NOT_FOUND, why.to_string())
+        }
+        errno => (
+            status::CANNOT_EXECUTE,
+            format!("it cannot be executed ({})", errno.desc()),
+        ),
+    };
+    let message = format!(
+        "cannot run {cmd:?} in container {}: {why}",
+        spec.display_name()
+    );
+    bail!(StatusError { code, message })
+}

@@ -1,0 +1,332 @@
+//! The container's filesystem: its own mount table, built from ROOTFS, then `pivot_root`ed into.
+//!
+//! Every path inside ROOTFS is resolved with `openat2(RESOLVE_IN_ROOT)`, so a symlink planted in
+//! the rootfs (say `proc -> /`) resolves inside ROOTFS, never out onto the host (the runc
+//! CVE-2021-30465 class). Mounts then target the opened file through `/proc/self/fd/N`.
+
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{fchmodat, makedev, mkdirat, mknodat, FchmodatFlags, Mode, SFlag};
+use nix::sys::statvfs::{statvfs, FsFlags};
+use nix::unistd::{chdir, fchdir, pivot_root, symlinkat};
+
+/// Paths docker hides from the container (moby `oci/defaults.go`).
+pub const MASKED_PATHS: [&str; 9] = [
+    "proc/acpi",
+    "proc/kcore",
+    "proc/keys",
+    "proc/latency_stats",
+    "proc/timer_list",
+    "proc/timer_stats",
+    "proc/sched_debug",
+    "proc/scsi",
+    "sys/firmware",
+];
+
+/// Paths docker makes read-only (moby `oci/defaults.go`).
+pub const READONLY_PATHS: [&str; 5] = [
+    "proc/bus",
+    "proc/fs",
+    "proc/irq",
+    "proc/sys",
+    "proc/sysrq-trigger",
+];
+
+/// The device nodes a container gets: (name, major, minor).
+pub const DEVICES: [(&str, u64, u64); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+
+/// The usual `/dev` symlinks: (name, target).
+const DEV_SYMLINKS: [(&str, &str); 6] = [
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
+    ("core", "/proc/kcore"),
+];
+
+const NONE: Option<&str> = None;
+
+/// Opens a host directory as an `O_PATH` handle.
+pub fn open_dir(path: &Path) -> Result<OwnedFd> {
+    nix::fcntl::open(
+        path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("opening directory {}", path.display()))
+}
+
+/// Resolves `rel` inside `root` as if `root` were `/`, following no magic links.
+fn open_in(root: &impl AsFd, rel: &str, flags: OFlag) -> nix::Result<OwnedFd> {
+    let how = OpenHow::new()
+        .flags(flags | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    openat2(root.as_fd(), rel, how)
+}
+
+/// Reads a whole file of the rootfs.
+pub fn read_file_in(root: &impl AsFd, rel: &str) -> std::io::Result<String> {
+    let fd = open_in(root, rel, OFlag::O_RDONLY)?;
+    let mut text = String::new();
+    std::fs::File::from(fd).read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// The path through which mount(2) reaches exactly the file `fd` holds.
+fn fd_path(fd: &impl AsRawFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// Opens directory `rel` inside `root`, creating it and any missing parent (mode 0755).
+fn ensure_dir(root: &impl AsFd, rel: &str) -> Result<OwnedFd> {
+    let dir_flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
+    match open_in(root, rel, dir_flags) {
+        Err(Errno::ENOENT) => {}
+        other => return other.with_context(|| format!("opening /{rel} in the rootfs")),
+    }
+    let mut done = String::new();
+    for part in rel.split('/').filter(|p| !p.is_empty()) {
+        let parent = open_in(root, if done.is_empty() { "." } else { &done }, dir_flags)
+            .with_context(|| format!("opening /{done} in the rootfs"))?;
+        match mkdirat(&parent, part, Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(Errno::EROFS) => bail!(
+                "the rootfs is read-only and lacks the mount point /{rel}: create it in ROOTFS \
+                 (mkdir ROOTFS/{rel}) or make ROOTFS writable"
+            ),
+            Err(e) => {
+                return Err(e).with_context(|| format!("creating /{done}/{part} in the rootfs"))
+            }
+        }
+        done = if done.is_empty() {
+            part.to_string()
+        } else {
+            format!("{done}/{part}")
+        };
+    }
+    open_in(root, rel, dir_flags).with_context(|| format!("opening /{rel} in the rootfs"))
+}
+
+fn mount_at(
+    src: Option<&str>,
+    target: &impl AsRawFd,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+    what: &str,
+) -> Result<()> {
+    mount(src, fd_path(target).as_str(), fstype, flags, data)
+        .with_context(|| format!("mounting {what}"))
+}
+
+/// Turns every mount we inherited into a slave: what we mount from now on never propagates back
+/// to the host, and `pivot_root` accepts our root (it refuses shared parents).
+pub fn make_mounts_private() -> Result<()> {
+    mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_SLAVE, NONE)
+        .context("making / a recursive slave mount")
+}
+
+/// Bind-mounts ROOTFS onto itself, so it is a mount point (`pivot_root` needs one), and
+/// returns a handle on the new mount's root.
+pub fn bind_rootfs(rootfs: &Path) -> Result<OwnedFd> {
+    mount(
+        Some(rootfs),
+        rootfs,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    )
+    .with_context(|| format!("bind-mounting ROOTFS {} onto itself", rootfs.display()))?;
+    open_dir(rootfs)
+}
+
+/// A fresh procfs: it shows the processes of the container's own PID namespace.
+pub fn mount_proc(root: &OwnedFd) -> Result<()> {
+    let target = ensure_dir(root, "proc")?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount_at(Some("proc"), &target, Some("proc"), flags, None, "/proc")
+}
+
+/// sysfs, read-only: the container may look at the kernel's devices, never change them.
+pub fn mount_sys(root: &OwnedFd) -> Result<()> {
+    let target = ensure_dir(root, "sys")?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
+    mount_at(
+        Some("sysfs"),
+        &target,
+        Some("sysfs"),
+        flags,
+        None,
+        "/sys (read-only)",
+    )
+}
+
+/// A small tmpfs `/dev` holding only harmless device nodes, a private devpts, `/dev/shm` and
+/// the usual symlinks: the host's disks and consoles are not there to be opened.
+pub fn mount_dev(root: &OwnedFd) -> Result<()> {
+    let target = ensure_dir(root, "dev")?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME;
+    mount_at(
+        Some("tmpfs"),
+        &target,
+        Some("tmpfs"),
+        flags,
+        Some("mode=755,size=65536k"),
+        "/dev",
+    )?;
+    // Reopen: the handle we had is the directory under the new tmpfs.
+    let dev =
+        open_in(root, "dev", OFlag::O_PATH | OFlag::O_DIRECTORY).context("opening the new /dev")?;
+    for (name, major, minor) in DEVICES {
+        let mode = Mode::from_bits_truncate(0o666);
+        mknodat(&dev, name, SFlag::S_IFCHR, mode, makedev(major, minor))
+            .with_context(|| format!("creating /dev/{name}"))?;
+        // mknod obeys the umask; the nodes must be usable by the container's user.
+        fchmodat(&dev, name, mode, FchmodatFlags::FollowSymlink)
+            .with_context(|| format!("chmod /dev/{name}"))?;
+    }
+    for (name, target) in DEV_SYMLINKS {
+        symlinkat(target, &dev, name).with_context(|| format!("creating /dev/{name}"))?;
+    }
+    let pts = ensure_dir(&dev, "pts")?;
+    let pts_flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+    let pts_opts = "newinstance,ptmxmode=0666,mode=0620,gid=5";
+    mount_at(
+        Some("devpts"),
+        &pts,
+        Some("devpts"),
+        pts_flags,
+        Some(pts_opts),
+        "/dev/pts",
+    )?;
+    let shm = ensure_dir(&dev, "shm")?;
+    let shm_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount_at(
+        Some("shm"),
+        &shm,
+        Some("tmpfs"),
+        shm_flags,
+        Some("mode=1777,size=65536k"),
+        "/dev/shm",
+    )
+}
+
+/// Hides what would leak host information or power (docker's masked paths): directories get an
+/// empty read-only tmpfs, files get `/dev/null`. Returns how many paths were masked.
+pub fn mask_paths(root: &OwnedFd) -> Result<usize> {
+    let mut masked = 0;
+    for rel in MASKED_PATHS {
+        let Some(fd) = open_existing(root, rel)? else {
+            continue;
+        };
+        let is_dir =
+            nix::sys::stat::fstat(&fd).map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)?;
+        if is_dir {
+            mount_at(
+                Some("tmpfs"),
+                &fd,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                Some("size=0"),
+                rel,
+            )?;
+        } else {
+            mount_at(Some("/dev/null"), &fd, NONE, MsFlags::MS_BIND, NONE, rel)?;
+        }
+        masked += 1;
+    }
+    Ok(masked)
+}
+
+/// Makes docker's read-only paths read-only: bind each onto itself, then remount it ro.
+pub fn make_paths_readonly(root: &OwnedFd) -> Result<()> {
+    for rel in READONLY_PATHS {
+        let Some(fd) = open_existing(root, rel)? else {
+            continue;
+        };
+        let path = fd_path(&fd);
+        mount(
+            Some(path.as_str()),
+            path.as_str(),
+            NONE,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            NONE,
+        )
+        .with_context(|| format!("bind-mounting /{rel}"))?;
+        // The remount acts on the mount now on top of the path; reach it afresh.
+        let top = open_in(root, rel, OFlag::O_PATH).with_context(|| format!("reopening /{rel}"))?;
+        let ro = MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC;
+        mount_at(NONE, &top, NONE, ro, NONE, &format!("/{rel} read-only"))?;
+    }
+    Ok(())
+}
+
+fn open_existing(root: &OwnedFd, rel: &str) -> Result<Option<OwnedFd>> {
+    match open_in(root, rel, OFlag::O_PATH) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("opening /{rel}")),
+    }
+}
+
+/// Makes the rootfs `/` and puts the host's root out of reach: `pivot_root(".", ".")` stacks
+/// the old root under the new one, and a lazy unmount of "." then drops it (runc's idiom; it
+/// needs no `put_old` directory, so nothing is left behind in ROOTFS).
+pub fn pivot_into(root: &OwnedFd) -> Result<()> {
+    fchdir(root).context("entering the rootfs")?;
+    pivot_root(".", ".").context("pivot_root into the rootfs")?;
+    // Slave first, so the unmount below cannot propagate to the host's mounts.
+    mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE)
+        .context("making the old root a slave")?;
+    umount2(".", MntFlags::MNT_DETACH).context("detaching the old root")?;
+    chdir("/").context("chdir /")
+}
+
+/// `--read-only`: remounts `/` read-only, keeping the flags it already had (nosuid, nodev...).
+pub fn make_root_readonly() -> Result<()> {
+    let have = statvfs("/").context("statvfs /")?.flags();
+    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    for (st, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if have.contains(st) {
+            flags |= ms;
+        }
+    }
+    mount(NONE, "/", NONE, flags, NONE).context("remounting / read-only")
+}
+
+/// Creates the working directory if the image lacks it (as docker does).
+pub fn ensure_workdir(workdir: &Path) -> Result<()> {
+    let root = open_dir(Path::new("/"))?;
+    let rel = workdir.to_string_lossy();
+    let rel = rel.trim_start_matches('/');
+    if rel.is_empty() {
+        return Ok(());
+    }
+    ensure_dir(&root, rel).map(drop)
+}

@@ -1,0 +1,400 @@
+//! `ContainerSpec`: everything a container is, as plain data.
+//!
+//! The CLI is turned into a spec here, and every check of the user's input happens here too,
+//! before anything is created: a bad flag costs nothing and leaves nothing behind. The launcher
+//! and the container's init only read the spec.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::caps::{self, CapsHashSet};
+use crate::cli::RunArgs;
+use crate::user::{self, Identity};
+
+/// Docker's default `PATH` for a container.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How long a short id is (as docker's).
+pub const SHORT_ID_LEN: usize = 12;
+
+/// One container, fully decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// 64 lowercase hex digits.
+    pub id: String,
+    /// `--name`, if given.
+    pub name: Option<String>,
+    /// Absolute, canonical path of the root filesystem on the host.
+    pub rootfs: PathBuf,
+    /// CMD and its arguments; CMD is a path inside the rootfs (or a name looked up in `PATH`).
+    pub args: Vec<String>,
+    /// The complete environment, `KEY=VALUE`.
+    pub env: Vec<String>,
+    pub hostname: String,
+    /// Absolute path inside the container.
+    pub workdir: PathBuf,
+    pub identity: Identity,
+    /// Capabilities the process keeps (bounding, permitted, effective). Empty for non-root.
+    pub capabilities: CapsHashSet,
+    /// Mount the rootfs read-only inside the container.
+    pub read_only: bool,
+}
+
+impl ContainerSpec {
+    /// The first 12 hex digits of the id, as docker shows it.
+    pub fn short_id(&self) -> &str {
+        &self.id[..SHORT_ID_LEN]
+    }
+
+    /// How messages name this container: its name if it has one, else its short id.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or_else(|| self.short_id())
+    }
+
+    /// Decides a container from `minibox run`'s arguments, checking each.
+    pub fn from_run_args(args: &RunArgs) -> Result<Self> {
+        let rootfs = check_rootfs(&args.rootfs)?;
+        let id = new_id()?;
+        if let Some(name) = &args.name {
+            check_name(name)?;
+        }
+        let hostname = match &args.hostname {
+            Some(h) => check_hostname(h)?,
+            None => id[..SHORT_ID_LEN].to_string(),
+        };
+        let workdir = check_workdir(&args.workdir)?;
+
+        let passwd = read_in_rootfs(&rootfs, "etc/passwd")?;
+        let group = read_in_rootfs(&rootfs, "etc/group")?;
+        let identity = user::resolve(args.user.as_deref(), passwd.as_deref(), group.as_deref())?;
+
+        let capabilities = caps::resolve(identity.uid, &args.cap_add, &args.cap_drop)?;
+        if identity.uid != 0 && !args.cap_add.is_empty() {
+            eprintln!(
+                "minibox: warning: --cap-add has no effect for a non-root user (uid {}): \
+                 a non-root process keeps no capabilities; use --user 0 to keep some",
+                identity.uid
+            );
+        }
+
+        let env = build_env(&args.env, &hostname, &identity.home, |k| {
+            std::env::var(k).ok()
+        })?;
+
+        Ok(ContainerSpec {
+            id,
+            name: args.name.clone(),
+            rootfs,
+            args: args.command.clone(),
+            env,
+            hostname,
+            workdir,
+            identity,
+            capabilities,
+            read_only: args.read_only,
+        })
+    }
+}
+
+/// ROOTFS must be an existing directory other than the host's `/`; we keep its canonical path.
+fn check_rootfs(raw: &Path) -> Result<PathBuf> {
+    if raw.as_os_str().is_empty() {
+        bail!("ROOTFS is empty: give the path of a directory holding the container's files");
+    }
+    let path = raw.canonicalize().with_context(|| {
+        format!(
+            "ROOTFS {}: cannot open it; give the path of a directory holding the container's files",
+            raw.display()
+        )
+    })?;
+    if !path.is_dir() {
+        bail!(
+            "ROOTFS {} is not a directory: give a directory holding the container's files",
+            raw.display()
+        );
+    }
+    if path == Path::new("/") {
+        bail!(
+            "ROOTFS {} is the host's own root: give a separate directory",
+            raw.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub fn check_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+        bail!("invalid container name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-]* is allowed");
+    }
+    Ok(())
+}
+
+/// A hostname the kernel will take: 1 to 64 bytes of letters, digits, `-` and `.`.
+fn check_hostname(h: &str) -> Result<String> {
+    let ok = !h.is_empty()
+        && h.len() <= 64
+        && h.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if !ok {
+        bail!("invalid --hostname {h:?}: use 1 to 64 letters, digits, '-' or '.'");
+    }
+    Ok(h.to_string())
+}
+
+fn check_workdir(w: &str) -> Result<PathBuf> {
+    let p = PathBuf::from(w);
+    if !p.is_absolute() {
+        bail!("invalid --workdir {w:?}: it must be an absolute path inside the container");
+    }
+    Ok(p)
+}
+
+/// A new random container id: 64 hex digits from the kernel's CSPRNG.
+fn new_id() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom for a container id")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Reads a file of the rootfs without ever leaving it (symlinks resolve inside ROOTFS).
+/// `None` when the file does not exist.
+fn read_in_rootfs(rootfs: &Path, rel: &str) -> Result<Option<String>> {
+    let root = crate::rootfs::open_dir(rootfs)?;
+    match crate::rootfs::read_file_in(&root, rel) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}/{rel}", rootfs.display())),
+    }
+}
+
+/// The container's environment, docker's way: `PATH`, `HOSTNAME` and `HOME` by default, then
+/// each `-e KEY=VALUE` (a later one wins); `-e KEY` takes the host's value, or is left out when
+/// the host has none.
+pub fn build_env(
+    flags: &[String],
+    hostname: &str,
+    home: &str,
+    host_var: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<String>> {
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), DEFAULT_PATH.into()),
+        ("HOSTNAME".into(), hostname.into()),
+        ("HOME".into(), home.into()),
+    ];
+    for flag in flags {
+        let (key, value) = match flag.split_once('=') {
+            Some((k, v)) => (k, Some(v.to_string())),
+            None => (flag.as_str(), host_var(flag)),
+        };
+        if key.is_empty()
+            || key.contains('\0')
+            || value.as_deref().is_some_and(|v| v.contains('\0'))
+        {
+            bail!("invalid --env {flag:?}: use KEY=VALUE (or KEY to pass the host's value)");
+        }
+        let Some(value) = value else { continue };
+        match env.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value,
+            None => env.push((key.to_string(), value)),
+        }
+    }
+    Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(k: &str) -> Option<String> {
+        (k == "FROM_HOST").then(|| "hostval".to_string())
+    }
+
+    #[test]
+    fn env_has_docker_defaults() {
+        let env = build_env(&[], "abc", "/home/x", host).unwrap();
+        assert_eq!(
+            env,
+            vec![
+                format!("PATH={DEFAULT_PATH}"),
+                "HOSTNAME=abc".to_string(),
+                "HOME=/home/x".to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn env_flags_override_add_and_pass_through() {
+        let flags = [
+            "PATH=/bin",
+            "A=1",
+            "A=2",
+            "FROM_HOST",
+            "NOT_ON_HOST",
+            "EMPTY=",
+            "EQ=a=b",
+        ]
+        .map(String::from);
+        let env = build_env(&flags, "h", "/", host).unwrap();
+        assert_eq!(
+            env,
+            [
+                "PATH=/bin",
+                "HOSTNAME=h",
+                "HOME=/",
+                "A=2",
+                "FROM_HOST=hostval",
+                "EMPTY=",
+                "EQ=a=b"
+            ]
+        );
+    }
+
+    #[test]
+    fn env_rejects_bad_entries() {
+        for bad in ["=x", "", "A\0B=1", "A=\0"] {
+            let err = build_env(&[bad.to_string()], "h", "/", host).unwrap_err();
+            assert!(err.to_string().contains("invalid --env"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn names_follow_docker() {
+        for good in ["web", "a", "x_1.y-2", "9lives"] {
+            check_name(good).unwrap();
+        }
+        for bad in ["", "-x", "_x", ".x", "a b", "a/b", "é"] {
+            assert!(check_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn hostnames_and_workdirs_are_checked() {
+        assert_eq!(check_hostname("box-1.local").unwrap(), "box-1.local");
+        assert!(check_hostname("").is_err());
+        assert!(check_hostname("a b").is_err());
+        assert!(check_hostname(&"x".repeat(65)).is_err());
+        assert!(check_workdir("/srv").is_ok());
+        assert!(check_workdir("srv").is_err());
+    }
+
+    #[test]
+    fn ids_are_64_hex_and_differ() {
+        let a = new_id().unwrap();
+        let b = new_id().unwrap();
+        assert_eq!(a.len(), 64);
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(a, b);
+    }
+
+    fn spec_from(argv: &[&str]) -> Result<ContainerSpec> {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(argv).expect("argv parses");
+        let crate::cli::Command::Run(args) = cli.command;
+        ContainerSpec::from_run_args(&args)
+    }
+
+    fn rootfs_with_passwd() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        std::fs::write(
+            dir.path().join("etc/passwd"),
+            "app:x:1000:1000::/home/app:/bin/sh\nnobody:x:65534:65534::/nonexistent:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("etc/group"),
+            "app:x:1000:\nstaff:x:50:app\n",
+        )
+        .unwrap();
+        dir
+    }
+
+    #[test]
+    fn cli_becomes_a_spec_with_docker_defaults() {
+        let dir = rootfs_with_passwd();
+        let root = dir.path().to_str().unwrap();
+        let spec = spec_from(&["minibox", "run", root, "/main", "--port", "1"]).unwrap();
+        assert_eq!(spec.rootfs, dir.path().canonicalize().unwrap());
+        assert_eq!(spec.args, ["/main", "--port", "1"]);
+        assert_eq!(spec.hostname, spec.short_id());
+        assert_eq!(spec.display_name(), spec.short_id());
+        assert_eq!(spec.workdir, PathBuf::from("/"));
+        assert_eq!((spec.identity.uid, spec.identity.gid), (65534, 65534));
+        assert!(spec.capabilities.is_empty());
+        assert!(!spec.read_only);
+        assert!(spec.env.contains(&"HOME=/nonexistent".to_string()));
+        assert!(spec.env.contains(&format!("HOSTNAME={}", spec.hostname)));
+    }
+
+    #[test]
+    fn cli_flags_reach_the_spec() {
+        let dir = rootfs_with_passwd();
+        let root = dir.path().to_str().unwrap();
+        let spec = spec_from(&[
+            "minibox",
+            "run",
+            "--name",
+            "web",
+            "-e",
+            "A=1",
+            "--hostname",
+            "h1",
+            "-w",
+            "/srv",
+            "-u",
+            "app",
+            "--read-only",
+            root,
+            "/main",
+        ])
+        .unwrap();
+        assert_eq!(spec.display_name(), "web");
+        assert_eq!(spec.hostname, "h1");
+        assert_eq!(spec.workdir, PathBuf::from("/srv"));
+        assert_eq!(
+            (
+                spec.identity.uid,
+                spec.identity.gid,
+                spec.identity.groups.clone()
+            ),
+            (1000, 1000, vec![50])
+        );
+        assert!(spec.env.contains(&"HOME=/home/app".to_string()));
+        assert!(spec.env.contains(&"A=1".to_string()));
+        assert!(spec.read_only);
+        let root_spec = spec_from(&["minibox", "run", "-u", "0", root, "/main"]).unwrap();
+        assert_eq!(root_spec.capabilities.len(), 14);
+    }
+
+    #[test]
+    fn cli_errors_name_the_bad_value() {
+        let dir = rootfs_with_passwd();
+        let root = dir.path().to_str().unwrap();
+        let err = spec_from(&["minibox", "run", "-u", "ghost", root, "/main"]).unwrap_err();
+        assert!(err.to_string().contains("\"ghost\""), "{err}");
+        let err = spec_from(&["minibox", "run", "--name", "a b", root, "/main"]).unwrap_err();
+        assert!(err.to_string().contains("invalid container name"), "{err}");
+    }
+
+    #[test]
+    fn rootfs_must_be_a_real_directory() {
+        assert!(check_rootfs(Path::new("")).is_err());
+        assert!(check_rootfs(Path::new("/")).is_err());
+        assert!(check_rootfs(Path::new("/nonexistent-minibox")).is_err());
+        assert!(check_rootfs(Path::new("/etc/hostname")).is_err());
+        assert_eq!(
+            check_rootfs(Path::new("/etc/../etc")).unwrap(),
+            PathBuf::from("/etc")
+        );
+    }
+}

@@ -1,0 +1,266 @@
+//! Shared helpers for minibox's integration tests: a throwaway rootfs holding the static test
+//! payload, and a way to run minibox on it with a deadline.
+//!
+//! These tests need root (namespaces, mounts). CI runs as root. On a non-root machine they fail
+//! saying so, unless MINIBOX_SKIP_ROOT_TESTS=1 explicitly asks to skip them.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The minibox binary under test (`MINIBOX_BIN` overrides, e.g. inside the VM).
+pub fn minibox_bin() -> PathBuf {
+    std::env::var_os("MINIBOX_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_minibox")))
+}
+
+fn target_dir() -> PathBuf {
+    match option_env!("CARGO_TARGET_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target"),
+    }
+}
+
+/// The static test payload (`MINIBOX_PAYLOAD` overrides).
+pub fn payload_bin() -> PathBuf {
+    let path = std::env::var_os("MINIBOX_PAYLOAD")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("x86_64-unknown-linux-gnu/release/payload"));
+    assert!(
+        path.exists(),
+        "the static test payload {} is missing: build it with rootfs-examples/build.sh",
+        path.display()
+    );
+    path
+}
+
+/// The hello example's rootfs, as rootfs-examples/build.sh leaves it.
+pub fn hello_rootfs() -> PathBuf {
+    let dir = std::env::var_os("MINIBOX_HELLO_ROOTFS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("rootfs-examples/hello/rootfs")
+        });
+    assert!(
+        dir.join("main").exists(),
+        "{}/main is missing: build it with rootfs-examples/build.sh",
+        dir.display()
+    );
+    dir
+}
+
+/// True when the test may go on; fails the test when not root, unless told to skip.
+pub fn need_root() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if std::env::var("MINIBOX_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
+        eprintln!("skipped: not root and MINIBOX_SKIP_ROOT_TESTS=1");
+        return false;
+    }
+    panic!("this test needs root (namespaces and mounts): run it with sudo, as CI does");
+}
+
+pub const PASSWD: &str = "root:x:0:0:root:/root:/sbin/nologin\n\
+    mbxtester:x:1000:1000:tester:/home/mbxtester:/sbin/nologin\n\
+    nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n";
+pub const GROUP: &str = "root:x:0:\nmbxtester:x:1000:\nmbxaudio:x:29:mbxtester\n\
+    mbxvideo:x:44:other,mbxtester\nnogroup:x:65534:\n";
+
+/// A throwaway rootfs: `/payload`, `/etc/passwd`, `/etc/group`, the mount points, a marker.
+pub struct Rootfs {
+    pub dir: tempfile::TempDir,
+    pub marker: String,
+}
+
+impl Rootfs {
+    pub fn new() -> Rootfs {
+        let dir = tempfile::Builder::new()
+            .prefix("minibox-test-")
+            .tempdir()
+            .expect("tempdir");
+        let root = dir.path();
+        for d in ["etc", "proc", "dev", "sys", "tmp"] {
+            fs::create_dir(root.join(d)).expect("mkdir");
+        }
+        fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).expect("chmod");
+        fs::copy(payload_bin(), root.join("payload")).expect("copy payload");
+        fs::write(root.join("etc/passwd"), PASSWD).expect("passwd");
+        fs::write(root.join("etc/group"), GROUP).expect("group");
+        let marker = format!("rootfs-marker-{}", std::process::id());
+        fs::write(root.join(".marker"), &marker).expect("marker");
+        Rootfs { dir, marker }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn arg(&self) -> String {
+        self.path().to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Rootfs {
+    fn drop(&mut self) {
+        // Never delete through a mount that leaked to the host: that would delete host files.
+        let prefix = self.path().to_string_lossy().into_owned();
+        if host_mount_points().iter().any(|m| m.starts_with(&prefix)) {
+            panic!("a mount under {prefix} leaked to the host; not deleting it");
+        }
+    }
+}
+
+/// Mount points of the host (this test process's mount namespace).
+pub fn host_mount_points() -> Vec<String> {
+    mount_points(&fs::read_to_string("/proc/self/mountinfo").expect("mountinfo"))
+}
+
+/// Field 5 of each mountinfo line.
+pub fn mount_points(mountinfo: &str) -> Vec<String> {
+    mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(String::from)
+        .collect()
+}
+
+/// Every path below `dir` with its type, mode, size, owner and mtime: to see that a run
+/// changed nothing on disk.
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).expect("read_dir") {
+            let entry = entry.expect("entry");
+            let md = entry.path().symlink_metadata().expect("lstat");
+            let desc = format!(
+                "{:o} {} {}:{} {}.{}",
+                md.mode(),
+                md.size(),
+                md.uid(),
+                md.gid(),
+                md.mtime(),
+                md.mtime_nsec()
+            );
+            out.insert(entry.path(), desc);
+            if md.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    out
+}
+
+pub fn minibox() -> Command {
+    let mut cmd = Command::new(minibox_bin());
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `minibox ARGS` to completion (30 s at most) and returns what it did.
+pub fn run_minibox(args: &[&str]) -> Output {
+    let child = minibox()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn minibox");
+    wait_output(child, Duration::from_secs(30))
+}
+
+/// `minibox run [FLAGS] ROOTFS /payload SUBCOMMAND...`
+pub fn run_payload(rootfs: &Rootfs, flags: &[&str], payload_args: &[&str]) -> Output {
+    let root = rootfs.arg();
+    let mut args = vec!["run"];
+    args.extend_from_slice(flags);
+    args.push(&root);
+    args.push("/payload");
+    args.extend_from_slice(payload_args);
+    run_minibox(&args)
+}
+
+/// Like `run_payload`, but asserts the container exited 0 and returns its stdout.
+pub fn payload_ok(rootfs: &Rootfs, flags: &[&str], payload_args: &[&str]) -> String {
+    let out = run_payload(rootfs, flags, payload_args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "minibox run {flags:?} ... {payload_args:?}: stdout {:?} stderr {:?}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Waits for a child with a deadline; kills it (and fails the test) past the deadline.
+pub fn wait_output(mut child: Child, limit: Duration) -> Output {
+    let status = wait_deadline(&mut child, limit);
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    if let Some(mut s) = child.stdout.take() {
+        s.read_to_end(&mut out).expect("read stdout");
+    }
+    if let Some(mut s) = child.stderr.take() {
+        s.read_to_end(&mut err).expect("read stderr");
+    }
+    Output {
+        status,
+        stdout: out,
+        stderr: err,
+    }
+}
+
+pub fn wait_deadline(child: &mut Child, limit: Duration) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("minibox did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The host pid of minibox's child (the container's PID 1).
+pub fn container_pid(minibox_pid: u32) -> u32 {
+    let start = Instant::now();
+    loop {
+        let path = format!("/proc/{minibox_pid}/task/{minibox_pid}/children");
+        if let Ok(text) = fs::read_to_string(&path) {
+            if let Some(pid) = text.split_whitespace().next().and_then(|p| p.parse().ok()) {
+                return pid;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no container process appeared"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Reads one line from a child's stdout (blocking).
+pub fn read_line(reader: &mut impl std::io::BufRead) -> String {
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("read line");
+    line.trim_end().to_string()
+}
