@@ -1,0 +1,226 @@
+//! `payload`: a static test program that integration tests run *inside* a
+//! container to inspect it from the inside, in the spirit of crun's
+//! `tests/init.c`.
+//!
+//! Usage: `payload SUBCOMMAND [ARGS]`. Every subcommand prints stable,
+//! machine-parseable lines on stdout. Exit status:
+//! - 0: success (or what the subcommand documents, e.g. `exit N`);
+//! - 1: runtime error, reported as one line `error: ...` on stderr;
+//! - 2: unknown subcommand or bad arguments, with usage on stderr.
+//!
+//! The program deliberately bypasses the Rust runtime's start-up code (see
+//! [`main`]) so that what it reports is what the container runtime set up,
+//! not what `std` changed before `main`.
+
+// Outside of unit tests we provide the C `main` symbol ourselves.
+#![cfg_attr(not(test), no_main)]
+
+mod files;
+mod info;
+mod names;
+mod net;
+mod process;
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io::{self, Write};
+use std::os::raw::{c_char, c_int};
+use std::str::FromStr;
+
+/// A failed subcommand.
+#[derive(Debug)]
+pub enum Error {
+    /// Bad argument, e.g. `invalid PORT "x"`. Exit 2, with usage.
+    Usage(String),
+    /// Runtime failure, printed as `error: MESSAGE`. Exit 1.
+    Failed(String),
+}
+
+impl Error {
+    /// A runtime failure of `context` (e.g. `cat /etc/x`) caused by `err`.
+    pub fn io(context: impl fmt::Display, err: &io::Error) -> Self {
+        Error::Failed(format!("{context}: {}", names::describe(err)))
+    }
+
+    /// A runtime failure of `context` described by the current `errno`.
+    pub fn last_os(context: impl fmt::Display) -> Self {
+        Error::io(context, &io::Error::last_os_error())
+    }
+}
+
+/// Result of a subcommand.
+pub type Result<T = ()> = std::result::Result<T, Error>;
+
+/// Formats a line and writes it to stdout, as `Result<(), Error>`.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        ::std::io::Write::write_fmt(
+            &mut ::std::io::stdout().lock(),
+            format_args!("{}\n", format_args!($($arg)*)),
+        )
+        .map_err(|err| $crate::Error::io("stdout", &err))
+    };
+}
+
+/// Writes raw `bytes` (e.g. a file name) and a newline to stdout.
+pub fn out_bytes_line(bytes: &[u8]) -> Result {
+    let mut out = io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.write_all(b"\n"))
+        .map_err(|err| Error::io("stdout", &err))
+}
+
+/// Flushes stdout and exits with `code`.
+pub fn exit(code: i32) -> ! {
+    // Nothing sensible is left to do if stdout cannot be flushed any more.
+    let _ = io::stdout().flush();
+    std::process::exit(code)
+}
+
+/// Parses argument `what` (e.g. `PORT`); failure is a usage error.
+pub fn parse_arg<T: FromStr>(what: &str, arg: &OsStr) -> Result<T> {
+    arg.to_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::Usage(format!("invalid {what} {arg:?}")))
+}
+
+/// One subcommand: its name, argument names, help text and implementation.
+struct Command {
+    name: &'static str,
+    args: &'static [&'static str],
+    help: &'static str,
+    /// Called with exactly `args.len()` arguments.
+    run: fn(&[&OsStr]) -> Result,
+}
+
+impl Command {
+    /// `payload NAME ARG...`
+    fn synopsis(&self) -> String {
+        let mut line = format!("payload {}", self.name);
+        for arg in self.args {
+            line.push(' ');
+            line.push_str(arg);
+        }
+        line
+    }
+}
+
+/// Every subcommand, in the order shown by the usage text.
+#[rustfmt::skip]
+const COMMANDS: &[Command] = &[
+    Command { name: "id", args: &[], help: "uids, gids and supplementary groups", run: info::id },
+    Command { name: "status", args: &[], help: "Cap*, NoNewPrivs, Seccomp* lines of /proc/self/status", run: info::status },
+    Command { name: "env", args: &[], help: "environment, one KEY=VALUE per line", run: info::env },
+    Command { name: "cwd", args: &[], help: "current working directory", run: info::cwd },
+    Command { name: "hostname", args: &[], help: "uname nodename", run: info::hostname },
+    Command { name: "pid", args: &[], help: "pid=P ppid=Q", run: info::pid },
+    Command { name: "pids", args: &[], help: "numeric entries of /proc, sorted", run: info::pids },
+    Command { name: "fds", args: &[], help: "open file descriptors: fds=0,1,2", run: info::fds },
+    Command { name: "ifaces", args: &[], help: "network interfaces: NAME up|down", run: info::ifaces },
+    Command { name: "cat", args: &["PATH"], help: "copy a file to stdout", run: files::cat },
+    Command { name: "ls", args: &["PATH"], help: "directory entries, sorted", run: files::ls },
+    Command { name: "readlink", args: &["PATH"], help: "symbolic link target", run: files::readlink },
+    Command { name: "write", args: &["PATH", "TEXT"], help: "create/truncate PATH and write TEXT", run: files::write },
+    Command { name: "exit", args: &["N"], help: "exit with status N", run: process::exit_with },
+    Command { name: "kill-self", args: &["SIG"], help: "raise SIG with its default action; exit 99 if alive", run: process::kill_self },
+    Command { name: "sleep", args: &["SECS"], help: "sleep (fractional) seconds", run: process::sleep },
+    Command { name: "trap", args: &["N"], help: "print ready, then got NAME per signal; exit after N", run: process::trap },
+    Command { name: "memhog", args: &["MB"], help: "allocate and touch MB MiB", run: process::memhog },
+    Command { name: "cpuhog", args: &["SECS"], help: "spin for SECS, print cpu_usec=U wall_usec=W", run: process::cpuhog },
+    Command { name: "forkbomb", args: &["N"], help: "fork N children, print forked=S failed=F", run: process::forkbomb },
+    Command { name: "http", args: &["PORT"], help: "HTTP server answering \"payload PORT\"", run: net::http },
+    Command { name: "echo", args: &["PORT"], help: "TCP echo server", run: net::echo },
+    Command { name: "connect", args: &["HOST:PORT"], help: "TCP connect, 2 s timeout", run: net::connect },
+];
+
+/// Prints the full usage text on stderr.
+fn print_usage() {
+    let mut text = String::from("usage: payload SUBCOMMAND [ARGS]\n\nsubcommands:\n");
+    for command in COMMANDS {
+        text.push_str(&format!("  {:<30} {}\n", command.synopsis(), command.help));
+    }
+    eprint!("{text}");
+}
+
+/// Runs the subcommand named in `args[1]` and returns the exit status.
+fn run(args: &[OsString]) -> i32 {
+    let Some(name) = args.get(1) else {
+        print_usage();
+        return 2;
+    };
+    let Some(command) = COMMANDS.iter().find(|c| OsStr::new(c.name) == name) else {
+        eprintln!("error: unknown subcommand {:?}", name);
+        print_usage();
+        return 2;
+    };
+    let rest: Vec<&OsStr> = args[2..].iter().map(OsString::as_os_str).collect();
+    let result = if rest.len() == command.args.len() {
+        (command.run)(&rest)
+    } else {
+        Err(Error::Usage(format!(
+            "{} expects {} argument(s)",
+            command.name,
+            command.args.len()
+        )))
+    };
+    let code = match result {
+        Ok(()) => 0,
+        Err(Error::Failed(message)) => {
+            eprintln!("error: {message}");
+            1
+        }
+        Err(Error::Usage(message)) => {
+            eprintln!("error: {message}\nusage: {}", command.synopsis());
+            2
+        }
+    };
+    if let Err(err) = io::stdout().flush() {
+        eprintln!("error: stdout: {}", names::describe(&err));
+        return 1;
+    }
+    code
+}
+
+/// The C entry point, called by the C library instead of Rust's usual one.
+///
+/// Rust's start-up code (which runs before a normal `fn main`) reopens file
+/// descriptors 0-2 on `/dev/null` if they are closed (aborting if that fails)
+/// and sets SIGPIPE to "ignore". A test payload must report the process as
+/// the runtime created it, so we skip all of that. The standard library still
+/// works: on glibc, `std::env::args_os` gets argv from an `.init_array` hook.
+/// Because no Rust clean-up runs after this returns, stdout is flushed in
+/// [`run`] and [`exit`].
+#[cfg_attr(not(test), no_mangle)]
+extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    run(&args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_name_is_unique() {
+        for (i, a) in COMMANDS.iter().enumerate() {
+            assert!(
+                COMMANDS[i + 1..].iter().all(|b| b.name != a.name),
+                "{}",
+                a.name
+            );
+        }
+    }
+
+    #[test]
+    fn parse_arg_rejects_garbage() {
+        assert!(matches!(
+            parse_arg::<u16>("PORT", OsStr::new("8080")),
+            Ok(8080)
+        ));
+        assert!(matches!(
+            parse_arg::<u16>("PORT", OsStr::new("80x")),
+            Err(Error::Usage(_))
+        ));
+    }
+}

@@ -1,0 +1,166 @@
+//! Network subcommands: a tiny HTTP server, a TCP echo server and a TCP
+//! connect probe, for testing network namespaces and port forwarding.
+
+use std::ffi::OsStr;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::thread;
+use std::time::Duration;
+
+use crate::names::describe;
+use crate::{exit, outln, parse_arg, Error, Result};
+
+/// Longest a single read/write may stall on an HTTP connection.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest HTTP request head (request line + headers) accepted.
+const MAX_HEAD: usize = 8 * 1024;
+/// Timeout of `connect`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `http PORT`: answers every request with body `payload PORT`.
+pub fn http(args: &[&OsStr]) -> Result {
+    let port: u16 = parse_arg("PORT", args[0])?;
+    let listener = listen(port)?;
+    let body = format!("payload {port}");
+    serve(listener, "http", move |stream| answer_http(stream, &body))
+}
+
+/// `echo PORT`: sends back everything a client sends, until it half-closes
+/// the connection; then half-closes our side too.
+pub fn echo(args: &[&OsStr]) -> Result {
+    let port: u16 = parse_arg("PORT", args[0])?;
+    let listener = listen(port)?;
+    serve(listener, "echo", echo_back)
+}
+
+/// `connect HOST:PORT`: prints `connected`, or `failed: ERROR` and exits 1.
+pub fn connect(args: &[&OsStr]) -> Result {
+    let target = args[0]
+        .to_str()
+        .ok_or_else(|| Error::Usage(format!("invalid HOST:PORT {:?}", args[0])))?;
+    match try_connect(target) {
+        Ok(()) => outln!("connected"),
+        Err(reason) => {
+            outln!("failed: {reason}")?;
+            exit(1)
+        }
+    }
+}
+
+/// Connects to each address `target` resolves to until one succeeds.
+fn try_connect(target: &str) -> std::result::Result<(), String> {
+    let addresses = target.to_socket_addrs().map_err(|err| describe(&err))?;
+    let mut last_error = String::from("no address found");
+    for address in addresses {
+        match TcpStream::connect_timeout(&address, CONNECT_TIMEOUT) {
+            Ok(_) => return Ok(()),
+            Err(err) => last_error = describe(&err),
+        }
+    }
+    Err(last_error)
+}
+
+/// Binds 0.0.0.0:`port` and prints `listening PORT` once clients can connect.
+fn listen(port: u16) -> Result<TcpListener> {
+    // A client that resets the connection must not kill the server through
+    // SIGPIPE (which our start-up code leaves at its inherited action).
+    // SAFETY: SIG_IGN is always a valid disposition.
+    if unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) } == libc::SIG_ERR {
+        return Err(Error::last_os("signal SIGPIPE"));
+    }
+    let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+    let listener =
+        TcpListener::bind(address).map_err(|err| Error::io(format!("listen {port}"), &err))?;
+    outln!("listening {port}")?;
+    io::stdout()
+        .flush()
+        .map_err(|err| Error::io("stdout", &err))?;
+    Ok(listener)
+}
+
+/// Accepts connections forever, running `handle` on a new thread for each.
+/// Per-connection problems are reported on stderr and do not stop the server.
+fn serve<F>(listener: TcpListener, name: &'static str, handle: F) -> Result
+where
+    F: Fn(TcpStream) -> io::Result<()> + Clone + Send + 'static,
+{
+    loop {
+        let stream = match listener.accept() {
+            Ok((stream, _peer)) => stream,
+            Err(err) => {
+                // E.g. EMFILE: report, back off a little, keep serving.
+                eprintln!("payload: {name}: accept: {}", describe(&err));
+                thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let handle = handle.clone();
+        let spawned = thread::Builder::new().spawn(move || {
+            if let Err(err) = handle(stream) {
+                eprintln!("payload: {name}: {}", describe(&err));
+            }
+        });
+        if let Err(err) = spawned {
+            eprintln!("payload: {name}: cannot start thread: {}", describe(&err));
+        }
+    }
+}
+
+/// Copies the client's bytes back to it as they arrive (no buffering of the
+/// whole stream), then shuts down our sending side.
+fn echo_back(stream: TcpStream) -> io::Result<()> {
+    // `&TcpStream` implements both `Read` and `Write`.
+    let (mut reader, mut writer) = (&stream, &stream);
+    io::copy(&mut reader, &mut writer)?;
+    stream.shutdown(Shutdown::Write)
+}
+
+/// Reads one request head and answers it with `body`.
+fn answer_http(mut stream: TcpStream, body: &str) -> io::Result<()> {
+    stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
+    stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
+    if !read_head(&mut stream)? {
+        // The client went away (or sent an oversized head): nothing to answer.
+        return Ok(());
+    }
+    let response = format!(
+        "HTTP/1.1 200 OK\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\n\
+         Connection: close\r\n\
+         \r\n\
+         {body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes())?;
+    // Close gracefully: half-close, then discard whatever the client still
+    // sends (e.g. a request body) so the kernel does not reset the
+    // connection and destroy the response before the client read it.
+    stream.shutdown(Shutdown::Write)?;
+    stream.set_read_timeout(Some(Duration::from_secs(1)))?;
+    // Errors here (e.g. the timeout) no longer matter: the answer is out.
+    let _ = io::copy(&mut stream, &mut io::sink());
+    Ok(())
+}
+
+/// Reads until the blank line ending a request head. Returns `false` if the
+/// client closes first or the head exceeds `MAX_HEAD` bytes.
+fn read_head(stream: &mut TcpStream) -> io::Result<bool> {
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while head.len() <= MAX_HEAD {
+        let n = match stream.read(&mut chunk) {
+            Ok(0) => return Ok(false),
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        // Only the new bytes, plus the 3 before them, can end the head.
+        let from = head.len().saturating_sub(3);
+        head.extend_from_slice(&chunk[..n]);
+        if head[from..].windows(4).any(|w| w == b"\r\n\r\n") {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
