@@ -56,6 +56,22 @@ pub struct RunArgs {
     #[arg(long = "read-only")]
     pub read_only: bool,
 
+    /// Memory limit, docker's syntax (e.g. 64m, 1g); swap is not allowed on top.
+    #[arg(short = 'm', long, value_name = "BYTES")]
+    pub memory: Option<String>,
+
+    /// Number of CPUs the container may use (e.g. 0.5).
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<String>,
+
+    /// Maximum number of processes and threads in the container.
+    #[arg(long = "pids-limit", value_name = "N")]
+    pub pids_limit: Option<String>,
+
+    /// Parent cgroup for the container's group, below the cgroup v2 root.
+    #[arg(long = "cgroup-parent", value_name = "PATH", default_value = "minibox")]
+    pub cgroup_parent: String,
+
     /// Directory holding the container's files; becomes its /.
     #[arg(value_name = "ROOTFS")]
     pub rootfs: PathBuf,

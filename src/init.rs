@@ -32,6 +32,8 @@ fn set_up_and_exec(spec: &ContainerSpec, chan: &ChildEnd) -> Result<Infallible> 
     die_with_parent()?;
     // Wait until minibox has put us in our cgroup: from then on every page and cycle counts.
     chan.wait_for_go()?;
+    // Our cgroup becomes the root of our cgroup view: the host's groups are out of sight.
+    namespaces::enter_cgroup_namespace()?;
     // Nothing we mount from here on propagates back to the host.
     rootfs::make_mounts_private()?;
     // ROOTFS becomes a mount point of its own: pivot_root needs one.

@@ -5,6 +5,7 @@
 //! sets the container up step by step and becomes CMD. Kernel objects have their own modules.
 
 mod caps;
+mod cgroup;
 mod channel;
 mod cli;
 mod init;

@@ -1,8 +1,9 @@
 //! Namespaces: what the container sees of the machine.
 //!
-//! The container's first process is born in new mount, PID, UTS, IPC, network and cgroup
-//! namespaces by one `clone(2)`. `clone` rather than `unshare`: a new PID namespace applies
-//! only to children, and this way the container's first process is its PID 1.
+//! The container's first process is born in new mount, PID, UTS, IPC and network namespaces by
+//! one `clone(2)`. `clone` rather than `unshare`: a new PID namespace applies only to children,
+//! and this way the container's first process is its PID 1. The cgroup namespace comes later,
+//! from the child itself, once it is in its own cgroup.
 
 use anyhow::{Context, Result};
 use nix::sched::CloneFlags;
@@ -15,7 +16,12 @@ pub fn container_namespaces() -> CloneFlags {
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWNET
-        | CloneFlags::CLONE_NEWCGROUP
+}
+
+/// A new cgroup namespace makes the group we are in now the root of what we see of cgroups:
+/// the container cannot see or name the host's groups.
+pub fn enter_cgroup_namespace() -> Result<()> {
+    nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).context("unshare(CLONE_NEWCGROUP)")
 }
 
 /// Size of the stack the child starts on; it only needs to run init's setup before `execve`.

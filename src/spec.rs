@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::caps::{self, CapsHashSet};
+use crate::cgroup::{self, Limits};
 use crate::cli::RunArgs;
 use crate::user::{self, Identity};
 
@@ -41,6 +42,10 @@ pub struct ContainerSpec {
     pub capabilities: CapsHashSet,
     /// Mount the rootfs read-only inside the container.
     pub read_only: bool,
+    /// What the kernel enforces on the container's cgroup.
+    pub limits: Limits,
+    /// Where the container's cgroup goes, below the cgroup root.
+    pub cgroup_parent: PathBuf,
 }
 
 impl ContainerSpec {
@@ -80,6 +85,7 @@ impl ContainerSpec {
             );
         }
 
+        let limits = parse_limits(args)?;
         let env = build_env(&args.env, &hostname, &identity.home, |k| {
             std::env::var(k).ok()
         })?;
@@ -95,8 +101,31 @@ impl ContainerSpec {
             identity,
             capabilities,
             read_only: args.read_only,
+            limits,
+            cgroup_parent: PathBuf::from(&args.cgroup_parent),
         })
     }
+}
+
+fn parse_limits(args: &RunArgs) -> Result<Limits> {
+    let host_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Ok(Limits {
+        memory: args
+            .memory
+            .as_deref()
+            .map(cgroup::parse_memory)
+            .transpose()?,
+        cpu_quota: args
+            .cpus
+            .as_deref()
+            .map(|c| cgroup::parse_cpus(c, host_cpus))
+            .transpose()?,
+        pids: args
+            .pids_limit
+            .as_deref()
+            .map(cgroup::parse_pids)
+            .transpose()?,
+    })
 }
 
 /// ROOTFS must be an existing directory other than the host's `/`; we keep its canonical path.
@@ -372,6 +401,29 @@ mod tests {
         assert!(spec.env.contains(&"HOME=/home/app".to_string()));
         assert!(spec.env.contains(&"A=1".to_string()));
         assert!(spec.read_only);
+        assert!(spec.limits.is_empty());
+        let limited = spec_from(&[
+            "minibox",
+            "run",
+            "--memory",
+            "64m",
+            "--cpus",
+            "0.5",
+            "--pids-limit",
+            "20",
+            root,
+            "/main",
+        ])
+        .unwrap();
+        assert_eq!(
+            limited.limits,
+            Limits {
+                memory: Some(64 << 20),
+                cpu_quota: Some(50_000),
+                pids: Some(20)
+            }
+        );
+        assert_eq!(limited.cgroup_parent, PathBuf::from("minibox"));
         let root_spec = spec_from(&["minibox", "run", "-u", "0", root, "/main"]).unwrap();
         assert_eq!(root_spec.capabilities.len(), 14);
     }

@@ -240,21 +240,39 @@ pub fn wait_deadline(child: &mut Child, limit: Duration) -> ExitStatus {
     }
 }
 
-/// The host pid of minibox's child (the container's PID 1).
+/// The host pid of minibox's child (the container's PID 1), once it has exec'd CMD (its
+/// program name is no longer minibox's): by then it is in its namespaces and cgroup.
 pub fn container_pid(minibox_pid: u32) -> u32 {
     let start = Instant::now();
+    let comm = |pid: u32| fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    // Not minibox's own comm: just after spawn it may still be the test thread's name.
+    let bin = minibox_bin();
+    let own: String = bin
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .chars()
+        .take(15)
+        .collect();
     loop {
         let path = format!("/proc/{minibox_pid}/task/{minibox_pid}/children");
         if let Ok(text) = fs::read_to_string(&path) {
-            if let Some(pid) = text.split_whitespace().next().and_then(|p| p.parse().ok()) {
-                return pid;
+            if let Some(pid) = text
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u32>().ok())
+            {
+                let name = comm(pid);
+                if !name.is_empty() && name.trim_end() != own {
+                    return pid;
+                }
             }
         }
         assert!(
-            start.elapsed() < Duration::from_secs(10),
+            start.elapsed() < Duration::from_secs(20),
             "no container process appeared"
         );
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 

@@ -1,0 +1,372 @@
+//! The cgroup v2 driver: one directory per container in the unified hierarchy.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::unistd::Pid;
+
+use super::{ContainerCgroup, Limits, Placement, Usage, CPU_PERIOD_US};
+
+/// The controllers a container's group needs.
+const NEEDED: [&str; 3] = ["memory", "cpu", "pids"];
+
+/// The unified hierarchy, at its mount point.
+pub struct Hierarchy {
+    root: PathBuf,
+}
+
+pub enum Found {
+    Usable(Hierarchy),
+    /// No cgroup2 mount, or one without the controllers we need (a v1/v2 hybrid host).
+    Missing {
+        looked_at: String,
+        missing: Vec<&'static str>,
+    },
+}
+
+impl Hierarchy {
+    /// Finds the cgroup2 mount in our mount table and checks it offers our controllers.
+    pub fn find() -> Result<Found> {
+        let mountinfo =
+            fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+        let Some(root) = cgroup2_mount_point(&mountinfo) else {
+            return Ok(Found::Missing {
+                looked_at: "/proc/self/mountinfo, which has no cgroup2 mount".into(),
+                missing: NEEDED.to_vec(),
+            });
+        };
+        let hierarchy = Hierarchy::at(root);
+        let missing = hierarchy.missing_controllers()?;
+        if missing.is_empty() {
+            Ok(Found::Usable(hierarchy))
+        } else {
+            let looked_at = hierarchy
+                .root
+                .join("cgroup.controllers")
+                .display()
+                .to_string();
+            Ok(Found::Missing { looked_at, missing })
+        }
+    }
+
+    pub fn at(root: impl Into<PathBuf>) -> Hierarchy {
+        Hierarchy { root: root.into() }
+    }
+
+    fn missing_controllers(&self) -> Result<Vec<&'static str>> {
+        let path = self.root.join("cgroup.controllers");
+        let have =
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let have: Vec<&str> = have.split_whitespace().collect();
+        Ok(NEEDED.into_iter().filter(|c| !have.contains(c)).collect())
+    }
+
+    /// Makes `<root>/<parent>/<id>` with the controllers enabled down to it and the limits
+    /// written. Nothing is left behind if any step fails (beyond parent groups, which are shared).
+    pub fn create(&self, place: &Placement, limits: &Limits) -> Result<Group> {
+        let parent = self.prepare_parent(&place.parent)?;
+        let path = parent.join(&place.id);
+        fs::create_dir(&path).with_context(|| format!("creating cgroup {}", path.display()))?;
+        let group = Group { path };
+        if let Err(e) = group.write_limits(limits) {
+            let _ = fs::remove_dir(&group.path);
+            return Err(e);
+        }
+        Ok(group)
+    }
+
+    /// Creates the parent groups that are missing and enables our controllers for the children
+    /// of each, from the root down.
+    fn prepare_parent(&self, parent: &Path) -> Result<PathBuf> {
+        let mut dir = self.root.clone();
+        enable_controllers(&dir)?;
+        for part in parent.components() {
+            match part {
+                Component::Normal(name) => dir.push(name),
+                Component::RootDir | Component::CurDir => continue,
+                _ => bail!(
+                    "invalid --cgroup-parent {}: use a path below the cgroup root, without '..'",
+                    parent.display()
+                ),
+            }
+            match fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("creating cgroup {}", dir.display()))
+                }
+            }
+            enable_controllers(&dir)?;
+        }
+        Ok(dir)
+    }
+}
+
+/// Field 5 (mount point) of the first mountinfo line whose type is cgroup2.
+fn cgroup2_mount_point(mountinfo: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        let (fields, after) = line.split_once(" - ")?;
+        (after.split(' ').next() == Some("cgroup2"))
+            .then(|| fields.split(' ').nth(4).map(PathBuf::from))?
+    })
+}
+
+/// Lets the children of `dir` use our controllers (`+memory +cpu +pids` in its
+/// cgroup.subtree_control), unless they already can.
+fn enable_controllers(dir: &Path) -> Result<()> {
+    let file = dir.join("cgroup.subtree_control");
+    let enabled =
+        fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let enabled: Vec<&str> = enabled.split_whitespace().collect();
+    let wanted: Vec<String> = NEEDED
+        .iter()
+        .filter(|c| !enabled.contains(c))
+        .map(|c| format!("+{c}"))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    match fs::write(&file, wanted.join(" ")) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => bail!(
+            "cannot enable {} in {}: that group has processes of its own, and cgroup v2 lets a \
+             group with processes hand no controllers to its children (the 'no internal \
+             processes' rule). Choose a --cgroup-parent whose group has no processes",
+            wanted.join(" "),
+            file.display()
+        ),
+        Err(e) => {
+            Err(e).with_context(|| format!("writing {:?} to {}", wanted.join(" "), file.display()))
+        }
+    }
+}
+
+/// One container's group.
+pub struct Group {
+    path: PathBuf,
+}
+
+impl Group {
+    fn write(&self, file: &str, value: &str) -> Result<()> {
+        let path = self.path.join(file);
+        fs::write(&path, value).with_context(|| format!("writing {value:?} to {}", path.display()))
+    }
+
+    fn read(&self, file: &str) -> Option<String> {
+        fs::read_to_string(self.path.join(file)).ok()
+    }
+
+    fn read_u64(&self, file: &str) -> Option<u64> {
+        self.read(file)?.trim().parse().ok()
+    }
+
+    /// A `key value` line of a flat-keyed file such as memory.events or cpu.stat.
+    fn read_key(&self, file: &str, key: &str) -> Option<u64> {
+        self.read(file)?
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
+    fn write_limits(&self, limits: &Limits) -> Result<()> {
+        if let Some(bytes) = limits.memory {
+            self.write("memory.max", &bytes.to_string())?;
+            // No swap: the limit is real memory (the file is absent without swap accounting).
+            if self.path.join("memory.swap.max").exists() {
+                self.write("memory.swap.max", "0")?;
+            }
+        }
+        if let Some(quota) = limits.cpu_quota {
+            self.write("cpu.max", &format!("{quota} {CPU_PERIOD_US}"))?;
+        }
+        if let Some(pids) = limits.pids {
+            self.write("pids.max", &pids.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn is_populated(&self) -> bool {
+        self.read_key("cgroup.events", "populated")
+            .is_some_and(|n| n != 0)
+    }
+
+    fn kill_all(&self) -> Result<()> {
+        if self.path.join("cgroup.kill").exists() {
+            return self.write("cgroup.kill", "1");
+        }
+        // Before Linux 5.14: kill each process we can see.
+        for pid in self
+            .read("cgroup.procs")
+            .unwrap_or_default()
+            .split_whitespace()
+        {
+            if let Ok(pid) = pid.parse() {
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ContainerCgroup for Group {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn add(&self, pid: Pid) -> Result<()> {
+        self.write("cgroup.procs", &pid.to_string())
+    }
+
+    fn usage(&self) -> Usage {
+        Usage {
+            memory_current: self.read_u64("memory.current"),
+            memory_peak: self.read_u64("memory.peak"),
+            cpu_usec: self.read_key("cpu.stat", "usage_usec"),
+            oom_kills: self.read_key("memory.events", "oom_kill").unwrap_or(0),
+        }
+    }
+
+    fn destroy(&self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        if self.is_populated() {
+            self.kill_all()?;
+        }
+        loop {
+            match fs::remove_dir(&self.path) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                // Dying processes still count for a moment.
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                    self.kill_all()?;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("removing cgroup {}", self.path.display()))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake hierarchy in a tempdir, shaped like cgroupfs's files.
+    fn fake_root(controllers: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("cgroup.controllers"), controllers).unwrap();
+        fs::write(dir.path().join("cgroup.subtree_control"), "").unwrap();
+        dir
+    }
+
+    fn place(parent: &str) -> Placement {
+        Placement {
+            parent: parent.into(),
+            id: "abc".into(),
+        }
+    }
+
+    #[test]
+    fn finds_the_cgroup2_mount() {
+        let hybrid = "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n\
+                      41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            cgroup2_mount_point(hybrid),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        let pure =
+            "30 23 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(
+            cgroup2_mount_point(pure),
+            Some(PathBuf::from("/sys/fs/cgroup"))
+        );
+        assert_eq!(
+            cgroup2_mount_point("27 1 254:0 / / rw - ext4 /dev/vda rw\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn writes_limits_and_enables_controllers_down_the_parents() {
+        let root = fake_root("cpuset cpu io memory pids");
+        let h = Hierarchy::at(root.path());
+        assert!(h.missing_controllers().unwrap().is_empty());
+        // Pretend the kernel made the parent's control file (cgroupfs makes it on mkdir).
+        fs::create_dir(root.path().join("minibox")).unwrap();
+        fs::write(root.path().join("minibox/cgroup.subtree_control"), "memory").unwrap();
+        let limits = Limits {
+            memory: Some(64 << 20),
+            cpu_quota: Some(50_000),
+            pids: Some(20),
+        };
+        let g = h.create(&place("/minibox"), &limits).unwrap();
+        let read = |f: &str| fs::read_to_string(g.path().join(f)).unwrap();
+        assert_eq!(read("memory.max"), "67108864");
+        assert_eq!(read("cpu.max"), "50000 100000");
+        assert_eq!(read("pids.max"), "20");
+        let root_ctl = fs::read_to_string(root.path().join("cgroup.subtree_control")).unwrap();
+        assert_eq!(root_ctl, "+memory +cpu +pids");
+        let parent_ctl =
+            fs::read_to_string(root.path().join("minibox/cgroup.subtree_control")).unwrap();
+        assert_eq!(parent_ctl, "+cpu +pids", "memory was already enabled there");
+    }
+
+    #[test]
+    fn no_limits_writes_no_limit_files() {
+        let root = fake_root("cpu memory pids");
+        fs::create_dir(root.path().join("p")).unwrap();
+        fs::write(
+            root.path().join("p/cgroup.subtree_control"),
+            "cpu memory pids",
+        )
+        .unwrap();
+        let g = Hierarchy::at(root.path())
+            .create(&place("p"), &Limits::default())
+            .unwrap();
+        assert_eq!(fs::read_dir(g.path()).unwrap().count(), 0);
+        g.destroy().unwrap();
+        assert!(!g.path().exists());
+    }
+
+    #[test]
+    fn reports_missing_controllers_and_bad_parents() {
+        let root = fake_root("cpuset io");
+        let h = Hierarchy::at(root.path());
+        assert_eq!(h.missing_controllers().unwrap(), ["memory", "cpu", "pids"]);
+        let e = h
+            .create(&place("../escape"), &Limits::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("invalid --cgroup-parent"), "{e}");
+    }
+
+    #[test]
+    fn reads_usage_from_the_kernels_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = Group {
+            path: dir.path().to_path_buf(),
+        };
+        fs::write(dir.path().join("memory.current"), "4096\n").unwrap();
+        fs::write(dir.path().join("memory.peak"), "8192\n").unwrap();
+        fs::write(
+            dir.path().join("cpu.stat"),
+            "usage_usec 1500\nuser_usec 1000\n",
+        )
+        .unwrap();
+        fs::write(
+            dir.path().join("memory.events"),
+            "low 0\nhigh 0\nmax 3\noom 2\noom_kill 1\n",
+        )
+        .unwrap();
+        let u = g.usage();
+        assert_eq!(u.memory_current, Some(4096));
+        assert_eq!(u.memory_peak, Some(8192));
+        assert_eq!(u.cpu_usec, Some(1500));
+        assert_eq!(u.oom_kills, 1, "oom_kill counts, not oom");
+    }
+}

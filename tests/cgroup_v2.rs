@@ -1,0 +1,384 @@
+//! cgroup v2 limits, checked against the kernel. They need root and a pure cgroup v2 host; on a
+//! hybrid host (like our CI machine) tests/vm/cgroup-tests.sh runs them in a VM. Every test is
+//! named `v2_*`, so tests/run-all.sh can leave them out of the native run on such a host.
+//! Run them one at a time (`--test-threads=1`): several check that no group is left anywhere.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// True when the test may go on; fails the test on a host without cgroup v2 controllers.
+fn need_v2() -> bool {
+    if !need_root() {
+        return false;
+    }
+    let controllers =
+        fs::read_to_string(format!("{CGROUP_ROOT}/cgroup.controllers")).unwrap_or_default();
+    for c in ["memory", "cpu", "pids"] {
+        assert!(
+            controllers.split_whitespace().any(|x| x == c),
+            "this host has no cgroup v2 '{c}' controller at {CGROUP_ROOT}: run these tests in the \
+             VM with tests/vm/cgroup-tests.sh (tests/run-all.sh does)"
+        );
+    }
+    true
+}
+
+/// The container groups under `parent` right now.
+fn groups_under(parent: &str) -> Vec<String> {
+    match fs::read_dir(format!("{CGROUP_ROOT}/{parent}")) {
+        Ok(dir) => dir
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => vec![],
+    }
+}
+
+/// The host path of the cgroup a process is in.
+fn cgroup_of(pid: u32) -> PathBuf {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let rel = text.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+    let cmdline = fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(
+        rel.len() > 1,
+        "pid {pid} ({cmdline:?}) is in no group of its own: {text}"
+    );
+    PathBuf::from(format!("{CGROUP_ROOT}{rel}"))
+}
+
+fn spawn_payload(r: &Rootfs, flags: &[&str], payload_args: &[&str]) -> Child {
+    minibox()
+        .arg("run")
+        .args(flags)
+        .arg(r.arg())
+        .arg("/payload")
+        .args(payload_args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn read(path: PathBuf) -> String {
+    fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn v2_limits_are_in_the_groups_files_while_it_runs_and_the_group_goes_after() {
+    if !need_v2() {
+        return;
+    }
+    let r = Rootfs::new();
+    let child = spawn_payload(
+        &r,
+        &["--memory", "48m", "--cpus", "0.5", "--pids-limit", "30"],
+        &["sleep", "2"],
+    );
+    let pid = container_pid(child.id());
+    let group = cgroup_of(pid);
+    assert_eq!(
+        group.parent().unwrap(),
+        PathBuf::from(format!("{CGROUP_ROOT}/minibox"))
+    );
+    assert_eq!(group.file_name().unwrap().len(), 64, "{}", group.display());
+    assert_eq!(read(group.join("memory.max")), (48u64 << 20).to_string());
+    assert_eq!(read(group.join("memory.swap.max")), "0");
+    assert_eq!(read(group.join("cpu.max")), "50000 100000");
+    assert_eq!(read(group.join("pids.max")), "30");
+    assert_eq!(read(group.join("cgroup.procs")), pid.to_string());
+    let out = wait_output(child, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!group.exists(), "{} left behind", group.display());
+}
+
+#[test]
+fn v2_no_flag_still_gets_a_group_without_limits() {
+    if !need_v2() {
+        return;
+    }
+    let r = Rootfs::new();
+    let child = spawn_payload(&r, &[], &["sleep", "1"]);
+    let group = cgroup_of(container_pid(child.id()));
+    assert_eq!(read(group.join("memory.max")), "max");
+    assert_eq!(read(group.join("cpu.max")), "max 100000");
+    assert_eq!(read(group.join("pids.max")), "max");
+    assert_eq!(
+        wait_output(child, Duration::from_secs(60)).status.code(),
+        Some(0)
+    );
+    assert!(!group.exists());
+}
+
+#[test]
+fn v2_the_container_sees_its_own_group_as_root() {
+    if !need_v2() {
+        return;
+    }
+    let r = Rootfs::new();
+    assert_eq!(
+        payload_ok(&r, &["--memory", "32m"], &["cat", "/proc/self/cgroup"]).trim(),
+        "0::/"
+    );
+}
+
+#[test]
+fn v2_memhog_past_the_limit_is_oom_killed_and_said_so() {
+    if !need_v2() {
+        return;
+    }
+    let r = Rootfs::new();
+    let out = run_payload(&r, &["--memory", "32m", "--name", "hog"], &["memhog", "64"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(137), "{err}");
+    assert!(
+        err.contains("minibox: container hog was killed: out of memory (limit 32 MiB, peak "),
+        "{err}"
+    );
+    assert!(!stdout(&out).contains("allocated 64 MiB"));
+    assert!(
+        groups_under("minibox").is_empty(),
+        "{:?}",
+        groups_under("minibox")
+    );
+}
+
+#[test]
+fn v2_memhog_under_the_limit_succeeds() {
+    if !need_v2() {
+        return;
+    }
+    let r = Rootfs::new();
+    let out = payload_ok(&r, &["--memory", "32m"], &["memhog", "16"]);
+    assert!(out.contains("allocated 16 MiB"), "{out}");
+}
+
+#[test]
+fn v2_cpuhog_gets_about_its_share() {
+    if !need_v2() {
+        return;
+    }
+    let r = Rootfs::new();
+    let out = payload_ok(&r, &["--cpus", "0.25"], &["cpuhog", "2"]);
+    let field = |k: &str| -> f64 {
+        out.split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let share = field("cpu_usec=") / field("wall_usec=");
+    assert!(
+        (0.15..=0.35).contains(&share),
+        "got {share:.3} of a CPU, asked 0.25: {out}"
+    );
+}
+
+#[test]
+fn v2_forkbomb_is_contained_by_the_pids_limit() {
+    if !need_v2() {
+        return;
+    }
+    let r = Rootfs::new();
+    let out = payload_ok(&r, &["--pids-limit", "20"], &["forkbomb", "100"]);
+    let forked: u32 = out
+        .trim()
+        .strip_prefix("forked=")
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(forked < 20, "{out}");
+    assert!(out.contains(&format!("failed={}", 100 - forked)), "{out}");
+}
+
+#[test]
+fn v2_every_kind_of_end_removes_the_group() {
+    if !need_v2() {
+        return;
+    }
+    let r = Rootfs::new();
+    // Normal exit, failing exit, CMD not found, killed from outside, minibox SIGTERM'd.
+    assert_eq!(
+        run_payload(&r, &["-m", "16m"], &["exit", "3"])
+            .status
+            .code(),
+        Some(3)
+    );
+    assert_eq!(
+        run_minibox(&["run", "-m", "16m", &r.arg(), "/nope"])
+            .status
+            .code(),
+        Some(127)
+    );
+    let child = spawn_payload(&r, &["-m", "16m"], &["sleep", "30"]);
+    let pid = container_pid(child.id());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+    assert_eq!(
+        wait_output(child, Duration::from_secs(30)).status.code(),
+        Some(137)
+    );
+    let mut child = spawn_payload(&r, &["-m", "16m"], &["trap", "1"]);
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    assert_eq!(read_line(&mut out), "ready");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(
+        wait_deadline(&mut child, Duration::from_secs(30)).code(),
+        Some(0)
+    );
+    assert!(
+        groups_under("minibox").is_empty(),
+        "{:?}",
+        groups_under("minibox")
+    );
+}
+
+#[test]
+fn v2_twenty_containers_at_once_get_their_own_groups() {
+    if !need_v2() {
+        return;
+    }
+    let r = Rootfs::new();
+    let children: Vec<Child> = (0..20)
+        .map(|_| {
+            spawn_payload(
+                &r,
+                &["--memory", "16m", "--pids-limit", "10"],
+                &["sleep", "3"],
+            )
+        })
+        .collect();
+    let mut groups: Vec<PathBuf> = children
+        .iter()
+        .map(|c| cgroup_of(container_pid(c.id())))
+        .collect();
+    groups.sort();
+    groups.dedup();
+    assert_eq!(groups.len(), 20);
+    for child in children {
+        let out = wait_output(child, Duration::from_secs(120));
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    assert!(groups.iter().all(|g| !g.exists()));
+    assert!(
+        groups_under("minibox").is_empty(),
+        "{:?}",
+        groups_under("minibox")
+    );
+}
+
+#[test]
+fn v2_cgroup_parent_is_honoured() {
+    if !need_v2() {
+        return;
+    }
+    let r = Rootfs::new();
+    let child = spawn_payload(
+        &r,
+        &["--cgroup-parent", "/mbxtest/sub", "--pids-limit", "5"],
+        &["sleep", "1"],
+    );
+    let group = cgroup_of(container_pid(child.id()));
+    assert_eq!(
+        group.parent().unwrap(),
+        PathBuf::from(format!("{CGROUP_ROOT}/mbxtest/sub"))
+    );
+    assert_eq!(read(group.join("pids.max")), "5");
+    assert_eq!(
+        wait_output(child, Duration::from_secs(60)).status.code(),
+        Some(0)
+    );
+    assert!(groups_under("mbxtest/sub").is_empty());
+    fs::remove_dir(format!("{CGROUP_ROOT}/mbxtest/sub")).unwrap();
+    fs::remove_dir(format!("{CGROUP_ROOT}/mbxtest")).unwrap();
+}
+
+#[test]
+fn v2_a_parent_with_processes_of_its_own_is_explained() {
+    if !need_v2() {
+        return;
+    }
+    let r = Rootfs::new();
+    let busy = PathBuf::from(format!("{CGROUP_ROOT}/mbxbusy"));
+    fs::create_dir(&busy).unwrap();
+    let mut sleeper = std::process::Command::new(payload_bin())
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    fs::write(busy.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
+    let out = run_payload(
+        &r,
+        &["--cgroup-parent", "mbxbusy", "--memory", "16m"],
+        &["exit", "0"],
+    );
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("no internal processes") && err.contains("mbxbusy"),
+        "{err}"
+    );
+    assert!(groups_under("mbxbusy").is_empty());
+    fs::remove_dir(&busy).unwrap();
+}
+
+#[test]
+fn v2_bad_limits_are_refused_and_create_nothing() {
+    if !need_v2() {
+        return;
+    }
+    let r = Rootfs::new();
+    for (flag, value, needle) in [
+        ("--memory", "0", "invalid --memory"),
+        ("--memory", "-1", "invalid --memory"),
+        ("--memory", "12x", "invalid --memory"),
+        ("--memory", "1k", "too small"),
+        ("--cpus", "0", "invalid --cpus"),
+        ("--cpus", "abc", "invalid --cpus"),
+        ("--cpus", "1000", "more than this host's"),
+        ("--pids-limit", "0", "invalid --pids-limit"),
+    ] {
+        let before = groups_under("minibox");
+        let out = run_minibox(&[
+            "run",
+            &format!("{flag}={value}"),
+            &r.arg(),
+            "/payload",
+            "exit",
+            "0",
+        ]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(125), "{flag} {value}: {err}");
+        assert!(
+            err.contains(needle) && err.lines().count() == 1,
+            "{flag} {value}: {err}"
+        );
+        assert_eq!(
+            groups_under("minibox"),
+            before,
+            "{flag} {value} created a group"
+        );
+    }
+}
