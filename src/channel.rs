@@ -107,7 +107,30 @@ impl ChildEnd {
     /// Tells the parent why the container could not start, and the status minibox should exit
     /// with. Best effort: if the parent is gone there is no one left to tell.
     pub fn report_failure(&self, code: i32, message: &str) {
-        let line = format!("{code} {}\n", message.replace('\n', " "));
-        let _ = (&self.report).write_all(line.as_bytes());
+        report_failure(&self.report, code, message);
     }
+}
+
+/// Sends `STATUS MESSAGE` down a report pipe (best effort: the reader may be gone).
+pub fn report_failure(to: &File, code: i32, message: &str) {
+    let line = format!("{code} {}\n", message.replace('\n', " "));
+    let _ = (&*to).write_all(line.as_bytes());
+}
+
+/// Reads a report pipe to its end: nothing means success, else the failure and its status.
+pub fn read_report(from: &File) -> Result<()> {
+    let mut text = String::new();
+    (&*from)
+        .read_to_string(&mut text)
+        .context("reading the container's start report")?;
+    if text.is_empty() {
+        return Ok(());
+    }
+    let text = text.trim_end();
+    let (code, message) = text.split_once(' ').unwrap_or(("", text));
+    let code = code.parse().unwrap_or(RUNTIME_FAILED);
+    bail!(StatusError {
+        code,
+        message: message.to_string()
+    })
 }

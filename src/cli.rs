@@ -12,19 +12,87 @@ use clap::{Args, Parser, Subcommand};
              rootfs, running as nobody."
 )]
 pub struct Cli {
+    /// Where container state lives.
+    #[arg(long, global = true, value_name = "DIR", env = "MINIBOX_ROOT", default_value = crate::state::DEFAULT_ROOT)]
+    pub root: PathBuf,
+
     #[command(subcommand)]
     pub command: Command,
 }
 
+// Parsed once per process: the size of the `Run` variant costs nothing worth boxing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run CMD from ROOTFS in a new container, in the foreground.
+    /// Run CMD from ROOTFS in a new container.
     Run(RunArgs),
+    /// List containers, with their limits and usage.
+    Ps {
+        /// Show all containers, exited ones too.
+        #[arg(short, long)]
+        all: bool,
+        /// Only print container ids.
+        #[arg(short, long)]
+        quiet: bool,
+        /// `table` (default) or `json` (one object per line).
+        #[arg(long, value_name = "FORMAT", default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+    },
+    /// Stop containers: SIGTERM, then SIGKILL after a grace period.
+    Stop {
+        /// Seconds to wait before SIGKILL.
+        #[arg(
+            short = 't',
+            long = "time",
+            value_name = "SECONDS",
+            default_value_t = 10
+        )]
+        time: u64,
+        #[arg(value_name = "CONTAINER", required = true)]
+        containers: Vec<String>,
+    },
+    /// Send a signal to containers (default SIGKILL).
+    Kill {
+        /// Signal name (KILL, SIGTERM, ...) or number.
+        #[arg(short, long, value_name = "SIGNAL", default_value = "KILL")]
+        signal: String,
+        #[arg(value_name = "CONTAINER", required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove exited containers and everything they left.
+    Rm {
+        /// Kill running containers first.
+        #[arg(short, long)]
+        force: bool,
+        #[arg(value_name = "CONTAINER", required = true)]
+        containers: Vec<String>,
+    },
+    /// List a container's published ports.
+    Port {
+        #[arg(value_name = "CONTAINER")]
+        container: String,
+    },
+    /// Show what a detached container wrote to stdout and stderr.
+    Logs {
+        /// Keep following the output until the container exits.
+        #[arg(short, long)]
+        follow: bool,
+        #[arg(value_name = "CONTAINER")]
+        container: String,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Name the container (shown in messages).
+    /// Run in the background: print the container's id and return.
+    #[arg(short, long)]
+    pub detach: bool,
+
+    /// Remove the container's record when it exits.
+    #[arg(long)]
+    pub rm: bool,
+
+    /// Name the container (unique; default: a generated name).
     #[arg(long)]
     pub name: Option<String>,
 
@@ -55,6 +123,14 @@ pub struct RunArgs {
     /// Mount the container's root filesystem read-only.
     #[arg(long = "read-only")]
     pub read_only: bool,
+
+    /// Network: private (own namespace, lo only), none (no network), host (the host's).
+    #[arg(long, value_name = "MODE", default_value = "private")]
+    pub network: String,
+
+    /// Publish a container port on the host: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp].
+    #[arg(short = 'p', long = "publish", value_name = "PORTS")]
+    pub publish: Vec<String>,
 
     /// Memory limit, docker's syntax (e.g. 64m, 1g); swap is not allowed on top.
     #[arg(short = 'm', long, value_name = "BYTES")]

@@ -7,6 +7,7 @@
 
 use std::convert::Infallible;
 use std::ffi::CString;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -16,24 +17,31 @@ use nix::sys::stat::{umask, Mode};
 use nix::unistd::execve;
 
 use crate::channel::ChildEnd;
+use crate::net::Network;
 use crate::spec::ContainerSpec;
 use crate::status::{self, StatusError};
 use crate::{caps, namespaces, net, rootfs, signals, user};
 
 /// Runs in the child after `clone`: becomes CMD, or reports why not and exits.
-pub fn container_main(spec: &ContainerSpec, chan: &ChildEnd) -> isize {
-    let Err(err) = set_up_and_exec(spec, chan);
+pub fn container_main(spec: &ContainerSpec, chan: &ChildEnd, output: Option<&OwnedFd>) -> isize {
+    let Err(err) = set_up_and_exec(spec, chan, output);
     chan.report_failure(status::code_of(&err), &format!("{err:#}"));
     1
 }
 
-fn set_up_and_exec(spec: &ContainerSpec, chan: &ChildEnd) -> Result<Infallible> {
+fn set_up_and_exec(
+    spec: &ContainerSpec,
+    chan: &ChildEnd,
+    output: Option<&OwnedFd>,
+) -> Result<Infallible> {
     // If minibox dies, even by SIGKILL, the kernel kills the container with it.
     die_with_parent()?;
     // Wait until minibox has put us in our cgroup: from then on every page and cycle counts.
     chan.wait_for_go()?;
     // Our cgroup becomes the root of our cgroup view: the host's groups are out of sight.
     namespaces::enter_cgroup_namespace()?;
+    // Detached: stdout and stderr go to minibox's log, not to a terminal that may be gone.
+    send_output_to(output)?;
     // Nothing we mount from here on propagates back to the host.
     rootfs::make_mounts_private()?;
     // ROOTFS becomes a mount point of its own: pivot_root needs one.
@@ -56,8 +64,8 @@ fn set_up_and_exec(spec: &ContainerSpec, chan: &ChildEnd) -> Result<Infallible> 
     make_root_readonly_if_asked(spec.read_only)?;
     // Our own hostname, in our own UTS namespace (needs CAP_SYS_ADMIN: before the drop).
     namespaces::set_hostname(&spec.hostname)?;
-    // The new network namespace has only lo, and it starts down.
-    net::bring_up_loopback()?;
+    // The new network namespace has only lo, and it starts down (--network none keeps it so).
+    bring_up_loopback_if_private(spec.network)?;
     // The ceiling for this process and all it execs; needs CAP_SETPCAP, so before setuid.
     caps::limit_bounding_set(&spec.capabilities)?;
     // Become the container's user: groups, gid, then uid — the point of no return.
@@ -85,11 +93,26 @@ fn die_with_parent() -> Result<()> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).context("prctl(PR_SET_PDEATHSIG)")
 }
 
+fn send_output_to(output: Option<&OwnedFd>) -> Result<()> {
+    if let Some(fd) = output {
+        nix::unistd::dup2_stdout(fd).context("dup2 of the log pipe onto stdout")?;
+        nix::unistd::dup2_stderr(fd).context("dup2 of the log pipe onto stderr")?;
+    }
+    Ok(())
+}
+
 fn make_root_readonly_if_asked(read_only: bool) -> Result<()> {
     if read_only {
         rootfs::make_root_readonly()?;
     }
     Ok(())
+}
+
+fn bring_up_loopback_if_private(network: Network) -> Result<()> {
+    match network {
+        Network::Private => net::bring_up_loopback(),
+        Network::None | Network::Host => Ok(()),
+    }
 }
 
 fn set_no_new_privs() -> Result<()> {

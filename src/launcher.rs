@@ -1,33 +1,189 @@
-//! The parent side of a container: its cgroup, its first process, its signals, its end.
+//! The parent side of a container: its record, its cgroup, its first process, its signals and
+//! output, its end. The process doing this is the container's *supervisor*: minibox itself for
+//! a foreground run, a detached copy of it (its own session, output to the log) for `run -d`.
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
 
 use anyhow::{Context, Result};
+use nix::fcntl::OFlag;
 use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::unistd::{pipe2, ForkResult, Pid};
 
 use crate::cgroup::{self, human_bytes, ContainerCgroup, Placement};
 use crate::channel::{self, ParentEnd};
 use crate::init;
 use crate::namespaces;
+use crate::net::PublishedPorts;
 use crate::signals::{self, Forwarder};
 use crate::spec::ContainerSpec;
+use crate::state::{now_ms, CgroupRecord, ContainerState, ProcessRef, Status, Store};
 use crate::status;
+use crate::supervisor::{self, LogFile, Relay};
 
-/// Runs the container in the foreground; returns the status minibox should exit with.
-pub fn run(spec: &ContainerSpec) -> Result<i32> {
+/// How `minibox run` was asked to run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// `-d`: in the background; print the id and return once CMD runs.
+    pub detach: bool,
+    /// `--rm`: forget the container once it has exited.
+    pub remove: bool,
+}
+
+/// `minibox run`; returns the status minibox exits with.
+pub fn run(spec: &ContainerSpec, store: &Store, opts: RunOptions) -> Result<i32> {
+    let state = store.create(spec, opts.detach)?;
+    // Messages name the container as `ps` does, generated name included.
+    let spec = &ContainerSpec {
+        name: Some(state.name.clone()),
+        ..spec.clone()
+    };
+    if opts.detach {
+        return run_detached(spec, store, &state, opts.remove);
+    }
+    let result = supervise(spec, store, &state, None, &mut StartSignal(None));
+    forget_if(store, &state, result.is_err() || opts.remove);
+    result
+}
+
+/// A container that never started leaves nothing behind; one that ran keeps its record (for
+/// `ps -a`, `logs`) unless `--rm` asked otherwise.
+fn forget_if(store: &Store, state: &ContainerState, forget: bool) {
+    if forget {
+        if let Err(e) = store.remove(&state.id) {
+            eprintln!("minibox: {e:#}");
+        }
+    }
+}
+
+/// Starts a supervisor in its own session, waits until CMD runs (or fails to), prints the id.
+fn run_detached(
+    spec: &ContainerSpec,
+    store: &Store,
+    state: &ContainerState,
+    remove: bool,
+) -> Result<i32> {
+    let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC).context("creating the start pipe")?;
+    // SAFETY: minibox is single-threaded here, so the child's copy of memory holds no lock
+    // that another thread was holding; the child goes on with ordinary code and exits.
+    match unsafe { nix::unistd::fork() }.context("fork() of the container's supervisor")? {
+        ForkResult::Parent { child } => {
+            drop(ready_w);
+            let started = channel::read_report(&File::from(ready_r));
+            if started.is_err() {
+                let _ = nix::sys::wait::waitpid(child, None);
+            }
+            started?;
+            println!("{}", state.id);
+            Ok(0)
+        }
+        ForkResult::Child => {
+            drop(ready_r);
+            let mut start = StartSignal(Some(File::from(ready_w)));
+            let code = match become_supervisor(spec, store, state, &mut start) {
+                Ok(_) => {
+                    forget_if(store, state, remove);
+                    0
+                }
+                Err(e) => {
+                    eprintln!("minibox: {e:#}");
+                    start.failed(&e);
+                    forget_if(store, state, true);
+                    status::RUNTIME_FAILED
+                }
+            };
+            std::process::exit(code);
+        }
+    }
+}
+
+/// In the detached supervisor: leave the terminal's session, send our output and the
+/// container's to the log, then supervise.
+fn become_supervisor(
+    spec: &ContainerSpec,
+    store: &Store,
+    state: &ContainerState,
+    start: &mut StartSignal,
+) -> Result<i32> {
+    nix::unistd::setsid().context("setsid")?;
+    let null = File::open("/dev/null").context("opening /dev/null")?;
+    nix::unistd::dup2_stdin(&null).context("stdin from /dev/null")?;
+    let log = LogFile::open(&store.dir(&state.id))?;
+    nix::unistd::dup2_stdout(log.handle()?).context("stdout to the log")?;
+    nix::unistd::dup2_stderr(log.handle()?).context("stderr to the log")?;
+    let me = ProcessRef::of(std::process::id() as i32)?;
+    store.update(&state.id, |s| s.supervisor = Some(me))?;
+    let (pipe, writer) =
+        pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).context("creating the output pipe")?;
+    let output = Output {
+        relay: Relay {
+            pipe: pipe.into(),
+            log,
+        },
+        writer,
+    };
+    supervise(spec, store, state, Some(output), start)
+}
+
+/// Tells whoever waits for the start (`run -d`) how it went: closing the pipe says CMD runs,
+/// a report line says why it could not start.
+struct StartSignal(Option<File>);
+
+impl StartSignal {
+    fn started(&mut self) {
+        self.0 = None;
+    }
+
+    fn failed(&mut self, err: &anyhow::Error) {
+        if let Some(pipe) = self.0.take() {
+            channel::report_failure(&pipe, status::code_of(err), &format!("{err:#}"));
+        }
+    }
+}
+
+/// A detached container's output: the pipe its stdout and stderr write to, and where it goes.
+struct Output {
+    relay: Relay,
+    writer: OwnedFd,
+}
+
+/// Makes the cgroup, runs the container to its end, records how it ended, removes the cgroup.
+/// `Err` means the container never started.
+fn supervise(
+    spec: &ContainerSpec,
+    store: &Store,
+    state: &ContainerState,
+    output: Option<Output>,
+    start: &mut StartSignal,
+) -> Result<i32> {
+    // Host ports first: one already taken stops us before anything else is made.
+    let ports = PublishedPorts::bind(&spec.ports)?;
+    let mappings = ports.mappings();
+    if !mappings.is_empty() {
+        store.update(&state.id, |s| s.ports = mappings)?;
+    }
     // The limits exist before any code of the container runs.
     let place = Placement {
         parent: spec.cgroup_parent.clone(),
         id: spec.id.clone(),
     };
     let cgroup = cgroup::create(&place, &spec.limits)?;
-    let ended = start_and_wait(spec, cgroup.as_deref());
+    if let Some(cg) = &cgroup {
+        let record = CgroupRecord {
+            driver: "cgroup v2".into(),
+            paths: vec![cg.path().to_path_buf()],
+        };
+        store.update(&state.id, |s| s.cgroup = Some(record))?;
+    }
+    let ended = start_and_watch(spec, store, cgroup.as_deref(), ports, output, start);
     // Whatever happened, the group goes; what it measured is read first.
-    let usage = cgroup.as_ref().map(|cg| cg.usage());
+    let usage = cgroup.as_ref().map(|cg| cg.usage()).unwrap_or_default();
     if let Some(cg) = &cgroup {
         cg.destroy()?;
     }
     let code = ended?;
-    if let Some(usage) = usage.filter(|u| u.oom_kills > 0) {
+    let oom_killed = usage.oom_kills > 0;
+    if oom_killed {
         let limit = spec.limits.memory.map_or("none".into(), human_bytes);
         let peak = usage.memory_peak.map_or("unknown".into(), human_bytes);
         let what = if code == 128 + Signal::SIGKILL as i32 {
@@ -43,26 +199,58 @@ pub fn run(spec: &ContainerSpec) -> Result<i32> {
             spec.display_name()
         );
     }
+    // `rm -f` may have removed the record already: then there is nothing left to update.
+    let _ = store.update(&state.id, |s| {
+        s.status = Status::Exited;
+        s.exit_code = Some(code);
+        s.oom_killed = oom_killed;
+        s.finished_ms = Some(now_ms());
+    });
     Ok(code)
 }
 
 /// Clones the container's first process into its namespaces and cgroup, lets it set itself up,
-/// then passes signals on until it ends.
-fn start_and_wait(spec: &ContainerSpec, cgroup: Option<&dyn ContainerCgroup>) -> Result<i32> {
+/// records it as running, then passes signals on (and relays output) until it ends.
+fn start_and_watch(
+    spec: &ContainerSpec,
+    store: &Store,
+    cgroup: Option<&dyn ContainerCgroup>,
+    ports: PublishedPorts,
+    output: Option<Output>,
+    start: &mut StartSignal,
+) -> Result<i32> {
     // Held from now on, so that no signal meant for the container is lost before it exists.
     let forwarder = Forwarder::block()?;
     let (parent, child) = channel::pair()?;
-    let pid = namespaces::clone_into_new_namespaces(namespaces::container_namespaces(), || {
+    let writer = output.as_ref().map(|o| &o.writer);
+    let namespaces = namespaces::container_namespaces(spec.network);
+    let pid = namespaces::clone_into_new_namespaces(namespaces, || {
         parent.close_in_child();
-        init::container_main(spec, &child)
+        init::container_main(spec, &child, writer)
     })?;
     drop(child);
+    // Only the container may hold the write end, so the relay sees EOF when it is gone.
+    let relay = output.map(|o| o.relay);
     if let Err(e) = admit(pid, cgroup, &parent) {
         let _ = kill(pid, Signal::SIGKILL);
         signals::reap(pid);
         return Err(e);
     }
-    let ended = forwarder.forward_until_exit(pid)?;
+    // The forwarders need the container's network namespace, which exists now.
+    if !spec.ports.is_empty() {
+        let netns = File::open(format!("/proc/{pid}/ns/net"))
+            .context("opening the container's network namespace")?;
+        ports.serve(netns)?;
+    }
+    let process = ProcessRef::of(pid.as_raw()).ok();
+    store.update(&spec.id, |s| {
+        s.status = Status::Running;
+        s.pid = process;
+        s.started_ms = Some(now_ms());
+    })?;
+    // CMD runs: whoever waits for the start (`run -d`) may go.
+    start.started();
+    let ended = supervisor::watch(pid, &forwarder, relay)?;
     Ok(status::from_wait(ended).unwrap_or(status::RUNTIME_FAILED))
 }
 

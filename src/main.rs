@@ -10,12 +10,16 @@ mod channel;
 mod cli;
 mod init;
 mod launcher;
+mod lifecycle;
+mod names;
 mod namespaces;
 mod net;
 mod rootfs;
 mod signals;
 mod spec;
+mod state;
 mod status;
+mod supervisor;
 mod user;
 
 use anyhow::{bail, Result};
@@ -33,24 +37,60 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => std::process::exit(usage_error(e)),
     };
-    let code = match dispatch(cli.command) {
+    // docker's convention: `run` fails with 125, the other commands with 1.
+    let failure = match cli.command {
+        Command::Run(_) => status::RUNTIME_FAILED,
+        _ => 1,
+    };
+    let code = match dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("minibox: {err:#}");
-            status::code_of(&err)
+            err.downcast_ref::<status::StatusError>()
+                .map_or(failure, |e| e.code)
         }
     };
     std::process::exit(code);
 }
 
-fn dispatch(command: Command) -> Result<i32> {
-    match command {
+fn dispatch(cli: Cli) -> Result<i32> {
+    require_root()?;
+    let store = state::Store::open(&cli.root)?;
+    match cli.command {
         Command::Run(args) => {
-            require_root()?;
             let spec = spec::ContainerSpec::from_run_args(&args)?;
-            launcher::run(&spec)
+            let opts = launcher::RunOptions {
+                detach: args.detach,
+                remove: args.rm,
+            };
+            launcher::run(&spec, &store, opts)
         }
+        Command::Ps { all, quiet, format } => lifecycle::ps(&store, all, quiet, format == "json"),
+        Command::Stop { time, containers } => lifecycle::stop(&store, time, &containers),
+        Command::Kill { signal, containers } => {
+            lifecycle::kill(&store, parse_signal(&signal)?, &containers)
+        }
+        Command::Rm { force, containers } => lifecycle::rm(&store, force, &containers),
+        Command::Logs { follow, container } => lifecycle::logs(&store, follow, &container),
+        Command::Port { container } => lifecycle::port(&store, &container),
     }
+}
+
+/// `KILL`, `SIGKILL`, `kill` or `9`.
+fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal> {
+    use std::str::FromStr;
+    let bad =
+        || anyhow::anyhow!("invalid signal {text:?}: use a name such as TERM or KILL, or a number");
+    if let Ok(n) = text.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n).map_err(|_| bad());
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    nix::sys::signal::Signal::from_str(&name).map_err(|_| bad())
 }
 
 /// Help and version go to stdout with status 0; a usage error is one line and status 125, as

@@ -9,13 +9,19 @@ use anyhow::{Context, Result};
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
-/// The namespaces every container gets.
-pub fn container_namespaces() -> CloneFlags {
-    CloneFlags::CLONE_NEWNS
+use crate::net::Network;
+
+/// The namespaces a container gets: all of them, but the network one with `--network host`.
+pub fn container_namespaces(network: Network) -> CloneFlags {
+    let all = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWNET;
+    match network {
+        Network::Host => all - CloneFlags::CLONE_NEWNET,
+        Network::Private | Network::None => all,
+    }
 }
 
 /// A new cgroup namespace makes the group we are in now the root of what we see of cgroups:

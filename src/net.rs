@@ -1,8 +1,114 @@
 //! Network: the container has its own network namespace, holding only a loopback interface.
+//! Published ports (`-p`) are served by the supervisor: it listens on the host and, for each
+//! connection, connects to `127.0.0.1:PORT` from *inside* the container's network namespace (a
+//! socket stays in the namespace it was created in) and relays the bytes both ways. No bridge,
+//! no veth, no iptables: the host sees nothing of the container's network but those ports.
 
-use anyhow::{Context, Result};
-use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use nix::sched::CloneFlags;
+use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+use serde::{Deserialize, Serialize};
+
+/// `--network`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// A new namespace with `lo` up, and nothing else.
+    #[default]
+    Private,
+    /// A new namespace with `lo` down: no network at all.
+    None,
+    /// The host's own network namespace.
+    Host,
+}
+
+impl Network {
+    pub fn parse(text: &str) -> Result<Network> {
+        match text {
+            "private" | "default" | "bridge" => Ok(Network::Private),
+            "none" => Ok(Network::None),
+            "host" => Ok(Network::Host),
+            _ => bail!("invalid --network {text:?}: use private, none or host"),
+        }
+    }
+}
+
+/// One `-p [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp]`; host port 0 lets the kernel choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortMapping {
+    pub host_ip: IpAddr,
+    pub host_port: u16,
+    pub container_port: u16,
+}
+
+impl PortMapping {
+    pub fn parse(text: &str) -> Result<PortMapping> {
+        let bad = |why: &str| {
+            anyhow::anyhow!(
+                "invalid --publish {text:?}: {why}; use [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp]"
+            )
+        };
+        let spec = match text.rsplit_once('/') {
+            Some((s, "tcp")) => s,
+            Some((_, proto)) => {
+                return Err(bad(&format!(
+                    "protocol {proto:?} is not supported, only tcp"
+                )))
+            }
+            None => text,
+        };
+        // An IPv6 host address comes in brackets: [::1]:8080:80.
+        let (host_ip, rest) = if let Some(v6) = spec.strip_prefix('[') {
+            let (ip, rest) = v6.split_once("]:").ok_or_else(|| bad("unclosed '['"))?;
+            (
+                ip.parse::<IpAddr>().map_err(|_| bad("bad host address"))?,
+                rest,
+            )
+        } else {
+            match spec.split(':').collect::<Vec<_>>().as_slice() {
+                [_, _] => (IpAddr::V4(Ipv4Addr::UNSPECIFIED), spec),
+                [ip, ..] => (
+                    ip.parse::<IpAddr>().map_err(|_| bad("bad host address"))?,
+                    &spec[ip.len() + 1..],
+                ),
+                _ => return Err(bad("missing CONTAINER_PORT")),
+            }
+        };
+        let (host, container) = rest
+            .split_once(':')
+            .ok_or_else(|| bad("missing CONTAINER_PORT"))?;
+        let host_port = if host.is_empty() {
+            0
+        } else {
+            host.parse::<u16>().map_err(|_| bad("bad host port"))?
+        };
+        let container_port = container
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| bad("bad container port"))?;
+        Ok(PortMapping {
+            host_ip,
+            host_port,
+            container_port,
+        })
+    }
+
+    /// docker's way of showing it: `0.0.0.0:8080->80/tcp`.
+    pub fn display(&self) -> String {
+        let ip = match self.host_ip {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        };
+        format!("{ip}:{}->{}/tcp", self.host_port, self.container_port)
+    }
+}
 
 /// Brings `lo` up in the container's (new, empty) network namespace, so the program can talk to
 /// itself on 127.0.0.1 — nothing else is reachable.
@@ -31,4 +137,190 @@ pub fn bring_up_loopback() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The host side of the published ports, bound before the container starts (a port in use is
+/// an error then, with nothing started) and held until it ends.
+pub struct PublishedPorts {
+    listeners: Vec<(PortMapping, TcpListener)>,
+}
+
+impl PublishedPorts {
+    pub fn bind(ports: &[PortMapping]) -> Result<PublishedPorts> {
+        let mut listeners = vec![];
+        for &asked in ports {
+            let addr = SocketAddr::new(asked.host_ip, asked.host_port);
+            let listener = TcpListener::bind(addr).with_context(|| match asked.host_port {
+                0 => format!(
+                    "cannot listen on {} for -p {}",
+                    asked.host_ip,
+                    asked.display()
+                ),
+                _ => format!(
+                    "cannot publish {}: host port {} is not free (another program listens on it?)",
+                    asked.display(),
+                    addr
+                ),
+            })?;
+            let host_port = listener.local_addr().context("local_addr")?.port();
+            listeners.push((PortMapping { host_port, ..asked }, listener));
+        }
+        Ok(PublishedPorts { listeners })
+    }
+
+    /// The mappings as bound (kernel-chosen host ports filled in).
+    pub fn mappings(&self) -> Vec<PortMapping> {
+        self.listeners.iter().map(|(m, _)| *m).collect()
+    }
+
+    /// Starts serving: one thread accepts on each port, one more relays each direction of each
+    /// connection. `netns` is the container's network namespace (`/proc/PID/ns/net`).
+    pub fn serve(self, netns: File) -> Result<()> {
+        let netns = Arc::new(netns);
+        for (mapping, listener) in self.listeners {
+            let netns = Arc::clone(&netns);
+            std::thread::Builder::new()
+                .name(format!("publish-{}", mapping.host_port))
+                .stack_size(64 << 10)
+                .spawn(move || accept_loop(listener, mapping.container_port, netns))
+                .context("starting a port forwarder thread")?;
+        }
+        Ok(())
+    }
+}
+
+fn accept_loop(listener: TcpListener, container_port: u16, netns: Arc<File>) {
+    loop {
+        let client = match listener.accept() {
+            Ok((client, _)) => client,
+            // Out of fds or memory for a moment: keep serving the others.
+            Err(_) => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                continue;
+            }
+        };
+        let netns = Arc::clone(&netns);
+        let spawned = std::thread::Builder::new()
+            .stack_size(64 << 10)
+            .spawn(move || forward(client, container_port, &netns));
+        // Could not start a thread: the client's connection is simply closed (dropped).
+        drop(spawned);
+    }
+}
+
+/// One connection: reach the container's port from inside its namespace, then relay.
+fn forward(client: TcpStream, container_port: u16, netns: &File) {
+    // setns moves only this thread; the socket made here belongs to the container's namespace.
+    if nix::sched::setns(netns, CloneFlags::CLONE_NEWNET).is_err() {
+        return;
+    }
+    let upstream = match TcpStream::connect((Ipv4Addr::LOCALHOST, container_port)) {
+        Ok(s) => s,
+        // Nothing listens there (yet): close the client's connection, keep serving.
+        Err(_) => return,
+    };
+    let _ = client.set_nodelay(true);
+    let _ = upstream.set_nodelay(true);
+    let (Ok(client2), Ok(upstream2)) = (client.try_clone(), upstream.try_clone()) else {
+        return;
+    };
+    let back = std::thread::Builder::new()
+        .stack_size(64 << 10)
+        .spawn(move || pipe(upstream2, client2));
+    pipe(client, upstream);
+    if let Ok(back) = back {
+        let _ = back.join();
+    }
+}
+
+/// Copies `from` into `to` until `from` says end of file, then passes the half-close on.
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+    let _ = from.shutdown(Shutdown::Read);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_follows_dockers_syntax() {
+        let p = PortMapping::parse("8080:80").unwrap();
+        assert_eq!(
+            (
+                p.host_ip.to_string().as_str(),
+                p.host_port,
+                p.container_port
+            ),
+            ("0.0.0.0", 8080, 80)
+        );
+        let p = PortMapping::parse("127.0.0.1:9000:8080/tcp").unwrap();
+        assert_eq!(
+            (
+                p.host_ip.to_string().as_str(),
+                p.host_port,
+                p.container_port
+            ),
+            ("127.0.0.1", 9000, 8080)
+        );
+        let p = PortMapping::parse("127.0.0.1::8080").unwrap();
+        assert_eq!((p.host_port, p.container_port), (0, 8080));
+        let p = PortMapping::parse("[::1]:8443:443").unwrap();
+        assert_eq!((p.host_ip.to_string().as_str(), p.host_port), ("::1", 8443));
+        assert_eq!(
+            PortMapping::parse("1.2.3.4:80:8080").unwrap().display(),
+            "1.2.3.4:80->8080/tcp"
+        );
+    }
+
+    #[test]
+    fn publish_rejects_nonsense() {
+        for bad in [
+            "8080",
+            "a:80",
+            "80:b",
+            "80:0",
+            "80:70000",
+            "300.1.1.1:80:80",
+            "80:80/udp",
+            "[::1:80:80",
+            "",
+        ] {
+            let e = PortMapping::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("invalid --publish"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn network_modes() {
+        assert_eq!(Network::parse("private").unwrap(), Network::Private);
+        assert_eq!(Network::parse("none").unwrap(), Network::None);
+        assert_eq!(Network::parse("host").unwrap(), Network::Host);
+        assert!(Network::parse("wifi").is_err());
+    }
+
+    #[test]
+    fn a_port_in_use_is_refused_before_anything_starts() {
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let asked = PortMapping::parse(&format!("127.0.0.1:{port}:80")).unwrap();
+        let e = PublishedPorts::bind(&[asked]).err().unwrap().to_string();
+        assert!(e.contains("is not free"), "{e}");
+        let any = PortMapping::parse("127.0.0.1::80").unwrap();
+        let bound = PublishedPorts::bind(&[any]).unwrap().mappings();
+        assert_ne!(bound[0].host_port, 0);
+    }
 }

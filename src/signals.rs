@@ -1,14 +1,13 @@
 //! Signals: what the user sends minibox reaches the container.
 //!
 //! The parent blocks the forwarded signals (and SIGCHLD) before the container exists, so none
-//! is lost, then waits for them synchronously: no handler, no thread. The child puts every
+//! is lost, then reads them from a signalfd (see `supervisor`): no handler, no thread. The child puts every
 //! disposition and the mask back to default before `execve`, since ignored signals and the
 //! mask survive exec (Rust itself ignores SIGPIPE).
 
 use anyhow::{Context, Result};
-use nix::errno::Errno;
-use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 /// What minibox passes on to the container.
@@ -38,27 +37,9 @@ impl Forwarder {
         Ok(Forwarder { set })
     }
 
-    /// Passes signals on to `child` until it ends; returns how it ended.
-    pub fn forward_until_exit(&self, child: Pid) -> Result<WaitStatus> {
-        loop {
-            // SIGCHLD may have been merged with others: always look before waiting.
-            match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) => {}
-                Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
-                    return Ok(status)
-                }
-                Ok(_) => continue,
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(e).context("waiting for the container"),
-            }
-            let sig = self.set.wait().context("waiting for signals")?;
-            if sig != Signal::SIGCHLD {
-                match kill(child, sig) {
-                    Ok(()) | Err(Errno::ESRCH) => {}
-                    Err(e) => return Err(e).with_context(|| format!("forwarding {sig}")),
-                }
-            }
-        }
+    /// The signals held (forwarded ones and SIGCHLD), for a signalfd.
+    pub fn set(&self) -> &SigSet {
+        &self.set
     }
 }
 

@@ -13,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use crate::caps::{self, CapsHashSet};
 use crate::cgroup::{self, Limits};
 use crate::cli::RunArgs;
+use crate::net::{Network, PortMapping};
 use crate::user::{self, Identity};
 
 /// Docker's default `PATH` for a container.
@@ -46,6 +47,9 @@ pub struct ContainerSpec {
     pub limits: Limits,
     /// Where the container's cgroup goes, below the cgroup root.
     pub cgroup_parent: PathBuf,
+    pub network: Network,
+    /// `-p`: host ports relayed to the container's.
+    pub ports: Vec<PortMapping>,
 }
 
 impl ContainerSpec {
@@ -86,6 +90,15 @@ impl ContainerSpec {
         }
 
         let limits = parse_limits(args)?;
+        let network = Network::parse(&args.network)?;
+        let ports = args
+            .publish
+            .iter()
+            .map(|p| PortMapping::parse(p))
+            .collect::<Result<Vec<_>>>()?;
+        if network == Network::Host && !ports.is_empty() {
+            bail!("-p cannot be used with --network host: the container already uses the host's ports");
+        }
         let env = build_env(&args.env, &hostname, &identity.home, |k| {
             std::env::var(k).ok()
         })?;
@@ -103,6 +116,8 @@ impl ContainerSpec {
             read_only: args.read_only,
             limits,
             cgroup_parent: PathBuf::from(&args.cgroup_parent),
+            network,
+            ports,
         })
     }
 }
@@ -328,7 +343,9 @@ mod tests {
     fn spec_from(argv: &[&str]) -> Result<ContainerSpec> {
         use clap::Parser;
         let cli = crate::cli::Cli::try_parse_from(argv).expect("argv parses");
-        let crate::cli::Command::Run(args) = cli.command;
+        let crate::cli::Command::Run(args) = cli.command else {
+            panic!("not a run command: {argv:?}");
+        };
         ContainerSpec::from_run_args(&args)
     }
 

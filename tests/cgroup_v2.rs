@@ -382,3 +382,64 @@ fn v2_bad_limits_are_refused_and_create_nothing() {
         );
     }
 }
+
+#[test]
+fn v2_ps_reports_the_groups_memory_and_cpu() {
+    if !need_v2() {
+        return;
+    }
+    let r = Rootfs::new();
+    let detach = |flags: &[&str], payload: &[&str]| -> String {
+        let out = minibox()
+            .args(["run", "-d"])
+            .args(flags)
+            .arg(r.arg())
+            .arg("/payload")
+            .args(payload)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out).trim().to_string()
+    };
+    let hog = detach(&["--memory", "64m"], &["memhold", "40", "30"]);
+    let spinner = detach(&["--cpus", "0.5"], &["cpuhog", "30"]);
+    // Wait until the 40 MiB are touched.
+    let start = std::time::Instant::now();
+    while !stdout(&minibox().args(["logs", &hog]).output().unwrap()).contains("allocated 40 MiB") {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "memhold never finished allocating"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ps = stdout(&minibox().args(["ps", "--format", "json"]).output().unwrap());
+    let rows: Vec<serde_json::Value> = ps
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let row = |id: &str| rows.iter().find(|r| r["ID"] == id).unwrap().clone();
+    let mem = row(&hog)["MemUsage"].as_u64().unwrap() as f64 / (1 << 20) as f64;
+    assert!(
+        (39.0..=48.0).contains(&mem),
+        "ps says {mem:.1} MiB for a 40 MiB hog: {ps}"
+    );
+    assert_eq!(row(&hog)["MemLimit"], 64u64 << 20);
+    let cpu = row(&spinner)["CPUPerc"].as_f64().unwrap();
+    assert!(
+        (25.0..=75.0).contains(&cpu),
+        "ps says {cpu:.1}% for a hog held to 0.5 CPU: {ps}"
+    );
+    let table = stdout(&minibox().arg("ps").output().unwrap());
+    let hog_line = table.lines().find(|l| l.starts_with(&hog[..12])).unwrap();
+    assert!(hog_line.contains("MiB / 64MiB"), "{table}");
+    let out = minibox()
+        .args(["rm", "-f", &hog, &spinner])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        groups_under("minibox").is_empty(),
+        "{:?}",
+        groups_under("minibox")
+    );
+}

@@ -2,9 +2,11 @@
 //!
 //! Every container gets a group of its own; the limits asked for are written into it before the
 //! container's first process joins, so they hold from CMD's first instruction. The group is
-//! removed when the container ends. `Limits` is plain data; a driver (`v2` for the unified
-//! hierarchy, a v1 driver can sit beside it) makes it real.
+//! removed when the container ends. `Limits` is plain data; a driver makes it real: `v2` for
+//! the unified hierarchy, `v1` for legacy and hybrid hosts, whose controllers are mounted as
+//! v1 hierarchies. `create` picks the driver.
 
+mod v1;
 mod v2;
 
 use std::path::{Path, PathBuf};
@@ -19,7 +21,7 @@ pub const CPU_PERIOD_US: u64 = 100_000;
 pub const MIN_MEMORY: u64 = 4 << 20;
 
 /// What the user asked the kernel to enforce; `None` is "no limit".
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// Bytes of memory (swap not included: swap is forbidden).
     pub memory: Option<u64>,
@@ -47,8 +49,19 @@ pub struct Usage {
 
 /// One container's group, whatever the driver.
 pub trait ContainerCgroup {
-    /// Where it lives, for messages and `ps`.
+    /// Where it lives, for messages and `ps` (for v1, the memory hierarchy's group).
     fn path(&self) -> &Path;
+    /// Which driver made it, `"cgroup v2"` or `"cgroup v1"`: `ps` and explanations say so.
+    // Not called yet: the launcher will record and show it.
+    #[allow(dead_code)]
+    fn driver(&self) -> &'static str;
+    /// Every directory of it: one for v2, one per hierarchy for v1 (for the state record, from
+    /// which `reopen` finds the group again).
+    // Not called yet: the launcher will record it.
+    #[allow(dead_code)]
+    fn paths(&self) -> Vec<PathBuf> {
+        vec![self.path().to_path_buf()]
+    }
     /// Moves a process in; its future children are counted too.
     fn add(&self, pid: Pid) -> Result<()>;
     /// Current accounting.
@@ -60,24 +73,122 @@ pub trait ContainerCgroup {
 /// Where to make the container's group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
-    /// `--cgroup-parent`, relative to the cgroup2 root; default `minibox`.
+    /// `--cgroup-parent`, default `minibox`: relative to the cgroup2 root for v2, and to the
+    /// group minibox itself runs in, in each hierarchy, for v1. Never with `..`.
     pub parent: PathBuf,
     pub id: String,
 }
 
-/// Creates the container's group with its limits. `Ok(None)` when this host has no usable
-/// cgroup hierarchy and no limit was asked for: the container then runs without accounting.
+/// Creates the container's group(s) with its limits, through the driver `choose` picks.
+/// `Ok(None)` when this host has no usable cgroup hierarchy and no limit was asked for: the
+/// container then runs without accounting.
 pub fn create(place: &Placement, limits: &Limits) -> Result<Option<Box<dyn ContainerCgroup>>> {
-    match v2::Hierarchy::find()? {
-        v2::Found::Usable(h) => Ok(Some(Box::new(h.create(place, limits)?))),
-        v2::Found::Missing { looked_at, missing } if !limits.is_empty() => bail!(
-            "cannot limit the container: cgroup v2 lacks the controller(s) {} (looked at {}); \
-             this host keeps them in cgroup v1. Run without --memory/--cpus/--pids-limit, or \
-             boot with systemd.unified_cgroup_hierarchy=1",
-            missing.join(", "),
+    let v2 = v2::Hierarchy::find()?;
+    // Only read when v2 will not do: a pure v2 host behaves exactly as before v1 existed.
+    let v1 = match v2 {
+        v2::Found::Usable(_) => None,
+        v2::Found::Missing { .. } => Some(v1::Hierarchies::find()?),
+    };
+    Ok(match choose(v2, v1, limits)? {
+        Driver::V2(h) => Some(Box::new(h.create(place, limits)?)),
+        Driver::V1(h) => Some(Box::new(h.create(place, limits)?)),
+        Driver::None => None,
+    })
+}
+
+/// The driver a container gets.
+enum Driver {
+    V2(v2::Hierarchy),
+    V1(v1::Hierarchies),
+    /// No accounting at all (and no limit asked for).
+    None,
+}
+
+/// Picks the driver, the same for all of a container's controllers:
+///
+/// - cgroup v2 when the unified hierarchy offers memory, cpu and pids (a pure v2 host);
+/// - else cgroup v1 when any of memory, cpu, cpuacct, pids is mounted as a v1 hierarchy (legacy
+///   and hybrid hosts), even with no limit asked for, so that `ps` has usage to show. Mixed
+///   hosts, where the unified hierarchy offers a controller the v1 mounts lack, still get v1
+///   only: one container's groups are never split between v1 and v2, which place groups by
+///   different rules (v2 from the root, enabling controllers down the tree; v1 inside
+///   minibox's own group), and on a hybrid host the unified tree is systemd's to manage. A flag
+///   whose controller v1 lacks is then an error naming it and where minibox looked;
+/// - else (v1 has none of them either) the v2 verdict: an error naming what cgroup v2 lacks if
+///   a limit was asked for, else no groups.
+fn choose(v2: v2::Found, v1: Option<v1::Hierarchies>, limits: &Limits) -> Result<Driver> {
+    let (looked_at, v2_missing) = match v2 {
+        v2::Found::Usable(h) => return Ok(Driver::V2(h)),
+        v2::Found::Missing { looked_at, missing } => (looked_at, missing),
+    };
+    match v1 {
+        Some(v1) if !v1.is_empty() => {
+            check_v1_offers_what_is_asked(&v1, limits, &looked_at, &v2_missing)?;
+            Ok(Driver::V1(v1))
+        }
+        _ if !limits.is_empty() => bail!(
+            "cannot limit the container: cgroup v2 lacks the controller(s) {} (looked at {}), \
+             and cgroup v1 offers none of them here (looked in /proc/self/mountinfo and \
+             /proc/self/cgroup). Run without --memory/--cpus/--pids-limit, or mount the \
+             controllers",
+            v2_missing.join(", "),
             looked_at
         ),
-        v2::Found::Missing { .. } => Ok(None),
+        _ => Ok(Driver::None),
+    }
+}
+
+/// The controller each limit needs, with its flag.
+fn asked_controllers(limits: &Limits) -> Vec<(&'static str, &'static str)> {
+    [
+        (limits.memory.is_some(), "memory", "--memory"),
+        (limits.cpu_quota.is_some(), "cpu", "--cpus"),
+        (limits.pids.is_some(), "pids", "--pids-limit"),
+    ]
+    .into_iter()
+    .filter(|(asked, _, _)| *asked)
+    .map(|(_, controller, flag)| (controller, flag))
+    .collect()
+}
+
+/// Fails, naming the controller, its flag and where minibox looked, when a limit is asked for
+/// whose controller the v1 driver cannot use.
+fn check_v1_offers_what_is_asked(
+    v1: &v1::Hierarchies,
+    limits: &Limits,
+    v2_looked_at: &str,
+    v2_missing: &[&str],
+) -> Result<()> {
+    for (controller, flag) in asked_controllers(limits) {
+        let Some(why) = v1.why_missing(controller) else {
+            continue;
+        };
+        let in_v2 = if v2_missing.contains(&controller) {
+            format!("not offered either ({v2_looked_at})")
+        } else {
+            format!(
+                "offered ({v2_looked_at}), but this host keeps minibox's other controllers in \
+                 v1, and minibox does not split a container between v1 and v2"
+            )
+        };
+        bail!(
+            "cannot apply {flag}: this host has no usable '{controller}' cgroup controller \
+             (cgroup v1: {why}; cgroup v2: {in_v2}). Run without {flag}, or mount the \
+             '{controller}' controller as a cgroup v1 hierarchy"
+        );
+    }
+    Ok(())
+}
+
+/// A container's group again, from what its state recorded (for `ps`, `stop`, `rm`).
+pub fn reopen(record: &crate::state::CgroupRecord) -> Option<Box<dyn ContainerCgroup>> {
+    match record.driver.as_str() {
+        "cgroup v2" => {
+            let path = record.paths.first()?;
+            Some(Box::new(v2::Group::at(path)))
+        }
+        "cgroup v1" => Some(Box::new(v1::Group::reopen(&record.paths)?)),
+        _ => None,
     }
 }
 
@@ -221,6 +332,113 @@ mod tests {
         for bad in ["0", "-3", "x", ""] {
             assert!(parse_pids(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    /// A hybrid host's mount table (as this CI machine's, cpu and cpuacct apart), without the
+    /// mounts of `drop`.
+    fn hybrid_v1(drop: &[&str]) -> v1::Hierarchies {
+        let mountinfo: String = [
+            "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu",
+            "33 31 0:30 / /sys/fs/cgroup/cpuacct rw - cgroup cgroup rw,cpuacct",
+            "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory",
+            "39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids",
+            "41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw",
+        ]
+        .iter()
+        .filter(|l| !drop.iter().any(|d| l.ends_with(&format!(",{d}"))))
+        .map(|l| format!("{l}\n"))
+        .collect();
+        v1::Hierarchies::from_tables(&mountinfo, "8:pids:/\n4:memory:/a\n2:cpuacct:/\n1:cpu:/\n")
+    }
+
+    fn unified_lacking(missing: &[&'static str]) -> v2::Found {
+        v2::Found::Missing {
+            looked_at: "/sys/fs/cgroup/unified/cgroup.controllers".into(),
+            missing: missing.to_vec(),
+        }
+    }
+
+    const ALL: Limits = Limits {
+        memory: Some(64 << 20),
+        cpu_quota: Some(50_000),
+        pids: Some(20),
+    };
+
+    #[test]
+    fn a_usable_unified_hierarchy_wins() {
+        let v2 = v2::Found::Usable(v2::Hierarchy::at("/sys/fs/cgroup"));
+        assert!(matches!(choose(v2, None, &ALL), Ok(Driver::V2(_))));
+    }
+
+    #[test]
+    fn a_hybrid_host_gets_v1_with_or_without_limits() {
+        let all = ["memory", "cpu", "pids"];
+        let chosen = choose(unified_lacking(&all), Some(hybrid_v1(&[])), &ALL);
+        assert!(matches!(chosen, Ok(Driver::V1(_))));
+        let chosen = choose(
+            unified_lacking(&all),
+            Some(hybrid_v1(&[])),
+            &Limits::default(),
+        );
+        assert!(matches!(chosen, Ok(Driver::V1(_))), "groups for accounting");
+    }
+
+    #[test]
+    fn a_flag_whose_controller_is_nowhere_is_an_error_naming_it_and_where_we_looked() {
+        let all = ["memory", "cpu", "pids"];
+        let Err(e) = choose(unified_lacking(&all), Some(hybrid_v1(&["pids"])), &ALL) else {
+            panic!("--pids-limit accepted without a pids controller");
+        };
+        let e = e.to_string();
+        for needle in [
+            "cannot apply --pids-limit",
+            "'pids'",
+            "/proc/self/mountinfo",
+            "/sys/fs/cgroup/unified/cgroup.controllers",
+        ] {
+            assert!(e.contains(needle), "{needle:?} missing: {e}");
+        }
+        let no_pids_flag = Limits { pids: None, ..ALL };
+        let chosen = choose(
+            unified_lacking(&all),
+            Some(hybrid_v1(&["pids"])),
+            &no_pids_flag,
+        );
+        assert!(
+            matches!(chosen, Ok(Driver::V1(_))),
+            "pids unused, others limited"
+        );
+    }
+
+    #[test]
+    fn a_controller_only_the_unified_hierarchy_has_is_not_mixed_in() {
+        let chosen = choose(
+            unified_lacking(&["memory", "cpu"]),
+            Some(hybrid_v1(&["pids"])),
+            &ALL,
+        );
+        let e = chosen.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            e.contains("--pids-limit") && e.contains("does not split"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn no_hierarchy_at_all_refuses_limits_and_runs_without_groups_otherwise() {
+        let nothing =
+            || v1::Hierarchies::from_tables("27 1 254:0 / / rw - ext4 /dev/vda rw\n", "0::/\n");
+        let e = choose(unified_lacking(&["cpu"]), Some(nothing()), &ALL)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("cgroup v2 lacks the controller(s) cpu"), "{e}");
+        let chosen = choose(
+            unified_lacking(&["cpu"]),
+            Some(nothing()),
+            &Limits::default(),
+        );
+        assert!(matches!(chosen, Ok(Driver::None)));
     }
 
     #[test]

@@ -150,6 +150,13 @@ pub struct Group {
 }
 
 impl Group {
+    /// A group that already exists (made by an earlier minibox).
+    pub fn at(path: &Path) -> Group {
+        Group {
+            path: path.to_path_buf(),
+        }
+    }
+
     fn write(&self, file: &str, value: &str) -> Result<()> {
         let path = self.path.join(file);
         fs::write(&path, value).with_context(|| format!("writing {value:?} to {}", path.display()))
@@ -213,6 +220,10 @@ impl Group {
 impl ContainerCgroup for Group {
     fn path(&self) -> &Path {
         &self.path
+    }
+
+    fn driver(&self) -> &'static str {
+        "cgroup v2"
     }
 
     fn add(&self, pid: Pid) -> Result<()> {

@@ -158,9 +158,20 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
     out
 }
 
+/// Where the tests' containers are recorded: under cargo's scratch dir for tests, not the
+/// host's /run/minibox (a test that needs its own root passes --root, which wins).
+pub fn test_state_root() -> PathBuf {
+    let base = option_env!("CARGO_TARGET_TMPDIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    base.join(format!("minibox-state-{}", std::process::id()))
+}
+
 pub fn minibox() -> Command {
     let mut cmd = Command::new(minibox_bin());
-    cmd.stdin(Stdio::null());
+    cmd.stdin(Stdio::null())
+        .env("MINIBOX_ROOT", test_state_root());
     cmd
 }
 

@@ -127,12 +127,31 @@ const COMMANDS: &[Command] = &[
     Command { name: "sleep", args: &["SECS"], help: "sleep (fractional) seconds", run: process::sleep },
     Command { name: "trap", args: &["N"], help: "print ready, then got NAME per signal; exit after N", run: process::trap },
     Command { name: "memhog", args: &["MB"], help: "allocate and touch MB MiB", run: process::memhog },
+    Command { name: "memhold", args: &["MB", "SECS"], help: "allocate and touch MB MiB, keep it SECS", run: process::memhold },
     Command { name: "cpuhog", args: &["SECS"], help: "spin for SECS, print cpu_usec=U wall_usec=W", run: process::cpuhog },
     Command { name: "forkbomb", args: &["N"], help: "fork N children, print forked=S failed=F", run: process::forkbomb },
     Command { name: "http", args: &["PORT"], help: "HTTP server answering \"payload PORT\"", run: net::http },
     Command { name: "echo", args: &["PORT"], help: "TCP echo server", run: net::echo },
     Command { name: "connect", args: &["HOST:PORT"], help: "TCP connect, 2 s timeout", run: net::connect },
+    Command { name: "later", args: &["SECS", "SUBCOMMAND", "ARGS..."], help: "sleep SECS, then run SUBCOMMAND", run: later },
+    Command { name: "bench", args: &["N", "PROGRAM", "ARGS..."], help: "run PROGRAM N times, print the median wall time", run: process::bench },
 ];
+
+/// `later SECS SUBCOMMAND ARGS...`: sleeps, then becomes SUBCOMMAND (e.g. a server that starts
+/// listening late).
+fn later(args: &[&OsStr]) -> Result {
+    let secs: f64 = parse_arg("SECS", args[0])?;
+    std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+    let mut argv: Vec<OsString> = vec![OsString::from("payload")];
+    argv.extend(args[1..].iter().map(|a| a.to_os_string()));
+    match run(&argv) {
+        0 => Ok(()),
+        code => {
+            let _ = io::stdout().flush();
+            std::process::exit(code)
+        }
+    }
+}
 
 /// Prints the full usage text on stderr.
 fn print_usage() {
@@ -155,7 +174,10 @@ fn run(args: &[OsString]) -> i32 {
         return 2;
     };
     let rest: Vec<&OsStr> = args[2..].iter().map(OsString::as_os_str).collect();
-    let result = if rest.len() == command.args.len() {
+    // A last argument named `X...` takes any number of words, none included.
+    let variadic = command.args.last().is_some_and(|a| a.ends_with("..."));
+    let fixed = command.args.len() - usize::from(variadic);
+    let result = if rest.len() == fixed || (variadic && rest.len() > fixed) {
         (command.run)(&rest)
     } else {
         Err(Error::Usage(format!(

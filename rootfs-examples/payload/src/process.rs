@@ -188,6 +188,21 @@ pub fn trap(args: &[&OsStr]) -> Result {
 /// every 8 MiB and finally `allocated MB MiB`.
 pub fn memhog(args: &[&OsStr]) -> Result {
     let mib: usize = parse_arg("MB", args[0])?;
+    black_box(allocate(mib)?);
+    Ok(())
+}
+
+/// `memhold MB SECS`: as `memhog`, then keeps the memory for SECS seconds (for `ps`).
+pub fn memhold(args: &[&OsStr]) -> Result {
+    let mib: usize = parse_arg("MB", args[0])?;
+    let secs: f64 = parse_arg("SECS", args[1])?;
+    let chunks = allocate(mib)?;
+    std::thread::sleep(Duration::from_secs_f64(secs.max(0.0)));
+    black_box(&chunks);
+    Ok(())
+}
+
+fn allocate(mib: usize) -> std::result::Result<Vec<Vec<u8>>, Error> {
     let mut chunks: Vec<Vec<u8>> = Vec::new();
     for done in 1..=mib {
         let mut chunk: Vec<u8> = Vec::new();
@@ -205,8 +220,8 @@ pub fn memhog(args: &[&OsStr]) -> Result {
             outln!("touched {done} MiB")?;
         }
     }
-    black_box(&chunks);
-    outln!("allocated {mib} MiB")
+    outln!("allocated {mib} MiB")?;
+    Ok(chunks)
 }
 
 /// `cpuhog SECS`: spins for SECS seconds of wall-clock time, then prints
@@ -285,4 +300,42 @@ pub fn forkbomb(args: &[&OsStr]) -> Result {
         }
     }
     Ok(())
+}
+
+/// `bench N PROGRAM ARGS...`: runs PROGRAM (stdio inherited) N times after 3 warm-up runs and
+/// prints `runs=N median_us=M min_us=A max_us=B`. Fails if any run fails. It exists so that
+/// start-up can be measured where no benchmark tool is installed (the test VM).
+pub fn bench(args: &[&OsStr]) -> Result {
+    let runs: usize = parse_arg("N", args[0])?;
+    if runs == 0 {
+        return Err(Error::Usage("N must be at least 1".into()));
+    }
+    let once = || -> std::result::Result<Duration, Error> {
+        let start = Instant::now();
+        let status = std::process::Command::new(args[1])
+            .args(&args[2..])
+            .status()
+            .map_err(|e| Error::Failed(format!("bench: cannot run {:?}: {e}", args[1])))?;
+        let took = start.elapsed();
+        if !status.success() {
+            return Err(Error::Failed(format!(
+                "bench: {:?} failed: {status}",
+                args[1]
+            )));
+        }
+        Ok(took)
+    };
+    for _ in 0..3 {
+        once()?;
+    }
+    let mut times: Vec<u128> = (0..runs)
+        .map(|_| once().map(|d| d.as_micros()))
+        .collect::<std::result::Result<_, _>>()?;
+    times.sort_unstable();
+    outln!(
+        "runs={runs} median_us={} min_us={} max_us={}",
+        times[runs / 2],
+        times[0],
+        times[runs - 1]
+    )
 }

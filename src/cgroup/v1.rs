@@ -1,0 +1,872 @@
+//! The cgroup v1 driver: on legacy and hybrid hosts, where the memory, cpu, cpuacct and pids
+//! controllers are mounted as v1 hierarchies, one group per container in each of them.
+//!
+//! On such a host the v1 trees belong to whoever made them (systemd, a CI agent, a container
+//! engine), so minibox keeps to its own corner: a container's groups go below the group minibox
+//! itself runs in, in each hierarchy (`<own group>/<parent>/<id>`), and minibox removes only what
+//! it made there. Nothing is assumed about paths: the hierarchies come from
+//! `/proc/self/mountinfo`, minibox's own groups from `/proc/self/cgroup`.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill, SIGKILL};
+use nix::unistd::Pid;
+
+use super::{ContainerCgroup, Limits, Placement, Usage, CPU_PERIOD_US};
+
+/// The controllers a container's groups use: cpuacct only measures, the others also limit.
+pub const CONTROLLERS: [&str; 4] = ["memory", "cpu", "cpuacct", "pids"];
+
+/// How long `destroy` keeps killing and retrying before it gives up on a group.
+const DESTROY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often making a group is retried when a concurrent minibox removed an empty parent
+/// group between our `mkdir`s.
+const CREATE_ATTEMPTS: usize = 5;
+
+/// One mounted v1 hierarchy that carries some of our controllers, and minibox's own group in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    /// Which of `CONTROLLERS` it carries: two when co-mounted, as `cpu,cpuacct` usually is.
+    controllers: Vec<&'static str>,
+    /// minibox's own group, as a host path: nothing above it is ever touched.
+    own: PathBuf,
+}
+
+/// What `/proc/self/mountinfo` and `/proc/self/cgroup` say about v1 on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchies {
+    found: Vec<Hierarchy>,
+    /// Each of `CONTROLLERS` that cannot be used, with why (for the error of its flag).
+    missing: Vec<(&'static str, String)>,
+}
+
+impl Hierarchies {
+    /// Finds the v1 hierarchies of our controllers and minibox's own group in each.
+    pub fn find() -> Result<Hierarchies> {
+        let mountinfo =
+            fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+        let own = fs::read_to_string("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
+        Ok(Hierarchies::from_tables(&mountinfo, &own))
+    }
+
+    /// The same from the two files' text, so that layouts can be tested without a host.
+    pub fn from_tables(mountinfo: &str, proc_cgroup: &str) -> Hierarchies {
+        let mut found: Vec<Hierarchy> = Vec::new();
+        let mut missing = Vec::new();
+        for mount in v1_mounts(mountinfo) {
+            match own_group_in(&mount, proc_cgroup) {
+                Ok(own) => found.push(Hierarchy {
+                    controllers: mount.controllers,
+                    own,
+                }),
+                Err(why) => missing.extend(mount.controllers.into_iter().map(|c| (c, why.clone()))),
+            }
+        }
+        for c in CONTROLLERS {
+            let known = found.iter().any(|h| h.controllers.contains(&c))
+                || missing.iter().any(|(m, _)| *m == c);
+            if !known {
+                missing.push((c, "no cgroup v1 mount of it in /proc/self/mountinfo".into()));
+            }
+        }
+        Hierarchies { found, missing }
+    }
+
+    /// True when none of our controllers is usable through v1.
+    pub fn is_empty(&self) -> bool {
+        self.found.is_empty()
+    }
+
+    /// Why `controller` cannot be used through v1, or `None` when it can.
+    pub fn why_missing(&self, controller: &str) -> Option<&str> {
+        self.missing
+            .iter()
+            .find(|(c, _)| *c == controller)
+            .map(|(_, why)| why.as_str())
+    }
+
+    /// Makes `<own>/<parent>/<id>` in every hierarchy and writes the limits. If any step fails,
+    /// every group made so far is removed again, in reverse, so nothing is left behind.
+    pub fn create(&self, place: &Placement, limits: &Limits) -> Result<Group> {
+        let parents = parent_components(&place.parent)?;
+        let mut group = Group {
+            members: Vec::new(),
+        };
+        for h in &self.found {
+            match make_member(h, &parents, &place.id) {
+                Ok(member) => group.members.push(member),
+                Err(e) => {
+                    let _ = group.destroy();
+                    return Err(e);
+                }
+            }
+        }
+        if let Err(e) = group.write_limits(limits) {
+            let _ = group.destroy();
+            return Err(e);
+        }
+        Ok(group)
+    }
+}
+
+/// One line of `/proc/self/mountinfo` of type `cgroup` that carries some of our controllers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Mount {
+    controllers: Vec<&'static str>,
+    /// Which group of the hierarchy is mounted (field 4): `/` unless it is a bind mount of a
+    /// subtree, as inside some containers.
+    root: PathBuf,
+    point: PathBuf,
+}
+
+/// The v1 mounts of our controllers, one per hierarchy: a hierarchy mounted twice (same
+/// device, field 3) is the same tree, and making a group through both would make it twice.
+fn v1_mounts(mountinfo: &str) -> Vec<Mount> {
+    let mut devices: Vec<&str> = Vec::new();
+    let mut mounts = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((fields, after)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut after = after.split(' ');
+        if after.next() != Some("cgroup") {
+            continue;
+        }
+        let options: Vec<&str> = after.nth(1).unwrap_or_default().split(',').collect();
+        let controllers: Vec<&'static str> = CONTROLLERS
+            .into_iter()
+            .filter(|c| options.contains(c))
+            .collect();
+        let fields: Vec<&str> = fields.split(' ').collect();
+        let (Some(device), Some(root), Some(point)) = (fields.get(2), fields.get(3), fields.get(4))
+        else {
+            continue;
+        };
+        if controllers.is_empty() || devices.contains(device) {
+            continue;
+        }
+        devices.push(device);
+        mounts.push(Mount {
+            controllers,
+            root: PathBuf::from(unescape_octal(root)),
+            point: PathBuf::from(unescape_octal(point)),
+        });
+    }
+    mounts
+}
+
+/// mountinfo writes a space as `\040` (and tab, newline, backslash likewise) in paths.
+fn unescape_octal(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let code = bytes.get(i + 1..i + 4).and_then(|d| {
+            std::str::from_utf8(d)
+                .ok()
+                .and_then(|d| u8::from_str_radix(d, 8).ok())
+        });
+        match (bytes[i], code) {
+            (b'\\', Some(byte)) => {
+                out.push(byte);
+                i += 4;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// minibox's own group in `mount`'s hierarchy, as a host path: the `/proc/self/cgroup` line
+/// whose controller list has the mount's controllers (`4:memory:/user.slice`, or
+/// `3:cpu,cpuacct:/`), made relative to the mounted root. Err says why there is none.
+fn own_group_in(mount: &Mount, proc_cgroup: &str) -> Result<PathBuf, String> {
+    let own = proc_cgroup.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, list, path) = (parts.next()?, parts.next()?, parts.next()?);
+        list.split(',')
+            .any(|c| mount.controllers.contains(&c))
+            .then_some(path)
+    });
+    let Some(own) = own else {
+        return Err(format!(
+            "mounted at {}, but /proc/self/cgroup has no line for it",
+            mount.point.display()
+        ));
+    };
+    match Path::new(own).strip_prefix(&mount.root) {
+        Ok(below) => Ok(mount.point.join(below)),
+        Err(_) => Err(format!(
+            "mounted at {}, but that mount shows only {} of the hierarchy and minibox's own \
+             group ({own}, per /proc/self/cgroup) lies outside it",
+            mount.point.display(),
+            mount.root.display()
+        )),
+    }
+}
+
+/// The parent groups of `--cgroup-parent`, relative to minibox's own group: a leading `/` is
+/// ignored (as with v2, where it is relative to the root), `..` is refused, so that nothing
+/// lands outside minibox's own group.
+fn parent_components(parent: &Path) -> Result<Vec<PathBuf>> {
+    let mut parts = Vec::new();
+    for part in parent.components() {
+        match part {
+            Component::Normal(name) => parts.push(PathBuf::from(name)),
+            Component::RootDir | Component::CurDir => continue,
+            _ => bail!(
+                "invalid --cgroup-parent {}: use a path below minibox's own cgroup, without '..'",
+                parent.display()
+            ),
+        }
+    }
+    Ok(parts)
+}
+
+/// Makes the container's group in one hierarchy, with the parent groups it needs.
+fn make_member(h: &Hierarchy, parents: &[PathBuf], id: &str) -> Result<Member> {
+    if !h.own.is_dir() {
+        bail!(
+            "minibox's own {} cgroup {} is not there (per /proc/self/cgroup and \
+             /proc/self/mountinfo)",
+            h.controllers.join(","),
+            h.own.display()
+        );
+    }
+    let mut attempt = 1;
+    loop {
+        let parent = make_parents(&h.own, parents)?;
+        let path = parent.join(id);
+        match fs::create_dir(&path) {
+            Ok(()) => {
+                return Ok(Member {
+                    controllers: h.controllers.clone(),
+                    own: h.own.clone(),
+                    path,
+                })
+            }
+            // Another container's end removed the (then empty) parent: make it again.
+            Err(e) if e.kind() == ErrorKind::NotFound && attempt < CREATE_ATTEMPTS => {
+                attempt += 1;
+            }
+            Err(e) => {
+                remove_empty_parents(&h.own, &parent);
+                return Err(e).with_context(|| format!("creating cgroup {}", path.display()));
+            }
+        }
+    }
+}
+
+/// Makes the missing parent groups below `own`, top down; returns the innermost.
+fn make_parents(own: &Path, parents: &[PathBuf]) -> Result<PathBuf> {
+    let mut dir = own.to_path_buf();
+    for part in parents {
+        dir.push(part);
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                if let Some(made) = dir.parent() {
+                    remove_empty_parents(own, made);
+                }
+                return Err(e).with_context(|| format!("creating cgroup {}", dir.display()));
+            }
+        }
+    }
+    Ok(dir)
+}
+
+/// Removes `dir` and the groups above it up to (not including) `own`, while they are empty.
+///
+/// Unlike v2, where the parent sits at the root and is the administrator's, these parents sit
+/// inside minibox's own group, which belongs to whoever started minibox (a login session, a CI
+/// job): a child group left there would make their `rmdir` of it fail. So the last container
+/// out removes them. A parent another container still uses is busy (the kernel refuses to remove
+/// a group with children or tasks), and is left to that container. Best effort: a parent that
+/// cannot go is no failure of this container.
+fn remove_empty_parents(own: &Path, dir: &Path) {
+    let mut dir = dir.to_path_buf();
+    while dir != own && dir.starts_with(own) {
+        match fs::remove_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(_) => return,
+        }
+        if !dir.pop() {
+            return;
+        }
+    }
+}
+
+/// The container's group in one hierarchy.
+#[derive(Debug)]
+struct Member {
+    controllers: Vec<&'static str>,
+    own: PathBuf,
+    path: PathBuf,
+}
+
+/// One container's groups, one per hierarchy.
+#[derive(Debug)]
+pub struct Group {
+    members: Vec<Member>,
+}
+
+impl Group {
+    /// A container's groups made by an earlier minibox, from their recorded directories (for
+    /// `ps`, `rm`). Each group's files say which controllers its hierarchy carries. `None` when
+    /// none of them is a group any more.
+    ///
+    /// Which parent groups that minibox made is not recorded, so `destroy` removes only the
+    /// groups themselves here: an empty parent goes when the next container in it ends.
+    pub fn reopen(paths: &[PathBuf]) -> Option<Group> {
+        let members: Vec<Member> = paths
+            .iter()
+            .filter_map(|path| {
+                let controllers = controllers_by_files(path);
+                (!controllers.is_empty()).then(|| Member {
+                    controllers,
+                    own: path.parent().unwrap_or(path).to_path_buf(),
+                    path: path.clone(),
+                })
+            })
+            .collect();
+        (!members.is_empty()).then_some(Group { members })
+    }
+
+    /// The group that carries `controller`.
+    fn dir(&self, controller: &str) -> Option<&Path> {
+        self.members
+            .iter()
+            .find(|m| m.controllers.contains(&controller))
+            .map(|m| m.path.as_path())
+    }
+
+    fn write(&self, controller: &str, file: &str, value: &str) -> Result<()> {
+        let Some(dir) = self.dir(controller) else {
+            bail!("no cgroup v1 hierarchy carries the '{controller}' controller, for {file}");
+        };
+        let path = dir.join(file);
+        fs::write(&path, value).with_context(|| format!("writing {value:?} to {}", path.display()))
+    }
+
+    fn read(&self, controller: &str, file: &str) -> Option<String> {
+        fs::read_to_string(self.dir(controller)?.join(file)).ok()
+    }
+
+    fn read_u64(&self, controller: &str, file: &str) -> Option<u64> {
+        self.read(controller, file)?.trim().parse().ok()
+    }
+
+    /// A `key value` line of a flat-keyed file such as memory.oom_control.
+    fn read_key(&self, controller: &str, file: &str, key: &str) -> Option<u64> {
+        self.read(controller, file)?
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
+    fn write_limits(&self, limits: &Limits) -> Result<()> {
+        if let Some(bytes) = limits.memory {
+            self.write("memory", "memory.limit_in_bytes", &bytes.to_string())?;
+            // No swap: memory+swap gets the same limit (after the memory one: the kernel wants
+            // memsw ≥ memory). The file is absent without swap accounting.
+            if self
+                .dir("memory")
+                .is_some_and(|d| d.join("memory.memsw.limit_in_bytes").exists())
+            {
+                self.write("memory", "memory.memsw.limit_in_bytes", &bytes.to_string())?;
+            }
+        }
+        if let Some(quota) = limits.cpu_quota {
+            self.write("cpu", "cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
+            self.write("cpu", "cpu.cfs_quota_us", &quota.to_string())?;
+        }
+        if let Some(pids) = limits.pids {
+            self.write("pids", "pids.max", &pids.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The processes in any of our groups.
+    fn processes(&self) -> Vec<i32> {
+        let mut pids: Vec<i32> = self
+            .members
+            .iter()
+            .filter_map(|m| fs::read_to_string(m.path.join("cgroup.procs")).ok())
+            .flat_map(|text| {
+                text.split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect::<Vec<i32>>()
+            })
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// v1 has no `cgroup.kill`: SIGKILL what `cgroup.procs` lists, again until it lists
+    /// nothing (a process may fork while we read), or until `deadline`.
+    fn kill_all(&self, deadline: Instant) {
+        loop {
+            let pids = self.processes();
+            if pids.is_empty() || Instant::now() >= deadline {
+                return;
+            }
+            for pid in pids {
+                let _ = kill(Pid::from_raw(pid), SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+/// Which of `CONTROLLERS` a group's hierarchy carries, from the control files the kernel gives
+/// each of its groups.
+fn controllers_by_files(group: &Path) -> Vec<&'static str> {
+    [
+        ("memory", "memory.limit_in_bytes"),
+        ("cpu", "cpu.cfs_quota_us"),
+        ("cpuacct", "cpuacct.usage"),
+        ("pids", "pids.max"),
+    ]
+    .into_iter()
+    .filter(|(_, file)| group.join(file).exists())
+    .map(|(controller, _)| controller)
+    .collect()
+}
+
+/// Removes one group, retrying while the kernel still counts dying processes in it.
+fn remove_group(path: &Path, deadline: Instant) -> Result<()> {
+    loop {
+        match fs::remove_dir(path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => return Err(e).with_context(|| format!("removing cgroup {}", path.display())),
+        }
+    }
+}
+
+impl ContainerCgroup for Group {
+    /// The memory group (the one OOM messages are about), else the first.
+    fn path(&self) -> &Path {
+        self.dir("memory")
+            .or_else(|| self.members.first().map(|m| m.path.as_path()))
+            .unwrap_or(Path::new(""))
+    }
+
+    fn driver(&self) -> &'static str {
+        "cgroup v1"
+    }
+
+    fn paths(&self) -> Vec<PathBuf> {
+        self.members.iter().map(|m| m.path.clone()).collect()
+    }
+
+    fn add(&self, pid: Pid) -> Result<()> {
+        for m in &self.members {
+            let file = m.path.join("cgroup.procs");
+            fs::write(&file, pid.to_string())
+                .with_context(|| format!("writing {pid} to {}", file.display()))?;
+        }
+        Ok(())
+    }
+
+    fn usage(&self) -> Usage {
+        Usage {
+            memory_current: self.read_u64("memory", "memory.usage_in_bytes"),
+            memory_peak: self.read_u64("memory", "memory.max_usage_in_bytes"),
+            cpu_usec: self
+                .read_u64("cpuacct", "cpuacct.usage")
+                .map(|ns| ns / 1000),
+            // `oom_kill` is there from Linux 4.13; before, OOM kills go uncounted.
+            oom_kills: self
+                .read_key("memory", "memory.oom_control", "oom_kill")
+                .unwrap_or(0),
+        }
+    }
+
+    /// Kills what is left, removes every group (last made, first removed), then the parents
+    /// that are left empty. Every group is tried even if one fails; the first failure is
+    /// returned.
+    fn destroy(&self) -> Result<()> {
+        let deadline = Instant::now() + DESTROY_TIMEOUT;
+        self.kill_all(deadline);
+        let mut first_error = None;
+        for m in self.members.iter().rev() {
+            let removed = remove_group(&m.path, deadline).or_else(|_| {
+                // Something survived the first round (or was forked meanwhile): once more.
+                self.kill_all(deadline);
+                remove_group(&m.path, deadline)
+            });
+            match removed {
+                Ok(()) => {
+                    if let Some(parent) = m.path.parent() {
+                        remove_empty_parents(&m.own, parent);
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This CI machine: cpu and cpuacct in separate hierarchies, cgroup2 without controllers,
+    /// minibox's memory group a few levels down.
+    const SEPARATE_MOUNTINFO: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+    const SEPARATE_CGROUP: &str = "\
+9:name=systemd:/
+8:pids:/
+4:memory:/process_api/1821744e
+3:cpuset:/
+2:cpuacct:/
+1:cpu:/
+0::/
+";
+
+    /// Ubuntu 20.04 / Debian 10 style: `cpu,cpuacct` co-mounted, a systemd session.
+    const COMOUNTED_MOUNTINFO: &str = "\
+25 24 0:23 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
+26 25 0:24 / /sys/fs/cgroup/unified rw,nosuid shared:10 - cgroup2 cgroup2 rw,nsdelegate
+27 25 0:25 / /sys/fs/cgroup/systemd rw,nosuid shared:11 - cgroup cgroup rw,xattr,name=systemd
+30 25 0:28 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:14 - cgroup cgroup rw,cpu,cpuacct
+31 25 0:29 / /sys/fs/cgroup/memory rw,nosuid shared:15 - cgroup cgroup rw,memory
+33 25 0:31 / /sys/fs/cgroup/pids rw,nosuid shared:17 - cgroup cgroup rw,pids
+";
+    const COMOUNTED_CGROUP: &str = "\
+12:pids:/user.slice/user-1000.slice/session-2.scope
+9:memory:/user.slice/user-1000.slice/session-2.scope
+4:cpu,cpuacct:/user.slice
+1:name=systemd:/user.slice/user-1000.slice/session-2.scope
+0::/user.slice/user-1000.slice/session-2.scope
+";
+
+    fn hierarchy(controllers: &[&'static str], own: &str) -> Hierarchy {
+        Hierarchy {
+            controllers: controllers.to_vec(),
+            own: own.into(),
+        }
+    }
+
+    #[test]
+    fn finds_separate_cpu_and_cpuacct_hierarchies_and_our_groups_in_them() {
+        let h = Hierarchies::from_tables(SEPARATE_MOUNTINFO, SEPARATE_CGROUP);
+        assert_eq!(
+            h.found,
+            [
+                hierarchy(&["cpu"], "/sys/fs/cgroup/cpu"),
+                hierarchy(&["cpuacct"], "/sys/fs/cgroup/cpuacct"),
+                hierarchy(&["memory"], "/sys/fs/cgroup/memory/process_api/1821744e"),
+                hierarchy(&["pids"], "/sys/fs/cgroup/pids"),
+            ]
+        );
+        assert!(h.missing.is_empty(), "{:?}", h.missing);
+    }
+
+    #[test]
+    fn finds_co_mounted_cpu_cpuacct_as_one_hierarchy() {
+        let h = Hierarchies::from_tables(COMOUNTED_MOUNTINFO, COMOUNTED_CGROUP);
+        assert_eq!(
+            h.found,
+            [
+                hierarchy(&["cpu", "cpuacct"], "/sys/fs/cgroup/cpu,cpuacct/user.slice"),
+                hierarchy(
+                    &["memory"],
+                    "/sys/fs/cgroup/memory/user.slice/user-1000.slice/session-2.scope"
+                ),
+                hierarchy(
+                    &["pids"],
+                    "/sys/fs/cgroup/pids/user.slice/user-1000.slice/session-2.scope"
+                ),
+            ]
+        );
+        assert!(h.missing.is_empty(), "{:?}", h.missing);
+    }
+
+    #[test]
+    fn a_pure_cgroup2_host_has_no_legacy_hierarchies() {
+        let pure = "30 23 0:26 / /sys/fs/cgroup rw shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
+        let h = Hierarchies::from_tables(pure, "0::/user.slice\n");
+        assert!(h.is_empty());
+        let why = h.why_missing("pids").unwrap();
+        assert!(
+            why.contains("no cgroup v1 mount") && why.contains("mountinfo"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn an_unmounted_controller_is_missing_and_says_where_minibox_looked() {
+        let no_pids: String = SEPARATE_MOUNTINFO
+            .lines()
+            .filter(|l| !l.ends_with("rw,pids"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let h = Hierarchies::from_tables(&no_pids, SEPARATE_CGROUP);
+        assert_eq!(h.found.len(), 3);
+        assert_eq!(h.why_missing("memory"), None);
+        let why = h.why_missing("pids").unwrap();
+        assert!(why.contains("/proc/self/mountinfo"), "{why}");
+    }
+
+    #[test]
+    fn a_mount_of_a_subtree_maps_our_group_below_its_root_and_refuses_one_outside() {
+        // Inside a container: each hierarchy shows only the container's subtree.
+        let mountinfo = "\
+50 40 0:32 /docker/abc /sys/fs/cgroup/memory ro - cgroup cgroup rw,memory
+51 40 0:36 /docker/abc /sys/fs/cgroup/pids ro - cgroup cgroup rw,pids
+";
+        let cgroup = "8:pids:/somewhere/else\n4:memory:/docker/abc/job\n";
+        let h = Hierarchies::from_tables(mountinfo, cgroup);
+        assert_eq!(
+            h.found,
+            [hierarchy(&["memory"], "/sys/fs/cgroup/memory/job")]
+        );
+        let why = h.why_missing("pids").unwrap();
+        assert!(
+            why.contains("/somewhere/else") && why.contains("outside"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_hierarchy_mounted_twice_is_used_once_and_escaped_paths_are_read() {
+        let mountinfo = "\
+35 31 0:32 / /sys/fs/cgroup/my\\040memory rw - cgroup cgroup rw,memory
+36 31 0:32 / /mnt/memory-again rw - cgroup cgroup rw,memory
+";
+        let h = Hierarchies::from_tables(mountinfo, "4:memory:/\n");
+        assert_eq!(
+            h.found,
+            [hierarchy(&["memory"], "/sys/fs/cgroup/my memory/")]
+        );
+        assert_eq!(unescape_octal("a\\011b\\134c\\"), "a\tb\\c\\");
+    }
+
+    /// Fake hierarchies in a tempdir: `memory`, `cpu,cpuacct` (co-mounted) and `pids`, with
+    /// minibox's own group `own` in each.
+    fn fake_hierarchies(dir: &Path) -> Hierarchies {
+        let mut found = Vec::new();
+        for (name, controllers) in [
+            ("memory", vec!["memory"]),
+            ("cpu,cpuacct", vec!["cpu", "cpuacct"]),
+            ("pids", vec!["pids"]),
+        ] {
+            let own = dir.join(name).join("own");
+            fs::create_dir_all(&own).unwrap();
+            found.push(Hierarchy { controllers, own });
+        }
+        Hierarchies {
+            found,
+            missing: vec![],
+        }
+    }
+
+    fn place(parent: &str) -> Placement {
+        Placement {
+            parent: parent.into(),
+            id: "abc".into(),
+        }
+    }
+
+    #[test]
+    fn writes_each_limit_into_its_hierarchys_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = fake_hierarchies(dir.path());
+        let limits = Limits {
+            memory: Some(48 << 20),
+            cpu_quota: Some(25_000),
+            pids: Some(30),
+        };
+        let g = h.create(&place("minibox"), &limits).unwrap();
+        let read = |p: &str| fs::read_to_string(dir.path().join(p)).unwrap();
+        assert_eq!(
+            read("memory/own/minibox/abc/memory.limit_in_bytes"),
+            "50331648"
+        );
+        let memsw = dir
+            .path()
+            .join("memory/own/minibox/abc/memory.memsw.limit_in_bytes");
+        assert!(
+            !memsw.exists(),
+            "no swap accounting here, so no memsw file is made"
+        );
+        assert_eq!(
+            read("cpu,cpuacct/own/minibox/abc/cpu.cfs_period_us"),
+            "100000"
+        );
+        assert_eq!(
+            read("cpu,cpuacct/own/minibox/abc/cpu.cfs_quota_us"),
+            "25000"
+        );
+        assert_eq!(read("pids/own/minibox/abc/pids.max"), "30");
+        assert_eq!(g.path(), dir.path().join("memory/own/minibox/abc"));
+        assert_eq!(g.driver(), "cgroup v1");
+    }
+
+    #[test]
+    fn memsw_gets_the_same_limit_when_swap_is_accounted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = fake_hierarchies(dir.path());
+        h.found.truncate(1);
+        // A fake mkdir makes no control files: give the group the file the kernel would make.
+        let group = Group {
+            members: vec![Member {
+                controllers: vec!["memory"],
+                own: h.found[0].own.clone(),
+                path: h.found[0].own.join("abc"),
+            }],
+        };
+        fs::create_dir(group.path()).unwrap();
+        fs::write(group.path().join("memory.memsw.limit_in_bytes"), "max").unwrap();
+        let limits = Limits {
+            memory: Some(32 << 20),
+            ..Limits::default()
+        };
+        group.write_limits(&limits).unwrap();
+        let read = |f: &str| fs::read_to_string(group.path().join(f)).unwrap();
+        assert_eq!(read("memory.limit_in_bytes"), "33554432");
+        assert_eq!(read("memory.memsw.limit_in_bytes"), "33554432");
+    }
+
+    #[test]
+    fn no_limits_still_makes_groups_and_destroy_removes_them_and_their_parents() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = fake_hierarchies(dir.path());
+        let g = h.create(&place("/mbx/sub"), &Limits::default()).unwrap();
+        for name in ["memory", "cpu,cpuacct", "pids"] {
+            let path = dir.path().join(name).join("own/mbx/sub/abc");
+            assert!(path.is_dir(), "{}", path.display());
+            assert_eq!(fs::read_dir(&path).unwrap().count(), 0, "no limit files");
+        }
+        g.destroy().unwrap();
+        for name in ["memory", "cpu,cpuacct", "pids"] {
+            let own = dir.path().join(name).join("own");
+            assert!(own.is_dir(), "our own group stays");
+            assert_eq!(fs::read_dir(&own).unwrap().count(), 0, "{}", own.display());
+        }
+    }
+
+    #[test]
+    fn a_parent_another_container_uses_is_left_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = fake_hierarchies(dir.path());
+        let first = h.create(&place("minibox"), &Limits::default()).unwrap();
+        let second = h
+            .create(
+                &Placement {
+                    parent: "minibox".into(),
+                    id: "def".into(),
+                },
+                &Limits::default(),
+            )
+            .unwrap();
+        first.destroy().unwrap();
+        assert!(dir.path().join("pids/own/minibox/def").is_dir());
+        assert!(!dir.path().join("pids/own/minibox/abc").exists());
+        second.destroy().unwrap();
+        assert!(!dir.path().join("pids/own/minibox").exists());
+    }
+
+    #[test]
+    fn a_failure_in_a_later_hierarchy_removes_what_was_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = fake_hierarchies(dir.path());
+        // The pids hierarchy's own group vanished (or was never there).
+        fs::remove_dir(dir.path().join("pids/own")).unwrap();
+        let e = h
+            .create(&place("minibox"), &Limits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pids/own") && e.contains("not there"), "{e}");
+        for name in ["memory", "cpu,cpuacct"] {
+            let own = dir.path().join(name).join("own");
+            assert_eq!(fs::read_dir(&own).unwrap().count(), 0, "{}", own.display());
+        }
+    }
+
+    #[test]
+    fn a_parent_outside_our_own_group_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = fake_hierarchies(dir.path());
+        let e = h
+            .create(&place("minibox/../../escape"), &Limits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid --cgroup-parent"), "{e}");
+        assert!(!dir.path().join("memory/escape").exists());
+        assert_eq!(
+            parent_components(Path::new("/a/./b")).unwrap(),
+            [PathBuf::from("a"), PathBuf::from("b")]
+        );
+    }
+
+    #[test]
+    fn reopens_recorded_groups_by_their_files_and_removes_only_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = fake_hierarchies(dir.path());
+        let made = h.create(&place("minibox"), &Limits::default()).unwrap();
+        let paths = made.paths();
+        assert_eq!(paths.len(), 3);
+        assert!(
+            Group::reopen(&paths).is_none(),
+            "fake groups have no control files yet"
+        );
+        let write = |p: &str| fs::write(dir.path().join(p), "1").unwrap();
+        write("memory/own/minibox/abc/memory.limit_in_bytes");
+        write("cpu,cpuacct/own/minibox/abc/cpu.cfs_quota_us");
+        write("cpu,cpuacct/own/minibox/abc/cpuacct.usage");
+        write("pids/own/minibox/abc/pids.max");
+        let g = Group::reopen(&paths).unwrap();
+        assert_eq!(g.paths(), paths);
+        assert_eq!(g.dir("cpuacct"), g.dir("cpu"));
+        assert_eq!(g.path(), dir.path().join("memory/own/minibox/abc"));
+        assert_eq!(g.usage().cpu_usec, Some(0), "1 ns");
+    }
+
+    #[test]
+    fn reads_usage_from_the_legacy_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = fake_hierarchies(dir.path());
+        let g = h.create(&place(""), &Limits::default()).unwrap();
+        let write = |p: &str, text: &str| fs::write(dir.path().join(p), text).unwrap();
+        write("memory/own/abc/memory.usage_in_bytes", "4096\n");
+        write("memory/own/abc/memory.max_usage_in_bytes", "8192\n");
+        write(
+            "memory/own/abc/memory.oom_control",
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+        );
+        write("cpu,cpuacct/own/abc/cpuacct.usage", "1500000\n");
+        let u = g.usage();
+        assert_eq!(u.memory_current, Some(4096));
+        assert_eq!(u.memory_peak, Some(8192));
+        assert_eq!(u.cpu_usec, Some(1500), "ns become µs");
+        assert_eq!(u.oom_kills, 2);
+    }
+}

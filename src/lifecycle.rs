@@ -1,0 +1,403 @@
+//! Containers that live on: `ps`, `stop`, `kill`, `rm`, `logs`.
+//!
+//! Each reads the state the supervisors wrote, checks it against the kernel (a pid counts only
+//! with its start time), and acts on the container's own processes and cgroup.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill as send, Signal};
+use nix::unistd::Pid;
+use serde_json::json;
+
+use crate::cgroup::{self, Usage};
+use crate::state::{now_ms, ContainerState, Status, Store};
+use crate::supervisor::log_paths;
+
+/// Runs `act` on each container named, docker's way: errors are printed one per line and the
+/// command fails (status 1) if any did.
+fn for_each(
+    store: &Store,
+    keys: &[String],
+    act: impl Fn(&ContainerState) -> Result<()>,
+) -> Result<i32> {
+    let mut failed = false;
+    for key in keys {
+        match store.resolve(key).and_then(|c| act(&c.observed())) {
+            Ok(()) => println!("{key}"),
+            Err(e) => {
+                eprintln!("minibox: {e:#}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+/// Sends `sig` to the container's first process, if it is still that process.
+fn signal(c: &ContainerState, sig: Signal) -> Result<()> {
+    let Some(pid) = c.pid.filter(|p| p.is_alive() && c.is_running()) else {
+        bail!("container {} is not running", c.name);
+    };
+    send(Pid::from_raw(pid.pid), sig)
+        .with_context(|| format!("sending {sig} to container {}", c.name))
+}
+
+/// Waits until the container has ended (its supervisor recorded it, or nothing of it is left).
+fn wait_exited(store: &Store, id: &str, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if !store.load(id).is_ok_and(|c| c.observed().is_running()) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `minibox kill [-s SIGNAL] ID...`
+pub fn kill(store: &Store, sig: Signal, keys: &[String]) -> Result<i32> {
+    for_each(store, keys, |c| signal(c, sig))
+}
+
+/// `minibox stop [-t SECONDS] ID...`: SIGTERM, then SIGKILL after the grace period.
+pub fn stop(store: &Store, grace: u64, keys: &[String]) -> Result<i32> {
+    for_each(store, keys, |c| {
+        if !c.is_running() {
+            return Ok(()); // as docker: stopping a stopped container is fine
+        }
+        signal(c, Signal::SIGTERM)?;
+        if !wait_exited(store, &c.id, Duration::from_secs(grace)) {
+            let _ = signal(c, Signal::SIGKILL);
+            if !wait_exited(store, &c.id, Duration::from_secs(10)) {
+                bail!("container {} did not stop, even after SIGKILL", c.name);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `minibox rm [-f] ID...`: forgets exited containers and removes all they left.
+pub fn rm(store: &Store, force: bool, keys: &[String]) -> Result<i32> {
+    for_each(store, keys, |c| {
+        if c.is_running() {
+            if !force {
+                bail!(
+                    "cannot remove container {}: it is running; stop it first (minibox stop) or \
+                     use rm -f",
+                    c.name
+                );
+            }
+            let _ = signal(c, Signal::SIGKILL);
+            wait_exited(store, &c.id, Duration::from_secs(10));
+        }
+        let _lock = store.lock(&c.id)?;
+        // Another rm may have been quicker.
+        let c = store.load(&c.id)?.observed();
+        if c.is_running() {
+            bail!("container {} is still running", c.name);
+        }
+        // A supervisor killed before its cleanup leaves the group behind: it goes now.
+        if let Some(cg) = c.cgroup.as_ref().and_then(cgroup::reopen) {
+            if cg.path().exists() {
+                cg.destroy()?;
+            }
+        }
+        store.remove(&c.id)
+    })
+}
+
+/// `minibox logs [-f] ID`: what a detached container wrote; `-f` follows until it exits.
+pub fn logs(store: &Store, follow: bool, key: &str) -> Result<i32> {
+    let c = store.resolve(key)?;
+    let dir = store.dir(&c.id);
+    let (current, previous) = log_paths(&dir);
+    let mut out = std::io::stdout().lock();
+    if let Ok(mut old) = File::open(&previous) {
+        std::io::copy(&mut old, &mut out).context("reading the log")?;
+    }
+    let mut file = match File::open(&current) {
+        Ok(f) => f,
+        Err(_) if !c.detached => bail!(
+            "container {} ran in the foreground: its output went to the terminal, not to a log",
+            c.name
+        ),
+        Err(_) => return Ok(0),
+    };
+    std::io::copy(&mut file, &mut out).context("reading the log")?;
+    out.flush()?;
+    if !follow {
+        return Ok(0);
+    }
+    loop {
+        let running = store
+            .load(&c.id)
+            .map(|s| s.observed().is_running())
+            .unwrap_or(false);
+        std::thread::sleep(Duration::from_millis(50));
+        // Rotated: finish the old file, go on with the new one.
+        if std::fs::metadata(&current)
+            .is_ok_and(|m| m.ino() != file.metadata().map_or(0, |f| f.ino()))
+        {
+            std::io::copy(&mut file, &mut out)?;
+            file = File::open(&current).context("reopening the log")?;
+        }
+        let pos = file.stream_position()?;
+        let mut buf = Vec::new();
+        file.read_to_end(&mut buf)?;
+        out.write_all(&buf)?;
+        out.flush()?;
+        if !running && buf.is_empty() {
+            break;
+        }
+        file.seek(SeekFrom::Start(pos + buf.len() as u64))?;
+    }
+    Ok(0)
+}
+
+/// `minibox port ID`: the published ports, docker's way (`8080/tcp -> 0.0.0.0:8080`).
+pub fn port(store: &Store, key: &str) -> Result<i32> {
+    let c = store.resolve(key)?;
+    for p in &c.ports {
+        println!(
+            "{}/tcp -> {}",
+            p.container_port,
+            std::net::SocketAddr::new(p.host_ip, p.host_port)
+        );
+    }
+    Ok(0)
+}
+
+/// One `ps` row's facts.
+struct Row {
+    state: ContainerState,
+    usage: Option<Usage>,
+    cpu_percent: Option<f64>,
+}
+
+/// `minibox ps`: what runs (with `-a`, what ran), with limits and usage from the cgroup now.
+pub fn ps(store: &Store, all: bool, quiet: bool, json: bool) -> Result<i32> {
+    let containers: Vec<ContainerState> = store
+        .list()?
+        .into_iter()
+        .map(ContainerState::observed)
+        .filter(|c| all || c.is_running())
+        .collect();
+    if quiet {
+        for c in &containers {
+            println!("{}", c.short_id());
+        }
+        return Ok(0);
+    }
+    let rows = sample(containers);
+    let now = now_ms();
+    if json {
+        for r in &rows {
+            println!("{}", row_json(r, now));
+        }
+        return Ok(0);
+    }
+    let header = [
+        "CONTAINER ID",
+        "NAME",
+        "STATUS",
+        "PID",
+        "CREATED",
+        "COMMAND",
+        "MEM USAGE / LIMIT",
+        "CPU %",
+        "PORTS",
+    ];
+    let table: Vec<[String; 9]> = rows.iter().map(|r| row_cells(r, now)).collect();
+    let widths: Vec<usize> = (0..9)
+        .map(|i| {
+            table
+                .iter()
+                .map(|row| row[i].chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    let line = |cells: Vec<&str>| -> String {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        padded.join("   ").trim_end().to_string()
+    };
+    writeln!(out, "{}", line(header.to_vec()))?;
+    for row in &table {
+        writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
+    }
+    Ok(0)
+}
+
+/// Reads each running container's usage, and its CPU use over a short sample.
+fn sample(containers: Vec<ContainerState>) -> Vec<Row> {
+    const SAMPLE: Duration = Duration::from_millis(200);
+    let groups: Vec<_> = containers
+        .iter()
+        .map(|c| {
+            c.cgroup
+                .as_ref()
+                .filter(|_| c.status == Status::Running)
+                .and_then(cgroup::reopen)
+        })
+        .collect();
+    let first: Vec<Option<Usage>> = groups
+        .iter()
+        .map(|g| g.as_ref().map(|g| g.usage()))
+        .collect();
+    let started = Instant::now();
+    if first
+        .iter()
+        .any(|u| u.is_some_and(|u| u.cpu_usec.is_some()))
+    {
+        std::thread::sleep(SAMPLE);
+    }
+    let wall_usec = started.elapsed().as_micros() as f64;
+    containers
+        .into_iter()
+        .zip(groups.iter().zip(first))
+        .map(|(state, (group, before))| {
+            let after = group.as_ref().map(|g| g.usage());
+            let cpu_percent = match (
+                before.and_then(|u| u.cpu_usec),
+                after.and_then(|u| u.cpu_usec),
+            ) {
+                (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 * 100.0 / wall_usec),
+                _ => None,
+            };
+            Row {
+                state,
+                usage: after,
+                cpu_percent,
+            }
+        })
+        .collect()
+}
+
+/// Docker's "human" durations: `Less than a second`, `3 minutes`, `About an hour`, `2 days`.
+pub fn human_duration(ms: u64) -> String {
+    let s = ms / 1000;
+    let (m, h) = (s / 60, s / 3600);
+    match () {
+        _ if s < 1 => "Less than a second".into(),
+        _ if s == 1 => "1 second".into(),
+        _ if s < 60 => format!("{s} seconds"),
+        _ if m == 1 => "About a minute".into(),
+        _ if m < 60 => format!("{m} minutes"),
+        _ if h == 1 => "About an hour".into(),
+        _ if h < 48 => format!("{h} hours"),
+        _ if h < 24 * 7 * 2 => format!("{} days", h / 24),
+        _ if h < 24 * 30 * 2 => format!("{} weeks", h / 24 / 7),
+        _ if h < 24 * 365 * 2 => format!("{} months", h / 24 / 30),
+        _ => format!("{} years", h / 24 / 365),
+    }
+}
+
+fn status_text(c: &ContainerState, now: u64) -> String {
+    match c.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!(
+            "Up {}",
+            human_duration(now.saturating_sub(c.started_ms.unwrap_or(now)))
+        ),
+        Status::Exited => {
+            let code = c.exit_code.map_or("unknown".to_string(), |c| c.to_string());
+            let ago = c
+                .finished_ms
+                .map(|f| format!(" {} ago", human_duration(now.saturating_sub(f))));
+            let oom = if c.oom_killed { " (OOM killed)" } else { "" };
+            format!("Exited ({code}){}{oom}", ago.unwrap_or_default())
+        }
+    }
+}
+
+fn short_bytes(bytes: u64) -> String {
+    cgroup::human_bytes(bytes).replace(' ', "")
+}
+
+fn ports_text(c: &ContainerState) -> String {
+    c.ports
+        .iter()
+        .map(|p| p.display())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn row_cells(r: &Row, now: u64) -> [String; 9] {
+    let c = &r.state;
+    let mut command = format!("\"{}\"", c.command.join(" "));
+    if command.chars().count() > 22 {
+        command = format!("{}…\"", command.chars().take(20).collect::<String>());
+    }
+    let mem = match r.usage.and_then(|u| u.memory_current) {
+        Some(used) => format!(
+            "{} / {}",
+            short_bytes(used),
+            c.limits.memory.map_or("-".into(), short_bytes)
+        ),
+        None => "-".into(),
+    };
+    [
+        c.short_id().to_string(),
+        c.name.clone(),
+        status_text(c, now),
+        c.pid
+            .filter(|_| c.status == Status::Running)
+            .map_or("-".into(), |p| p.pid.to_string()),
+        format!("{} ago", human_duration(now.saturating_sub(c.created_ms))),
+        command,
+        mem,
+        r.cpu_percent.map_or("-".into(), |p| format!("{p:.2}%")),
+        ports_text(c),
+    ]
+}
+
+fn row_json(r: &Row, now: u64) -> serde_json::Value {
+    let c = &r.state;
+    json!({
+        "ID": c.id,
+        "Name": c.name,
+        "State": c.status,
+        "Status": status_text(c, now),
+        "Pid": c.pid.filter(|_| c.status == Status::Running).map(|p| p.pid),
+        "CreatedMs": c.created_ms,
+        "Command": c.command,
+        "MemUsage": r.usage.and_then(|u| u.memory_current),
+        "MemLimit": c.limits.memory,
+        "CpuQuotaUsec": c.limits.cpu_quota,
+        "PidsLimit": c.limits.pids,
+        "CPUPerc": r.cpu_percent,
+        "ExitCode": c.exit_code,
+        "OOMKilled": c.oom_killed,
+        "Cgroup": c.cgroup,
+        "Ports": ports_text(c),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_dockers() {
+        assert_eq!(human_duration(300), "Less than a second");
+        assert_eq!(human_duration(1_000), "1 second");
+        assert_eq!(human_duration(45_000), "45 seconds");
+        assert_eq!(human_duration(61_000), "About a minute");
+        assert_eq!(human_duration(180_000), "3 minutes");
+        assert_eq!(human_duration(3_700_000), "About an hour");
+        assert_eq!(human_duration(5 * 3_600_000), "5 hours");
+        assert_eq!(human_duration(3 * 86_400_000), "3 days");
+    }
+}

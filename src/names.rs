@@ -1,0 +1,51 @@
+//! Generated container names, docker-style: `adjective_scientist`.
+
+const ADJECTIVES: [&str; 24] = [
+    "brave", "calm", "clever", "eager", "fervent", "gentle", "happy", "jolly", "keen", "kind",
+    "lucid", "merry", "nimble", "quiet", "quirky", "sharp", "silly", "stoic", "sweet", "tender",
+    "upbeat", "vivid", "witty", "zealous",
+];
+
+const NAMES: [&str; 24] = [
+    "babbage", "curie", "darwin", "dijkstra", "euler", "fermi", "goodall", "hopper", "hypatia",
+    "kepler", "knuth", "lamarr", "lovelace", "meitner", "noether", "pascal", "ritchie", "shannon",
+    "thompson", "torvalds", "turing", "wozniak", "yalow", "zuse",
+];
+
+/// A free name derived from the container's (random) id; a number is added if all are taken.
+pub fn generate(id: &str, taken: impl Fn(&str) -> bool) -> String {
+    let seed = u64::from_str_radix(&id[..8.min(id.len())], 16).unwrap_or(0) as usize;
+    let total = ADJECTIVES.len() * NAMES.len();
+    for i in 0..total {
+        let n = (seed + i) % total;
+        let name = format!("{}_{}", ADJECTIVES[n / NAMES.len()], NAMES[n % NAMES.len()]);
+        if !taken(&name) {
+            return name;
+        }
+    }
+    let base = format!(
+        "{}_{}",
+        ADJECTIVES[seed % ADJECTIVES.len()],
+        NAMES[seed % NAMES.len()]
+    );
+    (2..)
+        .map(|k| format!("{base}{k}"))
+        .find(|n| !taken(n))
+        .unwrap_or(base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_valid_and_avoid_taken_ones() {
+        let id = "0123456789abcdef";
+        let first = generate(id, |_| false);
+        crate::spec::check_name(&first).unwrap();
+        let second = generate(id, |n| n == first);
+        assert_ne!(first, second);
+        let numbered = generate(id, |n| !n.chars().last().unwrap().is_ascii_digit());
+        assert!(numbered.ends_with('2'), "{numbered}");
+    }
+}

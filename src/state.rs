@@ -1,0 +1,441 @@
+//! What minibox remembers about containers: one directory per container under the state root
+//! (`/run/minibox/<id>/`, root-only), holding `state.json`, the logs of a detached container and
+//! a lock file.
+//!
+//! Every write is atomic (a temp file renamed over `state.json`), so a reader never sees half a
+//! file. Changes that must not race (a name's uniqueness, an exit being recorded while `rm`
+//! runs) hold a lock: the root's `lock` for names and creation, the container's own for its
+//! state. A pid is trusted only together with its start time, so a recycled pid is never
+//! mistaken for the container.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::cgroup::Limits;
+use crate::spec::{ContainerSpec, SHORT_ID_LEN};
+
+/// Where state lives unless `--root` says otherwise.
+pub const DEFAULT_ROOT: &str = "/run/minibox";
+
+const STATE_FILE: &str = "state.json";
+const LOCK_FILE: &str = "lock";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Recorded, not started yet.
+    Created,
+    Running,
+    Exited,
+}
+
+/// Everything `ps`, `stop`, `rm` and `logs` need to know about one container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerState {
+    pub id: String,
+    pub name: String,
+    pub rootfs: PathBuf,
+    pub command: Vec<String>,
+    pub detached: bool,
+    /// Milliseconds since the epoch.
+    pub created_ms: u64,
+    pub limits: Limits,
+    pub status: Status,
+    /// The supervisor: the minibox process that waits for the container.
+    pub supervisor: Option<ProcessRef>,
+    /// The container's first process, on the host.
+    pub pid: Option<ProcessRef>,
+    /// The container's cgroup(s), if it has any.
+    pub cgroup: Option<CgroupRecord>,
+    pub started_ms: Option<u64>,
+    pub finished_ms: Option<u64>,
+    /// `None` once exited means nobody saw how it ended (its supervisor was killed).
+    pub exit_code: Option<i32>,
+    pub oom_killed: bool,
+    /// Published ports, as bound (kernel-chosen host ports filled in).
+    #[serde(default)]
+    pub ports: Vec<crate::net::PortMapping>,
+}
+
+/// Where a container's cgroup is, to read its usage or clean it up later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupRecord {
+    /// "cgroup v2" or "cgroup v1".
+    pub driver: String,
+    /// Its directory (v2), or one per hierarchy (v1).
+    pub paths: Vec<PathBuf>,
+}
+
+/// A process as the kernel names it for good: its pid and its start time (`/proc/PID/stat`
+/// field 22, in clock ticks after boot). A pid alone may be reused by another process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessRef {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+impl ProcessRef {
+    /// The running process with this pid, as it is now.
+    pub fn of(pid: i32) -> Result<ProcessRef> {
+        let start_time = start_time(pid).with_context(|| format!("reading /proc/{pid}/stat"))?;
+        Ok(ProcessRef { pid, start_time })
+    }
+
+    /// True while this very process lives (not another one that got its pid).
+    pub fn is_alive(&self) -> bool {
+        start_time(self.pid).is_some_and(|t| t == self.start_time)
+    }
+}
+
+/// Field 22 of /proc/PID/stat; the command name (field 2) may hold spaces and parentheses.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    // Fields 3.. follow; field 22 is the 20th of them.
+    after_comm.split_whitespace().nth(19)?.parse().ok()
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl ContainerState {
+    pub fn new(spec: &ContainerSpec, name: String, detached: bool) -> ContainerState {
+        ContainerState {
+            id: spec.id.clone(),
+            name,
+            rootfs: spec.rootfs.clone(),
+            command: spec.args.clone(),
+            detached,
+            created_ms: now_ms(),
+            limits: spec.limits,
+            status: Status::Created,
+            supervisor: None,
+            pid: None,
+            cgroup: None,
+            started_ms: None,
+            finished_ms: None,
+            exit_code: None,
+            oom_killed: false,
+            ports: vec![],
+        }
+    }
+
+    pub fn short_id(&self) -> &str {
+        &self.id[..SHORT_ID_LEN.min(self.id.len())]
+    }
+
+    /// The status as it really is: a container recorded as running whose processes are gone
+    /// (its supervisor was killed before it could write the exit) has exited, how is unknown.
+    pub fn observed(mut self) -> ContainerState {
+        if self.status != Status::Exited {
+            let supervisor_alive = self.supervisor.is_some_and(|s| s.is_alive());
+            let container_alive = self.pid.is_some_and(|p| p.is_alive());
+            let starting = self.status == Status::Created && supervisor_alive;
+            if !(starting || supervisor_alive || container_alive) {
+                self.status = Status::Exited;
+                self.exit_code = None;
+            }
+        }
+        self
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.status != Status::Exited
+    }
+}
+
+/// The state root and what is in it.
+pub struct Store {
+    root: PathBuf,
+}
+
+/// An exclusive `flock`, released when dropped.
+pub struct Lock(File);
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+fn lock_file(path: &Path) -> Result<Lock> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("opening lock {}", path.display()))?;
+    file.lock()
+        .with_context(|| format!("locking {}", path.display()))?;
+    Ok(Lock(file))
+}
+
+impl Store {
+    /// Opens the state root, creating it (mode 0700: state is root's business) if needed.
+    pub fn open(root: &Path) -> Result<Store> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .with_context(|| format!("creating the state directory {}", root.display()))?;
+        Ok(Store {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    /// Records a new container, making sure its name is unique (a generated one when none is
+    /// given). Fails, changing nothing, when the name is taken.
+    pub fn create(&self, spec: &ContainerSpec, detached: bool) -> Result<ContainerState> {
+        let _lock = lock_file(&self.root.join(LOCK_FILE))?;
+        let existing = self.list()?;
+        let taken = |n: &str| existing.iter().any(|c| c.name == n);
+        let name = match &spec.name {
+            Some(n) if taken(n) => bail!(
+                "the container name {n:?} is already in use by container {}: remove it \
+                 (minibox rm) or choose another name",
+                existing
+                    .iter()
+                    .find(|c| &c.name == n)
+                    .map_or("?", |c| c.short_id())
+            ),
+            Some(n) => n.clone(),
+            None => crate::names::generate(&spec.id, taken),
+        };
+        let mut state = ContainerState::new(spec, name, detached);
+        // Until a supervisor takes over, the creating process answers for the container.
+        state.supervisor = Some(ProcessRef::of(std::process::id() as i32)?);
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(self.dir(&state.id))
+            .with_context(|| format!("creating {}", self.dir(&state.id).display()))?;
+        self.write(&state)?;
+        Ok(state)
+    }
+
+    /// Writes the state atomically: a reader sees the old file or the new one, never a mix.
+    pub fn write(&self, state: &ContainerState) -> Result<()> {
+        let dir = self.dir(&state.id);
+        let tmp = dir.join(format!(".{STATE_FILE}.{}", std::process::id()));
+        let json = serde_json::to_vec_pretty(state).context("encoding the state")?;
+        let mut file = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        file.write_all(&json)
+            .and_then(|_| file.sync_data())
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        fs::rename(&tmp, dir.join(STATE_FILE))
+            .with_context(|| format!("renaming {}", tmp.display()))
+    }
+
+    /// Reads, changes and writes a container's state under its lock. Fails if it is gone.
+    pub fn update(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut ContainerState),
+    ) -> Result<ContainerState> {
+        let _lock = self.lock(id)?;
+        let mut state = self.load(id)?;
+        change(&mut state);
+        self.write(&state)?;
+        Ok(state)
+    }
+
+    /// The container's own lock.
+    pub fn lock(&self, id: &str) -> Result<Lock> {
+        let dir = self.dir(id);
+        if !dir.is_dir() {
+            bail!("no such container: {id}");
+        }
+        lock_file(&dir.join(LOCK_FILE))
+    }
+
+    pub fn load(&self, id: &str) -> Result<ContainerState> {
+        let path = self.dir(id).join(STATE_FILE);
+        let text = match fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == ErrorKind::NotFound => bail!("no such container: {id}"),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        serde_json::from_slice(&text)
+            .with_context(|| format!("{} is not a minibox state file", path.display()))
+    }
+
+    /// Every container with a readable state, oldest first.
+    pub fn list(&self) -> Result<Vec<ContainerState>> {
+        let mut all = vec![];
+        let entries =
+            fs::read_dir(&self.root).with_context(|| format!("listing {}", self.root.display()))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !entry.path().is_dir() || name.starts_with('.') {
+                continue;
+            }
+            // A directory without a state file is a container being created or removed.
+            if let Ok(state) = self.load(&name) {
+                all.push(state);
+            }
+        }
+        all.sort_by(|a, b| a.created_ms.cmp(&b.created_ms).then(a.id.cmp(&b.id)));
+        Ok(all)
+    }
+
+    /// Finds a container by full id, name, or unique id prefix (docker's rules).
+    pub fn resolve(&self, key: &str) -> Result<ContainerState> {
+        if key.is_empty() {
+            bail!("no container given: name one by its name or id");
+        }
+        let all = self.list()?;
+        if let Some(c) = all.iter().find(|c| c.id == key || c.name == key) {
+            return Ok(c.clone());
+        }
+        let matches: Vec<&ContainerState> = all.iter().filter(|c| c.id.starts_with(key)).collect();
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => bail!("no such container: {key}"),
+            many => bail!(
+                "{key:?} matches {} containers ({}): give more of the id",
+                many.len(),
+                many.iter()
+                    .map(|c| c.short_id())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    /// Deletes a container's directory (state, logs, lock).
+    pub fn remove(&self, id: &str) -> Result<()> {
+        let dir = self.dir(id);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("removing {}", dir.display())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(id_byte: char, name: Option<&str>) -> ContainerSpec {
+        let dir = std::env::temp_dir();
+        ContainerSpec {
+            id: id_byte.to_string().repeat(64),
+            name: name.map(String::from),
+            rootfs: dir,
+            args: vec!["/main".into()],
+            env: vec![],
+            hostname: "h".into(),
+            workdir: "/".into(),
+            identity: crate::user::resolve(None, None, None).unwrap(),
+            capabilities: Default::default(),
+            read_only: false,
+            limits: Limits::default(),
+            cgroup_parent: "minibox".into(),
+            network: Default::default(),
+            ports: vec![],
+        }
+    }
+
+    #[test]
+    fn create_write_load_list_remove() {
+        let base = tempfile::tempdir().unwrap();
+        let root = base.path().join("minibox");
+        let store = Store::open(&root).unwrap();
+        let a = store.create(&spec('a', Some("web")), true).unwrap();
+        assert_eq!(a.name, "web");
+        assert_eq!(a.status, Status::Created);
+        let b = store.create(&spec('b', None), false).unwrap();
+        assert!(!b.name.is_empty() && b.name != "web");
+        let updated = store.update(&a.id, |s| s.status = Status::Running).unwrap();
+        assert_eq!(store.load(&a.id).unwrap(), updated);
+        assert_eq!(store.list().unwrap().len(), 2);
+        store.remove(&a.id).unwrap();
+        assert!(store.load(&a.id).is_err());
+        assert_eq!(store.list().unwrap().len(), 1);
+        let mode = fs::metadata(&root).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(mode.permissions().mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        store.create(&spec('a', Some("web")), true).unwrap();
+        let e = store
+            .create(&spec('b', Some("web")), true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("already in use"), "{e}");
+        assert!(
+            !store.dir(&"b".repeat(64)).exists(),
+            "a refused create left a directory"
+        );
+    }
+
+    #[test]
+    fn resolve_by_id_name_or_unique_prefix() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let mut s1 = spec('a', Some("one"));
+        s1.id = format!("ab{}", "0".repeat(62));
+        let mut s2 = spec('a', Some("two"));
+        s2.id = format!("ac{}", "0".repeat(62));
+        store.create(&s1, true).unwrap();
+        store.create(&s2, true).unwrap();
+        assert_eq!(store.resolve("one").unwrap().id, s1.id);
+        assert_eq!(store.resolve(&s2.id).unwrap().name, "two");
+        assert_eq!(store.resolve("ab").unwrap().name, "one");
+        let e = store.resolve("a").unwrap_err().to_string();
+        assert!(e.contains("matches 2 containers"), "{e}");
+        assert!(store
+            .resolve("zz")
+            .unwrap_err()
+            .to_string()
+            .contains("no such container"));
+        assert!(store.resolve("").is_err());
+    }
+
+    #[test]
+    fn a_pid_is_trusted_only_with_its_start_time() {
+        let me = ProcessRef::of(std::process::id() as i32).unwrap();
+        assert!(me.is_alive());
+        let recycled = ProcessRef {
+            pid: me.pid,
+            start_time: me.start_time + 1,
+        };
+        assert!(!recycled.is_alive());
+    }
+
+    #[test]
+    fn a_running_record_with_dead_processes_is_exited_unknown() {
+        let mut s = ContainerState::new(&spec('a', None), "x".into(), true);
+        s.status = Status::Running;
+        s.exit_code = Some(0);
+        s.supervisor = Some(ProcessRef {
+            pid: i32::MAX,
+            start_time: 1,
+        });
+        s.pid = Some(ProcessRef {
+            pid: i32::MAX,
+            start_time: 1,
+        });
+        let seen = s.observed();
+        assert_eq!(seen.status, Status::Exited);
+        assert_eq!(seen.exit_code, None);
+    }
+}
