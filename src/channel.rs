@@ -2,12 +2,13 @@
 //!
 //! Two pipes. "go" (parent → child): the child waits on it until the parent has placed it in
 //! its cgroup; the parent then keeps it open for as long as it lives, so the child can tell
-//! whether minibox is still there. "report" (child → parent, close-on-exec): silent when
-//! `execve` succeeds (the kernel closes it), or one line `STATUS MESSAGE` when setup or exec
-//! failed.
+//! whether minibox is still there. "report" (child → parent, close-on-exec): one line per
+//! message, closed by the kernel when `execve` succeeds:
+//! - `S NAME TEXT`: a setup step done, with what the kernel says of it (`--explain` only);
+//! - `STATUS MESSAGE`: setup or exec failed, and minibox should exit with STATUS.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
 
 use anyhow::{bail, Context, Result};
@@ -61,22 +62,10 @@ impl ParentEnd {
             .context("signalling the container to start")
     }
 
-    /// Waits until the child has exec'd CMD (`Ok`) or failed (`Err` carrying its status).
-    pub fn wait_for_exec(&self) -> Result<()> {
-        let mut text = String::new();
-        (&self.report)
-            .read_to_string(&mut text)
-            .context("reading the container's setup report")?;
-        if text.is_empty() {
-            return Ok(());
-        }
-        let text = text.trim_end();
-        let (code, message) = text.split_once(' ').unwrap_or(("", text));
-        let code = code.parse().unwrap_or(RUNTIME_FAILED);
-        bail!(StatusError {
-            code,
-            message: message.to_string()
-        })
+    /// Waits until the child has exec'd CMD (`Ok`) or failed (`Err` carrying its status),
+    /// handing each step it reports to `on_step(name, text)` as it arrives.
+    pub fn wait_for_exec(&self, on_step: impl FnMut(&str, &str)) -> Result<()> {
+        read_report(&self.report, on_step)
     }
 }
 
@@ -104,6 +93,12 @@ impl ChildEnd {
         Ok(())
     }
 
+    /// Tells the parent a step is done and what the kernel says of it (`--explain`).
+    pub fn report_step(&self, name: &str, text: &str) {
+        let line = format!("S {name} {}\n", text.replace('\n', "\u{1f}"));
+        let _ = (&self.report).write_all(line.as_bytes());
+    }
+
     /// Tells the parent why the container could not start, and the status minibox should exit
     /// with. Best effort: if the parent is gone there is no one left to tell.
     pub fn report_failure(&self, code: i32, message: &str) {
@@ -117,20 +112,21 @@ pub fn report_failure(to: &File, code: i32, message: &str) {
     let _ = (&*to).write_all(line.as_bytes());
 }
 
-/// Reads a report pipe to its end: nothing means success, else the failure and its status.
-pub fn read_report(from: &File) -> Result<()> {
-    let mut text = String::new();
-    (&*from)
-        .read_to_string(&mut text)
-        .context("reading the container's start report")?;
-    if text.is_empty() {
-        return Ok(());
+/// Reads a report pipe to its end: steps go to `on_step`; no failure line means success.
+pub fn read_report(from: &File, mut on_step: impl FnMut(&str, &str)) -> Result<()> {
+    for line in BufReader::new(from).lines() {
+        let line = line.context("reading the container's start report")?;
+        if let Some(step) = line.strip_prefix("S ") {
+            let (name, text) = step.split_once(' ').unwrap_or((step, ""));
+            on_step(name, &text.replace('\u{1f}', "\n"));
+            continue;
+        }
+        let (code, message) = line.split_once(' ').unwrap_or(("", &line));
+        let code = code.parse().unwrap_or(RUNTIME_FAILED);
+        bail!(StatusError {
+            code,
+            message: message.to_string()
+        })
     }
-    let text = text.trim_end();
-    let (code, message) = text.split_once(' ').unwrap_or(("", text));
-    let code = code.parse().unwrap_or(RUNTIME_FAILED);
-    bail!(StatusError {
-        code,
-        message: message.to_string()
-    })
+    Ok(())
 }

@@ -67,6 +67,14 @@ pub enum Command {
         #[arg(value_name = "CONTAINER", required = true)]
         containers: Vec<String>,
     },
+    /// What a container is made of, read from the kernel now (JSON, or a table).
+    Inspect {
+        /// `json` (default) or `table`.
+        #[arg(long, value_name = "FORMAT", default_value = "json", value_parser = ["json", "table"])]
+        format: String,
+        #[arg(value_name = "CONTAINER")]
+        container: String,
+    },
     /// List a container's published ports.
     Port {
         #[arg(value_name = "CONTAINER")]
@@ -87,6 +95,10 @@ pub struct RunArgs {
     /// Run in the background: print the container's id and return.
     #[arg(short, long)]
     pub detach: bool,
+
+    /// Narrate each step of making the container, with what the kernel says of it (stderr).
+    #[arg(long)]
+    pub explain: bool,
 
     /// Remove the container's record when it exits.
     #[arg(long)]

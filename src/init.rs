@@ -20,7 +20,7 @@ use crate::channel::ChildEnd;
 use crate::net::Network;
 use crate::spec::ContainerSpec;
 use crate::status::{self, StatusError};
-use crate::{caps, namespaces, net, rootfs, signals, user};
+use crate::{caps, explain, namespaces, net, rootfs, signals, user};
 
 /// Runs in the child after `clone`: becomes CMD, or reports why not and exits.
 pub fn container_main(spec: &ContainerSpec, chan: &ChildEnd, output: Option<&OwnedFd>) -> isize {
@@ -40,6 +40,13 @@ fn set_up_and_exec(
     chan.wait_for_go()?;
     // Our cgroup becomes the root of our cgroup view: the host's groups are out of sight.
     namespaces::enter_cgroup_namespace()?;
+    // (--explain: each `say` tells minibox what the kernel now holds; off, it does nothing.)
+    let say = |step: &str, text: &dyn Fn() -> String| {
+        if spec.explain {
+            chan.report_step(step, &text())
+        }
+    };
+    say("clone", &|| explain::namespaces_of("self"));
     // Detached: stdout and stderr go to minibox's log, not to a terminal that may be gone.
     send_output_to(output)?;
     // Nothing we mount from here on propagates back to the host.
@@ -53,27 +60,34 @@ fn set_up_and_exec(
     // A /dev with only harmless device nodes, a private devpts and /dev/shm.
     rootfs::mount_dev(&root)?;
     // Hide what leaks the host's secrets or power (docker's masked paths).
-    rootfs::mask_paths(&root)?;
+    let masked = rootfs::mask_paths(&root)?;
     // Freeze the kernel knobs the container must not turn (docker's read-only paths).
-    rootfs::make_paths_readonly(&root)?;
+    let frozen = rootfs::make_paths_readonly(&root)?;
+    say("mounts", &|| explain::mounts(masked, frozen));
     // The rootfs becomes /, and the host's root is detached: no path leads back out.
     rootfs::pivot_into(&root)?;
+    say("pivot_root", &|| explain::pivoted(&spec.rootfs));
     // The working directory must exist before we lose the right to create it.
     rootfs::ensure_workdir(&spec.workdir)?;
     // --read-only: every mount point exists now, so / can be frozen.
     make_root_readonly_if_asked(spec.read_only)?;
     // Our own hostname, in our own UTS namespace (needs CAP_SYS_ADMIN: before the drop).
     namespaces::set_hostname(&spec.hostname)?;
+    say("hostname", &explain::hostname);
     // The new network namespace has only lo, and it starts down (--network none keeps it so).
     bring_up_loopback_if_private(spec.network)?;
     // The ceiling for this process and all it execs; needs CAP_SETPCAP, so before setuid.
     caps::limit_bounding_set(&spec.capabilities)?;
     // Become the container's user: groups, gid, then uid — the point of no return.
     user::switch_to(&spec.identity)?;
+    say("identity", &|| {
+        explain::identity(spec.identity.name.as_deref())
+    });
     // Keep exactly the allowed capabilities; nothing inheritable, nothing ambient.
     caps::set_process_caps(&spec.capabilities)?;
     // setuid binaries and file capabilities in the rootfs can never raise privileges again.
     set_no_new_privs()?;
+    say("privileges", &explain::privileges);
     // Changing uid cleared the parent-death signal: set it again, then check minibox is alive.
     die_with_parent()?;
     chan.check_parent_alive()?;
@@ -86,6 +100,7 @@ fn set_up_and_exec(
     // No descriptor of ours reaches CMD: all but 0, 1, 2 close on exec.
     close_fds_on_exec()?;
     // Become CMD.
+    say("exec", &|| explain::exec(&spec.args, &spec.env));
     exec_command(spec)
 }
 

@@ -12,6 +12,7 @@ use nix::unistd::{pipe2, ForkResult, Pid};
 
 use crate::cgroup::{self, human_bytes, ContainerCgroup, Placement};
 use crate::channel::{self, ParentEnd};
+use crate::explain;
 use crate::init;
 use crate::namespaces;
 use crate::net::PublishedPorts;
@@ -69,7 +70,7 @@ fn run_detached(
     match unsafe { nix::unistd::fork() }.context("fork() of the container's supervisor")? {
         ForkResult::Parent { child } => {
             drop(ready_w);
-            let started = channel::read_report(&File::from(ready_r));
+            let started = channel::read_report(&File::from(ready_r), |_, _| {});
             if started.is_err() {
                 let _ = nix::sys::wait::waitpid(child, None);
             }
@@ -170,11 +171,15 @@ fn supervise(
     let cgroup = cgroup::create(&place, &spec.limits)?;
     if let Some(cg) = &cgroup {
         let record = CgroupRecord {
-            driver: "cgroup v2".into(),
-            paths: vec![cg.path().to_path_buf()],
+            driver: cg.driver().into(),
+            paths: cg.paths(),
         };
         store.update(&state.id, |s| s.cgroup = Some(record))?;
     }
+    if spec.explain {
+        explain::print("cgroup", &explain_cgroup(cgroup.as_deref()));
+    }
+    let began = std::time::Instant::now();
     let ended = start_and_watch(spec, store, cgroup.as_deref(), ports, output, start);
     // Whatever happened, the group goes; what it measured is read first.
     let usage = cgroup.as_ref().map(|cg| cg.usage()).unwrap_or_default();
@@ -182,6 +187,13 @@ fn supervise(
         cg.destroy()?;
     }
     let code = ended?;
+    if spec.explain {
+        let removed = cgroup.as_ref().map(|cg| !cg.path().exists());
+        explain::print(
+            "exit",
+            &explain::exit(code, began.elapsed(), &usage, removed),
+        );
+    }
     let oom_killed = usage.oom_kills > 0;
     if oom_killed {
         let limit = spec.limits.memory.map_or("none".into(), human_bytes);
@@ -231,7 +243,7 @@ fn start_and_watch(
     drop(child);
     // Only the container may hold the write end, so the relay sees EOF when it is gone.
     let relay = output.map(|o| o.relay);
-    if let Err(e) = admit(pid, cgroup, &parent) {
+    if let Err(e) = admit(pid, cgroup, &parent, spec.explain) {
         let _ = kill(pid, Signal::SIGKILL);
         signals::reap(pid);
         return Err(e);
@@ -255,11 +267,57 @@ fn start_and_watch(
 }
 
 /// Puts the waiting child in its cgroup, lets it go, and waits until it has exec'd CMD.
-fn admit(pid: Pid, cgroup: Option<&dyn ContainerCgroup>, parent: &ParentEnd) -> Result<()> {
+fn admit(
+    pid: Pid,
+    cgroup: Option<&dyn ContainerCgroup>,
+    parent: &ParentEnd,
+    explain: bool,
+) -> Result<()> {
     if let Some(cg) = cgroup {
         cg.add(pid)
             .with_context(|| format!("moving the container into {}", cg.path().display()))?;
     }
     parent.send_go()?;
-    parent.wait_for_exec()
+    parent.wait_for_exec(|step, text| {
+        if explain {
+            explain_child_step(pid, step, text)
+        }
+    })
+}
+
+/// The group as the kernel holds it now.
+fn explain_cgroup(cgroup: Option<&dyn ContainerCgroup>) -> String {
+    let Some(cg) = cgroup else {
+        return "none: this host offers no cgroup controllers to minibox (no limits, no accounting)".into();
+    };
+    let values: Vec<String> = cg
+        .settings()
+        .iter()
+        .map(|(file, value)| {
+            if value.contains(' ') {
+                format!("{file}=\"{value}\"")
+            } else {
+                format!("{file}={value}")
+            }
+        })
+        .collect();
+    format!(
+        "created {} ({})\n{}",
+        cg.path().display(),
+        cg.driver(),
+        values.join("  ")
+    )
+}
+
+/// The container's own steps, with what only the host side can add to them.
+fn explain_child_step(pid: Pid, step: &str, text: &str) {
+    if step == "clone" {
+        let host = explain::namespaces_of("self");
+        let text = format!(
+            "pid {pid} on the host is pid 1 inside; new namespaces:\n{text}\n(host: {host})"
+        );
+        explain::print(step, &text);
+    } else {
+        explain::print(step, text);
+    }
 }

@@ -8,7 +8,9 @@ mod caps;
 mod cgroup;
 mod channel;
 mod cli;
+mod explain;
 mod init;
+mod inspect;
 mod launcher;
 mod lifecycle;
 mod names;
@@ -73,6 +75,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Rm { force, containers } => lifecycle::rm(&store, force, &containers),
         Command::Logs { follow, container } => lifecycle::logs(&store, follow, &container),
         Command::Port { container } => lifecycle::port(&store, &container),
+        Command::Inspect { format, container } => {
+            inspect::inspect(&store, &container, format == "table")
+        }
     }
 }
 

@@ -253,7 +253,9 @@ pub fn mask_paths(root: &OwnedFd) -> Result<usize> {
 }
 
 /// Makes docker's read-only paths read-only: bind each onto itself, then remount it ro.
-pub fn make_paths_readonly(root: &OwnedFd) -> Result<()> {
+/// Returns how many there were.
+pub fn make_paths_readonly(root: &OwnedFd) -> Result<usize> {
+    let mut frozen = 0;
     for rel in READONLY_PATHS {
         let Some(fd) = open_existing(root, rel)? else {
             continue;
@@ -276,8 +278,9 @@ pub fn make_paths_readonly(root: &OwnedFd) -> Result<()> {
             | MsFlags::MS_NODEV
             | MsFlags::MS_NOEXEC;
         mount_at(NONE, &top, NONE, ro, NONE, &format!("/{rel} read-only"))?;
+        frozen += 1;
     }
-    Ok(())
+    Ok(frozen)
 }
 
 fn open_existing(root: &OwnedFd, rel: &str) -> Result<Option<OwnedFd>> {

@@ -50,6 +50,8 @@ pub struct ContainerSpec {
     pub network: Network,
     /// `-p`: host ports relayed to the container's.
     pub ports: Vec<PortMapping>,
+    /// `--explain`: narrate the setup.
+    pub explain: bool,
 }
 
 impl ContainerSpec {
@@ -118,6 +120,7 @@ impl ContainerSpec {
             cgroup_parent: PathBuf::from(&args.cgroup_parent),
             network,
             ports,
+            explain: args.explain,
         })
     }
 }

@@ -42,6 +42,8 @@ pub struct ContainerState {
     pub name: String,
     pub rootfs: PathBuf,
     pub command: Vec<String>,
+    #[serde(default)]
+    pub hostname: String,
     pub detached: bool,
     /// Milliseconds since the epoch.
     pub created_ms: u64,
@@ -114,6 +116,7 @@ impl ContainerState {
             name,
             rootfs: spec.rootfs.clone(),
             command: spec.args.clone(),
+            hostname: spec.hostname.clone(),
             detached,
             created_ms: now_ms(),
             limits: spec.limits,
@@ -347,6 +350,7 @@ mod tests {
             cgroup_parent: "minibox".into(),
             network: Default::default(),
             ports: vec![],
+            explain: false,
         }
     }
 

@@ -443,3 +443,62 @@ fn v2_ps_reports_the_groups_memory_and_cpu() {
         groups_under("minibox")
     );
 }
+
+#[test]
+fn v2_explain_reads_the_groups_values_back() {
+    if !need_v2() {
+        return;
+    }
+    let r = Rootfs::new();
+    let mut child = minibox()
+        .args([
+            "run",
+            "--explain",
+            "--memory",
+            "48m",
+            "--cpus",
+            "0.5",
+            "--pids-limit",
+            "30",
+        ])
+        .arg(r.arg())
+        .args(["/payload", "sleep", "1"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let group = cgroup_of(container_pid(child.id()));
+    let files: Vec<String> = ["memory.max", "cpu.max", "pids.max", "memory.swap.max"]
+        .iter()
+        .map(|f| {
+            let value = read(group.join(f));
+            if value.contains(' ') {
+                format!("{f}=\"{value}\"")
+            } else {
+                format!("{f}={value}")
+            }
+        })
+        .collect();
+    assert_eq!(
+        wait_deadline(&mut child, Duration::from_secs(60)).code(),
+        Some(0)
+    );
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let cgroup_step: String = err
+        .lines()
+        .skip_while(|l| !l.starts_with("[1/9] cgroup"))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        cgroup_step.contains(&format!("created {} (cgroup v2)", group.display())),
+        "{err}"
+    );
+    for f in &files {
+        assert!(cgroup_step.contains(f.as_str()), "{f} not in {cgroup_step}");
+    }
+    assert!(
+        err.contains("[9/9] exit        status 0 after") && err.contains("cgroup removed"),
+        "{err}"
+    );
+}

@@ -52,13 +52,9 @@ pub trait ContainerCgroup {
     /// Where it lives, for messages and `ps` (for v1, the memory hierarchy's group).
     fn path(&self) -> &Path;
     /// Which driver made it, `"cgroup v2"` or `"cgroup v1"`: `ps` and explanations say so.
-    // Not called yet: the launcher will record and show it.
-    #[allow(dead_code)]
     fn driver(&self) -> &'static str;
     /// Every directory of it: one for v2, one per hierarchy for v1 (for the state record, from
     /// which `reopen` finds the group again).
-    // Not called yet: the launcher will record it.
-    #[allow(dead_code)]
     fn paths(&self) -> Vec<PathBuf> {
         vec![self.path().to_path_buf()]
     }
@@ -66,6 +62,10 @@ pub trait ContainerCgroup {
     fn add(&self, pid: Pid) -> Result<()>;
     /// Current accounting.
     fn usage(&self) -> Usage;
+    /// The limit files and what the kernel holds in them now (`--explain`, `inspect`).
+    fn settings(&self) -> Vec<(String, String)> {
+        vec![]
+    }
     /// Kills whatever still runs in the group, then removes it.
     fn destroy(&self) -> Result<()>;
 }
@@ -371,7 +371,7 @@ mod tests {
     }
 
     #[test]
-    fn a_hybrid_host_gets_v1_with_or_without_limits() {
+    fn a_hybrid_host_gets_the_legacy_driver_with_or_without_limits() {
         let all = ["memory", "cpu", "pids"];
         let chosen = choose(unified_lacking(&all), Some(hybrid_v1(&[])), &ALL);
         assert!(matches!(chosen, Ok(Driver::V1(_))));

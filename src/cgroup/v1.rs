@@ -482,6 +482,19 @@ impl ContainerCgroup for Group {
         Ok(())
     }
 
+    fn settings(&self) -> Vec<(String, String)> {
+        [
+            ("memory", "memory.limit_in_bytes"),
+            ("memory", "memory.memsw.limit_in_bytes"),
+            ("cpu", "cpu.cfs_period_us"),
+            ("cpu", "cpu.cfs_quota_us"),
+            ("pids", "pids.max"),
+        ]
+        .into_iter()
+        .filter_map(|(c, f)| Some((f.to_string(), self.read(c, f)?.trim().to_string())))
+        .collect()
+    }
+
     fn usage(&self) -> Usage {
         Usage {
             memory_current: self.read_u64("memory", "memory.usage_in_bytes"),
@@ -726,6 +739,20 @@ mod tests {
             "25000"
         );
         assert_eq!(read("pids/own/minibox/abc/pids.max"), "30");
+        let settings: Vec<String> = g
+            .settings()
+            .iter()
+            .map(|(f, v)| format!("{f}={v}"))
+            .collect();
+        assert_eq!(
+            settings,
+            [
+                "memory.limit_in_bytes=50331648",
+                "cpu.cfs_period_us=100000",
+                "cpu.cfs_quota_us=25000",
+                "pids.max=30"
+            ]
+        );
         assert_eq!(g.path(), dir.path().join("memory/own/minibox/abc"));
         assert_eq!(g.driver(), "cgroup v1");
     }

@@ -230,6 +230,13 @@ impl ContainerCgroup for Group {
         self.write("cgroup.procs", &pid.to_string())
     }
 
+    fn settings(&self) -> Vec<(String, String)> {
+        ["memory.max", "memory.swap.max", "cpu.max", "pids.max"]
+            .iter()
+            .filter_map(|f| Some((f.to_string(), self.read(f)?.trim().to_string())))
+            .collect()
+    }
+
     fn usage(&self) -> Usage {
         Usage {
             memory_current: self.read_u64("memory.current"),

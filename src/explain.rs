@@ -1,0 +1,152 @@
+//! `--explain`: a run that narrates, as it happens, each step of making the container and the
+//! kernel object it made — with values read back from the kernel, not a canned text. The
+//! container's own steps are reported by its init over the report pipe; the supervisor prints
+//! everything on stderr, so CMD's output stays clean. Off, it costs a branch per step.
+
+use std::fs;
+
+use nix::unistd::{getgroups, getresgid, getresuid};
+
+/// The steps, in order; their number is their place here.
+const STEPS: [&str; 9] = [
+    "cgroup",
+    "clone",
+    "mounts",
+    "pivot_root",
+    "hostname",
+    "identity",
+    "privileges",
+    "exec",
+    "exit",
+];
+
+/// The namespaces a container has, as `/proc/PID/ns` names them.
+pub const NAMESPACES: [&str; 6] = ["mnt", "pid", "uts", "ipc", "net", "cgroup"];
+
+/// Prints one step: `[3/9] mounts      TEXT`, continuation lines aligned under TEXT.
+pub fn print(step: &str, text: &str) {
+    let n = STEPS.iter().position(|s| *s == step).map_or(0, |i| i + 1);
+    let indent = " ".repeat(19);
+    let text = text.replace('\n', &format!("\n{indent}"));
+    eprintln!("[{n}/{}] {step:<11} {text}", STEPS.len());
+}
+
+/// `mnt:[4026532281] pid:[4026532284] ...` for a process (`self` or a pid).
+pub fn namespaces_of(pid: &str) -> String {
+    NAMESPACES
+        .iter()
+        .map(|ns| {
+            let link =
+                fs::read_link(format!("/proc/{pid}/ns/{ns}")).map(|l| l.display().to_string());
+            link.unwrap_or_else(|_| format!("{ns}:?"))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The mount points in this process's view that are not the container's own: after the root
+/// switch, 0.
+pub fn foreign_mounts() -> usize {
+    let own = |m: &str| {
+        m == "/"
+            || ["/proc", "/sys", "/dev"]
+                .iter()
+                .any(|p| m == *p || m.starts_with(&format!("{p}/")))
+    };
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| !own(m))
+        .count()
+}
+
+pub fn mounts(masked: usize, frozen: usize) -> String {
+    let nodes = crate::rootfs::DEVICES.len();
+    format!(
+        "/ made rslave; rootfs bound; /proc, /dev ({nodes} nodes), /sys ro; \
+         {masked} paths masked, {frozen} read-only"
+    )
+}
+
+pub fn pivoted(rootfs: &std::path::Path) -> String {
+    format!(
+        "new root = {}; old root detached (host mounts visible inside: {})",
+        rootfs.display(),
+        foreign_mounts()
+    )
+}
+
+pub fn hostname() -> String {
+    nix::unistd::gethostname().map_or("?".into(), |h| format!("{:?}", h.to_string_lossy()))
+}
+
+pub fn exec(args: &[String], env: &[String]) -> String {
+    let var = |k: &str| {
+        env.iter()
+            .find_map(|e| e.strip_prefix(&format!("{k}=")))
+            .unwrap_or("")
+            .to_string()
+    };
+    format!(
+        "{}  (PATH={} HOME={})",
+        args.join(" "),
+        var("PATH"),
+        var("HOME")
+    )
+}
+
+/// How it ended, with what its cgroup measured.
+pub fn exit(
+    code: i32,
+    took: std::time::Duration,
+    usage: &crate::cgroup::Usage,
+    removed: Option<bool>,
+) -> String {
+    let peak = usage
+        .memory_peak
+        .map_or("-".into(), crate::cgroup::human_bytes);
+    let cpu = usage
+        .cpu_usec
+        .map_or("-".into(), |u| format!("{:.2} s", u as f64 / 1e6));
+    let group = match removed {
+        Some(true) => "cgroup removed",
+        Some(false) => "cgroup NOT removed",
+        None => "no cgroup",
+    };
+    format!(
+        "status {code} after {:.2} s; peak memory {peak}; cpu {cpu}; {group}",
+        took.as_secs_f64()
+    )
+}
+
+/// The credentials the kernel holds for us now.
+pub fn identity(name: Option<&str>) -> String {
+    let (uid, gid) = (getresuid(), getresgid());
+    let groups = getgroups().map(|g| {
+        g.iter()
+            .map(|g| g.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    match (uid, gid, groups) {
+        (Ok(u), Ok(g), Ok(groups)) => {
+            let from = name.map_or("no passwd entry".to_string(), |n| {
+                format!("rootfs /etc/passwd: {n}")
+            });
+            format!("uid {} gid {} groups [{groups}] ({from})", u.real, g.real)
+        }
+        _ => "credentials unreadable".into(),
+    }
+}
+
+/// How many capabilities we kept, of how many the kernel has, and no_new_privs.
+pub fn privileges() -> String {
+    let kept = caps::read(None, caps::CapSet::Permitted).map(|s| s.len());
+    let all = caps::runtime::thread_all_supported().len();
+    let nnp = nix::sys::prctl::get_no_new_privs().map(|b| b as u8);
+    match (kept, nnp) {
+        (Ok(kept), Ok(nnp)) => format!("capabilities: {kept} of {all} kept; no_new_privs={nnp}"),
+        _ => "capabilities unreadable".into(),
+    }
+}
