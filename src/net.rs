@@ -7,8 +7,13 @@
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use anyhow::{bail, Context, Result};
 use nix::sched::CloneFlags;
@@ -173,83 +178,209 @@ impl PublishedPorts {
         self.listeners.iter().map(|(m, _)| *m).collect()
     }
 
-    /// Starts serving: one thread accepts on each port, one more relays each direction of each
-    /// connection. `netns` is the container's network namespace (`/proc/PID/ns/net`).
+    /// Starts serving. Each port has a few threads waiting in `accept`; the one that gets a
+    /// connection first makes sure another keeps waiting, then relays that connection itself,
+    /// both ways, and goes back to `accept`. No thread is started and nothing is handed over
+    /// per connection once warm. The threads live in the container's network namespace
+    /// (`netns`, from `/proc/PID/ns/net`): the listening sockets were made on the host before,
+    /// the upstream sockets they make now are the container's.
     pub fn serve(self, netns: File) -> Result<()> {
         let netns = Arc::new(netns);
         for (mapping, listener) in self.listeners {
-            let netns = Arc::clone(&netns);
-            std::thread::Builder::new()
-                .name(format!("publish-{}", mapping.host_port))
-                .stack_size(64 << 10)
-                .spawn(move || accept_loop(listener, mapping.container_port, netns))
+            let port = Arc::new(Port {
+                listener,
+                container_port: mapping.container_port,
+                netns: Arc::clone(&netns),
+                waiting: AtomicUsize::new(0),
+            });
+            port.add_acceptor()
                 .context("starting a port forwarder thread")?;
         }
         Ok(())
     }
 }
 
-fn accept_loop(listener: TcpListener, container_port: u16, netns: Arc<File>) {
-    loop {
-        let client = match listener.accept() {
-            Ok((client, _)) => client,
-            // Out of fds or memory for a moment: keep serving the others.
-            Err(_) => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-                continue;
-            }
-        };
-        let netns = Arc::clone(&netns);
+/// One published port and its accepting threads.
+struct Port {
+    listener: TcpListener,
+    container_port: u16,
+    netns: Arc<File>,
+    /// Threads blocked in `accept` (or about to be).
+    waiting: AtomicUsize,
+}
+
+/// Threads left waiting in `accept` beyond this many end instead.
+const MAX_WAITING: usize = 16;
+
+impl Port {
+    fn add_acceptor(self: &Arc<Self>) -> std::io::Result<()> {
+        self.waiting.fetch_add(1, SeqCst);
+        let port = Arc::clone(self);
         let spawned = std::thread::Builder::new()
-            .stack_size(64 << 10)
-            .spawn(move || forward(client, container_port, &netns));
-        // Could not start a thread: the client's connection is simply closed (dropped).
-        drop(spawned);
+            .stack_size(256 << 10)
+            .spawn(move || port.accept_loop());
+        if spawned.is_err() {
+            self.waiting.fetch_sub(1, SeqCst);
+        }
+        spawned.map(drop)
     }
-}
 
-/// One connection: reach the container's port from inside its namespace, then relay.
-fn forward(client: TcpStream, container_port: u16, netns: &File) {
-    // setns moves only this thread; the socket made here belongs to the container's namespace.
-    if nix::sched::setns(netns, CloneFlags::CLONE_NEWNET).is_err() {
-        return;
-    }
-    let upstream = match TcpStream::connect((Ipv4Addr::LOCALHOST, container_port)) {
-        Ok(s) => s,
-        // Nothing listens there (yet): close the client's connection, keep serving.
-        Err(_) => return,
-    };
-    let _ = client.set_nodelay(true);
-    let _ = upstream.set_nodelay(true);
-    let (Ok(client2), Ok(upstream2)) = (client.try_clone(), upstream.try_clone()) else {
-        return;
-    };
-    let back = std::thread::Builder::new()
-        .stack_size(64 << 10)
-        .spawn(move || pipe(upstream2, client2));
-    pipe(client, upstream);
-    if let Ok(back) = back {
-        let _ = back.join();
-    }
-}
-
-/// Copies `from` into `to` until `from` says end of file, then passes the half-close on.
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                if to.write_all(&buf[..n]).is_err() {
-                    break;
-                }
+    fn accept_loop(self: Arc<Self>) {
+        // setns moves only this thread: the sockets it creates belong to the container.
+        if nix::sched::setns(self.netns.as_ref(), CloneFlags::CLONE_NEWNET).is_err() {
+            self.waiting.fetch_sub(1, SeqCst);
+            return;
+        }
+        let mut buffers = Buffers::new();
+        loop {
+            let accepted = self.listener.accept();
+            // The last one waiting goes to work: someone must take the next connection.
+            if self.waiting.fetch_sub(1, SeqCst) == 1 && self.add_acceptor().is_err() {
+                std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(_) => break,
+            match accepted {
+                Ok((client, _)) => self.forward(client, &mut buffers),
+                // Out of fds or memory for a moment: keep serving.
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+            if self.waiting.fetch_add(1, SeqCst) >= MAX_WAITING {
+                self.waiting.fetch_sub(1, SeqCst);
+                return;
+            }
         }
     }
-    let _ = to.shutdown(Shutdown::Write);
-    let _ = from.shutdown(Shutdown::Read);
+
+    /// Reaches the container's port and relays the connection until both sides are done.
+    fn forward(&self, client: TcpStream, buffers: &mut Buffers) {
+        // Nothing listens there (yet): the client's connection is closed, we keep serving.
+        let Ok(upstream) = TcpStream::connect((Ipv4Addr::LOCALHOST, self.container_port)) else {
+            return;
+        };
+        let _ = relay(&client, &upstream, buffers);
+    }
+}
+
+/// One buffer per direction, kept by a thread across its connections.
+struct Buffers {
+    up: Half,
+    down: Half,
+}
+
+impl Buffers {
+    fn new() -> Buffers {
+        Buffers {
+            up: Half::new(),
+            down: Half::new(),
+        }
+    }
+}
+
+/// One direction of a relay: bytes read from one side, not yet written to the other.
+struct Half {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// The reading side said end of file.
+    eof: bool,
+    /// ... and we passed that on (shutdown of the writing side).
+    closed: bool,
+}
+
+impl Half {
+    fn new() -> Half {
+        Half {
+            buf: vec![0; 64 << 10],
+            start: 0,
+            end: 0,
+            eof: false,
+            closed: false,
+        }
+    }
+
+    fn reset(&mut self) {
+        (self.start, self.end, self.eof, self.closed) = (0, 0, false, false);
+    }
+
+    fn wants_read(&self) -> bool {
+        !self.eof && self.start == self.end
+    }
+
+    fn wants_write(&self) -> bool {
+        self.start < self.end
+    }
+
+    /// Moves what can move without blocking; Err when the connection is broken.
+    fn step(&mut self, mut from: &TcpStream, mut to: &TcpStream) -> std::io::Result<()> {
+        loop {
+            if self.start < self.end {
+                match to.write(&self.buf[self.start..self.end]) {
+                    Ok(n) => self.start += n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                }
+                continue;
+            }
+            if self.eof {
+                if !self.closed {
+                    self.closed = true;
+                    let _ = to.shutdown(Shutdown::Write);
+                }
+                return Ok(());
+            }
+            match from.read(&mut self.buf) {
+                Ok(0) => self.eof = true,
+                Ok(n) => (self.start, self.end) = (0, n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Relays both ways between two sockets on one thread, with `poll`: each direction ends when
+/// its reader says end of file, which is passed on as a half-close; the relay ends when both
+/// have. Never blocks in a read or write, so neither direction can stall the other.
+fn relay(client: &TcpStream, upstream: &TcpStream, buffers: &mut Buffers) -> std::io::Result<()> {
+    client.set_nonblocking(true)?;
+    upstream.set_nonblocking(true)?;
+    let _ = client.set_nodelay(true);
+    let _ = upstream.set_nodelay(true);
+    let Buffers { up, down } = buffers;
+    up.reset();
+    down.reset();
+    loop {
+        up.step(client, upstream)?;
+        down.step(upstream, client)?;
+        if up.closed && down.closed {
+            return Ok(());
+        }
+        let interest = |read: bool, write: bool| {
+            let mut f = PollFlags::empty();
+            if read {
+                f |= PollFlags::POLLIN;
+            }
+            if write {
+                f |= PollFlags::POLLOUT;
+            }
+            f
+        };
+        let mut fds = [
+            PollFd::new(
+                client.as_fd(),
+                interest(up.wants_read(), down.wants_write()),
+            ),
+            PollFd::new(
+                upstream.as_fd(),
+                interest(down.wants_read(), up.wants_write()),
+            ),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 #[cfg(test)]
