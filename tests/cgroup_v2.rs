@@ -502,3 +502,18 @@ fn v2_explain_reads_the_groups_values_back() {
         "{err}"
     );
 }
+
+#[test]
+fn v2_the_smallest_memory_limit_allowed_still_starts_a_container() {
+    if !need_v2() {
+        return;
+    }
+    let r = Rootfs::new();
+    // minibox refuses less than 4 MiB; 4 MiB must then be enough for setup and exec.
+    assert_eq!(
+        payload_ok(&r, &["--memory", "4m"], &["id"])
+            .split(' ')
+            .next(),
+        Some("uid=65534")
+    );
+}
