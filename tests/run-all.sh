@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite. Builds as you; the tests that need root run under sudo when you are
-# not root (CI is root). The cgroup v2 tests (tests/cgroup_v2.rs, all named v2_*) run natively
-# on a pure cgroup v2 host, and in a VM (tests/vm/) on a v1 or hybrid host like our CI machine.
+# not root (CI is root). The cgroup suites need a given kind of host: tests/cgroup_v2.rs (all
+# named v2_*) a pure cgroup v2 host, tests/cgroup_v1.rs (all named v1_*) one whose controllers
+# are mounted as cgroup v1 hierarchies (legacy or hybrid, like our CI machine). Each runs
+# natively where it can and in a VM (tests/vm/) otherwise, and one test at a time, since they
+# check that no group is left. (So no other test's name may contain "v1_" or "v2_".)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,12 +22,27 @@ has_v2_controllers() {
     done
 }
 
+# A cgroup v1 mount (type "cgroup", not "cgroup2") whose options name each controller.
+has_v1_controllers() {
+    for c in memory cpu cpuacct pids; do
+        grep -Eq " - cgroup [^ ]+ ([^ ]*,)?$c(,[^ ]*)?\$" /proc/self/mountinfo || return 1
+    done
+}
+
+echo "== tests on this host, except the cgroup suites"
+cargo test --workspace -- --skip v1_ --skip v2_
 if has_v2_controllers; then
-    echo "== all tests, natively (this host has cgroup v2 controllers)"
-    cargo test --workspace -- --test-threads=1
+    echo "== cgroup v2 tests, natively (this host has cgroup v2 controllers)"
+    cargo test --test cgroup_v2 -- --test-threads=1
+    echo "== cgroup v1 tests, in a VM with cgroup v1 hierarchies"
+    ./tests/vm/cgroup-tests.sh v1
+elif has_v1_controllers; then
+    echo "== cgroup v1 tests, natively (this host has cgroup v1 hierarchies)"
+    cargo test --test cgroup_v1 -- --test-threads=1
+    echo "== cgroup v2 tests, in a pure cgroup v2 VM"
+    ./tests/vm/cgroup-tests.sh v2
 else
-    echo "== tests on this host (no cgroup v2 controllers here: the v2_* tests run in the VM)"
-    cargo test --workspace -- --skip v2_
-    echo "== cgroup v2 tests, in a VM"
-    ./tests/vm/cgroup-tests.sh
+    echo "== cgroup v1 and v2 tests, in VMs (this host has neither set of controllers)"
+    ./tests/vm/cgroup-tests.sh v1
+    ./tests/vm/cgroup-tests.sh v2
 fi

@@ -55,22 +55,33 @@ impl Hierarchies {
     }
 
     /// The same from the two files' text, so that layouts can be tested without a host.
+    ///
+    /// A hierarchy may be mounted more than once (same device, mountinfo field 3): it is one
+    /// tree, used through the first mount that shows minibox's own group, since making a group
+    /// through two mounts of it would make it twice.
     pub fn from_tables(mountinfo: &str, proc_cgroup: &str) -> Hierarchies {
-        let mut found: Vec<Hierarchy> = Vec::new();
-        let mut missing = Vec::new();
+        let mut found: Vec<(Hierarchy, String)> = Vec::new();
+        let mut missing: Vec<(&'static str, String)> = Vec::new();
         for mount in v1_mounts(mountinfo) {
+            if found.iter().any(|(_, device)| *device == mount.device) {
+                continue;
+            }
             match own_group_in(&mount, proc_cgroup) {
-                Ok(own) => found.push(Hierarchy {
-                    controllers: mount.controllers,
-                    own,
-                }),
+                Ok(own) => found.push((
+                    Hierarchy {
+                        controllers: mount.controllers,
+                        own,
+                    },
+                    mount.device,
+                )),
                 Err(why) => missing.extend(mount.controllers.into_iter().map(|c| (c, why.clone()))),
             }
         }
+        let found: Vec<Hierarchy> = found.into_iter().map(|(h, _)| h).collect();
+        let usable = |c: &str| found.iter().any(|h| h.controllers.contains(&c));
+        missing.retain(|(c, _)| !usable(c));
         for c in CONTROLLERS {
-            let known = found.iter().any(|h| h.controllers.contains(&c))
-                || missing.iter().any(|(m, _)| *m == c);
-            if !known {
+            if !usable(c) && !missing.iter().any(|(m, _)| *m == c) {
                 missing.push((c, "no cgroup v1 mount of it in /proc/self/mountinfo".into()));
             }
         }
@@ -118,16 +129,16 @@ impl Hierarchies {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Mount {
     controllers: Vec<&'static str>,
+    /// `major:minor`: the same for every mount of one hierarchy.
+    device: String,
     /// Which group of the hierarchy is mounted (field 4): `/` unless it is a bind mount of a
     /// subtree, as inside some containers.
     root: PathBuf,
     point: PathBuf,
 }
 
-/// The v1 mounts of our controllers, one per hierarchy: a hierarchy mounted twice (same
-/// device, field 3) is the same tree, and making a group through both would make it twice.
+/// The v1 mounts of our controllers, in mountinfo's order.
 fn v1_mounts(mountinfo: &str) -> Vec<Mount> {
-    let mut devices: Vec<&str> = Vec::new();
     let mut mounts = Vec::new();
     for line in mountinfo.lines() {
         let Some((fields, after)) = line.split_once(" - ") else {
@@ -147,12 +158,12 @@ fn v1_mounts(mountinfo: &str) -> Vec<Mount> {
         else {
             continue;
         };
-        if controllers.is_empty() || devices.contains(device) {
+        if controllers.is_empty() {
             continue;
         }
-        devices.push(device);
         mounts.push(Mount {
             controllers,
+            device: device.to_string(),
             root: PathBuf::from(unescape_octal(root)),
             point: PathBuf::from(unescape_octal(point)),
         });
@@ -243,26 +254,36 @@ fn make_member(h: &Hierarchy, parents: &[PathBuf], id: &str) -> Result<Member> {
     }
     let mut attempt = 1;
     loop {
-        let parent = make_parents(&h.own, parents)?;
-        let path = parent.join(id);
-        match fs::create_dir(&path) {
-            Ok(()) => {
+        match make_group(&h.own, parents, id) {
+            Ok(path) => {
                 return Ok(Member {
                     controllers: h.controllers.clone(),
                     own: h.own.clone(),
                     path,
                 })
             }
-            // Another container's end removed the (then empty) parent: make it again.
-            Err(e) if e.kind() == ErrorKind::NotFound && attempt < CREATE_ATTEMPTS => {
-                attempt += 1;
-            }
-            Err(e) => {
-                remove_empty_parents(&h.own, &parent);
-                return Err(e).with_context(|| format!("creating cgroup {}", path.display()));
-            }
+            // Another container's end removed a parent, empty then, between our mkdirs: again.
+            Err(e) if attempt < CREATE_ATTEMPTS && is_not_found(&e) => attempt += 1,
+            Err(e) => return Err(e),
         }
     }
+}
+
+fn is_not_found(e: &anyhow::Error) -> bool {
+    e.root_cause()
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == ErrorKind::NotFound)
+}
+
+/// Makes `<own>/<parents>/<id>`; on failure removes the parents it left empty.
+fn make_group(own: &Path, parents: &[PathBuf], id: &str) -> Result<PathBuf> {
+    let parent = make_parents(own, parents)?;
+    let path = parent.join(id);
+    if let Err(e) = fs::create_dir(&path) {
+        remove_empty_parents(own, &parent);
+        return Err(e).with_context(|| format!("creating cgroup {}", path.display()));
+    }
+    Ok(path)
 }
 
 /// Makes the missing parent groups below `own`, top down; returns the innermost.
@@ -291,7 +312,8 @@ fn make_parents(own: &Path, parents: &[PathBuf]) -> Result<PathBuf> {
 /// job): a child group left there would make their `rmdir` of it fail. So the last container
 /// out removes them. A parent another container still uses is busy (the kernel refuses to remove
 /// a group with children or tasks), and is left to that container. Best effort: a parent that
-/// cannot go is no failure of this container.
+/// cannot go is no failure of this container. (Below its own group minibox takes the parent
+/// path as its own: a `--cgroup-parent` group made there by hand goes too, once empty.)
 fn remove_empty_parents(own: &Path, dir: &Path) {
     let mut dir = dir.to_path_buf();
     while dir != own && dir.starts_with(own) {
@@ -671,13 +693,20 @@ mod tests {
     #[test]
     fn a_hierarchy_mounted_twice_is_used_once_and_escaped_paths_are_read() {
         let mountinfo = "\
+34 31 0:32 /other /mnt/a-subtree rw - cgroup cgroup rw,memory
 35 31 0:32 / /sys/fs/cgroup/my\\040memory rw - cgroup cgroup rw,memory
 36 31 0:32 / /mnt/memory-again rw - cgroup cgroup rw,memory
 ";
         let h = Hierarchies::from_tables(mountinfo, "4:memory:/\n");
         assert_eq!(
             h.found,
-            [hierarchy(&["memory"], "/sys/fs/cgroup/my memory/")]
+            [hierarchy(&["memory"], "/sys/fs/cgroup/my memory/")],
+            "the first mount that shows our group, once"
+        );
+        assert!(
+            h.missing.iter().all(|(c, _)| *c != "memory"),
+            "{:?}",
+            h.missing
         );
         assert_eq!(unescape_octal("a\\011b\\134c\\"), "a\tb\\c\\");
     }

@@ -1,23 +1,37 @@
 #!/usr/bin/env bash
-# Runs tests/cgroup_v2.rs inside a pure cgroup v2 VM (see README.md here): builds minibox, the
-# payload and the test binary statically, then boots the VM with them and runs the tests.
+# Runs one of minibox's cgroup suites inside a VM (see README.md here): tests/cgroup_v2.rs in a
+# pure cgroup v2 VM (the default), or tests/cgroup_v1.rs in a VM that mounts cgroup v1
+# hierarchies. Builds minibox, the payload and the test binary statically, then boots the VM
+# with them and runs the tests, one at a time.
+#
+#   tests/vm/cgroup-tests.sh [v1|v2] [TEST-BINARY-ARGS...]
+#
 # Extra arguments go to the test binary (e.g. a test name filter).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$repo"
+suite=v2
+if [[ ${1:-} == v1 || ${1:-} == v2 ]]; then
+    suite=$1
+    shift
+fi
 target=x86_64-unknown-linux-gnu
 release="${CARGO_TARGET_DIR:-$repo/target}/$target/release"
 export RUSTFLAGS="-C target-feature=+crt-static"
 
 cargo build --quiet --release --target "$target" -p minibox -p payload
 # The test binary's path is only known from cargo's JSON messages.
-test_bin=$(cargo test --quiet --release --target "$target" --test cgroup_v2 --no-run \
-    --message-format=json | grep -o '"executable":"[^"]*cgroup_v2[^"]*"' | tail -n 1 | cut -d'"' -f4)
-[[ -x "$test_bin" ]] || { echo "cgroup-tests.sh: could not build the cgroup_v2 test binary" >&2; exit 1; }
+test_bin=$(cargo test --quiet --release --target "$target" --test "cgroup_$suite" --no-run \
+    --message-format=json | grep -o "\"executable\":\"[^\"]*cgroup_$suite[^\"]*\"" | tail -n 1 |
+    cut -d'"' -f4)
+[[ -x "$test_bin" ]] || {
+    echo "cgroup-tests.sh: could not build the cgroup_$suite test binary" >&2
+    exit 1
+}
 
-exec "$repo/tests/vm/run-in-vm.sh" --mem 1024 --timeout 1200 \
+exec "$repo/tests/vm/run-in-vm.sh" --cgroup "$suite" --mem 1024 --timeout 1200 \
     --add "$release/minibox:/bin/minibox" \
     --add "$release/payload:/opt/payload" \
-    --add "$test_bin:/opt/cgroup_v2" \
+    --add "$test_bin:/opt/cgroup_$suite" \
     -- env MINIBOX_BIN=/bin/minibox MINIBOX_PAYLOAD=/opt/payload RUST_BACKTRACE=0 \
-    /opt/cgroup_v2 --test-threads=1 "$@"
+    "/opt/cgroup_$suite" --test-threads=1 "$@"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Run a command inside a throw-away QEMU (TCG) VM whose kernel mounts a pure
-# cgroup v2 hierarchy at /sys/fs/cgroup.  See tests/vm/README.md.
+# cgroup v2 hierarchy at /sys/fs/cgroup (or, with --cgroup v1, a legacy
+# cgroup v1 layout).  See tests/vm/README.md.
 #
-#   tests/vm/run-in-vm.sh [--mem MB] [--timeout SECS] [--add SRC:DEST]...
-#                         [--module NAME]... -- COMMAND [ARGS...]
+#   tests/vm/run-in-vm.sh [--mem MB] [--timeout SECS] [--cgroup v1|v2]
+#                         [--add SRC:DEST]... [--module NAME]... -- COMMAND [ARGS...]
 #
 # Exit status: the guest command's status; 124 on host-side timeout;
 # 125 if the VM died without reporting a status; 2 on usage errors.
@@ -17,6 +18,7 @@ KERNEL_META=linux-image-cloud-amd64   # Debian's small "cloud" kernel flavour
 
 MEM=1024
 TIMEOUT=600
+CGROUP=v2
 SMP=${MINIBOX_VM_SMP:-2}
 ADDS=()
 MODULES=()
@@ -26,10 +28,14 @@ note() { [[ -n ${MINIBOX_VM_VERBOSE:-} ]] && printf '%s: %s\n' "$prog" "$*" >&2;
 
 usage() {
     cat <<EOF
-usage: $prog [--mem MB] [--timeout SECS] [--add SRC:DEST]... [--module NAME]... -- COMMAND [ARGS...]
+usage: $prog [--mem MB] [--timeout SECS] [--cgroup v1|v2] [--add SRC:DEST]... [--module NAME]... -- COMMAND [ARGS...]
 
   --mem MB         guest RAM (default $MEM)
   --timeout SECS   host-side timeout for the whole VM run (default $TIMEOUT)
+  --cgroup v2      /sys/fs/cgroup is a pure cgroup v2 hierarchy (the default)
+  --cgroup v1      /sys/fs/cgroup is a tmpfs with cgroup v1 hierarchies memory,
+                   cpu,cpuacct (co-mounted; cpu and cpuacct are symlinks to it)
+                   and pids, as on Debian 10 or RHEL 7; no cgroup2 mount
   --add SRC:DEST   copy host file/dir SRC to absolute path DEST in the guest
                    (directories recursively, modes and symlinks preserved)
   --module NAME    load kernel module NAME (plus its deps) before COMMAND,
@@ -50,6 +56,8 @@ while (($#)); do
         --mem=*)     MEM=${1#*=}; shift ;;
         --timeout)   (($# >= 2)) || die "--timeout needs a value"; TIMEOUT=$2; shift 2 ;;
         --timeout=*) TIMEOUT=${1#*=}; shift ;;
+        --cgroup)    (($# >= 2)) || die "--cgroup needs v1 or v2"; CGROUP=$2; shift 2 ;;
+        --cgroup=*)  CGROUP=${1#*=}; shift ;;
         --add)       (($# >= 2)) || die "--add needs SRC:DEST"; ADDS+=("$2"); shift 2 ;;
         --add=*)     ADDS+=("${1#*=}"); shift ;;
         --module)    (($# >= 2)) || die "--module needs a name"; MODULES+=("$2"); shift 2 ;;
@@ -62,6 +70,7 @@ done
 (($#)) || { usage >&2; die "no COMMAND given"; }
 [[ $MEM =~ ^[0-9]+$ ]] || die "--mem must be an integer (MB)"
 [[ $TIMEOUT =~ ^[0-9]+$ ]] || die "--timeout must be an integer (seconds)"
+[[ $CGROUP == v1 || $CGROUP == v2 ]] || die "--cgroup must be v1 or v2, not '$CGROUP'"
 for spec in "${ADDS[@]}"; do
     [[ $spec == *:* ]] || die "--add '$spec': expected SRC:DEST"
     src=${spec%:*} dest=${spec##*:}
@@ -252,6 +261,7 @@ shq() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
     for a in "$@"; do printf '%s%s' "$sep" "$(shq "$a")"; sep=' '; done
     printf '\n'
 } >"$ROOT/.vm/cmd"
+printf '%s\n' "$CGROUP" >"$ROOT/.vm/cgroup"
 
 # Stage 1: / is the initramfs (rootfs), where pivot_root(2) gives EINVAL.
 # Copy everything onto a real tmpfs and switch_root into it.
@@ -275,7 +285,8 @@ echo "stage1: switch_root failed" >&2
 exec sh
 EOF
 
-# Stage 2: pid 1 on the tmpfs root.  Leaves cgroup.subtree_control alone.
+# Stage 2: pid 1 on the tmpfs root.  Mounts the cgroup layout /.vm/cgroup
+# names; leaves cgroup.subtree_control (v2) and the v1 groups alone.
 cat >"$ROOT/stage2" <<'EOF'
 #!/.vm/bin/busybox sh
 export PATH=/.vm/bin
@@ -287,7 +298,20 @@ mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=0755 tmpfs /run
-mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
+if [ "$(cat /.vm/cgroup)" = v1 ]; then
+    # The legacy layout of Debian 10 or RHEL 7: a tmpfs holding one v1
+    # hierarchy per controller, cpu and cpuacct co-mounted; no cgroup2.
+    mount -t tmpfs -o mode=0755 cgroup /sys/fs/cgroup
+    for c in memory cpu,cpuacct pids; do
+        mkdir -p "/sys/fs/cgroup/$c"
+        mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" ||
+            echo "stage2: mounting the cgroup v1 $c hierarchy failed" >&2
+    done
+    ln -s cpu,cpuacct /sys/fs/cgroup/cpu
+    ln -s cpu,cpuacct /sys/fs/cgroup/cpuacct
+else
+    mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
+fi
 [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 hostname minibox-vm
