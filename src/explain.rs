@@ -28,7 +28,7 @@ pub fn print(step: &str, text: &str) {
     let n = STEPS.iter().position(|s| *s == step).map_or(0, |i| i + 1);
     let indent = " ".repeat(19);
     let text = text.replace('\n', &format!("\n{indent}"));
-    eprintln!("[{n}/{}] {step:<11} {text}", STEPS.len());
+    say!("[{n}/{}] {step:<11} {text}", STEPS.len());
 }
 
 /// `mnt:[4026532281] pid:[4026532284] ...` for a process (`self` or a pid).

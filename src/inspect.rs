@@ -18,7 +18,7 @@ pub fn inspect(store: &Store, key: &str, table: bool) -> Result<i32> {
     if table {
         print_table(&facts, "");
     } else {
-        println!(
+        out!(
             "{}",
             serde_json::to_string_pretty(&facts).context("encoding")?
         );
@@ -159,18 +159,18 @@ fn print_table(v: &Value, indent: &str) {
     for (key, value) in map {
         match value {
             Value::Object(_) => {
-                println!("{indent}{key}:");
+                out!("{indent}{key}:");
                 print_table(value, &format!("{indent}  "));
             }
             Value::Array(items) if items.iter().any(Value::is_object) => {
-                println!("{indent}{key}:");
+                out!("{indent}{key}:");
                 for item in items {
                     let Value::Object(m) = item else { continue };
                     let cells: Vec<String> = m.values().map(plain).collect();
-                    println!("{indent}  {}", cells.join("  "));
+                    out!("{indent}  {}", cells.join("  "));
                 }
             }
-            _ => println!("{indent}{key:<16} {}", plain(value)),
+            _ => out!("{indent}{key:<16} {}", plain(value)),
         }
     }
 }

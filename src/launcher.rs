@@ -52,7 +52,7 @@ pub fn run(spec: &ContainerSpec, store: &Store, opts: RunOptions) -> Result<i32>
 fn forget_if(store: &Store, state: &ContainerState, forget: bool) {
     if forget {
         if let Err(e) = store.remove(&state.id) {
-            eprintln!("minibox: {e:#}");
+            say!("minibox: {e:#}");
         }
     }
 }
@@ -75,7 +75,7 @@ fn run_detached(
                 let _ = nix::sys::wait::waitpid(child, None);
             }
             started?;
-            println!("{}", state.id);
+            out!("{}", state.id);
             Ok(0)
         }
         ForkResult::Child => {
@@ -87,7 +87,7 @@ fn run_detached(
                     0
                 }
                 Err(e) => {
-                    eprintln!("minibox: {e:#}");
+                    say!("minibox: {e:#}");
                     start.failed(&e);
                     forget_if(store, state, true);
                     status::RUNTIME_FAILED
@@ -206,7 +206,7 @@ fn supervise(
                 usage.oom_kills
             )
         };
-        eprintln!(
+        say!(
             "minibox: container {} {what} (limit {limit}, peak {peak})",
             spec.display_name()
         );
@@ -303,7 +303,11 @@ fn explain_cgroup(cgroup: Option<&dyn ContainerCgroup>) -> String {
         .collect();
     format!(
         "created {} ({})\n{}",
-        cg.path().display(),
+        cg.paths()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
         cg.driver(),
         values.join("  ")
     )

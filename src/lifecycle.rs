@@ -27,9 +27,9 @@ fn for_each(
     let mut failed = false;
     for key in keys {
         match store.resolve(key).and_then(|c| act(&c.observed())) {
-            Ok(()) => println!("{key}"),
+            Ok(()) => out!("{key}"),
             Err(e) => {
-                eprintln!("minibox: {e:#}");
+                say!("minibox: {e:#}");
                 failed = true;
             }
         }
@@ -164,7 +164,7 @@ pub fn logs(store: &Store, follow: bool, key: &str) -> Result<i32> {
 pub fn port(store: &Store, key: &str) -> Result<i32> {
     let c = store.resolve(key)?;
     for p in &c.ports {
-        println!(
+        out!(
             "{}/tcp -> {}",
             p.container_port,
             std::net::SocketAddr::new(p.host_ip, p.host_port)
@@ -190,7 +190,7 @@ pub fn ps(store: &Store, all: bool, quiet: bool, json: bool) -> Result<i32> {
         .collect();
     if quiet {
         for c in &containers {
-            println!("{}", c.short_id());
+            out!("{}", c.short_id());
         }
         return Ok(0);
     }
@@ -198,7 +198,7 @@ pub fn ps(store: &Store, all: bool, quiet: bool, json: bool) -> Result<i32> {
     let now = now_ms();
     if json {
         for r in &rows {
-            println!("{}", row_json(r, now));
+            out!("{}", row_json(r, now));
         }
         return Ok(0);
     }

@@ -4,6 +4,23 @@
 //! launcher (`launcher`, the parent side) clones the container's first process, whose `init`
 //! sets the container up step by step and becomes CMD. Kernel objects have their own modules.
 
+/// A line on stderr. A closed stderr (`minibox ... 2>&1 | head`) is not worth a panic, which
+/// would skip the cleanup of the container's cgroup and state.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// A line on stdout, likewise (`minibox ps | head -1`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod caps;
 mod cgroup;
 mod channel;
@@ -32,7 +49,7 @@ use cli::{Cli, Command};
 fn main() {
     // A user never sees a backtrace: a bug still ends with one line and docker's status 125.
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("minibox: internal error (a bug; please report it): {info}");
+        say!("minibox: internal error (a bug; please report it): {info}");
         std::process::exit(status::RUNTIME_FAILED);
     }));
     let cli = match Cli::try_parse() {
@@ -47,7 +64,7 @@ fn main() {
     let code = match dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("minibox: {err:#}");
+            say!("minibox: {err:#}");
             err.downcast_ref::<status::StatusError>()
                 .map_or(failure, |e| e.code)
         }
@@ -118,7 +135,7 @@ fn usage_error(e: clap::Error) -> i32 {
                 .lines()
                 .map(|l| l.trim().trim_start_matches("error: "))
                 .collect();
-            eprintln!("minibox: {}; see 'minibox --help'", what.join(" "));
+            say!("minibox: {}; see 'minibox --help'", what.join(" "));
             status::RUNTIME_FAILED
         }
     }

@@ -84,7 +84,7 @@ impl ContainerSpec {
 
         let capabilities = caps::resolve(identity.uid, &args.cap_add, &args.cap_drop)?;
         if identity.uid != 0 && !args.cap_add.is_empty() {
-            eprintln!(
+            say!(
                 "minibox: warning: --cap-add has no effect for a non-root user (uid {}): \
                  a non-root process keeps no capabilities; use --user 0 to keep some",
                 identity.uid

@@ -428,8 +428,9 @@ fn killing_minibox_kills_the_container() {
         return;
     }
     let r = Rootfs::new();
+    let name = format!("killed-{}", std::process::id());
     let mut child = minibox()
-        .args(["run", &r.arg(), "/payload", "sleep", "60"])
+        .args(["run", "--name", &name, &r.arg(), "/payload", "sleep", "60"])
         .spawn()
         .unwrap();
     let pid = container_pid(child.id());
@@ -443,6 +444,9 @@ fn killing_minibox_kills_the_container() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+    // Nobody was left to clean up after it: rm does (its state, and its cgroup if it has one).
+    let out = minibox().args(["rm", &name]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
 #[test]
