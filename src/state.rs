@@ -230,13 +230,13 @@ impl Store {
     }
 
     /// Writes the state atomically: a reader sees the old file or the new one, never a mix.
+    /// No fsync: the state lives in /run, a tmpfs, and means nothing after a reboot anyway.
     pub fn write(&self, state: &ContainerState) -> Result<()> {
         let dir = self.dir(&state.id);
         let tmp = dir.join(format!(".{STATE_FILE}.{}", std::process::id()));
         let json = serde_json::to_vec_pretty(state).context("encoding the state")?;
         let mut file = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
         file.write_all(&json)
-            .and_then(|_| file.sync_data())
             .with_context(|| format!("writing {}", tmp.display()))?;
         fs::rename(&tmp, dir.join(STATE_FILE))
             .with_context(|| format!("renaming {}", tmp.display()))
