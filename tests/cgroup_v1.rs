@@ -265,19 +265,7 @@ fn v1_memhog_past_the_limit_is_oom_killed_and_said_so() {
         return;
     }
     let before = minibox_dirs();
-    let r = Rootfs::new();
-    let out = run_payload(
-        &r,
-        &["--memory", "32m", "--name", "v1hog"],
-        &["memhog", "64"],
-    );
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(137), "{err}");
-    assert!(
-        err.contains("minibox: container v1hog was killed: out of memory (limit 32 MiB, peak "),
-        "{err}"
-    );
-    assert!(!stdout(&out).contains("allocated 64 MiB"));
+    limits::memhog_past_the_limit_is_oom_killed_and_said_so(&Rootfs::new(), "v1hog");
     assert_no_group_left(&before);
 }
 
@@ -287,15 +275,7 @@ fn v1_memhog_under_the_limit_succeeds() {
         return;
     }
     let before = minibox_dirs();
-    let r = Rootfs::new();
-    let out = run_payload(&r, &["--memory", "32m"], &["memhog", "16"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("allocated 16 MiB"),
-        "{}",
-        stdout(&out)
-    );
-    assert!(!stderr(&out).contains("out of memory"), "{}", stderr(&out));
+    limits::memhog_under_the_limit_succeeds(&Rootfs::new());
     assert_no_group_left(&before);
 }
 
@@ -305,21 +285,7 @@ fn v1_cpuhog_gets_about_its_share() {
         return;
     }
     let before = minibox_dirs();
-    let r = Rootfs::new();
-    let out = payload_ok(&r, &["--cpus", "0.25"], &["cpuhog", "2"]);
-    let field = |k: &str| -> f64 {
-        out.split_whitespace()
-            .find_map(|w| w.strip_prefix(k))
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    let share = field("cpu_usec=") / field("wall_usec=");
-    eprintln!("cpuhog under --cpus 0.25 got {share:.3} of a CPU");
-    assert!(
-        (0.15..=0.35).contains(&share),
-        "got {share:.3} of a CPU, asked 0.25: {out}"
-    );
+    limits::cpuhog_gets_about_its_share(&Rootfs::new());
     assert_no_group_left(&before);
 }
 
@@ -329,19 +295,7 @@ fn v1_forkbomb_is_contained_by_the_pids_limit() {
         return;
     }
     let before = minibox_dirs();
-    let r = Rootfs::new();
-    let out = payload_ok(&r, &["--pids-limit", "20"], &["forkbomb", "100"]);
-    let forked: u32 = out
-        .trim()
-        .strip_prefix("forked=")
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(forked < 20, "{out}");
-    assert!(out.contains(&format!("failed={}", 100 - forked)), "{out}");
+    limits::forkbomb_is_contained_by_the_pids_limit(&Rootfs::new());
     assert_no_group_left(&before);
 }
 
@@ -637,31 +591,8 @@ fn v1_bad_limits_are_refused_and_create_nothing() {
     if !need_v1() {
         return;
     }
-    let r = Rootfs::new();
-    for (flag, value, needle) in [
-        ("--memory", "0", "invalid --memory"),
-        ("--memory", "1k", "too small"),
-        ("--cpus", "abc", "invalid --cpus"),
-        ("--cpus", "1000", "more than this host's"),
-        ("--pids-limit", "0", "invalid --pids-limit"),
-    ] {
-        let before = minibox_dirs();
-        let out = run_minibox(&[
-            "run",
-            &format!("{flag}={value}"),
-            &r.arg(),
-            "/payload",
-            "exit",
-            "0",
-        ]);
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(125), "{flag} {value}: {err}");
-        assert!(
-            err.contains(needle) && err.lines().count() == 1,
-            "{flag} {value}: {err}"
-        );
-        assert_no_group_left(&before);
-    }
+    let before = minibox_dirs();
+    limits::bad_limits_are_refused(&Rootfs::new(), |_| assert_no_group_left(&before));
 }
 
 #[test]
@@ -670,52 +601,7 @@ fn v1_ps_reports_the_groups_memory_and_cpu() {
         return;
     }
     let before = minibox_dirs();
-    let r = Rootfs::new();
-    let detach = |flags: &[&str], payload: &[&str]| -> String {
-        let out = minibox()
-            .args(["run", "-d"])
-            .args(flags)
-            .arg(r.arg())
-            .arg("/payload")
-            .args(payload)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        stdout(&out).trim().to_string()
-    };
-    let hog = detach(&["--memory", "64m"], &["memhold", "40", "30"]);
-    let spinner = detach(&["--cpus", "0.5"], &["cpuhog", "30"]);
-    // Wait until the 40 MiB are touched.
-    let start = std::time::Instant::now();
-    while !stdout(&minibox().args(["logs", &hog]).output().unwrap()).contains("allocated 40 MiB") {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "memhold never finished allocating"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let ps = stdout(&minibox().args(["ps", "--format", "json"]).output().unwrap());
-    let rows: Vec<serde_json::Value> = ps
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let row = |id: &str| rows.iter().find(|r| r["ID"] == id).unwrap().clone();
-    let mem = row(&hog)["MemUsage"].as_u64().unwrap() as f64 / (1 << 20) as f64;
-    assert!(
-        (39.0..=48.0).contains(&mem),
-        "ps says {mem:.1} MiB for a 40 MiB hog: {ps}"
-    );
-    assert_eq!(row(&hog)["MemLimit"], 64u64 << 20);
-    let cpu = row(&spinner)["CPUPerc"].as_f64().unwrap();
-    assert!(
-        (25.0..=75.0).contains(&cpu),
-        "ps says {cpu:.1}% for a hog held to 0.5 CPU: {ps}"
-    );
-    let out = minibox()
-        .args(["rm", "-f", &hog, &spinner])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    limits::ps_reports_the_groups_memory_and_cpu(&Rootfs::new());
     assert_no_group_left(&before);
 }
 

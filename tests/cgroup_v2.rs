@@ -138,15 +138,7 @@ fn v2_memhog_past_the_limit_is_oom_killed_and_said_so() {
     if !need_v2() {
         return;
     }
-    let r = Rootfs::new();
-    let out = run_payload(&r, &["--memory", "32m", "--name", "hog"], &["memhog", "64"]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(137), "{err}");
-    assert!(
-        err.contains("minibox: container hog was killed: out of memory (limit 32 MiB, peak "),
-        "{err}"
-    );
-    assert!(!stdout(&out).contains("allocated 64 MiB"));
+    limits::memhog_past_the_limit_is_oom_killed_and_said_so(&Rootfs::new(), "hog");
     assert!(
         groups_under("minibox").is_empty(),
         "{:?}",
@@ -159,9 +151,12 @@ fn v2_memhog_under_the_limit_succeeds() {
     if !need_v2() {
         return;
     }
-    let r = Rootfs::new();
-    let out = payload_ok(&r, &["--memory", "32m"], &["memhog", "16"]);
-    assert!(out.contains("allocated 16 MiB"), "{out}");
+    limits::memhog_under_the_limit_succeeds(&Rootfs::new());
+    assert!(
+        groups_under("minibox").is_empty(),
+        "{:?}",
+        groups_under("minibox")
+    );
 }
 
 #[test]
@@ -169,20 +164,7 @@ fn v2_cpuhog_gets_about_its_share() {
     if !need_v2() {
         return;
     }
-    let r = Rootfs::new();
-    let out = payload_ok(&r, &["--cpus", "0.25"], &["cpuhog", "2"]);
-    let field = |k: &str| -> f64 {
-        out.split_whitespace()
-            .find_map(|w| w.strip_prefix(k))
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    let share = field("cpu_usec=") / field("wall_usec=");
-    assert!(
-        (0.15..=0.35).contains(&share),
-        "got {share:.3} of a CPU, asked 0.25: {out}"
-    );
+    limits::cpuhog_gets_about_its_share(&Rootfs::new());
 }
 
 #[test]
@@ -190,19 +172,7 @@ fn v2_forkbomb_is_contained_by_the_pids_limit() {
     if !need_v2() {
         return;
     }
-    let r = Rootfs::new();
-    let out = payload_ok(&r, &["--pids-limit", "20"], &["forkbomb", "100"]);
-    let forked: u32 = out
-        .trim()
-        .strip_prefix("forked=")
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(forked < 20, "{out}");
-    assert!(out.contains(&format!("failed={}", 100 - forked)), "{out}");
+    limits::forkbomb_is_contained_by_the_pids_limit(&Rootfs::new());
 }
 
 #[test]
@@ -349,38 +319,10 @@ fn v2_bad_limits_are_refused_and_create_nothing() {
     if !need_v2() {
         return;
     }
-    let r = Rootfs::new();
-    for (flag, value, needle) in [
-        ("--memory", "0", "invalid --memory"),
-        ("--memory", "-1", "invalid --memory"),
-        ("--memory", "12x", "invalid --memory"),
-        ("--memory", "1k", "too small"),
-        ("--cpus", "0", "invalid --cpus"),
-        ("--cpus", "abc", "invalid --cpus"),
-        ("--cpus", "1000", "more than this host's"),
-        ("--pids-limit", "0", "invalid --pids-limit"),
-    ] {
-        let before = groups_under("minibox");
-        let out = run_minibox(&[
-            "run",
-            &format!("{flag}={value}"),
-            &r.arg(),
-            "/payload",
-            "exit",
-            "0",
-        ]);
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(125), "{flag} {value}: {err}");
-        assert!(
-            err.contains(needle) && err.lines().count() == 1,
-            "{flag} {value}: {err}"
-        );
-        assert_eq!(
-            groups_under("minibox"),
-            before,
-            "{flag} {value} created a group"
-        );
-    }
+    let before = groups_under("minibox");
+    limits::bad_limits_are_refused(&Rootfs::new(), |what| {
+        assert_eq!(groups_under("minibox"), before, "{what} created a group");
+    });
 }
 
 #[test]
@@ -388,55 +330,7 @@ fn v2_ps_reports_the_groups_memory_and_cpu() {
     if !need_v2() {
         return;
     }
-    let r = Rootfs::new();
-    let detach = |flags: &[&str], payload: &[&str]| -> String {
-        let out = minibox()
-            .args(["run", "-d"])
-            .args(flags)
-            .arg(r.arg())
-            .arg("/payload")
-            .args(payload)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-        stdout(&out).trim().to_string()
-    };
-    let hog = detach(&["--memory", "64m"], &["memhold", "40", "30"]);
-    let spinner = detach(&["--cpus", "0.5"], &["cpuhog", "30"]);
-    // Wait until the 40 MiB are touched.
-    let start = std::time::Instant::now();
-    while !stdout(&minibox().args(["logs", &hog]).output().unwrap()).contains("allocated 40 MiB") {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "memhold never finished allocating"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let ps = stdout(&minibox().args(["ps", "--format", "json"]).output().unwrap());
-    let rows: Vec<serde_json::Value> = ps
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let row = |id: &str| rows.iter().find(|r| r["ID"] == id).unwrap().clone();
-    let mem = row(&hog)["MemUsage"].as_u64().unwrap() as f64 / (1 << 20) as f64;
-    assert!(
-        (39.0..=48.0).contains(&mem),
-        "ps says {mem:.1} MiB for a 40 MiB hog: {ps}"
-    );
-    assert_eq!(row(&hog)["MemLimit"], 64u64 << 20);
-    let cpu = row(&spinner)["CPUPerc"].as_f64().unwrap();
-    assert!(
-        (25.0..=75.0).contains(&cpu),
-        "ps says {cpu:.1}% for a hog held to 0.5 CPU: {ps}"
-    );
-    let table = stdout(&minibox().arg("ps").output().unwrap());
-    let hog_line = table.lines().find(|l| l.starts_with(&hog[..12])).unwrap();
-    assert!(hog_line.contains("MiB / 64MiB"), "{table}");
-    let out = minibox()
-        .args(["rm", "-f", &hog, &spinner])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    limits::ps_reports_the_groups_memory_and_cpu(&Rootfs::new());
     assert!(
         groups_under("minibox").is_empty(),
         "{:?}",

@@ -5,6 +5,8 @@
 //! saying so, unless MINIBOX_SKIP_ROOT_TESTS=1 explicitly asks to skip them.
 #![allow(dead_code)]
 
+pub mod limits;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
