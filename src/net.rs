@@ -5,15 +5,16 @@
 //! no veth, no iptables: the host sees nothing of the container's network but those ports.
 
 use std::fs::File;
-use std::io::{ErrorKind, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
+use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{recv, send, MsgFlags};
 
 use anyhow::{bail, Context, Result};
 use nix::sched::CloneFlags;
@@ -282,9 +283,12 @@ struct Half {
     end: usize,
     /// The reading side said end of file.
     eof: bool,
-    /// ... and we passed that on (shutdown of the writing side).
-    closed: bool,
+    /// ... and that was passed on (or needs no passing on).
+    done: bool,
 }
+
+/// Non-blocking for this call only, without fcntl round trips per connection.
+const NOWAIT: MsgFlags = MsgFlags::MSG_DONTWAIT.union(MsgFlags::MSG_NOSIGNAL);
 
 impl Half {
     fn new() -> Half {
@@ -293,12 +297,12 @@ impl Half {
             start: 0,
             end: 0,
             eof: false,
-            closed: false,
+            done: false,
         }
     }
 
     fn reset(&mut self) {
-        (self.start, self.end, self.eof, self.closed) = (0, 0, false, false);
+        (self.start, self.end, self.eof, self.done) = (0, 0, false, false);
     }
 
     fn wants_read(&self) -> bool {
@@ -309,30 +313,44 @@ impl Half {
         self.start < self.end
     }
 
-    /// Moves what can move without blocking; Err when the connection is broken.
-    fn step(&mut self, mut from: &TcpStream, mut to: &TcpStream) -> std::io::Result<()> {
+    /// Moves what can move without blocking. `readable`: whether `poll` said there is
+    /// something to read (reading otherwise would only cost a syscall to learn EAGAIN).
+    /// `other_eof`: the other direction has ended, so the sockets are about to be closed and a
+    /// half-close would be a wasted syscall. Err when the connection is broken.
+    fn step(
+        &mut self,
+        from: RawFd,
+        to: RawFd,
+        mut readable: bool,
+        other_eof: bool,
+    ) -> nix::Result<()> {
         loop {
             if self.start < self.end {
-                match to.write(&self.buf[self.start..self.end]) {
+                match send(to, &self.buf[self.start..self.end], NOWAIT) {
                     Ok(n) => self.start += n,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(Errno::EAGAIN) => return Ok(()),
+                    Err(Errno::EINTR) => continue,
                     Err(e) => return Err(e),
                 }
                 continue;
             }
             if self.eof {
-                if !self.closed {
-                    self.closed = true;
-                    let _ = to.shutdown(Shutdown::Write);
+                if !self.done {
+                    self.done = true;
+                    if !other_eof {
+                        let _ = nix::sys::socket::shutdown(to, nix::sys::socket::Shutdown::Write);
+                    }
                 }
                 return Ok(());
             }
-            match from.read(&mut self.buf) {
+            if !readable {
+                return Ok(());
+            }
+            match recv(from, &mut self.buf, NOWAIT) {
                 Ok(0) => self.eof = true,
                 Ok(n) => (self.start, self.end) = (0, n),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(Errno::EAGAIN) => readable = false,
+                Err(Errno::EINTR) => continue,
                 Err(e) => return Err(e),
             }
         }
@@ -342,28 +360,25 @@ impl Half {
 /// Relays both ways between two sockets on one thread, with `poll`: each direction ends when
 /// its reader says end of file, which is passed on as a half-close; the relay ends when both
 /// have. Never blocks in a read or write, so neither direction can stall the other.
-fn relay(client: &TcpStream, upstream: &TcpStream, buffers: &mut Buffers) -> std::io::Result<()> {
-    client.set_nonblocking(true)?;
-    upstream.set_nonblocking(true)?;
+fn relay(client: &TcpStream, upstream: &TcpStream, buffers: &mut Buffers) -> nix::Result<()> {
+    let (c, u) = (client.as_raw_fd(), upstream.as_raw_fd());
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
     let Buffers { up, down } = buffers;
     up.reset();
     down.reset();
+    // A client usually speaks first, and has by the time we accepted it.
+    let (mut client_readable, mut upstream_readable) = (true, false);
     loop {
-        up.step(client, upstream)?;
-        down.step(upstream, client)?;
-        if up.closed && down.closed {
+        up.step(c, u, client_readable, down.eof)?;
+        down.step(u, c, upstream_readable, up.eof)?;
+        if up.done && down.done {
             return Ok(());
         }
         let interest = |read: bool, write: bool| {
             let mut f = PollFlags::empty();
-            if read {
-                f |= PollFlags::POLLIN;
-            }
-            if write {
-                f |= PollFlags::POLLOUT;
-            }
+            f.set(PollFlags::POLLIN, read);
+            f.set(PollFlags::POLLOUT, write);
             f
         };
         let mut fds = [
@@ -377,9 +392,15 @@ fn relay(client: &TcpStream, upstream: &TcpStream, buffers: &mut Buffers) -> std
             ),
         ];
         match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(e.into()),
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
         }
+        // Readable, closed or failed: in each case a read tells us which.
+        let ready = |f: &PollFd| {
+            f.revents()
+                .is_some_and(|r| !(r & !PollFlags::POLLOUT).is_empty())
+        };
+        (client_readable, upstream_readable) = (ready(&fds[0]), ready(&fds[1]));
     }
 }
 
