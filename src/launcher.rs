@@ -109,9 +109,8 @@ fn become_supervisor(
     nix::unistd::setsid().context("setsid")?;
     let null = File::open("/dev/null").context("opening /dev/null")?;
     nix::unistd::dup2_stdin(&null).context("stdin from /dev/null")?;
-    let log = LogFile::open(&store.dir(&state.id))?;
-    nix::unistd::dup2_stdout(log.handle()?).context("stdout to the log")?;
-    nix::unistd::dup2_stderr(log.handle()?).context("stderr to the log")?;
+    let mut log = LogFile::open(&store.dir(&state.id))?;
+    log.become_stdio()?;
     let me = ProcessRef::of(std::process::id() as i32)?;
     store.update(&state.id, |s| s.supervisor = Some(me))?;
     let (pipe, writer) =

@@ -211,10 +211,11 @@ pub fn ps(store: &Store, all: bool, quiet: bool, json: bool) -> Result<i32> {
         "COMMAND",
         "MEM USAGE / LIMIT",
         "CPU %",
+        "CGROUP",
         "PORTS",
     ];
-    let table: Vec<[String; 9]> = rows.iter().map(|r| row_cells(r, now)).collect();
-    let widths: Vec<usize> = (0..9)
+    let table: Vec<[String; 10]> = rows.iter().map(|r| row_cells(r, now)).collect();
+    let widths: Vec<usize> = (0..10)
         .map(|i| {
             table
                 .iter()
@@ -334,7 +335,7 @@ fn ports_text(c: &ContainerState) -> String {
         .join(", ")
 }
 
-fn row_cells(r: &Row, now: u64) -> [String; 9] {
+fn row_cells(r: &Row, now: u64) -> [String; 10] {
     let c = &r.state;
     let mut command = format!("\"{}\"", c.command.join(" "));
     if command.chars().count() > 22 {
@@ -359,6 +360,10 @@ fn row_cells(r: &Row, now: u64) -> [String; 9] {
         command,
         mem,
         r.cpu_percent.map_or("-".into(), |p| format!("{p:.2}%")),
+        // Which driver accounts for it: "v2", "v1", or "-" for none.
+        c.cgroup.as_ref().map_or("-".into(), |g| {
+            g.driver.trim_start_matches("cgroup ").to_string()
+        }),
         ports_text(c),
     ]
 }

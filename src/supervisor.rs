@@ -31,6 +31,7 @@ pub struct LogFile {
     dir: PathBuf,
     file: File,
     size: u64,
+    is_our_stdio: bool,
 }
 
 fn open_log(path: &Path) -> Result<File> {
@@ -50,12 +51,17 @@ impl LogFile {
             dir: dir.to_path_buf(),
             file,
             size,
+            is_our_stdio: false,
         })
     }
 
-    /// A handle on the current file (for the supervisor's own stderr).
-    pub fn handle(&self) -> Result<File> {
-        self.file.try_clone().context("duplicating the log handle")
+    /// Makes this log our own stdout and stderr too (the detached supervisor's messages, an
+    /// OOM kill say, belong with the container's output), now and after each rotation.
+    pub fn become_stdio(&mut self) -> Result<()> {
+        nix::unistd::dup2_stdout(&self.file).context("pointing stdout at the log")?;
+        nix::unistd::dup2_stderr(&self.file).context("pointing stderr at the log")?;
+        self.is_our_stdio = true;
+        Ok(())
     }
 
     pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
@@ -74,8 +80,10 @@ impl LogFile {
         fs::rename(&current, &previous).context("rotating the container's log")?;
         self.file = open_log(&current)?;
         self.size = 0;
-        // Our own messages (an OOM kill, say) follow the log to its new file.
-        nix::unistd::dup2_stderr(&self.file).context("pointing stderr at the new log")
+        if self.is_our_stdio {
+            self.become_stdio()?;
+        }
+        Ok(())
     }
 }
 
@@ -172,4 +180,37 @@ fn drain(relay: &mut Relay) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_is_bounded_and_rotates_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogFile::open(dir.path()).unwrap();
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..(3 * LOG_MAX_BYTES / chunk.len() as u64) {
+            log.write(&chunk).unwrap();
+        }
+        log.write(b"last words\n").unwrap();
+        let (current, previous) = log_paths(dir.path());
+        let (now, before) = (
+            fs::metadata(&current).unwrap().len(),
+            fs::metadata(&previous).unwrap().len(),
+        );
+        assert!(
+            now <= LOG_MAX_BYTES && before <= LOG_MAX_BYTES,
+            "{now} {before}"
+        );
+        assert!(fs::read_to_string(&current)
+            .unwrap()
+            .ends_with("last words\n"));
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            2,
+            "only log and log.1"
+        );
+    }
 }

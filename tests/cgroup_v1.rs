@@ -601,7 +601,7 @@ fn v1_ps_reports_the_groups_memory_and_cpu() {
         return;
     }
     let before = minibox_dirs();
-    limits::ps_reports_the_groups_memory_and_cpu(&Rootfs::new());
+    limits::ps_reports_the_groups_memory_and_cpu(&Rootfs::new(), "v1");
     assert_no_group_left(&before);
 }
 

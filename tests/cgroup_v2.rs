@@ -330,7 +330,7 @@ fn v2_ps_reports_the_groups_memory_and_cpu() {
     if !need_v2() {
         return;
     }
-    limits::ps_reports_the_groups_memory_and_cpu(&Rootfs::new());
+    limits::ps_reports_the_groups_memory_and_cpu(&Rootfs::new(), "v2");
     assert!(
         groups_under("minibox").is_empty(),
         "{:?}",

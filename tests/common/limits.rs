@@ -109,8 +109,8 @@ pub fn bad_limits_are_refused(r: &Rootfs, after_each: impl Fn(&str)) {
 }
 
 /// `ps` shows a 40 MiB memhold as about 40 MiB of its 64 MiB limit, and a cpuhog held to half
-/// a CPU at about 50%.
-pub fn ps_reports_the_groups_memory_and_cpu(r: &Rootfs) {
+/// a CPU at about 50%, and names the cgroup driver (`v1` or `v2`).
+pub fn ps_reports_the_groups_memory_and_cpu(r: &Rootfs, driver: &str) {
     let detach = |flags: &[&str], payload: &[&str]| -> String {
         let out = minibox()
             .args(["run", "-d"])
@@ -153,6 +153,10 @@ pub fn ps_reports_the_groups_memory_and_cpu(r: &Rootfs) {
     let table = stdout(&minibox().arg("ps").output().unwrap());
     let hog_line = table.lines().find(|l| l.starts_with(&hog[..12])).unwrap();
     assert!(hog_line.contains("MiB / 64MiB"), "{table}");
+    assert!(
+        hog_line.split_whitespace().any(|w| w == driver),
+        "no {driver} in {table}"
+    );
     let out = minibox()
         .args(["rm", "-f", &hog, &spinner])
         .output()
