@@ -3,7 +3,7 @@
 //! a foreground run, a detached copy of it (its own session, output to the log) for `run -d`.
 
 use std::fs::File;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use anyhow::{Context, Result};
 use nix::fcntl::OFlag;
@@ -80,6 +80,7 @@ fn run_detached(
         }
         ForkResult::Child => {
             drop(ready_r);
+            close_inherited_fds(&[ready_w.as_raw_fd()]);
             let mut start = StartSignal(Some(File::from(ready_w)));
             let code = match become_supervisor(spec, store, state, &mut start) {
                 Ok(_) => {
@@ -98,6 +99,23 @@ fn run_detached(
     }
 }
 
+/// The supervisor outlives whoever started it: it keeps none of the descriptors its caller
+/// happened to pass on (beyond 0, 1, 2, which it replaces), so no pipe or socket of theirs
+/// stays open for the container's lifetime.
+fn close_inherited_fds(keep: &[RawFd]) {
+    let open: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(dir) => dir
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect(),
+        Err(_) => return,
+    };
+    // The listing's own descriptor is among them, already closed: EBADF then, harmlessly.
+    for fd in open.into_iter().filter(|fd| *fd > 2 && !keep.contains(fd)) {
+        let _ = nix::unistd::close(fd);
+    }
+}
+
 /// In the detached supervisor: leave the terminal's session, send our output and the
 /// container's to the log, then supervise.
 fn become_supervisor(
@@ -109,6 +127,7 @@ fn become_supervisor(
     nix::unistd::setsid().context("setsid")?;
     let null = File::open("/dev/null").context("opening /dev/null")?;
     nix::unistd::dup2_stdin(&null).context("stdin from /dev/null")?;
+    drop(null);
     let mut log = LogFile::open(&store.dir(&state.id))?;
     log.become_stdio()?;
     let me = ProcessRef::of(std::process::id() as i32)?;

@@ -516,3 +516,40 @@ fn fifty_run_d_at_once_and_racing_rms_keep_the_state_whole() {
     assert!(!s.path().join(&victim).exists());
     assert_eq!(s.ps_json().len(), 50);
 }
+
+#[test]
+fn the_supervisor_keeps_no_descriptor_of_its_caller() {
+    if !need_root() {
+        return;
+    }
+    let (s, r) = (StateRoot::new(), Rootfs::new());
+    // A caller with a file open on fd 7: the supervisor must not hold it for the container's life.
+    let marker = tempfile::NamedTempFile::new().unwrap();
+    let cmd = format!(
+        "exec 7<{}; exec {} --root {} run -d {} /payload sleep 30",
+        marker.path().display(),
+        minibox_bin().display(),
+        s.path().display(),
+        r.arg()
+    );
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let id = stdout(&out).trim().to_string();
+    let state: serde_json::Value =
+        serde_json::from_slice(&fs::read(s.path().join(&id).join("state.json")).unwrap()).unwrap();
+    let sup = state["supervisor"]["pid"].as_i64().unwrap();
+    let open: Vec<std::path::PathBuf> = fs::read_dir(format!("/proc/{sup}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| fs::read_link(e.path()).ok())
+        .collect();
+    assert!(
+        !open.iter().any(|p| p == marker.path()),
+        "the caller's fd 7 is still open: {open:?}"
+    );
+    assert!(!open.is_empty());
+}
