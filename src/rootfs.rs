@@ -121,6 +121,26 @@ fn ensure_dir(root: &impl AsFd, rel: &str) -> Result<OwnedFd> {
     open_in(root, rel, dir_flags).with_context(|| format!("opening /{rel} in the rootfs"))
 }
 
+/// The directory `/proc`, `/sys` or `/dev` of the rootfs, created if missing. It must be a
+/// real directory: a symlink there (`proc -> /`, say) would put the kernel's filesystem
+/// somewhere the image chose, so it is refused, as runc does.
+fn mount_point(root: &impl AsFd, rel: &str) -> Result<OwnedFd> {
+    let strict = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    match openat2(root.as_fd(), rel, strict) {
+        Ok(fd) => return Ok(fd),
+        Err(Errno::ENOENT) => {}
+        Err(Errno::ELOOP) => bail!(
+            "/{rel} in the rootfs is a symbolic link: minibox mounts /{rel} only on a real \
+             directory; replace the link with an empty directory (mkdir ROOTFS/{rel})"
+        ),
+        Err(e) => return Err(e).with_context(|| format!("opening /{rel} in the rootfs")),
+    }
+    ensure_dir(root, rel)?;
+    openat2(root.as_fd(), rel, strict).with_context(|| format!("opening /{rel} in the rootfs"))
+}
+
 fn mount_at(
     src: Option<&str>,
     target: &impl AsRawFd,
@@ -156,14 +176,14 @@ pub fn bind_rootfs(rootfs: &Path) -> Result<OwnedFd> {
 
 /// A fresh procfs: it shows the processes of the container's own PID namespace.
 pub fn mount_proc(root: &OwnedFd) -> Result<()> {
-    let target = ensure_dir(root, "proc")?;
+    let target = mount_point(root, "proc")?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount_at(Some("proc"), &target, Some("proc"), flags, None, "/proc")
 }
 
 /// sysfs, read-only: the container may look at the kernel's devices, never change them.
 pub fn mount_sys(root: &OwnedFd) -> Result<()> {
-    let target = ensure_dir(root, "sys")?;
+    let target = mount_point(root, "sys")?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
     mount_at(
         Some("sysfs"),
@@ -178,7 +198,7 @@ pub fn mount_sys(root: &OwnedFd) -> Result<()> {
 /// A small tmpfs `/dev` holding only harmless device nodes, a private devpts, `/dev/shm` and
 /// the usual symlinks: the host's disks and consoles are not there to be opened.
 pub fn mount_dev(root: &OwnedFd) -> Result<()> {
-    let target = ensure_dir(root, "dev")?;
+    let target = mount_point(root, "dev")?;
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME;
     mount_at(
         Some("tmpfs"),

@@ -503,10 +503,20 @@ fn a_symlink_in_the_rootfs_never_leads_out_of_it() {
     assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
     assert!(stderr(&out).contains("unknown user"), "{}", stderr(&out));
 
-    // /proc -> host dir: resolved inside the rootfs, where it does not exist.
+    // /proc -> host dir: refused, never followed.
     let out = run_payload(&r, &[], &["id"]);
     assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
-    assert!(stderr(&out).contains("/proc"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/proc in the rootfs is a symbolic link"),
+        "{}",
+        stderr(&out)
+    );
+    // Even one pointing inside the rootfs: /proc must be a real directory.
+    fs::remove_file(r.path().join("proc")).unwrap();
+    std::os::unix::fs::symlink("/", r.path().join("proc")).unwrap();
+    let out = run_payload(&r, &[], &["id"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
     assert_eq!(
         fs::read_dir(victim.path()).unwrap().count(),
         1,
