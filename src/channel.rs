@@ -93,6 +93,12 @@ impl ChildEnd {
         Ok(())
     }
 
+    /// Tells the parent the setup is done and `execve` comes next. If the pipe then closes with
+    /// no failure line, CMD runs; if it closes without this, the child died during setup.
+    pub fn report_exec(&self) {
+        report_started(&self.report);
+    }
+
     /// Tells the parent a step is done and what the kernel says of it (`--explain`).
     pub fn report_step(&self, name: &str, text: &str) {
         let line = format!("S {name} {}\n", text.replace('\n', "\u{1f}"));
@@ -112,10 +118,21 @@ pub fn report_failure(to: &File, code: i32, message: &str) {
     let _ = (&*to).write_all(line.as_bytes());
 }
 
-/// Reads a report pipe to its end: steps go to `on_step`; no failure line means success.
+/// Sends the line that says the start went through (the failure line may still follow).
+pub fn report_started(to: &File) {
+    let _ = (&*to).write_all(b"X\n");
+}
+
+/// Reads a report pipe to its end: steps go to `on_step`; success is the started line (`X`)
+/// with no failure line after it.
 pub fn read_report(from: &File, mut on_step: impl FnMut(&str, &str)) -> Result<()> {
+    let mut started = false;
     for line in BufReader::new(from).lines() {
         let line = line.context("reading the container's start report")?;
+        if line == "X" {
+            started = true;
+            continue;
+        }
         if let Some(step) = line.strip_prefix("S ") {
             let (name, text) = step.split_once(' ').unwrap_or((step, ""));
             on_step(name, &text.replace('\u{1f}', "\n"));
@@ -127,6 +144,9 @@ pub fn read_report(from: &File, mut on_step: impl FnMut(&str, &str)) -> Result<(
             code,
             message: message.to_string()
         })
+    }
+    if !started {
+        bail!("the container's first process died during its setup (killed, or out of memory?)");
     }
     Ok(())
 }

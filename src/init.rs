@@ -36,6 +36,11 @@ fn set_up_and_exec(
 ) -> Result<Infallible> {
     // If minibox dies, even by SIGKILL, the kernel kills the container with it.
     die_with_parent()?;
+    // A session of our own: the caller's terminal is no longer our controlling terminal, so no
+    // TIOCSTI can type into the host's shell, and Ctrl-C reaches us only through minibox.
+    nix::unistd::setsid().context("setsid")?;
+    // A session keyring of our own: the caller's keys (ssh, kerberos...) are out of reach.
+    join_new_session_keyring()?;
     // Wait until minibox has put us in our cgroup: from then on every page and cycle counts.
     chan.wait_for_go()?;
     // Our cgroup becomes the root of our cgroup view: the host's groups are out of sight.
@@ -99,9 +104,28 @@ fn set_up_and_exec(
     signals::reset_for_exec()?;
     // No descriptor of ours reaches CMD: all but 0, 1, 2 close on exec.
     close_fds_on_exec()?;
-    // Become CMD.
+    // Become CMD; the exec closes the report pipe right after this last word.
     say("exec", &|| explain::exec(&spec.args, &spec.env));
+    chan.report_exec();
     exec_command(spec)
+}
+
+fn join_new_session_keyring() -> Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: keyctl(JOIN_SESSION_KEYRING, NULL) reads no memory of ours (a NULL name asks for
+    // a new anonymous keyring) and only changes this process's keyring.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    match Errno::result(rc) {
+        // A kernel without keys has nothing to leak.
+        Ok(_) | Err(Errno::ENOSYS) => Ok(()),
+        Err(e) => Err(e).context("keyctl(JOIN_SESSION_KEYRING)"),
+    }
 }
 
 fn die_with_parent() -> Result<()> {

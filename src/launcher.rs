@@ -150,7 +150,9 @@ struct StartSignal(Option<File>);
 
 impl StartSignal {
     fn started(&mut self) {
-        self.0 = None;
+        if let Some(pipe) = self.0.take() {
+            channel::report_started(&pipe);
+        }
     }
 
     fn failed(&mut self, err: &anyhow::Error) {
@@ -201,10 +203,16 @@ fn supervise(
     let ended = start_and_watch(spec, store, cgroup.as_deref(), ports, output, start);
     // Whatever happened, the group goes; what it measured is read first.
     let usage = cgroup.as_ref().map(|cg| cg.usage()).unwrap_or_default();
-    if let Some(cg) = &cgroup {
-        cg.destroy()?;
-    }
+    let destroyed = cgroup.as_ref().map_or(Ok(()), |cg| cg.destroy());
     let code = ended?;
+    // The container's own status stays what minibox reports; a group that would not go (the
+    // container made child groups in it, say) is said, with its path.
+    if let Err(e) = destroyed {
+        say!(
+            "minibox: container {}: {e:#}; its cgroup is left behind",
+            spec.display_name()
+        );
+    }
     if spec.explain {
         let removed = cgroup.as_ref().map(|cg| !cg.path().exists());
         explain::print(
@@ -261,26 +269,49 @@ fn start_and_watch(
     drop(child);
     // Only the container may hold the write end, so the relay sees EOF when it is gone.
     let relay = output.map(|o| o.relay);
-    if let Err(e) = admit(pid, cgroup, &parent, spec.explain) {
-        let _ = kill(pid, Signal::SIGKILL);
-        signals::reap(pid);
-        return Err(e);
-    }
-    // The forwarders need the container's network namespace, which exists now.
-    if !spec.ports.is_empty() {
-        let netns = File::open(format!("/proc/{pid}/ns/net"))
-            .context("opening the container's network namespace")?;
-        ports.serve(netns)?;
+    // Taken now, while the child waits: a short-lived CMD could be gone by the time it runs.
+    let netns = (!spec.ports.is_empty()).then(|| File::open(format!("/proc/{pid}/ns/net")));
+    let admitted = netns
+        .transpose()
+        .context("opening the container's network namespace")
+        .and_then(|netns| admit(pid, cgroup, &parent, spec.explain).map(|()| netns));
+    let netns = match admitted {
+        Ok(netns) => netns,
+        Err(e) => {
+            let _ = kill(pid, Signal::SIGKILL);
+            signals::reap(pid);
+            return Err(e);
+        }
+    };
+    // CMD runs now: from here on nothing may fail the start. What goes wrong is said, and the
+    // container still gets watched to its end.
+    if let Some(netns) = netns {
+        if let Err(e) = ports.serve(netns) {
+            say!("minibox: container {}: {e:#}", spec.display_name());
+        }
     }
     let process = ProcessRef::of(pid.as_raw()).ok();
-    store.update(&spec.id, |s| {
+    let recorded = store.update(&spec.id, |s| {
         s.status = Status::Running;
         s.pid = process;
         s.started_ms = Some(now_ms());
-    })?;
-    // CMD runs: whoever waits for the start (`run -d`) may go.
+    });
+    if let Err(e) = recorded {
+        say!("minibox: container {}: {e:#}", spec.display_name());
+    }
+    // Whoever waits for the start (`run -d`) may go.
     start.started();
-    let ended = supervisor::watch(pid, &forwarder, relay)?;
+    let ended = match supervisor::watch(pid, &forwarder, relay) {
+        Ok(ended) => ended,
+        Err(e) => {
+            say!(
+                "minibox: container {}: {e:#}; killing it",
+                spec.display_name()
+            );
+            let _ = kill(pid, Signal::SIGKILL);
+            nix::sys::wait::waitpid(pid, None).context("waiting for the container")?
+        }
+    };
     Ok(status::from_wait(ended).unwrap_or(status::RUNTIME_FAILED))
 }
 

@@ -193,6 +193,7 @@ impl PublishedPorts {
                 container_port: mapping.container_port,
                 netns: Arc::clone(&netns),
                 waiting: AtomicUsize::new(0),
+                threads: AtomicUsize::new(0),
             });
             port.add_acceptor()
                 .context("starting a port forwarder thread")?;
@@ -208,27 +209,42 @@ struct Port {
     netns: Arc<File>,
     /// Threads blocked in `accept` (or about to be).
     waiting: AtomicUsize,
+    /// All this port's threads.
+    threads: AtomicUsize,
 }
 
 /// Threads left waiting in `accept` beyond this many end instead.
 const MAX_WAITING: usize = 16;
 
+/// At most this many threads (so connections relayed at once) per port; further connections
+/// wait in the listen backlog until one is done.
+const MAX_THREADS: usize = 512;
+
 impl Port {
     fn add_acceptor(self: &Arc<Self>) -> std::io::Result<()> {
         self.waiting.fetch_add(1, SeqCst);
+        self.threads.fetch_add(1, SeqCst);
         let port = Arc::clone(self);
         let spawned = std::thread::Builder::new()
             .stack_size(256 << 10)
-            .spawn(move || port.accept_loop());
+            .spawn(move || {
+                Arc::clone(&port).accept_loop();
+                port.threads.fetch_sub(1, SeqCst);
+            });
         if spawned.is_err() {
             self.waiting.fetch_sub(1, SeqCst);
+            self.threads.fetch_sub(1, SeqCst);
         }
         spawned.map(drop)
     }
 
     fn accept_loop(self: Arc<Self>) {
         // setns moves only this thread: the sockets it creates belong to the container.
-        if nix::sched::setns(self.netns.as_ref(), CloneFlags::CLONE_NEWNET).is_err() {
+        if let Err(e) = nix::sched::setns(self.netns.as_ref(), CloneFlags::CLONE_NEWNET) {
+            say!(
+                "minibox: cannot serve port {}: setns into the container: {e}",
+                self.container_port
+            );
             self.waiting.fetch_sub(1, SeqCst);
             return;
         }
@@ -236,7 +252,8 @@ impl Port {
         loop {
             let accepted = self.listener.accept();
             // The last one waiting goes to work: someone must take the next connection.
-            if self.waiting.fetch_sub(1, SeqCst) == 1 && self.add_acceptor().is_err() {
+            let last = self.waiting.fetch_sub(1, SeqCst) == 1;
+            if last && self.threads.load(SeqCst) < MAX_THREADS && self.add_acceptor().is_err() {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
             match accepted {
@@ -254,7 +271,9 @@ impl Port {
     /// Reaches the container's port and relays the connection until both sides are done.
     fn forward(&self, client: TcpStream, buffers: &mut Buffers) {
         // Nothing listens there (yet): the client's connection is closed, we keep serving.
-        let Ok(upstream) = TcpStream::connect((Ipv4Addr::LOCALHOST, self.container_port)) else {
+        let inside = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.container_port);
+        let Ok(upstream) = TcpStream::connect_timeout(&inside, std::time::Duration::from_secs(5))
+        else {
             return;
         };
         let _ = relay(&client, &upstream, buffers);
@@ -381,26 +400,30 @@ fn relay(client: &TcpStream, upstream: &TcpStream, buffers: &mut Buffers) -> nix
             f.set(PollFlags::POLLOUT, write);
             f
         };
-        let mut fds = [
-            PollFd::new(
-                client.as_fd(),
-                interest(up.wants_read(), down.wants_write()),
-            ),
-            PollFd::new(
-                upstream.as_fd(),
-                interest(down.wants_read(), up.wants_write()),
-            ),
-        ];
+        // A socket we want nothing from stays out of the poll: POLLHUP is reported whatever
+        // the events asked, and would wake us in a loop.
+        let client_wants = interest(up.wants_read(), down.wants_write());
+        let upstream_wants = interest(down.wants_read(), up.wants_write());
+        let mut fds = Vec::with_capacity(2);
+        if !client_wants.is_empty() {
+            fds.push(PollFd::new(client.as_fd(), client_wants));
+        }
+        if !upstream_wants.is_empty() {
+            fds.push(PollFd::new(upstream.as_fd(), upstream_wants));
+        }
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(e),
         }
         // Readable, closed or failed: in each case a read tells us which.
-        let ready = |f: &PollFd| {
-            f.revents()
-                .is_some_and(|r| !(r & !PollFlags::POLLOUT).is_empty())
+        let ready = |fd: RawFd| {
+            fds.iter().any(|f| {
+                f.as_fd().as_raw_fd() == fd
+                    && f.revents()
+                        .is_some_and(|r| !(r & !PollFlags::POLLOUT).is_empty())
+            })
         };
-        (client_readable, upstream_readable) = (ready(&fds[0]), ready(&fds[1]));
+        (client_readable, upstream_readable) = (ready(c), ready(u));
     }
 }
 

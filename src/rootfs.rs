@@ -12,12 +12,13 @@ use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::stat::{fchmodat, makedev, mkdirat, mknodat, FchmodatFlags, Mode, SFlag};
+use nix::sys::stat::{mkdirat, Mode};
 use nix::sys::statvfs::{statvfs, FsFlags};
 use nix::unistd::{chdir, fchdir, pivot_root, symlinkat};
 
 /// Paths docker hides from the container (moby `oci/defaults.go`).
-pub const MASKED_PATHS: [&str; 9] = [
+pub const MASKED_PATHS: [&str; 11] = [
+    "proc/asound",
     "proc/acpi",
     "proc/kcore",
     "proc/keys",
@@ -27,6 +28,7 @@ pub const MASKED_PATHS: [&str; 9] = [
     "proc/sched_debug",
     "proc/scsi",
     "sys/firmware",
+    "sys/devices/virtual/powercap",
 ];
 
 /// Paths docker makes read-only (moby `oci/defaults.go`).
@@ -38,15 +40,8 @@ pub const READONLY_PATHS: [&str; 5] = [
     "proc/sysrq-trigger",
 ];
 
-/// The device nodes a container gets: (name, major, minor).
-pub const DEVICES: [(&str, u64, u64); 6] = [
-    ("null", 1, 3),
-    ("zero", 1, 5),
-    ("full", 1, 7),
-    ("random", 1, 8),
-    ("urandom", 1, 9),
-    ("tty", 5, 0),
-];
+/// The device nodes a container gets, bound from the host's /dev.
+pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
 /// The usual `/dev` symlinks: (name, target).
 const DEV_SYMLINKS: [(&str, &str); 6] = [
@@ -79,10 +74,18 @@ fn open_in(root: &impl AsFd, rel: &str, flags: OFlag) -> nix::Result<OwnedFd> {
 }
 
 /// Reads a whole file of the rootfs.
+/// The rootfs is the image's to shape: a FIFO there must not hang minibox (O_NONBLOCK), a
+/// device must not be read (regular files only), a huge file not be slurped (1 MiB at most).
 pub fn read_file_in(root: &impl AsFd, rel: &str) -> std::io::Result<String> {
-    let fd = open_in(root, rel, OFlag::O_RDONLY)?;
+    const MAX: u64 = 1 << 20;
+    let file = std::fs::File::from(open_in(root, rel, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?);
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other(format!(
+            "/{rel} in the rootfs is not a regular file"
+        )));
+    }
     let mut text = String::new();
-    std::fs::File::from(fd).read_to_string(&mut text)?;
+    file.take(MAX).read_to_string(&mut text)?;
     Ok(text)
 }
 
@@ -162,6 +165,7 @@ pub fn make_mounts_private() -> Result<()> {
 
 /// Bind-mounts ROOTFS onto itself, so it is a mount point (`pivot_root` needs one), and
 /// returns a handle on the new mount's root.
+/// The bind is `nodev`: a device node shipped in (or later made in) the rootfs opens nothing.
 pub fn bind_rootfs(rootfs: &Path) -> Result<OwnedFd> {
     mount(
         Some(rootfs),
@@ -171,7 +175,31 @@ pub fn bind_rootfs(rootfs: &Path) -> Result<OwnedFd> {
         NONE,
     )
     .with_context(|| format!("bind-mounting ROOTFS {} onto itself", rootfs.display()))?;
+    remount_bind(rootfs, MsFlags::MS_NODEV).context("making the rootfs nodev")?;
     open_dir(rootfs)
+}
+
+/// Remounts the bind mount at `path` with `extra` flags, keeping the ones it has (a remount
+/// would otherwise clear nosuid, noexec...).
+fn remount_bind(path: &Path, extra: MsFlags) -> Result<()> {
+    let have = statvfs(path)
+        .with_context(|| format!("statvfs {}", path.display()))?
+        .flags();
+    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra;
+    for (st, ms) in [
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if have.contains(st) {
+            flags |= ms;
+        }
+    }
+    mount(NONE, path, NONE, flags, NONE).with_context(|| format!("remounting {}", path.display()))
 }
 
 /// A fresh procfs: it shows the processes of the container's own PID namespace.
@@ -199,7 +227,9 @@ pub fn mount_sys(root: &OwnedFd) -> Result<()> {
 /// the usual symlinks: the host's disks and consoles are not there to be opened.
 pub fn mount_dev(root: &OwnedFd) -> Result<()> {
     let target = mount_point(root, "dev")?;
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME;
+    // nodev: a node made here (root keeps CAP_MKNOD, as in docker) opens nothing; the six
+    // below are bind mounts of the host's, which carry their own mount flags.
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME;
     mount_at(
         Some("tmpfs"),
         &target,
@@ -211,13 +241,23 @@ pub fn mount_dev(root: &OwnedFd) -> Result<()> {
     // Reopen: the handle we had is the directory under the new tmpfs.
     let dev =
         open_in(root, "dev", OFlag::O_PATH | OFlag::O_DIRECTORY).context("opening the new /dev")?;
-    for (name, major, minor) in DEVICES {
-        let mode = Mode::from_bits_truncate(0o666);
-        mknodat(&dev, name, SFlag::S_IFCHR, mode, makedev(major, minor))
-            .with_context(|| format!("creating /dev/{name}"))?;
-        // mknod obeys the umask; the nodes must be usable by the container's user.
-        fchmodat(&dev, name, mode, FchmodatFlags::FollowSymlink)
-            .with_context(|| format!("chmod /dev/{name}"))?;
+    for name in DEVICES {
+        let node = nix::fcntl::openat(
+            &dev,
+            name,
+            OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o644),
+        )
+        .with_context(|| format!("creating /dev/{name}"))?;
+        let host = format!("/dev/{name}");
+        mount_at(
+            Some(host.as_str()),
+            &node,
+            NONE,
+            MsFlags::MS_BIND,
+            NONE,
+            &host,
+        )?;
     }
     for (name, target) in DEV_SYMLINKS {
         symlinkat(target, &dev, name).with_context(|| format!("creating /dev/{name}"))?;
@@ -326,21 +366,7 @@ pub fn pivot_into(root: &OwnedFd) -> Result<()> {
 
 /// `--read-only`: remounts `/` read-only, keeping the flags it already had (nosuid, nodev...).
 pub fn make_root_readonly() -> Result<()> {
-    let have = statvfs("/").context("statvfs /")?.flags();
-    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-    for (st, ms) in [
-        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
-        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
-        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
-        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
-        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
-    ] {
-        if have.contains(st) {
-            flags |= ms;
-        }
-    }
-    mount(NONE, "/", NONE, flags, NONE).context("remounting / read-only")
+    remount_bind(Path::new("/"), MsFlags::MS_RDONLY).context("remounting / read-only")
 }
 
 /// Creates the working directory if the image lacks it (as docker does).

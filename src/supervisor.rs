@@ -32,6 +32,8 @@ pub struct LogFile {
     file: File,
     size: u64,
     is_our_stdio: bool,
+    /// Bytes of output that could not be written (a full disk).
+    pub lost: u64,
 }
 
 fn open_log(path: &Path) -> Result<File> {
@@ -52,6 +54,7 @@ impl LogFile {
             file,
             size,
             is_our_stdio: false,
+            lost: 0,
         })
     }
 
@@ -104,6 +107,12 @@ pub fn watch(child: Pid, forwarder: &Forwarder, mut relay: Option<Relay>) -> Res
         if let Some(status) = reap(child)? {
             if let Some(relay) = relay.as_mut() {
                 drain(relay)?;
+                if relay.log.lost > 0 {
+                    say!(
+                        "minibox: {} bytes of the container's output were lost (log not writable)",
+                        relay.log.lost
+                    );
+                }
             }
             return Ok(status);
         }
@@ -158,7 +167,13 @@ fn copy_once(relay: &mut Relay) -> Result<bool> {
     let mut buf = [0u8; 64 * 1024];
     match (&relay.pipe).read(&mut buf) {
         Ok(0) => Ok(false),
-        Ok(n) => relay.log.write(&buf[..n]).map(|_| true),
+        Ok(n) => {
+            // A full disk loses output, not the container: the pipe is still drained.
+            if relay.log.write(&buf[..n]).is_err() {
+                relay.log.lost += n as u64;
+            }
+            Ok(true)
+        }
         Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
             Ok(true)
         }

@@ -157,6 +157,14 @@ fn the_rootfs_is_slash_and_no_host_mount_is_visible() {
         "/proc/irq",
         "/proc/sys",
         "/proc/sysrq-trigger",
+        "/proc/asound",
+        "/sys/devices/virtual/powercap",
+        "/dev/null",
+        "/dev/zero",
+        "/dev/full",
+        "/dev/random",
+        "/dev/urandom",
+        "/dev/tty",
     ]
     .into();
     let seen = mount_points(&mounts);
@@ -665,5 +673,70 @@ fn bad_input_is_one_clear_line_status_125_and_leaves_nothing() {
         host_mount_points(),
         mounts_before,
         "a failed run changed the host's mounts"
+    );
+}
+
+#[test]
+fn device_nodes_in_the_rootfs_open_nothing_and_the_container_has_its_own_session() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    // A world-writable node shipped in the image (here /dev/null's numbers): the rootfs is nodev.
+    let node = r.path().join("devnode");
+    nix::sys::stat::mknod(
+        &node,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 3),
+    )
+    .unwrap();
+    fs::set_permissions(&node, fs::Permissions::from_mode(0o666)).unwrap();
+    let out = run_payload(&r, &["-u", "0"], &["write", "/devnode", "x"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a device node in the rootfs could be opened"
+    );
+    assert!(stderr(&out).contains("EACCES"), "{}", stderr(&out));
+    // The container leads its own session: the caller's terminal is not its controlling one.
+    let mut child = minibox()
+        .args(["run", &r.arg(), "/payload", "sleep", "5"])
+        .spawn()
+        .unwrap();
+    let pid = container_pid(child.id());
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let session: u32 = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(session, pid, "not a session leader: {stat}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn a_fifo_or_device_as_passwd_is_refused_not_read() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    fs::remove_file(r.path().join("etc/passwd")).unwrap();
+    nix::unistd::mkfifo(
+        &r.path().join("etc/passwd"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    let out = run_payload(&r, &[], &["id"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        stderr(&out).contains("not a regular file"),
+        "{}",
+        stderr(&out)
     );
 }

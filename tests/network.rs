@@ -279,3 +279,16 @@ fn network_none_has_lo_down_and_host_shares_the_hosts() {
     let out = run_payload(&r, &["--network", "wifi"], &["exit", "0"]);
     assert_eq!(out.status.code(), Some(125));
 }
+
+#[test]
+fn a_short_lived_command_with_a_published_port_still_runs_cleanly() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    for _ in 0..20 {
+        let out = run_payload(&r, &["--rm", "-p", "127.0.0.1::80"], &["exit", "0"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(stderr(&out), "");
+    }
+}
