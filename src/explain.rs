@@ -35,13 +35,16 @@ pub fn print(step: &str, text: &str) {
 pub fn namespaces_of(pid: &str) -> String {
     NAMESPACES
         .iter()
-        .map(|ns| {
-            let link =
-                fs::read_link(format!("/proc/{pid}/ns/{ns}")).map(|l| l.display().to_string());
-            link.unwrap_or_else(|_| format!("{ns}:?"))
-        })
+        .map(|ns| namespace_link(pid, ns).unwrap_or_else(|| format!("{ns}:?")))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// What `/proc/PID/ns/NS` names: `mnt:[4026532281]`.
+pub fn namespace_link(pid: &str, ns: &str) -> Option<String> {
+    fs::read_link(format!("/proc/{pid}/ns/{ns}"))
+        .ok()
+        .map(|l| l.display().to_string())
 }
 
 /// The mount points in this process's view that are not the container's own: after the root

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::cgroup;
-use crate::explain::NAMESPACES;
+use crate::explain::{namespace_link, NAMESPACES};
 use crate::state::{ContainerState, Store};
 
 /// `minibox inspect [--format json|table] CONTAINER`
@@ -77,9 +77,8 @@ fn facts(c: &ContainerState) -> Result<Value> {
 /// `{"mnt": 4026532281, ...}`: the inode numbers that name a process's namespaces.
 fn namespaces(pid: &str) -> Value {
     let inode = |ns: &str| {
-        let link = fs::read_link(format!("/proc/{pid}/ns/{ns}")).ok()?;
-        let text = link.to_string_lossy().into_owned();
-        text.split_once('[')?
+        let link = namespace_link(pid, ns)?;
+        link.split_once('[')?
             .1
             .trim_end_matches(']')
             .parse::<u64>()

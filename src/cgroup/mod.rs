@@ -180,6 +180,36 @@ fn check_v1_offers_what_is_asked(
     Ok(())
 }
 
+/// The number on a `key value` line of a flat-keyed control file (memory.events, cpu.stat,
+/// memory.oom_control): both drivers read them.
+fn flat_key(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Removes a group directory. Dying processes still count for a moment (EBUSY): `on_busy`
+/// runs (to kill stragglers) and the removal is tried again, until `deadline`.
+fn remove_group(
+    path: &Path,
+    deadline: std::time::Instant,
+    mut on_busy: impl FnMut(),
+) -> Result<()> {
+    loop {
+        match std::fs::remove_dir(path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e)
+                if e.raw_os_error() == Some(libc::EBUSY)
+                    && std::time::Instant::now() < deadline =>
+            {
+                on_busy();
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            Err(e) => return Err(e).with_context(|| format!("removing cgroup {}", path.display())),
+        }
+    }
+}
+
 /// A container's group again, from what its state recorded (for `ps`, `stop`, `rm`).
 pub fn reopen(record: &crate::state::CgroupRecord) -> Option<Box<dyn ContainerCgroup>> {
     match record.driver.as_str() {

@@ -390,9 +390,7 @@ impl Group {
 
     /// A `key value` line of a flat-keyed file such as memory.oom_control.
     fn read_key(&self, controller: &str, file: &str, key: &str) -> Option<u64> {
-        self.read(controller, file)?
-            .lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+        super::flat_key(&self.read(controller, file)?, key)
     }
 
     fn write_limits(&self, limits: &Limits) -> Result<()> {
@@ -465,20 +463,6 @@ fn controllers_by_files(group: &Path) -> Vec<&'static str> {
     .collect()
 }
 
-/// Removes one group, retrying while the kernel still counts dying processes in it.
-fn remove_group(path: &Path, deadline: Instant) -> Result<()> {
-    loop {
-        match fs::remove_dir(path) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            Err(e) => return Err(e).with_context(|| format!("removing cgroup {}", path.display())),
-        }
-    }
-}
-
 impl ContainerCgroup for Group {
     /// The memory group (the one OOM messages are about), else the first.
     fn path(&self) -> &Path {
@@ -539,10 +523,10 @@ impl ContainerCgroup for Group {
         self.kill_all(deadline);
         let mut first_error = None;
         for m in self.members.iter().rev() {
-            let removed = remove_group(&m.path, deadline).or_else(|_| {
+            let removed = super::remove_group(&m.path, deadline, || {}).or_else(|_| {
                 // Something survived the first round (or was forked meanwhile): once more.
                 self.kill_all(deadline);
-                remove_group(&m.path, deadline)
+                super::remove_group(&m.path, deadline, || {})
             });
             match removed {
                 Ok(()) => {

@@ -172,9 +172,7 @@ impl Group {
 
     /// A `key value` line of a flat-keyed file such as memory.events or cpu.stat.
     fn read_key(&self, file: &str, key: &str) -> Option<u64> {
-        self.read(file)?
-            .lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+        super::flat_key(&self.read(file)?, key)
     }
 
     fn write_limits(&self, limits: &Limits) -> Result<()> {
@@ -251,21 +249,9 @@ impl ContainerCgroup for Group {
         if self.is_populated() {
             self.kill_all()?;
         }
-        loop {
-            match fs::remove_dir(&self.path) {
-                Ok(()) => return Ok(()),
-                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-                // Dying processes still count for a moment.
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
-                    self.kill_all()?;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("removing cgroup {}", self.path.display()))
-                }
-            }
-        }
+        super::remove_group(&self.path, deadline, || {
+            let _ = self.kill_all();
+        })
     }
 }
 
