@@ -1,8 +1,9 @@
 //! minibox: a small container runtime.
 //!
-//! The data flows one way: the command line (`cli`) becomes a `ContainerSpec` (`spec`), the
-//! launcher (`launcher`, the parent side) clones the container's first process, whose `init`
-//! sets the container up step by step and becomes CMD. Kernel objects have their own modules.
+//! The data flows one way: a front end (`cli`) builds the container model (`model`), the
+//! runtime (`runtime`: the launcher on the parent side, `init` on the child side) makes the
+//! container from it, using one module per kernel object (`kernel`) and keeping its records
+//! in `store`.
 
 /// A line on stderr. A closed stderr (`minibox ... 2>&1 | head`) is not worth a panic, which
 /// would skip the cleanup of the container's cgroup and state.
@@ -21,30 +22,18 @@ macro_rules! out {
     }};
 }
 
-mod caps;
-mod cgroup;
-mod channel;
 mod cli;
-mod explain;
-mod init;
-mod inspect;
-mod launcher;
-mod lifecycle;
-mod names;
-mod namespaces;
-mod net;
-mod rootfs;
-mod signals;
-mod spec;
-mod state;
-mod status;
-mod supervisor;
-mod user;
+mod kernel;
+mod model;
+mod runtime;
+mod store;
 
 use anyhow::{bail, Result};
 use clap::Parser;
 
-use cli::{Cli, Command};
+use cli::{inspect, lifecycle, Cli, Command};
+use runtime::{launcher, status};
+use store::state;
 
 fn main() {
     // A user never sees a backtrace: a bug still ends with one line and docker's status 125.
@@ -77,7 +66,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
     let store = state::Store::open(&cli.root)?;
     match cli.command {
         Command::Run(args) => {
-            let spec = spec::ContainerSpec::from_run_args(&args)?;
+            let spec = cli::run::spec_from_run_args(&args)?;
             let opts = launcher::RunOptions {
                 detach: args.detach,
                 remove: args.rm,

@@ -13,9 +13,9 @@ use nix::sys::signal::{kill as send, Signal};
 use nix::unistd::Pid;
 use serde_json::json;
 
-use crate::cgroup::{self, Usage};
-use crate::state::{now_ms, ContainerState, Status, Store};
-use crate::supervisor::log_paths;
+use crate::kernel::cgroup::{self, Usage};
+use crate::runtime::supervisor::log_paths;
+use crate::store::state::{now_ms, ContainerState, Status, Store};
 
 /// Runs `act` on each container named, docker's way: errors are printed one per line and the
 /// command fails (status 1) if any did.

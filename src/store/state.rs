@@ -17,8 +17,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::cgroup::Limits;
-use crate::spec::{ContainerSpec, SHORT_ID_LEN};
+use crate::kernel::cgroup::Limits;
+use crate::model::spec::{ContainerSpec, SHORT_ID_LEN};
 
 /// Where state lives unless `--root` says otherwise.
 pub const DEFAULT_ROOT: &str = "/run/minibox";
@@ -54,7 +54,7 @@ pub struct ContainerState {
     /// The container's first process, on the host.
     pub pid: Option<ProcessRef>,
     /// The container's cgroup(s), if it has any.
-    pub cgroup: Option<CgroupRecord>,
+    pub cgroup: Option<crate::kernel::cgroup::CgroupRecord>,
     pub started_ms: Option<u64>,
     pub finished_ms: Option<u64>,
     /// `None` once exited means nobody saw how it ended (its supervisor was killed).
@@ -62,16 +62,7 @@ pub struct ContainerState {
     pub oom_killed: bool,
     /// Published ports, as bound (kernel-chosen host ports filled in).
     #[serde(default)]
-    pub ports: Vec<crate::net::PortMapping>,
-}
-
-/// Where a container's cgroup is, to read its usage or clean it up later.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CgroupRecord {
-    /// "cgroup v2" or "cgroup v1".
-    pub driver: String,
-    /// Its directory (v2), or one per hierarchy (v1).
-    pub paths: Vec<PathBuf>,
+    pub ports: Vec<crate::kernel::net::PortMapping>,
 }
 
 /// A process as the kernel names it for good: its pid and its start time (`/proc/PID/stat`
@@ -216,7 +207,7 @@ impl Store {
                     .map_or("?", |c| c.short_id())
             ),
             Some(n) => n.clone(),
-            None => crate::names::generate(&spec.id, taken),
+            None => crate::model::names::generate(&spec.id, taken),
         };
         let mut state = ContainerState::new(spec, name, detached);
         // Until a supervisor takes over, the creating process answers for the container.
@@ -343,7 +334,7 @@ mod tests {
             env: vec![],
             hostname: "h".into(),
             workdir: "/".into(),
-            identity: crate::user::resolve(None, None, None).unwrap(),
+            identity: crate::model::user::resolve(None, None, None).unwrap(),
             capabilities: Default::default(),
             read_only: false,
             limits: Limits::default(),

@@ -42,7 +42,7 @@ mod tests {
     fn names_are_valid_and_avoid_taken_ones() {
         let id = "0123456789abcdef";
         let first = generate(id, |_| false);
-        crate::spec::check_name(&first).unwrap();
+        crate::model::spec::check_name(&first).unwrap();
         let second = generate(id, |n| n == first);
         assert_ne!(first, second);
         let numbered = generate(id, |n| !n.chars().last().unwrap().is_ascii_digit());

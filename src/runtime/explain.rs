@@ -65,7 +65,7 @@ pub fn foreign_mounts() -> usize {
 }
 
 pub fn mounts(masked: usize, frozen: usize) -> String {
-    let nodes = crate::rootfs::DEVICES.len();
+    let nodes = crate::kernel::rootfs::DEVICES.len();
     format!(
         "/ made rslave; rootfs bound; /proc, /dev ({nodes} nodes), /sys ro; \
          {masked} paths masked, {frozen} read-only"
@@ -103,12 +103,12 @@ pub fn exec(args: &[String], env: &[String]) -> String {
 pub fn exit(
     code: i32,
     took: std::time::Duration,
-    usage: &crate::cgroup::Usage,
+    usage: &crate::kernel::cgroup::Usage,
     removed: Option<bool>,
 ) -> String {
     let peak = usage
         .memory_peak
-        .map_or("-".into(), crate::cgroup::human_bytes);
+        .map_or("-".into(), crate::kernel::cgroup::human_bytes);
     let cpu = usage
         .cpu_usec
         .map_or("-".into(), |u| format!("{:.2} s", u as f64 / 1e6));

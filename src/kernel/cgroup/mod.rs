@@ -20,6 +20,15 @@ pub const CPU_PERIOD_US: u64 = 100_000;
 /// Below this a container cannot even start: the runtime's own setup and `execve` need it.
 pub const MIN_MEMORY: u64 = 4 << 20;
 
+/// Where a container's cgroup is, to read its usage or clean it up later.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CgroupRecord {
+    /// "cgroup v2" or "cgroup v1".
+    pub driver: String,
+    /// Its directory (v2), or one per hierarchy (v1).
+    pub paths: Vec<PathBuf>,
+}
+
 /// What the user asked the kernel to enforce; `None` is "no limit".
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
@@ -211,7 +220,7 @@ fn remove_group(
 }
 
 /// A container's group again, from what its state recorded (for `ps`, `stop`, `rm`).
-pub fn reopen(record: &crate::state::CgroupRecord) -> Option<Box<dyn ContainerCgroup>> {
+pub fn reopen(record: &CgroupRecord) -> Option<Box<dyn ContainerCgroup>> {
     match record.driver.as_str() {
         "cgroup v2" => {
             let path = record.paths.first()?;

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
-use crate::net::Network;
+use crate::kernel::net::Network;
 
 /// The namespaces a container gets: all of them, but the network one with `--network host`.
 pub fn container_namespaces(network: Network) -> CloneFlags {

@@ -7,9 +7,9 @@ use std::fs;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use crate::cgroup;
-use crate::explain::{namespace_link, NAMESPACES};
-use crate::state::{ContainerState, Store};
+use crate::kernel::cgroup;
+use crate::runtime::explain::{namespace_link, NAMESPACES};
+use crate::store::state::{ContainerState, Store};
 
 /// `minibox inspect [--format json|table] CONTAINER`
 pub fn inspect(store: &Store, key: &str, table: bool) -> Result<i32> {

@@ -1,4 +1,9 @@
-//! The command line, docker-style.
+//! The front ends: the command line, docker-style (`run`, and the lifecycle commands in
+//! `lifecycle`), and what reads a container back (`inspect`).
+
+pub mod inspect;
+pub mod lifecycle;
+pub mod run;
 
 use std::path::PathBuf;
 
@@ -13,7 +18,7 @@ use clap::{Args, Parser, Subcommand};
 )]
 pub struct Cli {
     /// Where container state lives.
-    #[arg(long, global = true, value_name = "DIR", env = "MINIBOX_ROOT", default_value = crate::state::DEFAULT_ROOT)]
+    #[arg(long, global = true, value_name = "DIR", env = "MINIBOX_ROOT", default_value = crate::store::state::DEFAULT_ROOT)]
     pub root: PathBuf,
 
     #[command(subcommand)]

@@ -16,11 +16,13 @@ use nix::sys::signal::Signal;
 use nix::sys::stat::{umask, Mode};
 use nix::unistd::execve;
 
-use crate::channel::ChildEnd;
-use crate::net::Network;
-use crate::spec::ContainerSpec;
-use crate::status::{self, StatusError};
-use crate::{caps, explain, namespaces, net, rootfs, signals, user};
+use crate::kernel::net::Network;
+use crate::kernel::{caps, namespaces, net, rootfs};
+use crate::model::spec::ContainerSpec;
+use crate::model::user;
+use crate::runtime::channel::ChildEnd;
+use crate::runtime::status::{self, StatusError};
+use crate::runtime::{explain, signals};
 
 /// Runs in the child after `clone`: becomes CMD, or reports why not and exits.
 pub fn container_main(spec: &ContainerSpec, chan: &ChildEnd, output: Option<&OwnedFd>) -> isize {

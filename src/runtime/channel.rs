@@ -16,7 +16,7 @@ use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::pipe2;
 
-use crate::status::{StatusError, RUNTIME_FAILED};
+use crate::runtime::status::{StatusError, RUNTIME_FAILED};
 
 /// The parent's ends.
 pub struct ParentEnd {

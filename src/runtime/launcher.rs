@@ -10,17 +10,17 @@ use nix::fcntl::OFlag;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{pipe2, ForkResult, Pid};
 
-use crate::cgroup::{self, human_bytes, ContainerCgroup, Placement};
-use crate::channel::{self, ParentEnd};
-use crate::explain;
-use crate::init;
-use crate::namespaces;
-use crate::net::PublishedPorts;
-use crate::signals::{self, Forwarder};
-use crate::spec::ContainerSpec;
-use crate::state::{now_ms, CgroupRecord, ContainerState, ProcessRef, Status, Store};
-use crate::status;
-use crate::supervisor::{self, LogFile, Relay};
+use crate::kernel::cgroup::{self, human_bytes, CgroupRecord, ContainerCgroup, Placement};
+use crate::kernel::namespaces;
+use crate::kernel::net::PublishedPorts;
+use crate::model::spec::ContainerSpec;
+use crate::runtime::channel::{self, ParentEnd};
+use crate::runtime::explain;
+use crate::runtime::init;
+use crate::runtime::signals::{self, Forwarder};
+use crate::runtime::status;
+use crate::runtime::supervisor::{self, LogFile, Relay};
+use crate::store::state::{now_ms, ContainerState, ProcessRef, Status, Store};
 
 /// How `minibox run` was asked to run.
 #[derive(Debug, Clone, Copy, Default)]

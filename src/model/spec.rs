@@ -1,8 +1,8 @@
 //! `ContainerSpec`: everything a container is, as plain data.
 //!
-//! The CLI is turned into a spec here, and every check of the user's input happens here too,
-//! before anything is created: a bad flag costs nothing and leaves nothing behind. The launcher
-//! and the container's init only read the spec.
+//! A front end (`cli::run`) builds a spec with the checks kept here, before anything is
+//! created: a bad value costs nothing and leaves nothing behind. The launcher and the
+//! container's init only read the spec.
 
 use std::fs::File;
 use std::io::Read;
@@ -10,11 +10,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::caps::{self, CapsHashSet};
-use crate::cgroup::{self, Limits};
-use crate::cli::RunArgs;
-use crate::net::{Network, PortMapping};
-use crate::user::{self, Identity};
+use crate::kernel::caps::CapsHashSet;
+use crate::kernel::cgroup::Limits;
+use crate::kernel::net::{Network, PortMapping};
+use crate::model::user::Identity;
 
 /// Docker's default `PATH` for a container.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -64,90 +63,10 @@ impl ContainerSpec {
     pub fn display_name(&self) -> &str {
         self.name.as_deref().unwrap_or_else(|| self.short_id())
     }
-
-    /// Decides a container from `minibox run`'s arguments, checking each.
-    pub fn from_run_args(args: &RunArgs) -> Result<Self> {
-        let rootfs = check_rootfs(&args.rootfs)?;
-        let id = new_id()?;
-        if let Some(name) = &args.name {
-            check_name(name)?;
-        }
-        let hostname = match &args.hostname {
-            Some(h) => check_hostname(h)?,
-            None => id[..SHORT_ID_LEN].to_string(),
-        };
-        let workdir = check_workdir(&args.workdir)?;
-
-        let passwd = read_in_rootfs(&rootfs, "etc/passwd")?;
-        let group = read_in_rootfs(&rootfs, "etc/group")?;
-        let identity = user::resolve(args.user.as_deref(), passwd.as_deref(), group.as_deref())?;
-
-        let capabilities = caps::resolve(identity.uid, &args.cap_add, &args.cap_drop)?;
-        if identity.uid != 0 && !args.cap_add.is_empty() {
-            say!(
-                "minibox: warning: --cap-add has no effect for a non-root user (uid {}): \
-                 a non-root process keeps no capabilities; use --user 0 to keep some",
-                identity.uid
-            );
-        }
-
-        let limits = parse_limits(args)?;
-        let network = Network::parse(&args.network)?;
-        let ports = args
-            .publish
-            .iter()
-            .map(|p| PortMapping::parse(p))
-            .collect::<Result<Vec<_>>>()?;
-        if network == Network::Host && !ports.is_empty() {
-            bail!("-p cannot be used with --network host: the container already uses the host's ports");
-        }
-        let env = build_env(&args.env, &hostname, &identity.home, |k| {
-            std::env::var(k).ok()
-        })?;
-
-        Ok(ContainerSpec {
-            id,
-            name: args.name.clone(),
-            rootfs,
-            args: args.command.clone(),
-            env,
-            hostname,
-            workdir,
-            identity,
-            capabilities,
-            read_only: args.read_only,
-            limits,
-            cgroup_parent: PathBuf::from(&args.cgroup_parent),
-            network,
-            ports,
-            explain: args.explain,
-        })
-    }
-}
-
-fn parse_limits(args: &RunArgs) -> Result<Limits> {
-    let host_cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Ok(Limits {
-        memory: args
-            .memory
-            .as_deref()
-            .map(cgroup::parse_memory)
-            .transpose()?,
-        cpu_quota: args
-            .cpus
-            .as_deref()
-            .map(|c| cgroup::parse_cpus(c, host_cpus))
-            .transpose()?,
-        pids: args
-            .pids_limit
-            .as_deref()
-            .map(cgroup::parse_pids)
-            .transpose()?,
-    })
 }
 
 /// ROOTFS must be an existing directory other than the host's `/`; we keep its canonical path.
-fn check_rootfs(raw: &Path) -> Result<PathBuf> {
+pub fn check_rootfs(raw: &Path) -> Result<PathBuf> {
     if raw.as_os_str().is_empty() {
         bail!("ROOTFS is empty: give the path of a directory holding the container's files");
     }
@@ -183,7 +102,7 @@ pub fn check_name(name: &str) -> Result<()> {
 }
 
 /// A hostname the kernel will take: 1 to 64 bytes of letters, digits, `-` and `.`.
-fn check_hostname(h: &str) -> Result<String> {
+pub fn check_hostname(h: &str) -> Result<String> {
     let ok = !h.is_empty()
         && h.len() <= 64
         && h.chars()
@@ -194,7 +113,7 @@ fn check_hostname(h: &str) -> Result<String> {
     Ok(h.to_string())
 }
 
-fn check_workdir(w: &str) -> Result<PathBuf> {
+pub fn check_workdir(w: &str) -> Result<PathBuf> {
     let p = PathBuf::from(w);
     if !p.is_absolute() {
         bail!("invalid --workdir {w:?}: it must be an absolute path inside the container");
@@ -203,7 +122,7 @@ fn check_workdir(w: &str) -> Result<PathBuf> {
 }
 
 /// A new random container id: 64 hex digits from the kernel's CSPRNG.
-fn new_id() -> Result<String> {
+pub fn new_id() -> Result<String> {
     let mut bytes = [0u8; 32];
     File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
@@ -213,9 +132,9 @@ fn new_id() -> Result<String> {
 
 /// Reads a file of the rootfs without ever leaving it (symlinks resolve inside ROOTFS).
 /// `None` when the file does not exist.
-fn read_in_rootfs(rootfs: &Path, rel: &str) -> Result<Option<String>> {
-    let root = crate::rootfs::open_dir(rootfs)?;
-    match crate::rootfs::read_file_in(&root, rel) {
+pub fn read_in_rootfs(rootfs: &Path, rel: &str) -> Result<Option<String>> {
+    let root = crate::kernel::rootfs::open_dir(rootfs)?;
+    match crate::kernel::rootfs::read_file_in(&root, rel) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}/{rel}", rootfs.display())),
@@ -349,7 +268,7 @@ mod tests {
         let crate::cli::Command::Run(args) = cli.command else {
             panic!("not a run command: {argv:?}");
         };
-        ContainerSpec::from_run_args(&args)
+        crate::cli::run::spec_from_run_args(&args)
     }
 
     fn rootfs_with_passwd() -> tempfile::TempDir {

@@ -15,7 +15,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::signals::Forwarder;
+use crate::runtime::signals::Forwarder;
 
 /// A log file stops growing past this; it then becomes `log.1` (replacing the previous one) and
 /// a new `log` starts: at most twice this on disk per container.

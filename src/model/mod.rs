@@ -1,0 +1,6 @@
+//! The container model: one checked description of a container (`spec`), who it runs as
+//! (`user`), and what it is called (`names`). Front ends build it; the runtime only reads it.
+
+pub mod names;
+pub mod spec;
+pub mod user;

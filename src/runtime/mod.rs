@@ -1,0 +1,10 @@
+//! The runtime: the parent side (`launcher`, `supervisor`, `signals`) that makes and watches a
+//! container, and the child side (`init`) that sets it up and becomes its program.
+
+pub mod channel;
+pub mod explain;
+pub mod init;
+pub mod launcher;
+pub mod signals;
+pub mod status;
+pub mod supervisor;

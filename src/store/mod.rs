@@ -1,0 +1,3 @@
+//! What minibox keeps on disk between commands: container records (`state`).
+
+pub mod state;
