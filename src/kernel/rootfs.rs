@@ -10,9 +10,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
-use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::{openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::stat::{mkdirat, Mode};
+use nix::sys::stat::{mkdirat, FchmodatFlags, Mode, SFlag};
 use nix::sys::statvfs::{statvfs, FsFlags};
 use nix::unistd::{chdir, fchdir, pivot_root, symlinkat};
 
@@ -40,8 +40,16 @@ pub const READONLY_PATHS: [&str; 5] = [
     "proc/sysrq-trigger",
 ];
 
-/// The device nodes a container gets, bound from the host's /dev.
-pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+/// The device nodes a container gets, made afresh in its own `/dev` (docker's and runc's set,
+/// with their numbers): (name, major, minor).
+pub const DEVICES: [(&str, u64, u64); 6] = [
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
 
 /// The usual `/dev` symlinks: (name, target).
 const DEV_SYMLINKS: [(&str, &str); 6] = [
@@ -225,11 +233,16 @@ pub fn mount_sys(root: &OwnedFd) -> Result<()> {
 
 /// A small tmpfs `/dev` holding only harmless device nodes, a private devpts, `/dev/shm` and
 /// the usual symlinks: the host's disks and consoles are not there to be opened.
+///
+/// The six nodes are the container's own (mknod in its tmpfs, as runc does), not the host's
+/// inodes: root inside may chmod or chown them without touching the host's `/dev`. Yet a node
+/// made later in `/dev` (root keeps CAP_MKNOD, as in docker) must open nothing. Mount flags do
+/// both: the tmpfs starts without `nodev`; each node is bound onto itself, so it sits on a
+/// mount of its own that keeps the flags it was made with; then the `/dev` mount alone is
+/// remounted `nodev` (a bind remount changes only the mount it names, not those on top).
 pub fn mount_dev(root: &OwnedFd) -> Result<()> {
     let target = mount_point(root, "dev")?;
-    // nodev: a node made here (root keeps CAP_MKNOD, as in docker) opens nothing; the six
-    // below are bind mounts of the host's, which carry their own mount flags.
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME;
     mount_at(
         Some("tmpfs"),
         &target,
@@ -241,24 +254,27 @@ pub fn mount_dev(root: &OwnedFd) -> Result<()> {
     // Reopen: the handle we had is the directory under the new tmpfs.
     let dev =
         open_in(root, "dev", OFlag::O_PATH | OFlag::O_DIRECTORY).context("opening the new /dev")?;
-    for name in DEVICES {
-        let node = nix::fcntl::openat(
-            &dev,
-            name,
-            OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o644),
-        )
-        .with_context(|| format!("creating /dev/{name}"))?;
-        let host = format!("/dev/{name}");
-        mount_at(
-            Some(host.as_str()),
-            &node,
+    for (name, major, minor) in DEVICES {
+        make_node(&dev, name, major, minor)?;
+        let node = nix::fcntl::openat(&dev, name, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+            .with_context(|| format!("opening the new /dev/{name}"))?;
+        let path = fd_path(&node);
+        mount(
+            Some(path.as_str()),
+            path.as_str(),
             NONE,
             MsFlags::MS_BIND,
             NONE,
-            &host,
-        )?;
+        )
+        .with_context(|| format!("bind-mounting /dev/{name} onto itself"))?;
     }
+    // From now on a node made in /dev opens nothing; the six keep their own mounts' flags.
+    let nodev = MsFlags::MS_BIND
+        | MsFlags::MS_REMOUNT
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV
+        | MsFlags::MS_STRICTATIME;
+    mount_at(NONE, &dev, NONE, nodev, NONE, "/dev again, nodev")?;
     for (name, target) in DEV_SYMLINKS {
         symlinkat(target, &dev, name).with_context(|| format!("creating /dev/{name}"))?;
     }
@@ -286,7 +302,7 @@ pub fn mount_dev(root: &OwnedFd) -> Result<()> {
 }
 
 /// Hides what would leak host information or power (docker's masked paths): directories get an
-/// empty read-only tmpfs, files get `/dev/null`. Returns how many paths were masked.
+/// empty read-only tmpfs, files get the container's `/dev/null` (so `mount_dev` comes first). Returns how many paths were masked.
 pub fn mask_paths(root: &OwnedFd) -> Result<usize> {
     let mut masked = 0;
     for rel in MASKED_PATHS {
@@ -305,7 +321,10 @@ pub fn mask_paths(root: &OwnedFd) -> Result<usize> {
                 rel,
             )?;
         } else {
-            mount_at(Some("/dev/null"), &fd, NONE, MsFlags::MS_BIND, NONE, rel)?;
+            // The container's own /dev/null (mount_dev made it), not the host's inode.
+            let null = open_in(root, "dev/null", OFlag::O_PATH).context("opening /dev/null")?;
+            let null = fd_path(&null);
+            mount_at(Some(null.as_str()), &fd, NONE, MsFlags::MS_BIND, NONE, rel)?;
         }
         masked += 1;
     }
@@ -341,6 +360,22 @@ pub fn make_paths_readonly(root: &OwnedFd) -> Result<usize> {
         frozen += 1;
     }
     Ok(frozen)
+}
+
+/// A character device node `/dev/NAME`, mode 0666 and owned by root whatever our umask, as
+/// docker's are.
+fn make_node(dev: &OwnedFd, name: &str, major: u64, minor: u64) -> Result<()> {
+    let mode = Mode::from_bits_truncate(0o666);
+    let rdev = nix::sys::stat::makedev(major, minor);
+    nix::sys::stat::mknodat(dev, name, SFlag::S_IFCHR, mode, rdev)
+        .with_context(|| format!("creating the device node /dev/{name} ({major}:{minor})"))?;
+    // The tmpfs is ours and fresh: NAME is the node just made, not a link.
+    nix::sys::stat::fchmodat(dev, name, mode, FchmodatFlags::FollowSymlink)
+        .with_context(|| format!("chmod 0666 /dev/{name}"))?;
+    let root = Some(nix::unistd::Uid::from_raw(0));
+    let root_group = Some(nix::unistd::Gid::from_raw(0));
+    nix::unistd::fchownat(dev, name, root, root_group, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .with_context(|| format!("chown root:root /dev/{name}"))
 }
 
 fn open_existing(root: &OwnedFd, rel: &str) -> Result<Option<OwnedFd>> {

@@ -7,7 +7,6 @@
 
 use std::convert::Infallible;
 use std::ffi::CString;
-use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -22,11 +21,12 @@ use crate::model::spec::ContainerSpec;
 use crate::model::user;
 use crate::runtime::channel::ChildEnd;
 use crate::runtime::status::{self, StatusError};
+use crate::runtime::stdio::ContainerStdio;
 use crate::runtime::{explain, signals};
 
 /// Runs in the child after `clone`: becomes CMD, or reports why not and exits.
-pub fn container_main(spec: &ContainerSpec, chan: &ChildEnd, output: Option<&OwnedFd>) -> isize {
-    let Err(err) = set_up_and_exec(spec, chan, output);
+pub fn container_main(spec: &ContainerSpec, chan: &ChildEnd, stdio: &ContainerStdio) -> isize {
+    let Err(err) = set_up_and_exec(spec, chan, stdio);
     chan.report_failure(status::code_of(&err), &format!("{err:#}"));
     1
 }
@@ -34,7 +34,7 @@ pub fn container_main(spec: &ContainerSpec, chan: &ChildEnd, output: Option<&Own
 fn set_up_and_exec(
     spec: &ContainerSpec,
     chan: &ChildEnd,
-    output: Option<&OwnedFd>,
+    stdio: &ContainerStdio,
 ) -> Result<Infallible> {
     // If minibox dies, even by SIGKILL, the kernel kills the container with it.
     die_with_parent()?;
@@ -54,8 +54,8 @@ fn set_up_and_exec(
         }
     };
     say("clone", &|| explain::namespaces_of("self"));
-    // Detached: stdout and stderr go to minibox's log, not to a terminal that may be gone.
-    send_output_to(output)?;
+    // Our 0, 1, 2 become pipes minibox relays: no file of the caller's is ours to reopen or chmod.
+    stdio.install(spec.identity.uid, spec.identity.gid)?;
     // Nothing we mount from here on propagates back to the host.
     rootfs::make_mounts_private()?;
     // ROOTFS becomes a mount point of its own: pivot_root needs one.
@@ -64,7 +64,7 @@ fn set_up_and_exec(
     rootfs::mount_proc(&root)?;
     // The kernel's view of devices, read-only.
     rootfs::mount_sys(&root)?;
-    // A /dev with only harmless device nodes, a private devpts and /dev/shm.
+    // A /dev of our own: six harmless nodes made afresh (not the host's), devpts, /dev/shm.
     rootfs::mount_dev(&root)?;
     // Hide what leaks the host's secrets or power (docker's masked paths).
     let masked = rootfs::mask_paths(&root)?;
@@ -132,14 +132,6 @@ fn join_new_session_keyring() -> Result<()> {
 
 fn die_with_parent() -> Result<()> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).context("prctl(PR_SET_PDEATHSIG)")
-}
-
-fn send_output_to(output: Option<&OwnedFd>) -> Result<()> {
-    if let Some(fd) = output {
-        nix::unistd::dup2_stdout(fd).context("dup2 of the log pipe onto stdout")?;
-        nix::unistd::dup2_stderr(fd).context("dup2 of the log pipe onto stderr")?;
-    }
-    Ok(())
 }
 
 fn make_root_readonly_if_asked(read_only: bool) -> Result<()> {

@@ -3,7 +3,7 @@
 //! a foreground run, a detached copy of it (its own session, output to the log) for `run -d`.
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 
 use anyhow::{Context, Result};
 use nix::fcntl::OFlag;
@@ -19,7 +19,8 @@ use crate::runtime::explain;
 use crate::runtime::init;
 use crate::runtime::signals::{self, Forwarder};
 use crate::runtime::status;
-use crate::runtime::supervisor::{self, LogFile, Relay};
+use crate::runtime::stdio::{self, Input, Output, Stdio};
+use crate::runtime::supervisor::{self, LogFile};
 use crate::store::state::{now_ms, ContainerState, ProcessRef, Status, Store};
 
 /// How `minibox run` was asked to run.
@@ -42,7 +43,11 @@ pub fn run(spec: &ContainerSpec, store: &Store, opts: RunOptions) -> Result<i32>
     if opts.detach {
         return run_detached(spec, store, &state, opts.remove);
     }
-    let result = supervise(spec, store, &state, None, &mut StartSignal(None));
+    let stdio = Stdio {
+        input: Input::Caller,
+        output: Output::Caller,
+    };
+    let result = supervise(spec, store, &state, stdio, &mut StartSignal(None));
     forget_if(store, &state, result.is_err() || opts.remove);
     result
 }
@@ -132,16 +137,12 @@ fn become_supervisor(
     log.become_stdio()?;
     let me = ProcessRef::of(std::process::id() as i32)?;
     store.update(&state.id, |s| s.supervisor = Some(me))?;
-    let (pipe, writer) =
-        pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).context("creating the output pipe")?;
-    let output = Output {
-        relay: Relay {
-            pipe: pipe.into(),
-            log,
-        },
-        writer,
+    // Nobody is there to type: the container's stdin is empty.
+    let stdio = Stdio {
+        input: Input::Empty,
+        output: Output::Log(log),
     };
-    supervise(spec, store, state, Some(output), start)
+    supervise(spec, store, state, stdio, start)
 }
 
 /// Tells whoever waits for the start (`run -d`) how it went: closing the pipe says CMD runs,
@@ -162,19 +163,13 @@ impl StartSignal {
     }
 }
 
-/// A detached container's output: the pipe its stdout and stderr write to, and where it goes.
-struct Output {
-    relay: Relay,
-    writer: OwnedFd,
-}
-
 /// Makes the cgroup, runs the container to its end, records how it ended, removes the cgroup.
 /// `Err` means the container never started.
 fn supervise(
     spec: &ContainerSpec,
     store: &Store,
     state: &ContainerState,
-    output: Option<Output>,
+    stdio: Stdio,
     start: &mut StartSignal,
 ) -> Result<i32> {
     // Host ports first: one already taken stops us before anything else is made.
@@ -200,7 +195,7 @@ fn supervise(
         explain::print("cgroup", &explain_cgroup(cgroup.as_deref()));
     }
     let began = std::time::Instant::now();
-    let ended = start_and_watch(spec, store, cgroup.as_deref(), ports, output, start);
+    let ended = start_and_watch(spec, store, cgroup.as_deref(), ports, stdio, start);
     // Whatever happened, the group goes; what it measured is read first.
     let usage = cgroup.as_ref().map(|cg| cg.usage()).unwrap_or_default();
     let destroyed = cgroup.as_ref().map_or(Ok(()), |cg| cg.destroy());
@@ -254,21 +249,21 @@ fn start_and_watch(
     store: &Store,
     cgroup: Option<&dyn ContainerCgroup>,
     ports: PublishedPorts,
-    output: Option<Output>,
+    stdio: Stdio,
     start: &mut StartSignal,
 ) -> Result<i32> {
     // Held from now on, so that no signal meant for the container is lost before it exists.
     let forwarder = Forwarder::block()?;
     let (parent, child) = channel::pair()?;
-    let writer = output.as_ref().map(|o| &o.writer);
+    let (relay, container_stdio) = stdio::pipes(stdio)?;
     let namespaces = namespaces::container_namespaces(spec.network);
     let pid = namespaces::clone_into_new_namespaces(namespaces, || {
         parent.close_in_child();
-        init::container_main(spec, &child, writer)
+        init::container_main(spec, &child, &container_stdio)
     })?;
     drop(child);
-    // Only the container may hold the write end, so the relay sees EOF when it is gone.
-    let relay = output.map(|o| o.relay);
+    // Only the container may hold the write ends, so the relay sees EOF when it is gone.
+    drop(container_stdio);
     // Taken now, while the child waits: a short-lived CMD could be gone by the time it runs.
     let netns = (!spec.ports.is_empty()).then(|| File::open(format!("/proc/{pid}/ns/net")));
     let admitted = netns

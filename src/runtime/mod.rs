@@ -7,4 +7,5 @@ pub mod init;
 pub mod launcher;
 pub mod signals;
 pub mod status;
+pub mod stdio;
 pub mod supervisor;

@@ -34,6 +34,14 @@ impl Forwarder {
         }
         set.add(Signal::SIGCHLD);
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).context("blocking signals")?;
+        // The supervisor reads and writes the terminal it relays; in the background of a shell
+        // the kernel would stop it for that, leaving the container unserved. Blocked, these
+        // are never sent: a read fails with EIO instead (the container's input ends).
+        let mut stops = SigSet::empty();
+        stops.add(Signal::SIGTTIN);
+        stops.add(Signal::SIGTTOU);
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&stops), None)
+            .context("blocking terminal stops")?;
         Ok(Forwarder { set })
     }
 

@@ -1,11 +1,13 @@
-//! The supervisor's watch: pass signals on to the container, copy a detached container's output
-//! into its log, and notice when it ends. One thread, one `poll` over a signalfd and the output
-//! pipe: nothing runs in signal context.
+//! The supervisor's watch: pass signals on to the container, relay its stdin, stdout and stderr
+//! (`stdio`: to and from minibox's own, or into a detached container's log), and notice when
+//! it ends. One thread, one `poll` over a signalfd and the pipes: nothing runs in signal
+//! context, and nothing blocks.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
+use std::io::Write;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
@@ -16,6 +18,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::runtime::signals::Forwarder;
+use crate::runtime::stdio::Relay;
 
 /// A log file stops growing past this; it then becomes `log.1` (replacing the previous one) and
 /// a new `log` starts: at most twice this on disk per container.
@@ -90,14 +93,8 @@ impl LogFile {
     }
 }
 
-/// Where a detached container's output goes: the read end of its stdout/stderr pipe, and the log.
-pub struct Relay {
-    pub pipe: File,
-    pub log: LogFile,
-}
-
-/// Passes signals on to `child` and relays its output until it ends; returns how it ended.
-pub fn watch(child: Pid, forwarder: &Forwarder, mut relay: Option<Relay>) -> Result<WaitStatus> {
+/// Passes signals on to `child` and relays its stdio until it ends; returns how it ended.
+pub fn watch(child: Pid, forwarder: &Forwarder, mut relay: Relay) -> Result<WaitStatus> {
     let signals = SignalFd::with_flags(
         forwarder.set(),
         SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
@@ -105,29 +102,16 @@ pub fn watch(child: Pid, forwarder: &Forwarder, mut relay: Option<Relay>) -> Res
     .context("signalfd")?;
     loop {
         if let Some(status) = reap(child)? {
-            if let Some(relay) = relay.as_mut() {
-                drain(relay)?;
-                if relay.log.lost > 0 {
-                    say!(
-                        "minibox: {} bytes of the container's output were lost (log not writable)",
-                        relay.log.lost
-                    );
-                }
+            drain(&mut relay)?;
+            if relay.lost() > 0 {
+                say!(
+                    "minibox: {} bytes of the container's output were lost (log not writable)",
+                    relay.lost()
+                );
             }
             return Ok(status);
         }
-        let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-        if let Some(r) = &relay {
-            fds.push(PollFd::new(r.pipe.as_fd(), PollFlags::POLLIN));
-        }
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(e).context("poll"),
-        }
-        let output_ready = fds
-            .get(1)
-            .and_then(|f| f.revents())
-            .is_some_and(|r| !r.is_empty());
+        let ready = poll_relay(&relay, Some(&signals), PollTimeout::NONE)?;
         while let Some(info) = signals.read_signal().context("reading signalfd")? {
             let sig = Signal::try_from(info.ssi_signo as i32).ok();
             if let Some(sig) = sig.filter(|s| *s != Signal::SIGCHLD) {
@@ -137,15 +121,37 @@ pub fn watch(child: Pid, forwarder: &Forwarder, mut relay: Option<Relay>) -> Res
                 }
             }
         }
-        if output_ready {
-            if let Some(r) = relay.as_mut() {
-                if !copy_once(r)? {
-                    // Every writer closed its end; no need to watch it any more.
-                    relay = None;
-                }
-            }
+        for stream in ready {
+            relay.step(stream)?;
         }
     }
+}
+
+/// One `poll` over the signalfd (if any) and what the relay's streams wait for; returns the
+/// streams that are ready.
+fn poll_relay(
+    relay: &Relay,
+    signals: Option<&SignalFd>,
+    timeout: PollTimeout,
+) -> Result<Vec<usize>> {
+    let interests = relay.interests();
+    let mut fds: Vec<PollFd> = signals
+        .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN))
+        .into_iter()
+        .collect();
+    let first = fds.len();
+    fds.extend(interests.iter().map(|(_, fd, ev)| PollFd::new(*fd, *ev)));
+    match poll(&mut fds, timeout) {
+        Ok(_) => {}
+        Err(Errno::EINTR) => return Ok(Vec::new()),
+        Err(e) => return Err(e).context("poll"),
+    }
+    Ok(interests
+        .iter()
+        .zip(&fds[first..])
+        .filter(|(_, fd)| fd.revents().is_some_and(|r| !r.is_empty()))
+        .map(|((stream, _, _), _)| *stream)
+        .collect())
 }
 
 /// `Some(status)` once the child has ended.
@@ -162,36 +168,20 @@ fn reap(child: Pid) -> Result<Option<WaitStatus>> {
     }
 }
 
-/// Copies what the pipe holds now into the log; false at end of file.
-fn copy_once(relay: &mut Relay) -> Result<bool> {
-    let mut buf = [0u8; 64 * 1024];
-    match (&relay.pipe).read(&mut buf) {
-        Ok(0) => Ok(false),
-        Ok(n) => {
-            // A full disk loses output, not the container: the pipe is still drained.
-            if relay.log.write(&buf[..n]).is_err() {
-                relay.log.lost += n as u64;
-            }
-            Ok(true)
-        }
-        Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
-            Ok(true)
-        }
-        Err(e) => Err(e).context("reading the container's output"),
-    }
-}
-
-/// After the container's end: what it wrote last, until every writer is gone (its other
-/// processes die with its PID 1), and no more than a second's wait.
+/// After the container's end: what it wrote last, all of it. Its other processes died with its
+/// PID 1, so its pipes reach end of file once emptied; only a write end smuggled out of the
+/// container could keep them open, so reading stops after a second. What was read is still
+/// written out, as fast as the reader takes it (or drops it: a closed stdout).
 fn drain(relay: &mut Relay) -> Result<()> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-    while std::time::Instant::now() < deadline {
-        let mut fds = [PollFd::new(relay.pipe.as_fd(), PollFlags::POLLIN)];
-        if poll(&mut fds, PollTimeout::from(100u16)).unwrap_or(0) == 0 {
-            continue;
+    // Nobody reads the container's stdin any more.
+    relay.stop_input();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while !relay.is_done() {
+        if Instant::now() >= deadline {
+            relay.stop_reading();
         }
-        if !copy_once(relay)? {
-            break;
+        for stream in poll_relay(relay, None, PollTimeout::from(100u16))? {
+            relay.step(stream)?;
         }
     }
     Ok(())

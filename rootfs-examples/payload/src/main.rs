@@ -19,6 +19,7 @@ mod files;
 mod info;
 mod names;
 mod net;
+mod nodes;
 mod process;
 
 use std::ffi::{OsStr, OsString};
@@ -122,6 +123,15 @@ const COMMANDS: &[Command] = &[
     Command { name: "ls", args: &["PATH"], help: "directory entries, sorted", run: files::ls },
     Command { name: "readlink", args: &["PATH"], help: "symbolic link target", run: files::readlink },
     Command { name: "write", args: &["PATH", "TEXT"], help: "create/truncate PATH and write TEXT", run: files::write },
+    Command { name: "stat", args: &["PATH..."], help: "per PATH: type=T mode=M uid=U gid=G dev=D ino=I rdev=MAJ:MIN", run: nodes::stat },
+    Command { name: "chmod", args: &["PATH", "MODE"], help: "chmod PATH to octal MODE", run: nodes::chmod },
+    Command { name: "chown", args: &["PATH", "UID", "GID"], help: "chown PATH", run: nodes::chown },
+    Command { name: "mknod", args: &["PATH", "MAJOR", "MINOR"], help: "make a char device (0666), print made PATH, open it", run: nodes::mknod },
+    Command { name: "stdio", args: &[], help: "file types behind fds 0 1 2: 0=fifo 1=chr 2=reg", run: nodes::stdio },
+    Command { name: "fchmod", args: &["FD", "MODE"], help: "fchmod FD to octal MODE", run: nodes::fchmod },
+    Command { name: "fchown", args: &["FD", "UID", "GID"], help: "fchown FD", run: nodes::fchown },
+    Command { name: "spew", args: &["OUT_LINES", "ERR_LINES"], help: "numbered lines on stdout and stderr, then done on stderr", run: nodes::spew },
+    Command { name: "count-stdin", args: &[], help: "read stdin to its end: bytes=N lines=L first=LINE", run: nodes::count_stdin },
     Command { name: "exit", args: &["N"], help: "exit with status N", run: process::exit_with },
     Command { name: "kill-self", args: &["SIG"], help: "raise SIG with its default action; exit 99 if alive", run: process::kill_self },
     Command { name: "sleep", args: &["SECS"], help: "sleep (fractional) seconds", run: process::sleep },

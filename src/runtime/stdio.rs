@@ -1,0 +1,309 @@
+//! The container's stdin, stdout and stderr: three pipes minibox makes, never the caller's own
+//! files. A container handed the caller's descriptors could reopen a read-only file given as
+//! its stdin through `/proc/self/fd/0` and rewrite it, or chmod the file behind its stdout (as
+//! root inside it may). With pipes, all it holds is a pipe; the supervisor copies the bytes
+//! (`Relay`, driven by `supervisor::watch`), as docker does.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::PollFlags;
+use nix::unistd::{pipe2, Gid, Uid};
+
+use crate::runtime::supervisor::LogFile;
+
+/// What the container reads on its stdin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// minibox's own stdin, copied into the pipe until it ends.
+    Caller,
+    /// Nothing: end of file at the first read.
+    Empty,
+}
+
+/// Where the container's stdout and stderr go.
+pub enum Output {
+    /// minibox's own stdout and stderr, each to each.
+    Caller,
+    /// One pipe for both, into the container's log (a detached container).
+    Log(LogFile),
+}
+
+/// The container's ends of its pipes, for init to make its 0, 1 and 2. Close-on-exec: init's
+/// `dup2` makes the copies CMD keeps.
+pub struct ContainerStdio {
+    stdin: OwnedFd,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+}
+
+impl ContainerStdio {
+    /// In the container, before anything of it runs: its 0, 1 and 2 become the pipes, owned by
+    /// the container's user (as runc does), so that a program reopening `/dev/stdout` (a web
+    /// server's log, say) may.
+    pub fn install(&self, uid: u32, gid: u32) -> Result<()> {
+        let (uid, gid) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+        for pipe in [&self.stdin, &self.stdout, &self.stderr] {
+            nix::unistd::fchown(pipe, uid, gid).context("chown of a stdio pipe")?;
+        }
+        nix::unistd::dup2_stdin(&self.stdin).context("dup2 of the stdin pipe onto 0")?;
+        nix::unistd::dup2_stdout(&self.stdout).context("dup2 of the stdout pipe onto 1")?;
+        nix::unistd::dup2_stderr(&self.stderr).context("dup2 of the stderr pipe onto 2")?;
+        Ok(())
+    }
+}
+
+/// Where a container's stdio comes from and goes to. Issue 11's `-i` is the `input` switch.
+pub struct Stdio {
+    pub input: Input,
+    pub output: Output,
+}
+
+/// Makes the pipes: the container's ends, and the relay that serves the other ends. The caller
+/// must drop `ContainerStdio` once the container holds its copies (after `clone`), so that only
+/// the container holds the write ends and the relay sees end of file when it is gone.
+pub fn pipes(Stdio { input, output }: Stdio) -> Result<(Relay, ContainerStdio)> {
+    let mut streams = Vec::new();
+    // The supervisor's ends never block it (one poll loop serves signals and every stream);
+    // the container's are blocking, as a program expects of its stdio.
+    let (stdin_r, stdin_w) = pipe("stdin")?;
+    set_nonblocking(&stdin_w)?;
+    // Without input the write end closes now: the container reads end of file at once.
+    let from = match input {
+        Input::Caller => caller(std::io::stdin().as_fd()),
+        Input::Empty => None,
+    };
+    if let Some(from) = from {
+        streams.push(Stream::new(Role::Input, from, Sink::Fd(stdin_w)));
+    }
+    let (out_r, out_w) = pipe("stdout")?;
+    set_nonblocking(&out_r)?;
+    let err_w = match output {
+        Output::Caller => {
+            let (err_r, err_w) = pipe("stderr")?;
+            set_nonblocking(&err_r)?;
+            let (out, err) = (std::io::stdout(), std::io::stderr());
+            let to = |fd| caller(fd).map_or(Sink::Gone, Sink::Caller);
+            streams.push(Stream::new(Role::Output, out_r, to(out.as_fd())));
+            streams.push(Stream::new(Role::Output, err_r, to(err.as_fd())));
+            err_w
+        }
+        Output::Log(log) => {
+            streams.push(Stream::new(Role::Output, out_r, Sink::Log(log)));
+            out_w.try_clone().context("duplicating the output pipe")?
+        }
+    };
+    let stdio = ContainerStdio {
+        stdin: stdin_r,
+        stdout: out_w,
+        stderr: err_w,
+    };
+    Ok((Relay { streams }, stdio))
+}
+
+fn pipe(what: &str) -> Result<(OwnedFd, OwnedFd)> {
+    pipe2(OFlag::O_CLOEXEC).with_context(|| format!("creating the container's {what} pipe"))
+}
+
+fn set_nonblocking(fd: &OwnedFd) -> Result<()> {
+    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+        .context("making a stdio pipe non-blocking")?;
+    Ok(())
+}
+
+/// A close-on-exec copy of one of minibox's own descriptors; `None` when it is closed.
+fn caller(fd: BorrowedFd<'_>) -> Option<OwnedFd> {
+    fd.try_clone_to_owned().ok()
+}
+
+/// How much a stream holds between a read and its write.
+const BUFFER: usize = 64 * 1024;
+/// What a pipe takes whole once poll says it is writable (POSIX PIPE_BUF): the caller's
+/// descriptors are written this much at a time, so a write never blocks the supervisor. They
+/// are never made non-blocking: that flag would be shared with the caller's shell.
+const CALLER_CHUNK: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// minibox's stdin → the container's.
+    Input,
+    /// The container's stdout or stderr → minibox's, or the log.
+    Output,
+}
+
+enum Sink {
+    /// One of minibox's own descriptors (shared with the caller, blocking).
+    Caller(OwnedFd),
+    /// The container's stdin pipe (ours, non-blocking).
+    Fd(OwnedFd),
+    /// The container's log: a file, written at once.
+    Log(LogFile),
+    /// Closed (`minibox run ... | head -1`): what comes is read and dropped, so the container
+    /// neither blocks nor dies of SIGPIPE.
+    Gone,
+}
+
+/// Bytes flowing one way, from `from` to `to`, through `pending`.
+struct Stream {
+    role: Role,
+    /// `None` once it reached end of file (or we stopped reading it).
+    from: Option<OwnedFd>,
+    to: Sink,
+    pending: Vec<u8>,
+}
+
+impl Stream {
+    fn new(role: Role, from: OwnedFd, to: Sink) -> Stream {
+        Stream {
+            role,
+            from: Some(from),
+            to,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Nothing more will flow.
+    fn is_done(&self) -> bool {
+        self.from.is_none() && self.pending.is_empty()
+    }
+
+    /// The descriptor this stream waits on, and for what: reading when nothing is pending,
+    /// else writing to a descriptor that may be full.
+    fn interest(&self) -> Option<(BorrowedFd<'_>, PollFlags)> {
+        if self.pending.is_empty() {
+            return self.from.as_ref().map(|f| (f.as_fd(), PollFlags::POLLIN));
+        }
+        match &self.to {
+            Sink::Caller(fd) | Sink::Fd(fd) => Some((fd.as_fd(), PollFlags::POLLOUT)),
+            Sink::Log(_) | Sink::Gone => None,
+        }
+    }
+
+    /// Moves what it can now that its descriptor is ready (or in error: the read or write then
+    /// says which).
+    fn step(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            self.read()?;
+        } else {
+            self.write();
+        }
+        self.finish_if_done();
+        Ok(())
+    }
+
+    fn read(&mut self) -> Result<()> {
+        let Some(from) = &self.from else {
+            return Ok(());
+        };
+        let mut buf = vec![0u8; BUFFER];
+        match nix::unistd::read(from, &mut buf) {
+            Ok(0) => self.from = None,
+            Ok(n) => {
+                buf.truncate(n);
+                self.pending = buf;
+                // A log or a closed sink takes the bytes at once.
+                if matches!(self.to, Sink::Log(_) | Sink::Gone) {
+                    self.write();
+                }
+            }
+            Err(Errno::EAGAIN | Errno::EINTR) => {}
+            // minibox's stdin failing (EIO: minibox runs in the background of a shell and
+            // may not read the terminal) ends the container's input, as end of file would.
+            Err(_) if self.role == Role::Input => self.from = None,
+            Err(e) => return Err(e).context("reading the container's output"),
+        }
+        Ok(())
+    }
+
+    fn write(&mut self) {
+        let written = match &mut self.to {
+            Sink::Gone => Ok(self.pending.len()),
+            Sink::Log(log) => {
+                // A full disk loses output, not the container: the pipe is still drained.
+                if log.write(&self.pending).is_err() {
+                    log.lost += self.pending.len() as u64;
+                }
+                Ok(self.pending.len())
+            }
+            Sink::Caller(fd) => {
+                let n = self.pending.len().min(CALLER_CHUNK);
+                nix::unistd::write(fd, &self.pending[..n])
+            }
+            Sink::Fd(fd) => nix::unistd::write(fd, &self.pending),
+        };
+        match written {
+            Ok(n) => {
+                self.pending.drain(..n);
+            }
+            Err(Errno::EAGAIN | Errno::EINTR) => {}
+            // The reader is gone (EPIPE) or the descriptor failed.
+            Err(_) => {
+                self.to = Sink::Gone;
+                self.pending.clear();
+                // The container closed its stdin: minibox's stdin is not read for nothing.
+                if self.role == Role::Input {
+                    self.from = None;
+                }
+            }
+        }
+    }
+
+    /// The container's stdin ends when minibox's has, and all of it was passed on.
+    fn finish_if_done(&mut self) {
+        if self.role == Role::Input && self.is_done() {
+            self.to = Sink::Gone;
+        }
+    }
+}
+
+/// The supervisor's side of the container's stdio.
+pub struct Relay {
+    streams: Vec<Stream>,
+}
+
+impl Relay {
+    /// What to poll: (stream index, descriptor, events).
+    pub fn interests(&self) -> Vec<(usize, BorrowedFd<'_>, PollFlags)> {
+        self.streams
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.interest().map(|(fd, ev)| (i, fd, ev)))
+            .collect()
+    }
+
+    /// Serves stream `i`, whose descriptor poll found ready.
+    pub fn step(&mut self, i: usize) -> Result<()> {
+        self.streams[i].step()
+    }
+
+    /// The container is gone: its stdin goes (nobody reads it), and from now on only the
+    /// output already written is waited for.
+    pub fn stop_input(&mut self) {
+        self.streams.retain(|s| s.role == Role::Output);
+    }
+
+    /// Stops reading the output pipes (a process outside the container kept a write end):
+    /// only what is pending is still written.
+    pub fn stop_reading(&mut self) {
+        for stream in &mut self.streams {
+            stream.from = None;
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.streams.iter().all(Stream::is_done)
+    }
+
+    /// Bytes of output the log could not take (a full disk).
+    pub fn lost(&self) -> u64 {
+        self.streams
+            .iter()
+            .map(|s| match &s.to {
+                Sink::Log(log) => log.lost,
+                _ => 0,
+            })
+            .sum()
+    }
+}
