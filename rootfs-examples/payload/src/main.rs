@@ -122,6 +122,8 @@ const COMMANDS: &[Command] = &[
     Command { name: "ls", args: &["PATH"], help: "directory entries, sorted", run: files::ls },
     Command { name: "readlink", args: &["PATH"], help: "symbolic link target", run: files::readlink },
     Command { name: "write", args: &["PATH", "TEXT"], help: "create/truncate PATH and write TEXT", run: files::write },
+    Command { name: "copy-mode", args: &["SRC", "DST", "MODE"], help: "copy SRC to DST, then chmod DST to octal MODE (e.g. 4755)", run: files::copy_mode },
+    Command { name: "mknod", args: &["PATH", "MODE", "MAJOR", "MINOR"], help: "make a character device node, chmod to octal MODE", run: files::mknod },
     Command { name: "exit", args: &["N"], help: "exit with status N", run: process::exit_with },
     Command { name: "kill-self", args: &["SIG"], help: "raise SIG with its default action; exit 99 if alive", run: process::kill_self },
     Command { name: "sleep", args: &["SECS"], help: "sleep (fractional) seconds", run: process::sleep },
