@@ -258,6 +258,8 @@ fn only_fds_0_1_2_reach_the_command() {
     let out = std::process::Command::new("bash")
         .arg("-c")
         .arg(cmd)
+        .env("MINIBOX_ROOT", test_state_root())
+        .env("MINIBOX_DATA_ROOT", test_data_root())
         .output()
         .unwrap();
     assert_eq!(stdout(&out).trim(), "fds=0,1,2", "{}", stderr(&out));
