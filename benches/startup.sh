@@ -107,6 +107,7 @@ chmod 755 "$WORK"   # the container runs as nobody
 
 ROOTFS=$WORK/rootfs
 STATE=$WORK/state
+DATA=$WORK/data     # each container's writable layer (minibox makes it, 0700)
 mkdir -p "$ROOTFS"/{etc,proc,dev,sys}   # minibox makes $STATE itself
 install -m 0755 "$PAYLOAD" "$ROOTFS/payload"
 printf '%s\n' 'root:x:0:0:root:/root:/sbin/nologin' \
@@ -128,10 +129,10 @@ run_host() {
         env DEBIAN_FRONTEND=noninteractive apt-get -qq update
         env DEBIAN_FRONTEND=noninteractive apt-get -qq -y --no-install-recommends install hyperfine
     fi
-    local mb=("$MINIBOX" --root "$STATE" run --rm)
+    local mb=("$MINIBOX" --root "$STATE" --data-root "$DATA" run --rm)
     # hyperfine -N splits a command line into words shell-style: quote the paths.
     local q_mb floor_cmd plain_cmd limits_cmd
-    q_mb="$(shq "$MINIBOX") --root $(shq "$STATE") run --rm"
+    q_mb="$(shq "$MINIBOX") --root $(shq "$STATE") --data-root $(shq "$DATA") run --rm"
     floor_cmd="$(shq "$PAYLOAD") exit 0"
     plain_cmd="$q_mb $(shq "$ROOTFS") /payload exit 0"
     limits_cmd="$q_mb --memory 64m --cpus 1 $(shq "$ROOTFS") /payload exit 0"
@@ -197,11 +198,11 @@ echo "containers left in the state root: $(find "$MINIBOX_ROOT" -mindepth 1 -max
 echo "cgroups left under /sys/fs/cgroup/minibox: $(find /sys/fs/cgroup/minibox -mindepth 1 -type d 2>/dev/null | wc -l)"
 '
     local log=$WORK/vm.log rc=0
-    "$repo/tests/vm/run-in-vm.sh" --mem 1024 --timeout 1800 \
+    "$repo/tests/vm/run-in-vm.sh" --mem 1024 --timeout 1800 --module overlay \
         --add "$MINIBOX_STATIC:/bin/minibox" \
         --add "$PAYLOAD:/opt/payload" \
         --add "$ROOTFS:/opt/rootfs" \
-        -- env MINIBOX_ROOT=/tmp/minibox-state RUNS="$vm_runs" sh -c "$guest_script" 2>&1 | tee "$log" || rc=$?
+        -- env MINIBOX_ROOT=/tmp/minibox-state MINIBOX_DATA_ROOT=/tmp/minibox-data RUNS="$vm_runs" sh -c "$guest_script" 2>&1 | tee "$log" || rc=$?
     local label rest us
     while read -r _ label rest; do
         us=$(sed -n 's/.*median_us=\([0-9]*\).*/\1/p' <<<"$rest")

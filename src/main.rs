@@ -67,11 +67,13 @@ fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Run(args) => {
             let spec = cli::run::spec_from_run_args(&args)?;
+            store::layers::check_apart(&cli.data_root, &spec.rootfs)?;
+            let layers = store::layers::Layers::open(&cli.data_root)?;
             let opts = launcher::RunOptions {
                 detach: args.detach,
                 remove: args.rm,
             };
-            launcher::run(&spec, &store, opts)
+            launcher::run(&spec, &store, &layers, opts)
         }
         Command::Ps { all, quiet, format } => lifecycle::ps(&store, all, quiet, format == "json"),
         Command::Stop { time, containers } => lifecycle::stop(&store, time, &containers),

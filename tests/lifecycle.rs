@@ -535,6 +535,7 @@ fn the_supervisor_keeps_no_descriptor_of_its_caller() {
     let out = std::process::Command::new("bash")
         .arg("-c")
         .arg(cmd)
+        .env("MINIBOX_DATA_ROOT", test_data_root())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

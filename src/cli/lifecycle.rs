@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::kernel::cgroup::{self, Usage};
 use crate::runtime::supervisor::log_paths;
+use crate::store::layers;
 use crate::store::state::{now_ms, ContainerState, Status, Store};
 
 /// Runs `act` on each container named, docker's way: errors are printed one per line and the
@@ -107,6 +108,10 @@ pub fn rm(store: &Store, force: bool, keys: &[String]) -> Result<i32> {
             if cg.path().exists() {
                 cg.destroy()?;
             }
+        }
+        // Its writable layer: all the container wrote (a container of an older minibox has none).
+        if let Some(dir) = &c.layer {
+            layers::remove(dir)?;
         }
         store.remove(&c.id)
     })

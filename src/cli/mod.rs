@@ -21,6 +21,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR", env = "MINIBOX_ROOT", default_value = crate::store::state::DEFAULT_ROOT)]
     pub root: PathBuf,
 
+    /// Where each container's writable layer lives (root-only; `rm` removes it).
+    #[arg(long = "data-root", global = true, value_name = "DIR", env = "MINIBOX_DATA_ROOT", default_value = crate::store::layers::DEFAULT_DATA_ROOT)]
+    pub data_root: PathBuf,
+
     #[command(subcommand)]
     pub command: Command,
 }

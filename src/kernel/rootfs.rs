@@ -171,20 +171,71 @@ pub fn make_mounts_private() -> Result<()> {
         .context("making / a recursive slave mount")
 }
 
-/// Bind-mounts ROOTFS onto itself, so it is a mount point (`pivot_root` needs one), and
-/// returns a handle on the new mount's root.
-/// The bind is `nodev`: a device node shipped in (or later made in) the rootfs opens nothing.
-pub fn bind_rootfs(rootfs: &Path) -> Result<OwnedFd> {
-    mount(
-        Some(rootfs),
-        rootfs,
-        NONE,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        NONE,
+/// The directories of a container's root: ROOTFS below, the container's own layer above.
+pub struct OverlayDirs<'a> {
+    /// ROOTFS: only ever read.
+    pub lower: &'a Path,
+    /// Where the container's writes land.
+    pub upper: &'a Path,
+    /// overlayfs's scratch directory, on the same filesystem as `upper`.
+    pub work: &'a Path,
+    /// Where the overlay is mounted.
+    pub merged: &'a Path,
+    /// The data root holding the three above, named when it cannot serve.
+    pub data_root: &'a Path,
+}
+
+/// Mounts the container's root, an overlay of ROOTFS and its own layer, and returns a handle
+/// on it. It is a mount point (`pivot_root` needs one), and `nodev`: a device node shipped in
+/// (or later made in) the rootfs opens nothing.
+/// The directories reach overlayfs as `/proc/self/fd/N`: a `,`, `:` or `\` in a host path
+/// cannot break its option string, and the string stays far below its one-page limit.
+pub fn mount_overlay(dirs: &OverlayDirs) -> Result<OwnedFd> {
+    let lower = open_dir(dirs.lower)?;
+    let upper = open_own_dir(dirs.upper)?;
+    let work = open_own_dir(dirs.work)?;
+    let merged = open_own_dir(dirs.merged)?;
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        fd_path(&lower),
+        fd_path(&upper),
+        fd_path(&work)
+    );
+    let target = fd_path(&merged);
+    let ovl = Some("overlay");
+    match mount(
+        ovl,
+        target.as_str(),
+        ovl,
+        MsFlags::MS_NODEV,
+        Some(options.as_str()),
+    ) {
+        Ok(()) => {}
+        Err(Errno::ENODEV) => bail!(
+            "this kernel has no overlay filesystem, which holds each container's writable \
+             layer: load it (modprobe overlay)"
+        ),
+        Err(e) => bail!(
+            "cannot mount the container's writable layer over ROOTFS {} ({e}): the data root \
+             {} is likely on a filesystem that cannot hold an overlay's upper layer \
+             (overlayfs, some FUSE or network filesystems); give --data-root (or \
+             MINIBOX_DATA_ROOT) a directory on ext4, xfs, btrfs or tmpfs",
+            dirs.lower.display(),
+            dirs.data_root.display()
+        ),
+    }
+    // The handle we had is the directory under the new mount: reach the overlay's root.
+    open_dir(dirs.merged)
+}
+
+/// Opens one of the container's layer directories, never through a symlink.
+fn open_own_dir(path: &Path) -> Result<OwnedFd> {
+    nix::fcntl::open(
+        path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
     )
-    .with_context(|| format!("bind-mounting ROOTFS {} onto itself", rootfs.display()))?;
-    remount_bind(rootfs, MsFlags::MS_NODEV).context("making the rootfs nodev")?;
-    open_dir(rootfs)
+    .with_context(|| format!("opening the container's layer {}", path.display()))
 }
 
 /// Remounts the bind mount at `path` with `extra` flags, keeping the ones it has (a remount

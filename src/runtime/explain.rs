@@ -67,14 +67,14 @@ pub fn foreign_mounts() -> usize {
 pub fn mounts(masked: usize, frozen: usize) -> String {
     let nodes = crate::kernel::rootfs::DEVICES.len();
     format!(
-        "/ made rslave; rootfs bound; /proc, /dev ({nodes} nodes), /sys ro; \
+        "/ made rslave; ROOTFS overlaid with the container's own layer; /proc, /dev ({nodes} nodes), /sys ro; \
          {masked} paths masked, {frozen} read-only"
     )
 }
 
 pub fn pivoted(rootfs: &std::path::Path) -> String {
     format!(
-        "new root = {}; old root detached (host mounts visible inside: {})",
+        "new root = {} with the container's own layer over it; old root detached (host mounts visible inside: {})",
         rootfs.display(),
         foreign_mounts()
     )

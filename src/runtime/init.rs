@@ -16,6 +16,7 @@ use nix::sys::stat::{umask, Mode};
 use nix::unistd::execve;
 
 use crate::kernel::net::Network;
+use crate::kernel::rootfs::OverlayDirs;
 use crate::kernel::{caps, namespaces, net, rootfs};
 use crate::model::spec::ContainerSpec;
 use crate::model::user;
@@ -23,16 +24,23 @@ use crate::runtime::channel::ChildEnd;
 use crate::runtime::status::{self, StatusError};
 use crate::runtime::stdio::ContainerStdio;
 use crate::runtime::{explain, signals};
+use crate::store::layers::Layer;
 
 /// Runs in the child after `clone`: becomes CMD, or reports why not and exits.
-pub fn container_main(spec: &ContainerSpec, chan: &ChildEnd, stdio: &ContainerStdio) -> isize {
-    let Err(err) = set_up_and_exec(spec, chan, stdio);
+pub fn container_main(
+    spec: &ContainerSpec,
+    layer: &Layer,
+    chan: &ChildEnd,
+    stdio: &ContainerStdio,
+) -> isize {
+    let Err(err) = set_up_and_exec(spec, layer, chan, stdio);
     chan.report_failure(status::code_of(&err), &format!("{err:#}"));
     1
 }
 
 fn set_up_and_exec(
     spec: &ContainerSpec,
+    layer: &Layer,
     chan: &ChildEnd,
     stdio: &ContainerStdio,
 ) -> Result<Infallible> {
@@ -58,8 +66,15 @@ fn set_up_and_exec(
     stdio.install(spec.identity.uid, spec.identity.gid)?;
     // Nothing we mount from here on propagates back to the host.
     rootfs::make_mounts_private()?;
-    // ROOTFS becomes a mount point of its own: pivot_root needs one.
-    let root = rootfs::bind_rootfs(&spec.rootfs)?;
+    // ROOTFS below, the container's own layer above: every write (the mount points and the
+    // workdir made below included) lands in the layer; ROOTFS and other containers never see it.
+    let root = rootfs::mount_overlay(&OverlayDirs {
+        lower: &spec.rootfs,
+        upper: &layer.upper,
+        work: &layer.work,
+        merged: &layer.merged,
+        data_root: &layer.data_root,
+    })?;
     // A procfs of our own PID namespace: the container sees its own processes only.
     rootfs::mount_proc(&root)?;
     // The kernel's view of devices, read-only.

@@ -21,6 +21,7 @@ use crate::runtime::signals::{self, Forwarder};
 use crate::runtime::status;
 use crate::runtime::stdio::{self, Input, Output, Stdio};
 use crate::runtime::supervisor::{self, LogFile};
+use crate::store::layers::{self, Layer, Layers};
 use crate::store::state::{now_ms, ContainerState, ProcessRef, Status, Store};
 
 /// How `minibox run` was asked to run.
@@ -33,7 +34,7 @@ pub struct RunOptions {
 }
 
 /// `minibox run`; returns the status minibox exits with.
-pub fn run(spec: &ContainerSpec, store: &Store, opts: RunOptions) -> Result<i32> {
+pub fn run(spec: &ContainerSpec, store: &Store, layers: &Layers, opts: RunOptions) -> Result<i32> {
     let state = store.create(spec, opts.detach)?;
     // Messages name the container as `ps` does, generated name included.
     let spec = &ContainerSpec {
@@ -41,22 +42,24 @@ pub fn run(spec: &ContainerSpec, store: &Store, opts: RunOptions) -> Result<i32>
         ..spec.clone()
     };
     if opts.detach {
-        return run_detached(spec, store, &state, opts.remove);
+        return run_detached(spec, store, layers, &state, opts.remove);
     }
     let stdio = Stdio {
         input: Input::Caller,
         output: Output::Caller,
     };
-    let result = supervise(spec, store, &state, stdio, &mut StartSignal(None));
-    forget_if(store, &state, result.is_err() || opts.remove);
+    let result = supervise(spec, store, layers, &state, stdio, &mut StartSignal(None));
+    forget_if(store, layers, &state, result.is_err() || opts.remove);
     result
 }
 
 /// A container that never started leaves nothing behind; one that ran keeps its record (for
-/// `ps -a`, `logs`) unless `--rm` asked otherwise.
-fn forget_if(store: &Store, state: &ContainerState, forget: bool) {
+/// `ps -a`, `logs`, its files) unless `--rm` asked otherwise. The layer goes first: should it
+/// not go, the record stays, so that `minibox rm` can try again.
+fn forget_if(store: &Store, layers: &Layers, state: &ContainerState, forget: bool) {
     if forget {
-        if let Err(e) = store.remove(&state.id) {
+        let layer = layers.layer(&state.id);
+        if let Err(e) = layers::remove(&layer.dir).and_then(|()| store.remove(&state.id)) {
             say!("minibox: {e:#}");
         }
     }
@@ -66,6 +69,7 @@ fn forget_if(store: &Store, state: &ContainerState, forget: bool) {
 fn run_detached(
     spec: &ContainerSpec,
     store: &Store,
+    layers: &Layers,
     state: &ContainerState,
     remove: bool,
 ) -> Result<i32> {
@@ -87,15 +91,15 @@ fn run_detached(
             drop(ready_r);
             close_inherited_fds(&[ready_w.as_raw_fd()]);
             let mut start = StartSignal(Some(File::from(ready_w)));
-            let code = match become_supervisor(spec, store, state, &mut start) {
+            let code = match become_supervisor(spec, store, layers, state, &mut start) {
                 Ok(_) => {
-                    forget_if(store, state, remove);
+                    forget_if(store, layers, state, remove);
                     0
                 }
                 Err(e) => {
                     say!("minibox: {e:#}");
                     start.failed(&e);
-                    forget_if(store, state, true);
+                    forget_if(store, layers, state, true);
                     status::RUNTIME_FAILED
                 }
             };
@@ -126,6 +130,7 @@ fn close_inherited_fds(keep: &[RawFd]) {
 fn become_supervisor(
     spec: &ContainerSpec,
     store: &Store,
+    layers: &Layers,
     state: &ContainerState,
     start: &mut StartSignal,
 ) -> Result<i32> {
@@ -142,7 +147,7 @@ fn become_supervisor(
         input: Input::Empty,
         output: Output::Log(log),
     };
-    supervise(spec, store, state, stdio, start)
+    supervise(spec, store, layers, state, stdio, start)
 }
 
 /// Tells whoever waits for the start (`run -d`) how it went: closing the pipe says CMD runs,
@@ -168,6 +173,7 @@ impl StartSignal {
 fn supervise(
     spec: &ContainerSpec,
     store: &Store,
+    layers: &Layers,
     state: &ContainerState,
     stdio: Stdio,
     start: &mut StartSignal,
@@ -178,6 +184,10 @@ fn supervise(
     if !mappings.is_empty() {
         store.update(&state.id, |s| s.ports = mappings)?;
     }
+    // The container's own writable layer: recorded first, so `rm` finds it whatever happens.
+    let layer = layers.layer(&spec.id);
+    store.update(&state.id, |s| s.layer = Some(layer.dir.clone()))?;
+    let layer = layers.create(&spec.id, &spec.rootfs)?;
     // The limits exist before any code of the container runs.
     let place = Placement {
         parent: spec.cgroup_parent.clone(),
@@ -195,7 +205,7 @@ fn supervise(
         explain::print("cgroup", &explain_cgroup(cgroup.as_deref()));
     }
     let began = std::time::Instant::now();
-    let ended = start_and_watch(spec, store, cgroup.as_deref(), ports, stdio, start);
+    let ended = start_and_watch(spec, store, &layer, cgroup.as_deref(), ports, stdio, start);
     // Whatever happened, the group goes; what it measured is read first.
     let usage = cgroup.as_ref().map(|cg| cg.usage()).unwrap_or_default();
     let destroyed = cgroup.as_ref().map_or(Ok(()), |cg| cg.destroy());
@@ -247,6 +257,7 @@ fn supervise(
 fn start_and_watch(
     spec: &ContainerSpec,
     store: &Store,
+    layer: &Layer,
     cgroup: Option<&dyn ContainerCgroup>,
     ports: PublishedPorts,
     stdio: Stdio,
@@ -259,7 +270,7 @@ fn start_and_watch(
     let namespaces = namespaces::container_namespaces(spec.network);
     let pid = namespaces::clone_into_new_namespaces(namespaces, || {
         parent.close_in_child();
-        init::container_main(spec, &child, &container_stdio)
+        init::container_main(spec, layer, &child, &container_stdio)
     })?;
     drop(child);
     // Only the container may hold the write ends, so the relay sees EOF when it is gone.

@@ -1,3 +1,5 @@
-//! What minibox keeps on disk between commands: container records (`state`).
+//! What minibox keeps on disk between commands: container records (`state`), and each
+//! container's writable layer under the data root (`layers`).
 
+pub mod layers;
 pub mod state;

@@ -63,6 +63,10 @@ pub struct ContainerState {
     /// Published ports, as bound (kernel-chosen host ports filled in).
     #[serde(default)]
     pub ports: Vec<crate::kernel::net::PortMapping>,
+    /// The container's own writable layer (`<data-root>/containers/<id>`), recorded before it
+    /// is made so that `rm` always finds it.
+    #[serde(default)]
+    pub layer: Option<PathBuf>,
 }
 
 /// A process as the kernel names it for good: its pid and its start time (`/proc/PID/stat`
@@ -120,6 +124,7 @@ impl ContainerState {
             exit_code: None,
             oom_killed: false,
             ports: vec![],
+            layer: None,
         }
     }
 

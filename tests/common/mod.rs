@@ -163,18 +163,38 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
 /// Where the tests' containers are recorded: under cargo's scratch dir for tests, not the
 /// host's /run/minibox (a test that needs its own root passes --root, which wins).
 pub fn test_state_root() -> PathBuf {
-    let base = option_env!("CARGO_TARGET_TMPDIR")
+    test_tmp().join(format!("minibox-state-{}", std::process::id()))
+}
+
+/// Where the tests' containers keep their writable layers: likewise under cargo's scratch dir,
+/// one per test process, not the host's /var/lib/minibox (`--data-root` wins over it).
+pub fn test_data_root() -> PathBuf {
+    test_tmp().join(format!("minibox-data-{}", std::process::id()))
+}
+
+/// Cargo's scratch directory for integration tests (the system's temp dir without one).
+pub fn test_tmp() -> PathBuf {
+    option_env!("CARGO_TARGET_TMPDIR")
         .map(PathBuf::from)
         .filter(|d| d.is_dir())
-        .unwrap_or_else(std::env::temp_dir);
-    base.join(format!("minibox-state-{}", std::process::id()))
+        .unwrap_or_else(std::env::temp_dir)
 }
 
 pub fn minibox() -> Command {
     let mut cmd = Command::new(minibox_bin());
     cmd.stdin(Stdio::null())
-        .env("MINIBOX_ROOT", test_state_root());
+        .env("MINIBOX_ROOT", test_state_root())
+        .env("MINIBOX_DATA_ROOT", test_data_root());
     cmd
+}
+
+/// The container layer directories under a data root (`<data-root>/containers/*`).
+pub fn layer_dirs(data_root: &Path) -> Vec<PathBuf> {
+    match fs::read_dir(data_root.join("containers")) {
+        Ok(dir) => dir.map(|e| e.expect("entry").path()).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+        Err(e) => panic!("listing {}: {e}", data_root.display()),
+    }
 }
 
 /// Runs `minibox ARGS` to completion (30 s at most) and returns what it did.

@@ -29,7 +29,12 @@ test_bin=$(cargo test --quiet --release --target "$target" --test "cgroup_$suite
     exit 1
 }
 
-exec "$repo/tests/vm/run-in-vm.sh" --cgroup "$suite" --mem 1024 --timeout 1200 \
+# Each container's root is an overlay (its own writable layer over ROOTFS): the VM's kernel
+# loads the module. A kernel of one's own (MINIBOX_VM_KERNEL) must have it built in.
+modules=(--module overlay)
+[[ -z ${MINIBOX_VM_KERNEL:-} ]] || modules=()
+
+exec "$repo/tests/vm/run-in-vm.sh" --cgroup "$suite" --mem 1024 --timeout 1200 "${modules[@]}" \
     --add "$release/minibox:/bin/minibox" \
     --add "$release/payload:/opt/payload" \
     --add "$test_bin:/opt/cgroup_$suite" \

@@ -132,6 +132,8 @@ const COMMANDS: &[Command] = &[
     Command { name: "fchown", args: &["FD", "UID", "GID"], help: "fchown FD", run: nodes::fchown },
     Command { name: "spew", args: &["OUT_LINES", "ERR_LINES"], help: "numbered lines on stdout and stderr, then done on stderr", run: nodes::spew },
     Command { name: "count-stdin", args: &[], help: "read stdin to its end: bytes=N lines=L first=LINE", run: nodes::count_stdin },
+    Command { name: "copy-mode", args: &["SRC", "DST", "MODE"], help: "copy SRC to DST, then chmod DST to octal MODE (e.g. 4755)", run: files::copy_mode },
+    Command { name: "mknod-mode", args: &["PATH", "MODE", "MAJOR", "MINOR"], help: "make a character device node, chmod to octal MODE", run: files::mknod },
     Command { name: "exit", args: &["N"], help: "exit with status N", run: process::exit_with },
     Command { name: "kill-self", args: &["SIG"], help: "raise SIG with its default action; exit 99 if alive", run: process::kill_self },
     Command { name: "sleep", args: &["SECS"], help: "sleep (fractional) seconds", run: process::sleep },
