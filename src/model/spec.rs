@@ -132,7 +132,7 @@ pub fn new_id() -> Result<String> {
 
 /// Reads a file of the rootfs without ever leaving it (symlinks resolve inside ROOTFS).
 /// `None` when the file does not exist.
-pub fn read_in_rootfs(rootfs: &Path, rel: &str) -> Result<Option<String>> {
+pub fn read_in_rootfs(rootfs: &Path, rel: &str) -> Result<Option<Vec<u8>>> {
     let root = crate::kernel::rootfs::open_dir(rootfs)?;
     match crate::kernel::rootfs::read_file_in(&root, rel) {
         Ok(text) => Ok(Some(text)),

@@ -92,6 +92,22 @@ pub fn sleep(args: &[&OsStr]) -> Result {
     Ok(())
 }
 
+/// `setfsuid UID SECS`: changes the filesystem uid (which, as any credential change, clears
+/// the parent-death signal), prints `fsuid=UID`, then sleeps SECS.
+pub fn setfsuid_sleep(args: &[&OsStr]) -> Result {
+    let uid: u32 = parse_arg("UID", args[0])?;
+    // SAFETY: setfsuid takes a plain integer and touches no memory of ours.
+    unsafe { libc::setfsuid(uid) };
+    // setfsuid reports nothing: read back what the kernel holds now.
+    // SAFETY: as above; -1 is never a valid fsuid, so this only queries.
+    let now = unsafe { libc::setfsuid(u32::MAX) };
+    if now as u32 != uid {
+        return Err(Error::Failed(format!("setfsuid({uid}) left fsuid {now}")));
+    }
+    outln!("fsuid={uid}")?;
+    sleep(&args[1..])
+}
+
 /// Write end of the self-pipe used by `trap`'s signal handler.
 static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
 
