@@ -323,8 +323,15 @@ fn admit(
     explain: bool,
 ) -> Result<()> {
     if let Some(cg) = cgroup {
-        cg.add(pid)
-            .with_context(|| format!("moving the container into {}", cg.path().display()))?;
+        let placed = cg
+            .add(pid)
+            .with_context(|| format!("moving the container into {}", cg.path().display()));
+        if let Err(e) = placed {
+            // The child may have failed first (its report says why; ESRCH here only echoes
+            // its death): stop it, then hear it out.
+            let _ = kill(pid, Signal::SIGKILL);
+            return Err(parent.child_failure_or(e));
+        }
     }
     parent.send_go()?;
     parent.wait_for_exec(|step, text| {
