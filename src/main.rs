@@ -6,19 +6,23 @@
 //! in `store`.
 
 /// A line on stderr. A closed stderr (`minibox ... 2>&1 | head`) is not worth a panic, which
-/// would skip the cleanup of the container's cgroup and state.
+/// would skip the cleanup of the container's cgroup and state. Messages may quote what a
+/// container or image chose (a path, a name): control characters are shown escaped, never
+/// sent to the caller's terminal.
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        let line = format!($($arg)*);
+        let _ = writeln!(std::io::stderr(), "{}", $crate::runtime::explain::printable(&line));
     }};
 }
 
-/// A line on stdout, likewise (`minibox ps | head -1`).
+/// A line on stdout, likewise (`minibox ps | head -1`), escaped likewise.
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
+        let line = format!($($arg)*);
+        let _ = writeln!(std::io::stdout(), "{}", $crate::runtime::explain::printable(&line));
     }};
 }
 

@@ -553,3 +553,65 @@ fn the_supervisor_keeps_no_descriptor_of_its_caller() {
     );
     assert!(!open.is_empty());
 }
+
+#[test]
+fn text_a_container_chose_reaches_no_terminal_raw() {
+    if !need_root() {
+        return;
+    }
+    let (s, r) = (StateRoot::new(), Rootfs::new());
+    // CMD itself carries escape sequences (a link to the payload), and the container mounts a
+    // tmpfs whose source is one: a title change, then "clear the screen".
+    let evil = "\x1b]0;pwned\x07\x1b[2J";
+    std::os::unix::fs::symlink("payload", r.path().join(format!("x{evil}"))).unwrap();
+    let cmd = format!("/x{evil}");
+    let root = r.arg();
+    let id = s
+        .ok(&[
+            "run",
+            "-d",
+            "-u",
+            "0",
+            "--cap-add",
+            "SYS_ADMIN",
+            &root,
+            &cmd,
+            "mount-tmpfs",
+            evil,
+            "/tmp",
+            "60",
+        ])
+        .trim()
+        .to_string();
+    let start = Instant::now();
+    let table = loop {
+        let out = s.mb(&["inspect", "--format", "table", &id]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        if out.stdout.windows(6).any(|w| w == b"pwned\\") {
+            break out.stdout;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the tmpfs never showed: {}",
+            stdout(&out)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let raw = |bytes: &[u8]| bytes.iter().any(|&b| b == 0x1b || b == 0x07);
+    let text = String::from_utf8_lossy(&table);
+    assert!(!raw(&table), "raw control bytes in inspect: {text:?}");
+    assert!(text.contains(r"\x1b]0;pwned\x07\x1b[2J"), "{text}");
+    for args in [vec!["ps"], vec!["ps", "-a"], vec!["ps", "--format", "json"]] {
+        let out = s.mb(&args);
+        assert!(!raw(&out.stdout), "{args:?}: {:?}", stdout(&out));
+        let shown = stdout(&out);
+        assert!(
+            shown.contains(r"\x1b") || shown.contains(r"\u001b"),
+            "{args:?}: {shown}"
+        );
+    }
+    // An error quoting the container's text is escaped too.
+    let out = s.mb(&["stop", &format!("nosuch{evil}")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!raw(&out.stderr), "{:?}", stderr(&out));
+}

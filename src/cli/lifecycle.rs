@@ -14,6 +14,7 @@ use nix::unistd::Pid;
 use serde_json::json;
 
 use crate::kernel::cgroup::{self, Usage};
+use crate::runtime::explain::printable;
 use crate::runtime::supervisor::log_paths;
 use crate::store::state::{now_ms, ContainerState, Status, Store};
 
@@ -214,7 +215,11 @@ pub fn ps(store: &Store, all: bool, quiet: bool, json: bool) -> Result<i32> {
         "CGROUP",
         "PORTS",
     ];
-    let table: Vec<[String; 10]> = rows.iter().map(|r| row_cells(r, now)).collect();
+    // Escaped before measuring: what a cell shows is what takes room.
+    let table: Vec<[String; 10]> = rows
+        .iter()
+        .map(|r| row_cells(r, now).map(|c| printable(&c).into_owned()))
+        .collect();
     let widths: Vec<usize> = (0..10)
         .map(|i| {
             table
