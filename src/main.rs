@@ -68,6 +68,8 @@ fn main() {
 fn dispatch(cli: Cli) -> Result<i32> {
     require_root()?;
     let store = state::Store::open(&cli.root)?;
+    // What a killed minibox left running or half-made is ended before anything else.
+    lifecycle::sweep(&store);
     match cli.command {
         Command::Run(args) => {
             let spec = cli::run::spec_from_run_args(&args)?;

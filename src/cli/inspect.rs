@@ -13,7 +13,7 @@ use crate::store::state::{ContainerState, Store};
 
 /// `minibox inspect [--format json|table] CONTAINER`
 pub fn inspect(store: &Store, key: &str, table: bool) -> Result<i32> {
-    let c = store.resolve(key)?.observed();
+    let c = store.settled(store.resolve(key)?);
     let facts = facts(&c)?;
     if table {
         print_table(&facts, "");
