@@ -67,12 +67,22 @@ fn main() {
 
 fn dispatch(cli: Cli) -> Result<i32> {
     require_root()?;
+    let state_root = state::check_root(&cli.root)?;
+    // A container is decided (and refused) before the state root is made.
+    let spec = match &cli.command {
+        Command::Run(args) => {
+            let spec = cli::run::spec_from_run_args(args)?;
+            model::spec::check_rootfs_apart_from_state(&spec.rootfs, &state_root)?;
+            Some(spec)
+        }
+        _ => None,
+    };
     let store = state::Store::open(&cli.root)?;
     // What a killed minibox left running or half-made is ended before anything else.
     lifecycle::sweep(&store);
     match cli.command {
         Command::Run(args) => {
-            let spec = cli::run::spec_from_run_args(&args)?;
+            let spec = spec.expect("decided above for run");
             let opts = launcher::RunOptions {
                 detach: args.detach,
                 remove: args.rm,

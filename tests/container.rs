@@ -846,3 +846,47 @@ fn a_passwd_with_invalid_utf8_still_runs_and_its_broken_lines_match_nothing() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_state_root_in_a_kernel_filesystem_or_in_the_rootfs_is_refused_and_not_made() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    let root = r.arg();
+    // In each cgroup hierarchy minibox would use, a mkdir would have made a cgroup.
+    let name = format!("minibox-roottest-{}", std::process::id());
+    let mut kernel_dirs: Vec<std::path::PathBuf> = minibox_cgroup_parents(&name);
+    kernel_dirs.push(format!("/proc/{name}").into());
+    kernel_dirs.push(format!("/sys/kernel/{name}/state").into());
+    for dir in &kernel_dirs {
+        let state = dir.to_string_lossy().into_owned();
+        for (args, code) in [
+            (vec!["--root", &state, "run", &root, "/payload", "id"], 125),
+            (vec!["--root", &state, "ps"], 1),
+        ] {
+            let out = run_minibox(&args);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+            assert!(
+                err.contains(&format!("--root {state} is inside")) && err.lines().count() == 1,
+                "{args:?}: {err}"
+            );
+            assert!(!dir.exists(), "{state} was made");
+        }
+    }
+    // Inside the rootfs, the container could rewrite the records minibox trusts.
+    let inside = r.path().join("var/minibox-state");
+    let inside_arg = inside.to_string_lossy().into_owned();
+    let before = snapshot(r.path());
+    let out = run_minibox(&["--root", &inside_arg, "run", &root, "/payload", "id"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains("overlap") && err.lines().count() == 1, "{err}");
+    assert_eq!(stdout(&out), "");
+    assert_eq!(
+        snapshot(r.path()),
+        before,
+        "the refused run changed the rootfs"
+    );
+}

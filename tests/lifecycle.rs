@@ -790,3 +790,18 @@ fn minibox_killed_at_any_moment_leaves_no_cgroup_no_process_no_record() {
         .collect();
     assert!(left.is_empty(), "state left: {left:?}");
 }
+
+#[test]
+fn rm_f_of_an_rm_container_that_goes_by_itself_meanwhile_is_no_error() {
+    if !need_root() {
+        return;
+    }
+    let (s, r) = (StateRoot::new(), Rootfs::new());
+    for _ in 0..3 {
+        let id = s.detach(&r, &["--rm"], &["sleep", "60"]);
+        let out = s.mb(&["rm", "-f", &id]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(stderr(&out), "");
+        assert!(!s.path().join(&id).exists());
+    }
+}

@@ -91,6 +91,20 @@ pub fn check_rootfs(raw: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The state root (`--root`, resolved) and ROOTFS must not overlap: a container could
+/// otherwise write the records minibox trusts (or minibox write into the container).
+pub fn check_rootfs_apart_from_state(rootfs: &Path, state_root: &Path) -> Result<()> {
+    if state_root.starts_with(rootfs) || rootfs.starts_with(state_root) {
+        bail!(
+            "--root {} and ROOTFS {} overlap: the container could rewrite minibox's records; \
+             keep the state directory outside the container's files",
+            state_root.display(),
+            rootfs.display()
+        );
+    }
+    Ok(())
+}
+
 /// Docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
 pub fn check_name(name: &str) -> Result<()> {
     let mut chars = name.chars();

@@ -256,6 +256,68 @@ fn gone_or(err: anyhow::Error, id: &str) -> anyhow::Error {
     }
 }
 
+/// Where `path` is or would be once created: its nearest existing ancestor, resolved (symlinks
+/// and `..` followed by the kernel), with the missing components after it.
+pub fn resolve_future(path: &Path) -> Result<PathBuf> {
+    let mut existing = path.to_path_buf();
+    let mut missing = vec![];
+    while !existing.exists() {
+        match (existing.file_name(), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                missing.push(name.to_os_string());
+                existing = parent.to_path_buf();
+            }
+            _ => break,
+        }
+        if existing.as_os_str().is_empty() {
+            existing = PathBuf::from(".");
+        }
+    }
+    let mut resolved = existing
+        .canonicalize()
+        .with_context(|| format!("resolving {}", existing.display()))?;
+    resolved.extend(missing.iter().rev());
+    Ok(resolved)
+}
+
+/// `--root` must be a plain directory: in a kernel filesystem (cgroup, proc, sys...) a `mkdir`
+/// is no directory but a kernel object (a new cgroup), and the files there are the kernel's.
+/// Returns where the root is, resolved.
+pub fn check_root(root: &Path) -> Result<PathBuf> {
+    use nix::sys::statfs::{statfs, FsType};
+    let resolved = resolve_future(root)?;
+    let mut existing = resolved.as_path();
+    while !existing.exists() {
+        existing = existing.parent().unwrap_or(Path::new("/"));
+    }
+    let kind = statfs(existing)
+        .with_context(|| format!("statfs {}", existing.display()))?
+        .filesystem_type();
+    // (linux/magic.h; nix lacks some of them)
+    let kernel_filesystems: [(i64, &str); 9] = [
+        (0x0027_e0eb, "a cgroup filesystem"),
+        (0x6367_7270, "a cgroup2 filesystem"),
+        (0x9fa0, "/proc"),
+        (0x6265_6572, "sysfs"),
+        (0x6462_6720, "debugfs"),
+        (0x7472_6163, "tracefs"),
+        (0x7363_6673, "securityfs"),
+        (0xcafe_4a11, "the bpf filesystem"),
+        (0x6265_6570, "configfs"),
+    ];
+    if let Some((_, what)) = kernel_filesystems
+        .iter()
+        .find(|(magic, _)| FsType(*magic as _) == kind)
+    {
+        bail!(
+            "--root {} is inside {what}, where directories are kernel objects: give --root a \
+             directory on an ordinary filesystem (default {DEFAULT_ROOT})",
+            root.display()
+        );
+    }
+    Ok(resolved)
+}
+
 impl Store {
     /// Opens the state root, creating it (mode 0700: state is root's business) if needed.
     pub fn open(root: &Path) -> Result<Store> {
