@@ -6,19 +6,23 @@
 //! in `store`.
 
 /// A line on stderr. A closed stderr (`minibox ... 2>&1 | head`) is not worth a panic, which
-/// would skip the cleanup of the container's cgroup and state.
+/// would skip the cleanup of the container's cgroup and state. Messages may quote what a
+/// container or image chose (a path, a name): control characters are shown escaped, never
+/// sent to the caller's terminal.
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        let line = format!($($arg)*);
+        let _ = writeln!(std::io::stderr(), "{}", $crate::runtime::explain::printable(&line));
     }};
 }
 
-/// A line on stdout, likewise (`minibox ps | head -1`).
+/// A line on stdout, likewise (`minibox ps | head -1`), escaped likewise.
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
+        let line = format!($($arg)*);
+        let _ = writeln!(std::io::stdout(), "{}", $crate::runtime::explain::printable(&line));
     }};
 }
 
@@ -63,18 +67,14 @@ fn main() {
 
 fn dispatch(cli: Cli) -> Result<i32> {
     require_root()?;
-    let store = state::Store::open(&cli.root)?;
-    match cli.command {
-        Command::Run(args) => {
-            let spec = cli::run::spec_from_run_args(&args)?;
-            store::layers::check_apart(&cli.data_root, &spec.rootfs)?;
-            let layers = store::layers::Layers::open(&cli.data_root)?;
-            let opts = launcher::RunOptions {
-                detach: args.detach,
-                remove: args.rm,
-            };
-            launcher::run(&spec, &store, &layers, opts)
-        }
+    let state_root = state::check_root(&cli.root)?;
+    let command = match cli.command {
+        Command::Run(args) => return run(&args, &cli.root, &state_root, &cli.data_root),
+        other => other,
+    };
+    let store = open_store(&cli.root)?;
+    match command {
+        Command::Run(_) => unreachable!("handled above"),
         Command::Ps { all, quiet, format } => lifecycle::ps(&store, all, quiet, format == "json"),
         Command::Stop { time, containers } => lifecycle::stop(&store, time, &containers),
         Command::Kill { signal, containers } => {
@@ -87,6 +87,33 @@ fn dispatch(cli: Cli) -> Result<i32> {
             inspect::inspect(&store, &container, format == "table")
         }
     }
+}
+
+/// `minibox run`: the container is decided (and refused) before the state root or the data
+/// root is made, so bad input leaves nothing behind.
+fn run(
+    args: &cli::RunArgs,
+    root: &std::path::Path,
+    state_root: &std::path::Path,
+    data_root: &std::path::Path,
+) -> Result<i32> {
+    let spec = cli::run::spec_from_run_args(args)?;
+    model::spec::check_rootfs_apart_from_state(&spec.rootfs, state_root)?;
+    store::layers::check_apart(data_root, &spec.rootfs)?;
+    let store = open_store(root)?;
+    let layers = store::layers::Layers::open(data_root)?;
+    let opts = launcher::RunOptions {
+        detach: args.detach,
+        remove: args.rm,
+    };
+    launcher::run(&spec, &store, &layers, opts)
+}
+
+/// The state store, once what a killed minibox left running or half-made is ended.
+fn open_store(root: &std::path::Path) -> Result<state::Store> {
+    let store = state::Store::open(root)?;
+    lifecycle::sweep(&store);
+    Ok(store)
 }
 
 /// `KILL`, `SIGKILL`, `kill` or `9`.

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::BufReader;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -738,22 +738,172 @@ fn device_nodes_in_the_rootfs_open_nothing_and_the_container_has_its_own_session
 }
 
 #[test]
-fn a_fifo_or_device_as_passwd_is_refused_not_read() {
+fn a_fifo_or_device_as_passwd_is_refused_never_opened() {
     if !need_root() {
         return;
     }
     let r = Rootfs::new();
-    fs::remove_file(r.path().join("etc/passwd")).unwrap();
-    nix::unistd::mkfifo(
-        &r.path().join("etc/passwd"),
-        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    let passwd = r.path().join("etc/passwd");
+    fs::remove_file(&passwd).unwrap();
+    nix::unistd::mkfifo(&passwd, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    // A writer waits in open(2) until someone opens the FIFO for reading: if minibox opened
+    // it, the writer would get through.
+    let writer_path = passwd.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let opened = fs::OpenOptions::new().write(true).open(&writer_path);
+        let _ = tx.send(opened.is_ok());
+    });
+    let began = Instant::now();
+    let out = run_payload(&r, &[], &["id"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("/etc/passwd in the rootfs is not a regular file (a FIFO)")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "minibox hung on the FIFO"
+    );
+    assert!(
+        rx.recv_timeout(Duration::from_millis(200)).is_err(),
+        "minibox opened the FIFO (its writer got through)"
+    );
+    // Let the writer go.
+    let _ = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&passwd);
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(true));
+
+    // A symlink to a character device (/dev/zero's numbers) inside the rootfs.
+    fs::remove_file(&passwd).unwrap();
+    nix::sys::stat::mknod(
+        &r.path().join("dev/zero"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 5),
     )
     .unwrap();
-    let out = run_payload(&r, &[], &["id"]);
+    std::os::unix::fs::symlink("/dev/zero", &passwd).unwrap();
+    let began = Instant::now();
+    let out = run_payload(&r, &["-u", "0"], &["id"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("/etc/passwd in the rootfs is not a regular file (a character device)"),
+        "{err}"
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "minibox read the device"
+    );
+    fs::remove_file(r.path().join("dev/zero")).unwrap();
+}
+
+#[test]
+fn a_reserved_id_in_passwd_or_the_flag_is_refused_not_run_as_root() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    fs::write(
+        r.path().join("etc/passwd"),
+        format!("{PASSWD}app:x:4294967295:4294967295::/:/bin/sh\n"),
+    )
+    .unwrap();
+    fs::write(
+        r.path().join("etc/group"),
+        format!("{GROUP}evil:x:4294967295:mbxtester\n"),
+    )
+    .unwrap();
+    for (user, needle) in [
+        ("app", "/etc/passwd line 4: \"app\" has uid 4294967295"),
+        (
+            "mbxtester",
+            "/etc/group line 6: \"evil\" has gid 4294967295",
+        ),
+        (
+            "4294967295",
+            "--user \"4294967295\": uid 4294967295 is out of range",
+        ),
+        ("0:4294967295", "gid 4294967295 is out of range"),
+    ] {
+        let out = run_payload(&r, &["-u", user], &["id"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(125), "-u {user}: {err}");
+        assert_eq!(stdout(&out), "", "-u {user} ran");
+        assert!(
+            err.starts_with("minibox: ") && err.lines().count() == 1 && err.contains(needle),
+            "-u {user}: {needle:?} not in {err:?}"
+        );
+    }
+    // 65535, the legacy overflow id, is an ordinary one.
+    assert!(payload_ok(&r, &["-u", "65535:65535"], &["id"]).starts_with("uid=65535 "));
+}
+
+#[test]
+fn a_passwd_with_invalid_utf8_still_runs_and_its_broken_lines_match_nothing() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    let mut passwd = PASSWD.as_bytes().to_vec();
+    passwd.extend_from_slice(b"br\xffoken:x:1500:1500::/:/bin/sh\n");
+    fs::write(r.path().join("etc/passwd"), passwd).unwrap();
+    assert!(payload_ok(&r, &[], &["id"]).starts_with("uid=65534 "));
+    assert!(payload_ok(&r, &["-u", "mbxtester"], &["id"]).starts_with("uid=1000 "));
+    let out = run_payload(&r, &["-u", "broken"], &["id"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(
-        stderr(&out).contains("not a regular file"),
+        stderr(&out).contains("unknown user \"broken\""),
         "{}",
         stderr(&out)
+    );
+}
+
+#[test]
+fn a_state_root_in_a_kernel_filesystem_or_in_the_rootfs_is_refused_and_not_made() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    let root = r.arg();
+    // In each cgroup hierarchy minibox would use, a mkdir would have made a cgroup.
+    let name = format!("minibox-roottest-{}", std::process::id());
+    let mut kernel_dirs: Vec<std::path::PathBuf> = minibox_cgroup_parents(&name);
+    kernel_dirs.push(format!("/proc/{name}").into());
+    kernel_dirs.push(format!("/sys/kernel/{name}/state").into());
+    for dir in &kernel_dirs {
+        let state = dir.to_string_lossy().into_owned();
+        for (args, code) in [
+            (vec!["--root", &state, "run", &root, "/payload", "id"], 125),
+            (vec!["--root", &state, "ps"], 1),
+        ] {
+            let out = run_minibox(&args);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+            assert!(
+                err.contains(&format!("--root {state} is inside")) && err.lines().count() == 1,
+                "{args:?}: {err}"
+            );
+            assert!(!dir.exists(), "{state} was made");
+        }
+    }
+    // Inside the rootfs, the container could rewrite the records minibox trusts.
+    let inside = r.path().join("var/minibox-state");
+    let inside_arg = inside.to_string_lossy().into_owned();
+    let before = snapshot(r.path());
+    let out = run_minibox(&["--root", &inside_arg, "run", &root, "/payload", "id"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(err.contains("overlap") && err.lines().count() == 1, "{err}");
+    assert_eq!(stdout(&out), "");
+    assert_eq!(
+        snapshot(r.path()),
+        before,
+        "the refused run changed the rootfs"
     );
 }

@@ -385,14 +385,14 @@ fn a_killed_supervisor_means_exited_unknown_and_rm_cleans_up() {
     let sup = state["supervisor"]["pid"].as_i64().unwrap() as i32;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(sup), nix::sys::signal::SIGKILL).unwrap();
     let c = s.wait_state(&id, "exited");
-    assert_eq!(c["ExitCode"], serde_json::Value::Null);
-    assert!(
-        c["Status"]
-            .as_str()
-            .unwrap()
-            .starts_with("Exited (unknown)"),
-        "{c}"
-    );
+    // Unknown when the parent-death signal was first; 137 when the next minibox command's
+    // sweep found the container still there and killed it.
+    let status = c["Status"].as_str().unwrap();
+    match c["ExitCode"].as_i64() {
+        None => assert!(status.starts_with("Exited (unknown)"), "{c}"),
+        Some(137) => assert!(status.starts_with("Exited (137)"), "{c}"),
+        Some(_) => panic!("{c}"),
+    }
     // The container died with its supervisor.
     let start = Instant::now();
     while fs::read_to_string(format!("/proc/{container}/comm")).is_ok_and(|c| c.trim() == "payload")
@@ -553,4 +553,256 @@ fn the_supervisor_keeps_no_descriptor_of_its_caller() {
         "the caller's fd 7 is still open: {open:?}"
     );
     assert!(!open.is_empty());
+}
+
+#[test]
+fn text_a_container_chose_reaches_no_terminal_raw() {
+    if !need_root() {
+        return;
+    }
+    let (s, r) = (StateRoot::new(), Rootfs::new());
+    // CMD itself carries escape sequences (a link to the payload), and the container mounts a
+    // tmpfs whose source is one: a title change, then "clear the screen".
+    let evil = "\x1b]0;pwned\x07\x1b[2J";
+    std::os::unix::fs::symlink("payload", r.path().join(format!("x{evil}"))).unwrap();
+    let cmd = format!("/x{evil}");
+    let root = r.arg();
+    let id = s
+        .ok(&[
+            "run",
+            "-d",
+            "-u",
+            "0",
+            "--cap-add",
+            "SYS_ADMIN",
+            &root,
+            &cmd,
+            "mount-tmpfs",
+            evil,
+            "/tmp",
+            "60",
+        ])
+        .trim()
+        .to_string();
+    let start = Instant::now();
+    let table = loop {
+        let out = s.mb(&["inspect", "--format", "table", &id]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        if out.stdout.windows(6).any(|w| w == b"pwned\\") {
+            break out.stdout;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the tmpfs never showed: {}",
+            stdout(&out)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let raw = |bytes: &[u8]| bytes.iter().any(|&b| b == 0x1b || b == 0x07);
+    let text = String::from_utf8_lossy(&table);
+    assert!(!raw(&table), "raw control bytes in inspect: {text:?}");
+    assert!(text.contains(r"\x1b]0;pwned\x07\x1b[2J"), "{text}");
+    for args in [vec!["ps"], vec!["ps", "-a"], vec!["ps", "--format", "json"]] {
+        let out = s.mb(&args);
+        assert!(!raw(&out.stdout), "{args:?}: {:?}", stdout(&out));
+        let shown = stdout(&out);
+        assert!(
+            shown.contains(r"\x1b") || shown.contains(r"\u001b"),
+            "{args:?}: {shown}"
+        );
+    }
+    // An error quoting the container's text is escaped too.
+    let out = s.mb(&["stop", &format!("nosuch{evil}")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!raw(&out.stderr), "{:?}", stderr(&out));
+}
+
+/// The one container recorded under `s`, and its state file.
+fn only_record(s: &StateRoot) -> (String, serde_json::Value) {
+    let ids: Vec<String> = fs::read_dir(s.path())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| is_hex64(n))
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let text = fs::read(s.path().join(&ids[0]).join("state.json")).unwrap();
+    (ids[0].clone(), serde_json::from_slice(&text).unwrap())
+}
+
+#[test]
+fn a_container_that_outlives_its_killed_minibox_is_found_and_ended_by_the_next_command() {
+    if !need_root() {
+        return;
+    }
+    let (s, r) = (StateRoot::new(), Rootfs::new());
+    let state_root = s.path().to_string_lossy().into_owned();
+    let root = r.arg();
+    let mut child = minibox()
+        .args(["--root", &state_root, "run", "-u", "0", &root])
+        .args(["/payload", "setfsuid", "1000", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    assert_eq!(read_line(&mut out), "fsuid=1000");
+    let pid = container_pid(child.id());
+    let (id, state) = only_record(&s);
+    // The foreground minibox answers for its container.
+    assert_eq!(state["supervisor"]["pid"], child.id(), "{state}");
+    let groups: Vec<String> = state["cgroup"]["paths"]
+        .as_array()
+        .map(|p| p.iter().map(|p| p.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
+    assert!(groups.iter().all(|g| Path::new(g).is_dir()), "{groups:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+    // The attack (issue 14 row 7): changing its fsuid cleared the container's parent-death
+    // signal, so it outlives minibox.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        process_lives(pid),
+        "the container died with minibox after all"
+    );
+    // minibox is not reaped yet: a zombie supervisor is a dead one. The next command (any)
+    // ends the container.
+    let c = s.find(&id);
+    assert_eq!(c["State"], "exited", "{c}");
+    assert_eq!(c["ExitCode"], 137, "{c}");
+    let start = Instant::now();
+    while process_lives(pid) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the container still runs"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for g in &groups {
+        assert!(!Path::new(g).exists(), "its cgroup {g} is left");
+    }
+    let table = s.ok(&["ps", "-a"]);
+    assert!(!table.contains("Up "), "{table}");
+    let _ = child.wait();
+}
+
+#[test]
+fn a_running_record_whose_process_is_a_zombie_is_not_up() {
+    if !need_root() {
+        return;
+    }
+    // A zombie the test keeps unreaped stands for a container whose supervisor has not yet
+    // read its end; a live process of ours stands for the supervisor.
+    let s = StateRoot::new();
+    let mut zombie = std::process::Command::new("/bin/true").spawn().unwrap();
+    let start = Instant::now();
+    while process_lives(zombie.id()) {
+        assert!(start.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let r = Rootfs::new();
+    let id = s.detach(&r, &[], &["sleep", "60"]);
+    let path = s.path().join(&id).join("state.json");
+    let mut state: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    let stat = fs::read_to_string(format!("/proc/{}/stat", zombie.id())).unwrap();
+    let start_time: u64 = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .parse()
+        .unwrap();
+    state["pid"] = serde_json::json!({ "pid": zombie.id(), "start_time": start_time });
+    fs::write(&path, serde_json::to_vec(&state).unwrap()).unwrap();
+    let c = s.find(&id);
+    assert_eq!(c["State"], "exited", "{c}");
+    assert!(!s.ok(&["ps", "-a"]).contains("Up "));
+    let _ = zombie.wait();
+}
+
+#[test]
+fn minibox_killed_at_any_moment_leaves_no_cgroup_no_process_no_record() {
+    if !need_root() {
+        return;
+    }
+    let (s, r) = (StateRoot::new(), Rootfs::new());
+    let state_root = s.path().to_string_lossy().into_owned();
+    let root = r.arg();
+    // A parent of this test's own below minibox's, so that other tests' groups are not seen.
+    let parent = format!("minibox/killtest-{}", std::process::id());
+    let secs = format!("60.{}", std::process::id());
+    let argv = ["/payload", "setfsuid", "1000", secs.as_str()];
+    // Kills from 1 ms to 30 ms after the start, every half millisecond: some land while the
+    // group is being made (issue 14 row 13: 50 kills at 0.3–15 ms orphaned 7 groups).
+    for half_ms in 2..=60u64 {
+        let mut child = minibox()
+            .args([
+                "--root",
+                &state_root,
+                "run",
+                "-u",
+                "0",
+                "--cgroup-parent",
+                &parent,
+                &root,
+            ])
+            .args(argv)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_micros(half_ms * 500));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let survivors = processes_running(&argv).len();
+    eprintln!("{survivors} container(s) outlived their minibox");
+    for id in s.ok(&["ps", "-a", "-q"]).lines() {
+        s.ok(&["rm", "-f", id]);
+    }
+    assert_eq!(s.ok(&["ps", "-a", "-q"]), "");
+    let start = Instant::now();
+    while !processes_running(&argv).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "container processes left: {:?}",
+            processes_running(&argv)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let parents = minibox_cgroup_parents(&parent);
+    assert!(!parents.is_empty());
+    for dir in &parents {
+        assert_eq!(
+            groups_below(dir),
+            Vec::<std::path::PathBuf>::new(),
+            "groups left"
+        );
+        let _ = fs::remove_dir(dir);
+    }
+    let left: Vec<String> = fs::read_dir(s.path())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n != "lock")
+        .collect();
+    assert!(left.is_empty(), "state left: {left:?}");
+}
+
+#[test]
+fn rm_f_of_an_rm_container_that_goes_by_itself_meanwhile_is_no_error() {
+    if !need_root() {
+        return;
+    }
+    let (s, r) = (StateRoot::new(), Rootfs::new());
+    for _ in 0..3 {
+        let id = s.detach(&r, &["--rm"], &["sleep", "60"]);
+        let out = s.mb(&["rm", "-f", &id]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(stderr(&out), "");
+        assert!(!s.path().join(&id).exists());
+    }
 }

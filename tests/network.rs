@@ -292,3 +292,54 @@ fn a_short_lived_command_with_a_published_port_still_runs_cleanly() {
         assert_eq!(stderr(&out), "");
     }
 }
+
+#[test]
+fn an_address_not_on_this_host_is_said_so_and_exited_containers_show_no_ports() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    let state = tempfile::tempdir().unwrap();
+    let root = state.path().to_str().unwrap();
+    let mb = |args: &[&str]| {
+        minibox()
+            .args(["--root", root])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // 192.0.2.0/24 is TEST-NET-1: no host has it.
+    let out = mb(&[
+        "run",
+        "-p",
+        "192.0.2.1:18090:80",
+        &r.arg(),
+        "/payload",
+        "id",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("192.0.2.1 is not on this host") && !err.contains("not free"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // A container that published a port and exited holds it no more.
+    let out = mb(&[
+        "run",
+        "-p",
+        "127.0.0.1::80",
+        &r.arg(),
+        "/payload",
+        "exit",
+        "0",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let table = stdout(&mb(&["ps", "-a"]));
+    assert!(
+        table.contains("Exited (0)") && !table.contains("->"),
+        "{table}"
+    );
+    let json = stdout(&mb(&["ps", "-a", "--format", "json"]));
+    assert!(json.contains("\"Ports\":\"\""), "{json}");
+}

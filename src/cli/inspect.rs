@@ -8,12 +8,12 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::kernel::cgroup;
-use crate::runtime::explain::{namespace_link, NAMESPACES};
+use crate::runtime::explain::{namespace_link, printable_bytes, NAMESPACES};
 use crate::store::state::{ContainerState, Store};
 
 /// `minibox inspect [--format json|table] CONTAINER`
 pub fn inspect(store: &Store, key: &str, table: bool) -> Result<i32> {
-    let c = store.resolve(key)?.observed();
+    let c = store.settled(store.resolve(key)?);
     let facts = facts(&c)?;
     if table {
         print_table(&facts, "");
@@ -138,7 +138,9 @@ fn capabilities(status: &str) -> Value {
 
 /// The container's mount table as it sees it (paths relative to its own root).
 fn mounts(pid: i32) -> Result<Value> {
-    let text = fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+    // The container chose its mount sources and targets: bytes, maybe not UTF-8.
+    let text = fs::read(format!("/proc/{pid}/mountinfo"))
+        .map(|b| printable_bytes(&b))
         .context("reading the container's mounts")?;
     let list: Vec<Value> = text
         .lines()

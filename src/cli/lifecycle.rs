@@ -14,6 +14,7 @@ use nix::unistd::Pid;
 use serde_json::json;
 
 use crate::kernel::cgroup::{self, Usage};
+use crate::runtime::explain::printable;
 use crate::runtime::supervisor::log_paths;
 use crate::store::layers;
 use crate::store::state::{now_ms, ContainerState, Status, Store};
@@ -27,7 +28,7 @@ fn for_each(
 ) -> Result<i32> {
     let mut failed = false;
     for key in keys {
-        match store.resolve(key).and_then(|c| act(&c.observed())) {
+        match store.resolve(key).and_then(|c| act(&store.settled(c))) {
             Ok(()) => out!("{key}"),
             Err(e) => {
                 say!("minibox: {e:#}");
@@ -47,11 +48,15 @@ fn signal(c: &ContainerState, sig: Signal) -> Result<()> {
         .with_context(|| format!("sending {sig} to container {}", c.name))
 }
 
-/// Waits until the container has ended (its supervisor recorded it, or nothing of it is left).
+/// Waits until the container has ended: its supervisor recorded how, or the supervisor is
+/// gone too (or so is the record).
 fn wait_exited(store: &Store, id: &str, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     loop {
-        if !store.load(id).is_ok_and(|c| c.observed().is_running()) {
+        let ended = store.load(id).map_or(true, |c| {
+            c.status == Status::Exited || !(c.supervisor_alive() || c.observed().is_running())
+        });
+        if ended {
             return true;
         }
         if Instant::now() >= deadline {
@@ -97,9 +102,14 @@ pub fn rm(store: &Store, force: bool, keys: &[String]) -> Result<i32> {
             let _ = signal(c, Signal::SIGKILL);
             wait_exited(store, &c.id, Duration::from_secs(10));
         }
-        let _lock = store.lock(&c.id)?;
-        // Another rm may have been quicker.
-        let c = store.load(&c.id)?.observed();
+        // Gone meanwhile (a `--rm` container's supervisor, or another rm, was quicker): what
+        // was asked for is done.
+        let Ok(_lock) = store.lock(&c.id) else {
+            return Ok(());
+        };
+        let Ok(c) = store.load(&c.id).map(ContainerState::observed) else {
+            return Ok(());
+        };
         if c.is_running() {
             bail!("container {} is still running", c.name);
         }
@@ -115,6 +125,56 @@ pub fn rm(store: &Store, force: bool, keys: &[String]) -> Result<i32> {
         }
         store.remove(&c.id)
     })
+}
+
+/// Run at the start of every minibox command: finds containers whose supervisor is gone
+/// (killed, even by SIGKILL) while something of them may live on — a first process that
+/// changed its credentials loses its parent-death signal and outlives minibox — and ends them:
+/// their processes are killed, their cgroup removed, and they are recorded as exited (137
+/// when a process of theirs was killed now, else unknown). Also removes the directories of
+/// records a killed `create` never finished. Cheap: it reads the state directory and
+/// /proc/PID/stat; a record whose lock someone holds is left to them.
+pub fn sweep(store: &Store) {
+    if let Err(e) = store.remove_incomplete() {
+        say!("minibox: warning: cleaning the state directory: {e:#}");
+    }
+    let Ok(all) = store.list() else { return };
+    for c in all {
+        if c.status == Status::Exited || c.supervisor_alive() {
+            continue;
+        }
+        if let Err(e) = end_orphan(store, &c.id) {
+            say!("minibox: warning: container {}: {e:#}", c.name);
+        }
+    }
+}
+
+fn end_orphan(store: &Store, id: &str) -> Result<()> {
+    let Some(_lock) = store.try_lock(id)? else {
+        return Ok(());
+    };
+    // Read again under the lock: the supervisor may have recorded the exit meanwhile.
+    let c = store.load(id)?;
+    if c.status == Status::Exited || c.supervisor_alive() {
+        return Ok(());
+    }
+    // PID 1 of the container's PID namespace: its death takes every process in it.
+    let mut killed = match c.pid {
+        Some(pid) => pid.signal(Signal::SIGKILL)?,
+        None => false,
+    };
+    // Whatever else joined the group (or a first process not recorded yet) goes with it.
+    if let Some(cg) = c.cgroup.as_ref().and_then(cgroup::reopen) {
+        if cg.path().exists() {
+            killed |= cg.has_processes();
+            cg.destroy()?;
+        }
+    }
+    let mut ended = c;
+    ended.status = Status::Exited;
+    ended.exit_code = killed.then_some(128 + Signal::SIGKILL as i32);
+    ended.finished_ms = Some(now_ms());
+    store.write(&ended)
 }
 
 /// `minibox logs [-f] ID`: what a detached container wrote; `-f` follows until it exits.
@@ -190,7 +250,7 @@ pub fn ps(store: &Store, all: bool, quiet: bool, json: bool) -> Result<i32> {
     let containers: Vec<ContainerState> = store
         .list()?
         .into_iter()
-        .map(ContainerState::observed)
+        .map(|c| store.settled(c))
         .filter(|c| all || c.is_running())
         .collect();
     if quiet {
@@ -219,7 +279,11 @@ pub fn ps(store: &Store, all: bool, quiet: bool, json: bool) -> Result<i32> {
         "CGROUP",
         "PORTS",
     ];
-    let table: Vec<[String; 10]> = rows.iter().map(|r| row_cells(r, now)).collect();
+    // Escaped before measuring: what a cell shows is what takes room.
+    let table: Vec<[String; 10]> = rows
+        .iter()
+        .map(|r| row_cells(r, now).map(|c| printable(&c).into_owned()))
+        .collect();
     let widths: Vec<usize> = (0..10)
         .map(|i| {
             table
@@ -332,7 +396,11 @@ fn short_bytes(bytes: u64) -> String {
     cgroup::human_bytes(bytes).replace(' ', "")
 }
 
+/// The published ports, while they are: an exited container holds none.
 fn ports_text(c: &ContainerState) -> String {
+    if !c.is_running() {
+        return String::new();
+    }
     c.ports
         .iter()
         .map(|p| p.display())

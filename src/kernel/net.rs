@@ -151,23 +151,30 @@ pub struct PublishedPorts {
     listeners: Vec<(PortMapping, TcpListener)>,
 }
 
+/// Why `-p` could not bind, in the user's terms: a port taken and an address this host does
+/// not have are different mistakes.
+fn bind_error(e: std::io::Error, asked: PortMapping, addr: SocketAddr) -> anyhow::Error {
+    let why = match e.raw_os_error() {
+        Some(libc::EADDRNOTAVAIL) => format!(
+            "the address {} is not on this host (no interface has it); use one of the \
+             host's addresses, or 0.0.0.0 for all",
+            asked.host_ip
+        ),
+        Some(libc::EADDRINUSE) => {
+            format!("host port {addr} is not free (another program listens on it?)")
+        }
+        Some(libc::EACCES) => format!("binding {addr} is not permitted"),
+        _ => format!("cannot listen on {addr}"),
+    };
+    anyhow::Error::new(e).context(format!("cannot publish {}: {why}", asked.display()))
+}
+
 impl PublishedPorts {
     pub fn bind(ports: &[PortMapping]) -> Result<PublishedPorts> {
         let mut listeners = vec![];
         for &asked in ports {
             let addr = SocketAddr::new(asked.host_ip, asked.host_port);
-            let listener = TcpListener::bind(addr).with_context(|| match asked.host_port {
-                0 => format!(
-                    "cannot listen on {} for -p {}",
-                    asked.host_ip,
-                    asked.display()
-                ),
-                _ => format!(
-                    "cannot publish {}: host port {} is not free (another program listens on it?)",
-                    asked.display(),
-                    addr
-                ),
-            })?;
+            let listener = TcpListener::bind(addr).map_err(|e| bind_error(e, asked, addr))?;
             let host_port = listener.local_addr().context("local_addr")?.port();
             listeners.push((PortMapping { host_port, ..asked }, listener));
         }
@@ -497,5 +504,14 @@ mod tests {
         let any = PortMapping::parse("127.0.0.1::80").unwrap();
         let bound = PublishedPorts::bind(&[any]).unwrap().mappings();
         assert_ne!(bound[0].host_port, 0);
+    }
+
+    #[test]
+    fn an_address_not_on_this_host_is_said_so_not_a_busy_port() {
+        // 192.0.2.0/24 is TEST-NET-1: documentation only, never a host's address.
+        let asked = PortMapping::parse("192.0.2.1:18090:80").unwrap();
+        let e = format!("{:#}", PublishedPorts::bind(&[asked]).err().unwrap());
+        assert!(e.contains("192.0.2.1 is not on this host"), "{e}");
+        assert!(!e.contains("not free"), "{e}");
     }
 }

@@ -81,20 +81,51 @@ fn open_in(root: &impl AsFd, rel: &str, flags: OFlag) -> nix::Result<OwnedFd> {
     openat2(root.as_fd(), rel, how)
 }
 
-/// Reads a whole file of the rootfs.
-/// The rootfs is the image's to shape: a FIFO there must not hang minibox (O_NONBLOCK), a
-/// device must not be read (regular files only), a huge file not be slurped (1 MiB at most).
-pub fn read_file_in(root: &impl AsFd, rel: &str) -> std::io::Result<String> {
+/// Reads a whole file of the rootfs, as bytes (an image's text need not be UTF-8).
+///
+/// The rootfs is the image's to shape, and minibox reads it as root on the host: the file is
+/// first reached with `O_PATH`, which opens nothing (no FIFO blocks, no device driver runs),
+/// and only a regular file is then opened for reading — through the `O_PATH` handle's own
+/// `/proc/self/fd` link, so it is the very inode that was checked, whatever the rootfs's paths
+/// turn into meanwhile. A huge file is not slurped (1 MiB at most).
+pub fn read_file_in(root: &impl AsFd, rel: &str) -> std::io::Result<Vec<u8>> {
     const MAX: u64 = 1 << 20;
-    let file = std::fs::File::from(open_in(root, rel, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?);
-    if !file.metadata()?.is_file() {
+    let handle = open_in(root, rel, OFlag::O_PATH)?;
+    let checked = nix::sys::stat::fstat(&handle)?;
+    if checked.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(std::io::Error::other(format!(
-            "/{rel} in the rootfs is not a regular file"
+            "/{rel} in the rootfs is not a regular file ({}): minibox reads only regular files \
+             there; replace it with one",
+            file_kind(checked.st_mode)
         )));
     }
-    let mut text = String::new();
-    file.take(MAX).read_to_string(&mut text)?;
-    Ok(text)
+    let file = std::fs::File::from(nix::fcntl::open(
+        fd_path(&handle).as_str(),
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    )?);
+    let opened = nix::sys::stat::fstat(&file)?;
+    if (opened.st_dev, opened.st_ino) != (checked.st_dev, checked.st_ino) {
+        return Err(std::io::Error::other(format!(
+            "/{rel} in the rootfs changed while minibox opened it"
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// What kind of file a mode is, for messages.
+fn file_kind(mode: libc::mode_t) -> &'static str {
+    match mode & libc::S_IFMT {
+        libc::S_IFDIR => "a directory",
+        libc::S_IFCHR => "a character device",
+        libc::S_IFBLK => "a block device",
+        libc::S_IFIFO => "a FIFO",
+        libc::S_IFSOCK => "a socket",
+        libc::S_IFLNK => "a symbolic link",
+        _ => "not a regular file",
+    }
 }
 
 /// The path through which mount(2) reaches exactly the file `fd` holds.

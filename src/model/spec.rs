@@ -91,6 +91,20 @@ pub fn check_rootfs(raw: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The state root (`--root`, resolved) and ROOTFS must not overlap: a container could
+/// otherwise write the records minibox trusts (or minibox write into the container).
+pub fn check_rootfs_apart_from_state(rootfs: &Path, state_root: &Path) -> Result<()> {
+    if state_root.starts_with(rootfs) || rootfs.starts_with(state_root) {
+        bail!(
+            "--root {} and ROOTFS {} overlap: the container could rewrite minibox's records; \
+             keep the state directory outside the container's files",
+            state_root.display(),
+            rootfs.display()
+        );
+    }
+    Ok(())
+}
+
 /// Docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
 pub fn check_name(name: &str) -> Result<()> {
     let mut chars = name.chars();
@@ -132,7 +146,7 @@ pub fn new_id() -> Result<String> {
 
 /// Reads a file of the rootfs without ever leaving it (symlinks resolve inside ROOTFS).
 /// `None` when the file does not exist.
-pub fn read_in_rootfs(rootfs: &Path, rel: &str) -> Result<Option<String>> {
+pub fn read_in_rootfs(rootfs: &Path, rel: &str) -> Result<Option<Vec<u8>>> {
     let root = crate::kernel::rootfs::open_dir(rootfs)?;
     match crate::kernel::rootfs::read_file_in(&root, rel) {
         Ok(text) => Ok(Some(text)),

@@ -19,7 +19,14 @@ pub struct Identity {
     pub name: Option<String>,
 }
 
+/// `(uid_t)-1`: to setresuid/setresgid it means "leave unchanged", so an entry carrying it would
+/// keep minibox's own root. It is the only id the kernel reads specially there (65534 and the
+/// legacy 16-bit overflow id 65535 are ordinary ids).
+pub const RESERVED_ID: u32 = u32::MAX;
+
 struct PasswdEntry<'a> {
+    /// 1-based, for messages.
+    line: usize,
     name: &'a str,
     uid: u32,
     gid: u32,
@@ -27,19 +34,32 @@ struct PasswdEntry<'a> {
 }
 
 struct GroupEntry<'a> {
+    line: usize,
     name: &'a str,
     gid: u32,
     members: Vec<&'a str>,
 }
 
+/// The lines of a passwd or group file that libc would read: valid UTF-8 (a name we can
+/// compare), not comments. Others are skipped, as libc skips lines it cannot parse, so one
+/// broken line in an image never stops a container that does not need it.
+fn text_lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &str)> {
+    bytes
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .filter_map(|(i, line)| Some((i + 1, std::str::from_utf8(line).ok()?)))
+        .filter(|(_, line)| !line.starts_with('#'))
+}
+
 /// Lines of `name:x:uid:gid:gecos:home:shell`; malformed lines are skipped, as libc does.
-fn passwd_entries(text: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
-    text.lines().filter_map(|line| {
-        let f: Vec<&str> = line.split(':').collect();
-        if f.len() < 7 || line.starts_with('#') {
+fn passwd_entries(bytes: &[u8]) -> impl Iterator<Item = PasswdEntry<'_>> {
+    text_lines(bytes).filter_map(|(line, text)| {
+        let f: Vec<&str> = text.split(':').collect();
+        if f.len() < 7 {
             return None;
         }
         Some(PasswdEntry {
+            line,
             name: f[0],
             uid: f[2].parse().ok()?,
             gid: f[3].parse().ok()?,
@@ -49,13 +69,14 @@ fn passwd_entries(text: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
 }
 
 /// Lines of `name:x:gid:member,member`.
-fn group_entries(text: &str) -> impl Iterator<Item = GroupEntry<'_>> {
-    text.lines().filter_map(|line| {
-        let f: Vec<&str> = line.split(':').collect();
-        if f.len() < 4 || line.starts_with('#') {
+fn group_entries(bytes: &[u8]) -> impl Iterator<Item = GroupEntry<'_>> {
+    text_lines(bytes).filter_map(|(line, text)| {
+        let f: Vec<&str> = text.split(':').collect();
+        if f.len() < 4 {
             return None;
         }
         Some(GroupEntry {
+            line,
             name: f[0],
             gid: f[2].parse().ok()?,
             members: f[3]
@@ -67,16 +88,43 @@ fn group_entries(text: &str) -> impl Iterator<Item = GroupEntry<'_>> {
     })
 }
 
-fn parse_id(s: &str) -> Option<u32> {
-    // u32::MAX is (uid_t)-1, which means "unchanged" to setresuid: never a real id.
-    s.parse::<u32>().ok().filter(|&n| n != u32::MAX)
+/// A numeric `--user` part: `None` when it is a name, an error when it is a number no process
+/// can have (beyond 32 bits, or the reserved `(uid_t)-1`).
+fn parse_id(s: &str, what: &str, spec: &str) -> Result<Option<u32>> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(None);
+    }
+    match s.parse::<u32>() {
+        Ok(n) if n != RESERVED_ID => Ok(Some(n)),
+        _ => bail!(
+            "invalid --user {spec:?}: {what} {s} is out of range: ids go from 0 to {} \
+             ({RESERVED_ID} is reserved: the kernel reads it as \"unchanged\")",
+            RESERVED_ID - 1
+        ),
+    }
+}
+
+/// Fails, naming the file and line, when an id taken from the rootfs is the reserved one.
+fn check_file_id(id: u32, what: &str, name: &str, file: &str, line: usize) -> Result<()> {
+    if id == RESERVED_ID {
+        bail!(
+            "the rootfs's {file} line {line}: {name:?} has {what} {id}, which the kernel reserves \
+             (setresuid/setresgid read it as \"unchanged\", which would keep root): fix that \
+             entry of the image"
+        );
+    }
+    Ok(())
 }
 
 /// Resolves `--user NAME|UID[:GROUP|GID]` against the rootfs's passwd and group files
 /// (`None` when the rootfs has no such file). Without `--user`: 65534:65534, no other groups.
-pub fn resolve(user: Option<&str>, passwd: Option<&str>, group: Option<&str>) -> Result<Identity> {
-    let passwd = passwd.unwrap_or("");
-    let group = group.unwrap_or("");
+pub fn resolve(
+    user: Option<&str>,
+    passwd: Option<&[u8]>,
+    group: Option<&[u8]>,
+) -> Result<Identity> {
+    let passwd = passwd.unwrap_or(b"");
+    let group = group.unwrap_or(b"");
     let Some(spec) = user else {
         let entry = passwd_entries(passwd).find(|e| e.uid == NOBODY);
         return Ok(Identity {
@@ -94,12 +142,21 @@ pub fn resolve(user: Option<&str>, passwd: Option<&str>, group: Option<&str>) ->
     if user_part.is_empty() || group_part == Some("") {
         bail!("invalid --user {spec:?}: use NAME, UID, NAME:GROUP or UID:GID");
     }
+    let numeric_uid = parse_id(user_part, "uid", spec)?;
+    let numeric_gid = group_part
+        .map(|g| parse_id(g, "gid", spec))
+        .transpose()?
+        .flatten();
 
-    let entry = passwd_entries(passwd).find(|e| match parse_id(user_part) {
+    let entry = passwd_entries(passwd).find(|e| match numeric_uid {
         Some(uid) => e.uid == uid,
         None => e.name == user_part,
     });
-    let (uid, mut gid, home, name) = match (&entry, parse_id(user_part)) {
+    if let Some(e) = &entry {
+        check_file_id(e.uid, "uid", e.name, "/etc/passwd", e.line)?;
+        check_file_id(e.gid, "gid", e.name, "/etc/passwd", e.line)?;
+    }
+    let (uid, mut gid, home, name) = match (&entry, numeric_uid) {
         (Some(e), _) => (e.uid, e.gid, e.home.to_string(), Some(e.name.to_string())),
         // A numeric uid needs no entry (as in docker); it gets nogroup, the least privileged.
         (None, Some(uid)) => (uid, NOBODY, "/".to_string(), None),
@@ -109,26 +166,29 @@ pub fn resolve(user: Option<&str>, passwd: Option<&str>, group: Option<&str>) ->
         ),
     };
     if let Some(g) = group_part {
-        gid = match parse_id(g) {
+        gid = match numeric_gid {
             Some(gid) => gid,
-            None => group_entries(group)
-                .find(|e| e.name == g)
-                .map(|e| e.gid)
-                .with_context(|| {
-                    format!(
-                        "unknown group {g:?}: no such name in the rootfs's /etc/group; \
+            None => {
+                let e = group_entries(group)
+                    .find(|e| e.name == g)
+                    .with_context(|| {
+                        format!(
+                            "unknown group {g:?}: no such name in the rootfs's /etc/group; \
                          add it there or give a numeric GID"
-                    )
-                })?,
+                        )
+                    })?;
+                check_file_id(e.gid, "gid", e.name, "/etc/group", e.line)?;
+                e.gid
+            }
         };
     }
-    let mut groups: Vec<u32> = match &name {
-        Some(n) => group_entries(group)
-            .filter(|e| e.members.contains(&n.as_str()))
-            .map(|e| e.gid)
-            .collect(),
-        None => vec![],
-    };
+    let mut groups = vec![];
+    if let Some(n) = &name {
+        for e in group_entries(group).filter(|e| e.members.contains(&n.as_str())) {
+            check_file_id(e.gid, "gid", e.name, "/etc/group", e.line)?;
+            groups.push(e.gid);
+        }
+    }
     groups.sort_unstable();
     groups.dedup();
     Ok(Identity {
@@ -169,7 +229,7 @@ mod tests {
         nogroup:x:65534:\n";
 
     fn res(u: Option<&str>) -> Result<Identity> {
-        resolve(u, Some(PASSWD), Some(GROUP))
+        resolve(u, Some(PASSWD.as_bytes()), Some(GROUP.as_bytes()))
     }
 
     #[test]
@@ -229,5 +289,92 @@ mod tests {
         }
         // No passwd file at all: names cannot be resolved.
         assert!(resolve(Some("web"), None, None).is_err());
+    }
+
+    #[test]
+    fn the_reserved_id_is_refused_from_the_flag_with_its_range() {
+        for (bad, what) in [
+            ("4294967295", "uid 4294967295 is out of range"),
+            ("4294967296", "uid 4294967296 is out of range"),
+            ("99999999999999999999", "is out of range"),
+            ("0:4294967295", "gid 4294967295 is out of range"),
+            ("web:4294967295", "gid 4294967295 is out of range"),
+        ] {
+            let e = res(Some(bad)).unwrap_err().to_string();
+            assert!(e.contains(what) && e.contains("reserved"), "{bad}: {e}");
+            assert!(!e.contains("unknown user"), "{bad}: {e}");
+        }
+        // 65535, the legacy overflow id, is an ordinary id.
+        assert_eq!(
+            res(Some("65535:65535")).map(|i| (i.uid, i.gid)).unwrap(),
+            (65535, 65535)
+        );
+    }
+
+    #[test]
+    fn a_reserved_id_in_the_files_is_refused_naming_file_and_line() {
+        let passwd = b"root:x:0:0::/root:/bin/sh\n\
+            app:x:4294967295:1000::/app:/bin/sh\n\
+            app2:x:1002:4294967295::/app:/bin/sh\n\
+            ok:x:1003:1003::/ok:/bin/sh\n";
+        let group = b"evil:x:4294967295:ok\nstaff:x:50:\n";
+        let r = |u: &str, g: &[u8]| {
+            resolve(Some(u), Some(passwd), Some(g))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = r("app", b"");
+        assert!(
+            e.contains("/etc/passwd line 2") && e.contains("uid 4294967295"),
+            "{e}"
+        );
+        let e = r("app2", b"");
+        assert!(
+            e.contains("/etc/passwd line 3") && e.contains("gid 4294967295"),
+            "{e}"
+        );
+        // A supplementary group of the user, and one asked for by name.
+        let e = r("ok", group);
+        assert!(
+            e.contains("/etc/group line 1") && e.contains("\"evil\""),
+            "{e}"
+        );
+        let e = r("root:evil", group);
+        assert!(e.contains("/etc/group line 1"), "{e}");
+        // Entries nobody asked for are no obstacle.
+        assert_eq!(
+            resolve(Some("root"), Some(passwd), Some(b"staff:x:50:\n"))
+                .unwrap()
+                .uid,
+            0
+        );
+        assert_eq!(
+            resolve(None, Some(passwd), Some(group)).unwrap().uid,
+            NOBODY
+        );
+    }
+
+    #[test]
+    fn lines_that_are_not_utf8_are_skipped_as_libc_would() {
+        let passwd = b"root:x:0:0::/root:/bin/sh\n\
+            br\xffoken:x:1000:1000::/home/\xfe:/bin/sh\n\
+            nobody:x:65534:65534::/nonexistent:/bin/sh\n";
+        let id = resolve(None, Some(passwd), None).unwrap();
+        assert_eq!((id.uid, id.home.as_str()), (NOBODY, "/nonexistent"));
+        assert_eq!(resolve(Some("root"), Some(passwd), None).unwrap().uid, 0);
+        // The broken line matches nothing: its name and uid are not seen.
+        let e = resolve(Some("broken"), Some(passwd), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown user"), "{e}");
+        let id = resolve(Some("1000"), Some(passwd), None).unwrap();
+        assert_eq!((id.gid, id.home.as_str()), (NOBODY, "/"));
+        let group = b"g\xff:x:1:root\nstaff:x:50:root\n";
+        assert_eq!(
+            resolve(Some("root"), Some(passwd), Some(group))
+                .unwrap()
+                .groups,
+            vec![50]
+        );
     }
 }

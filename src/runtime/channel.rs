@@ -55,11 +55,23 @@ impl ParentEnd {
         let _ = nix::unistd::close(self.report.as_raw_fd());
     }
 
-    /// Lets the child start its setup.
+    /// Lets the child start its setup. A child that failed before it could read "go" (its
+    /// keyring could not be made, say) has closed its end: the write then fails with EPIPE,
+    /// and what counts is the child's own report of why, which is returned instead.
     pub fn send_go(&self) -> Result<()> {
         (&self.go)
             .write_all(b"g")
             .context("signalling the container to start")
+            .map_err(|e| self.child_failure_or(e))
+    }
+
+    /// The failure the child reported, if it reported one, else `ours`. Reads the report to
+    /// its end: only for a child that is gone or going (exited, or killed by the caller).
+    pub fn child_failure_or(&self, ours: anyhow::Error) -> anyhow::Error {
+        match read_report(&self.report, |_, _| {}) {
+            Err(theirs) if theirs.is::<StatusError>() => theirs,
+            _ => ours,
+        }
     }
 
     /// Waits until the child has exec'd CMD (`Ok`) or failed (`Err` carrying its status),
@@ -149,4 +161,45 @@ pub fn read_report(from: &File, mut on_step: impl FnMut(&str, &str)) -> Result<(
         bail!("the container's first process died during its setup (killed, or out of memory?)");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_that_fails_before_go_is_heard_not_the_broken_pipe() {
+        let (parent, child) = pair().unwrap();
+        // The child's setup fails before it waits for "go": it reports and is gone.
+        child.report_failure(125, "keyctl(JOIN_SESSION_KEYRING): quota full");
+        drop(child);
+        let err = parent.send_go().unwrap_err();
+        let text = format!("{err:#}");
+        assert_eq!(text, "keyctl(JOIN_SESSION_KEYRING): quota full");
+        assert!(!text.contains("Broken pipe"), "{text}");
+        assert_eq!(crate::runtime::status::code_of(&err), 125);
+    }
+
+    #[test]
+    fn a_child_that_dies_silently_leaves_the_parents_own_error() {
+        let (parent, child) = pair().unwrap();
+        drop(child);
+        let text = format!("{:#}", parent.send_go().unwrap_err());
+        assert!(text.contains("signalling the container to start"), "{text}");
+    }
+
+    #[test]
+    fn steps_and_the_started_line_make_a_start() {
+        let (parent, child) = pair().unwrap();
+        parent.send_go().unwrap();
+        child.wait_for_go().unwrap();
+        child.report_step("mounts", "a\nb");
+        child.report_exec();
+        drop(child);
+        let mut seen = vec![];
+        parent
+            .wait_for_exec(|n, t| seen.push(format!("{n}={t}")))
+            .unwrap();
+        assert_eq!(seen, ["mounts=a\nb"]);
+    }
 }

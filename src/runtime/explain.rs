@@ -23,6 +23,48 @@ const STEPS: [&str; 9] = [
 /// The namespaces a container has, as `/proc/PID/ns` names them.
 pub const NAMESPACES: [&str; 6] = ["mnt", "pid", "uts", "ipc", "net", "cgroup"];
 
+/// Text fit for a terminal: control characters (ESC, BEL, CR, the C1 set...) become visible
+/// escapes such as `\x1b`, so that no text a container chose (a mount source, a command, a
+/// file name quoted in an error) can move the cursor, retitle the window or type into the
+/// caller's shell. Newlines and tabs stay: they are layout, and harmless.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        push_printable(&mut out, c);
+    }
+    out.into()
+}
+
+/// The same for bytes that may not be UTF-8: a byte that is not part of a character shows as
+/// `\xNN`.
+pub fn printable_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            push_printable(&mut out, c);
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+fn needs_escape(c: char) -> bool {
+    c.is_control() && c != '\n' && c != '\t'
+}
+
+fn push_printable(out: &mut String, c: char) {
+    match c {
+        c if !needs_escape(c) => out.push(c),
+        c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+        c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+    }
+}
+
 /// Prints one step: `[3/9] mounts      TEXT`, continuation lines aligned under TEXT.
 pub fn print(step: &str, text: &str) {
     let n = STEPS.iter().position(|s| *s == step).map_or(0, |i| i + 1);
@@ -151,5 +193,31 @@ pub fn privileges() -> String {
     match (kept, nnp) {
         (Ok(kept), Ok(nnp)) => format!("capabilities: {kept} of {all} kept; no_new_privs={nnp}"),
         _ => "capabilities unreadable".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_become_visible_escapes() {
+        assert_eq!(
+            printable("plain text\tand\nlines"),
+            "plain text\tand\nlines"
+        );
+        assert_eq!(
+            printable("\x1b]0;pwned\x07\x1b[31mred\r"),
+            "\\x1b]0;pwned\\x07\\x1b[31mred\\x0d"
+        );
+        // The 8-bit CSI, which some terminals obey, and DEL.
+        assert_eq!(printable("a\u{9b}2Jb\x7f"), "a\\u{9b}2Jb\\x7f");
+        assert_eq!(printable("é ✓"), "é ✓");
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_shown_as_hex() {
+        assert_eq!(printable_bytes(b"ok\xff\xfe/\x1b"), "ok\\xff\\xfe/\\x1b");
+        assert_eq!(printable_bytes("é".as_bytes()), "é");
     }
 }

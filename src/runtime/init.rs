@@ -141,6 +141,14 @@ fn join_new_session_keyring() -> Result<()> {
     match Errno::result(rc) {
         // A kernel without keys has nothing to leak.
         Ok(_) | Err(Errno::ENOSYS) => Ok(()),
+        // Keyrings count against a quota per uid, shared with every session of that uid.
+        Err(Errno::EDQUOT) => bail!(
+            "keyctl(JOIN_SESSION_KEYRING): the session keyring quota of uid {} is full (see \
+             /proc/key-users): a container needs one keyring; remove unused keys (keyctl \
+             purge, or end the sessions holding them) or raise kernel.keys.root_maxkeys / \
+             maxkeys",
+            nix::unistd::getuid()
+        ),
         Err(e) => Err(e).context("keyctl(JOIN_SESSION_KEYRING)"),
     }
 }

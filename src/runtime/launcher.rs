@@ -10,7 +10,7 @@ use nix::fcntl::OFlag;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{pipe2, ForkResult, Pid};
 
-use crate::kernel::cgroup::{self, human_bytes, CgroupRecord, ContainerCgroup, Placement};
+use crate::kernel::cgroup::{self, human_bytes, ContainerCgroup, Placement};
 use crate::kernel::namespaces;
 use crate::kernel::net::PublishedPorts;
 use crate::model::spec::ContainerSpec;
@@ -79,6 +79,12 @@ fn run_detached(
     match unsafe { nix::unistd::fork() }.context("fork() of the container's supervisor")? {
         ForkResult::Parent { child } => {
             drop(ready_w);
+            // The child answers for the container from now on (it records itself too, but
+            // this process may be killed first: the sweep must not take the container for an
+            // orphan of ours).
+            if let Ok(me) = ProcessRef::of(child.as_raw()) {
+                let _ = store.update(&state.id, |s| s.supervisor = Some(me));
+            }
             let started = channel::read_report(&File::from(ready_r), |_, _| {});
             if started.is_err() {
                 let _ = nix::sys::wait::waitpid(child, None);
@@ -193,14 +199,13 @@ fn supervise(
         parent: spec.cgroup_parent.clone(),
         id: spec.id.clone(),
     };
-    let cgroup = cgroup::create(&place, &spec.limits)?;
-    if let Some(cg) = &cgroup {
-        let record = CgroupRecord {
-            driver: cg.driver().into(),
-            paths: cg.paths(),
-        };
+    let plan = cgroup::plan(&place, &spec.limits)?;
+    // Recorded before it is made: a minibox killed right after the mkdir leaves a group that
+    // `rm` and the sweep of the next minibox command find.
+    if let Some(record) = plan.record() {
         store.update(&state.id, |s| s.cgroup = Some(record))?;
     }
+    let cgroup = plan.create()?;
     if spec.explain {
         explain::print("cgroup", &explain_cgroup(cgroup.as_deref()));
     }
@@ -329,8 +334,15 @@ fn admit(
     explain: bool,
 ) -> Result<()> {
     if let Some(cg) = cgroup {
-        cg.add(pid)
-            .with_context(|| format!("moving the container into {}", cg.path().display()))?;
+        let placed = cg
+            .add(pid)
+            .with_context(|| format!("moving the container into {}", cg.path().display()));
+        if let Err(e) = placed {
+            // The child may have failed first (its report says why; ESRCH here only echoes
+            // its death): stop it, then hear it out.
+            let _ = kill(pid, Signal::SIGKILL);
+            return Err(parent.child_failure_or(e));
+        }
     }
     parent.send_go()?;
     parent.wait_for_exec(|step, text| {

@@ -25,6 +25,8 @@ pub const DEFAULT_ROOT: &str = "/run/minibox";
 
 const STATE_FILE: &str = "state.json";
 const LOCK_FILE: &str = "lock";
+/// The prefix of a container directory being removed.
+const REMOVING: &str = ".removing-";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -80,22 +82,62 @@ pub struct ProcessRef {
 impl ProcessRef {
     /// The running process with this pid, as it is now.
     pub fn of(pid: i32) -> Result<ProcessRef> {
-        let start_time = start_time(pid).with_context(|| format!("reading /proc/{pid}/stat"))?;
+        let (start_time, _) = stat(pid).with_context(|| format!("reading /proc/{pid}/stat"))?;
         Ok(ProcessRef { pid, start_time })
     }
 
-    /// True while this very process lives (not another one that got its pid).
+    /// True while this very process lives (not another one that got its pid). A zombie has
+    /// ended: it only waits for its parent to read its status.
     pub fn is_alive(&self) -> bool {
-        start_time(self.pid).is_some_and(|t| t == self.start_time)
+        stat(self.pid).is_some_and(|(t, state)| t == self.start_time && !matches!(state, 'Z' | 'X'))
+    }
+
+    /// Sends `sig` to this very process, if it still lives: through a pidfd, checked after it
+    /// is opened, so a recycled pid is never signalled. `Ok(false)` when it is gone.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) -> Result<bool> {
+        // SAFETY: pidfd_open takes two integers and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, self.pid, 0) };
+        let fd = match nix::errno::Errno::result(fd) {
+            Ok(fd) => {
+                // SAFETY: the kernel just gave us this descriptor; nothing else owns it.
+                unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) }
+            }
+            Err(nix::errno::Errno::ESRCH) => return Ok(false),
+            Err(e) => return Err(e).with_context(|| format!("pidfd_open({})", self.pid)),
+        };
+        // The descriptor names whatever process had the pid when it was opened: that it is
+        // ours is checked now, when it can no longer change.
+        if !self.is_alive() {
+            return Ok(false);
+        }
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid pidfd, a signal number, no siginfo (NULL), no flags.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd.as_raw_fd(),
+                sig as i32,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        match nix::errno::Errno::result(rc) {
+            Ok(_) => Ok(true),
+            Err(nix::errno::Errno::ESRCH) => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("sending {sig} to pid {}", self.pid)),
+        }
     }
 }
 
-/// Field 22 of /proc/PID/stat; the command name (field 2) may hold spaces and parentheses.
-fn start_time(pid: i32) -> Option<u64> {
+/// Fields 22 (start time) and 3 (state: `Z` for a zombie) of /proc/PID/stat; the command
+/// name (field 2) may hold spaces and parentheses.
+fn stat(pid: i32) -> Option<(u64, char)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_comm = &stat[stat.rfind(')')? + 1..];
-    // Fields 3.. follow; field 22 is the 20th of them.
-    after_comm.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // Fields 4.. follow; field 22 is the 19th of them.
+    let start_time = fields.nth(18)?.parse().ok()?;
+    Some((start_time, state))
 }
 
 pub fn now_ms() -> u64 {
@@ -132,19 +174,28 @@ impl ContainerState {
         &self.id[..SHORT_ID_LEN.min(self.id.len())]
     }
 
-    /// The status as it really is: a container recorded as running whose processes are gone
-    /// (its supervisor was killed before it could write the exit) has exited, how is unknown.
+    /// The status as it really is. A container runs only while both its supervisor and its
+    /// first process live: one whose process has ended (a zombie its supervisor has not read
+    /// yet) or whose supervisor is gone (killed before it could write the exit; what is left
+    /// of the container is the sweep's to kill) has exited, how is unknown.
     pub fn observed(mut self) -> ContainerState {
         if self.status != Status::Exited {
-            let supervisor_alive = self.supervisor.is_some_and(|s| s.is_alive());
-            let container_alive = self.pid.is_some_and(|p| p.is_alive());
-            let starting = self.status == Status::Created && supervisor_alive;
-            if !(starting || supervisor_alive || container_alive) {
+            let supervisor_alive = self.supervisor_alive();
+            let live = match self.status {
+                Status::Created => supervisor_alive,
+                _ => supervisor_alive && self.pid.is_some_and(|p| p.is_alive()),
+            };
+            if !live {
                 self.status = Status::Exited;
                 self.exit_code = None;
             }
         }
         self
+    }
+
+    /// True while the minibox process that answers for the container lives.
+    pub fn supervisor_alive(&self) -> bool {
+        self.supervisor.is_some_and(|s| s.is_alive())
     }
 
     pub fn is_running(&self) -> bool {
@@ -177,6 +228,99 @@ fn lock_file(path: &Path) -> Result<Lock> {
     file.lock()
         .with_context(|| format!("locking {}", path.display()))?;
     Ok(Lock(file))
+}
+
+/// The same lock, if no one holds it now.
+fn try_lock_file(path: &Path) -> Result<Option<Lock>> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("opening lock {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(Lock(file))),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
+/// "no such container" when `err` is a directory that vanished (removed meanwhile).
+fn gone_or(err: anyhow::Error, id: &str) -> anyhow::Error {
+    let gone = err
+        .root_cause()
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == ErrorKind::NotFound);
+    if gone {
+        anyhow::anyhow!("no such container: {id}")
+    } else {
+        err
+    }
+}
+
+/// Where `path` is or would be once created: its nearest existing ancestor, resolved (symlinks
+/// and `..` followed by the kernel), with the missing components after it.
+pub fn resolve_future(path: &Path) -> Result<PathBuf> {
+    let mut existing = path.to_path_buf();
+    let mut missing = vec![];
+    while !existing.exists() {
+        match (existing.file_name(), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                missing.push(name.to_os_string());
+                existing = parent.to_path_buf();
+            }
+            _ => break,
+        }
+        if existing.as_os_str().is_empty() {
+            existing = PathBuf::from(".");
+        }
+    }
+    let mut resolved = existing
+        .canonicalize()
+        .with_context(|| format!("resolving {}", existing.display()))?;
+    resolved.extend(missing.iter().rev());
+    Ok(resolved)
+}
+
+/// `--root` must be a plain directory: in a kernel filesystem (cgroup, proc, sys...) a `mkdir`
+/// is no directory but a kernel object (a new cgroup), and the files there are the kernel's.
+/// Returns where the root is, resolved.
+pub fn check_root(root: &Path) -> Result<PathBuf> {
+    use nix::sys::statfs::{statfs, FsType};
+    let resolved = resolve_future(root)?;
+    let mut existing = resolved.as_path();
+    while !existing.exists() {
+        existing = existing.parent().unwrap_or(Path::new("/"));
+    }
+    let kind = statfs(existing)
+        .with_context(|| format!("statfs {}", existing.display()))?
+        .filesystem_type();
+    // (linux/magic.h; nix lacks some of them)
+    let kernel_filesystems: [(i64, &str); 9] = [
+        (0x0027_e0eb, "a cgroup filesystem"),
+        (0x6367_7270, "a cgroup2 filesystem"),
+        (0x9fa0, "/proc"),
+        (0x6265_6572, "sysfs"),
+        (0x6462_6720, "debugfs"),
+        (0x7472_6163, "tracefs"),
+        (0x7363_6673, "securityfs"),
+        (0xcafe_4a11, "the bpf filesystem"),
+        (0x6265_6570, "configfs"),
+    ];
+    if let Some((_, what)) = kernel_filesystems
+        .iter()
+        .find(|(magic, _)| FsType(*magic as _) == kind)
+    {
+        bail!(
+            "--root {} is inside {what}, where directories are kernel objects: give --root a \
+             directory on an ordinary filesystem (default {DEFAULT_ROOT})",
+            root.display()
+        );
+    }
+    Ok(resolved)
 }
 
 impl Store {
@@ -257,7 +401,42 @@ impl Store {
         if !dir.is_dir() {
             bail!("no such container: {id}");
         }
-        lock_file(&dir.join(LOCK_FILE))
+        lock_file(&dir.join(LOCK_FILE)).map_err(|e| gone_or(e, id))
+    }
+
+    /// The container's lock, unless someone holds it (`None`), or the container is gone.
+    pub fn try_lock(&self, id: &str) -> Result<Option<Lock>> {
+        let dir = self.dir(id);
+        if !dir.is_dir() {
+            bail!("no such container: {id}");
+        }
+        try_lock_file(&dir.join(LOCK_FILE)).map_err(|e| gone_or(e, id))
+    }
+
+    /// Removes the directories a minibox killed in the middle of `create` left without a
+    /// state file. Under the root's lock, which `create` holds from its `mkdir` to its write,
+    /// so a container being created is never taken for one; skipped when the lock is busy.
+    pub fn remove_incomplete(&self) -> Result<()> {
+        let Some(_lock) = try_lock_file(&self.root.join(LOCK_FILE))? else {
+            return Ok(());
+        };
+        let entries =
+            fs::read_dir(&self.root).with_context(|| format!("listing {}", self.root.display()))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_record = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+            if is_record && entry.path().is_dir() && !entry.path().join(STATE_FILE).exists() {
+                self.remove(&name)?;
+            }
+            // What a killed `remove` left; an `rm` still at it may be quicker (NotFound).
+            if name.starts_with(REMOVING) && entry.path().is_dir() {
+                let pid = name.rsplit('.').next().and_then(|p| p.parse::<i32>().ok());
+                if !pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists()) {
+                    let _ = fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn load(&self, id: &str) -> Result<ContainerState> {
@@ -314,13 +493,43 @@ impl Store {
         }
     }
 
-    /// Deletes a container's directory (state, logs, lock).
+    /// The container as it really is (see `ContainerState::observed`), after giving a live
+    /// supervisor a moment to record the end of a first process that has just ended (a
+    /// zombie it has not read yet), so that the exit code is shown rather than "unknown".
+    pub fn settled(&self, c: ContainerState) -> ContainerState {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(250);
+        let mut c = c;
+        while c.status == Status::Running
+            && c.supervisor_alive()
+            && !c.pid.is_some_and(|p| p.is_alive())
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            match self.load(&c.id) {
+                Ok(now) => c = now,
+                Err(_) => break,
+            }
+        }
+        c.observed()
+    }
+
+    /// Deletes a container's directory (state, logs, lock). It is first renamed out of the
+    /// way (atomically): no other minibox can find it, lock it, or create its lock file anew
+    /// while its files go.
     pub fn remove(&self, id: &str) -> Result<()> {
         let dir = self.dir(id);
-        match fs::remove_dir_all(&dir) {
+        let doomed = self
+            .root
+            .join(format!("{REMOVING}{id}.{}", std::process::id()));
+        match fs::rename(&dir, &doomed) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("removing {}", dir.display())),
+        }
+        match fs::remove_dir_all(&doomed) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("removing {}", dir.display())),
+            Err(e) => Err(e).with_context(|| format!("removing {}", doomed.display())),
         }
     }
 }
@@ -437,5 +646,20 @@ mod tests {
         let seen = s.observed();
         assert_eq!(seen.status, Status::Exited);
         assert_eq!(seen.exit_code, None);
+    }
+
+    #[test]
+    fn a_container_whose_supervisor_is_gone_is_never_running() {
+        let mut s = ContainerState::new(&spec('a', None), "x".into(), true);
+        s.status = Status::Running;
+        // The container lives (this test process stands for it); its supervisor does not.
+        s.pid = Some(ProcessRef::of(std::process::id() as i32).unwrap());
+        s.supervisor = Some(ProcessRef {
+            pid: i32::MAX,
+            start_time: 1,
+        });
+        assert_eq!(s.clone().observed().status, Status::Exited);
+        s.supervisor = s.pid;
+        assert_eq!(s.observed().status, Status::Running);
     }
 }

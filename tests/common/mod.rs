@@ -315,3 +315,102 @@ pub fn read_line(reader: &mut impl std::io::BufRead) -> String {
     reader.read_line(&mut line).expect("read line");
     line.trim_end().to_string()
 }
+
+/// Where minibox puts the groups of `--cgroup-parent PARENT` on this host, one directory per
+/// hierarchy: `<cgroup2 root>/PARENT` when the unified hierarchy offers memory, cpu and pids,
+/// else `<this process's group>/PARENT` in each cgroup v1 hierarchy of memory, cpu, cpuacct
+/// and pids (minibox, our child, starts in our groups).
+pub fn minibox_cgroup_parents(parent: &str) -> Vec<PathBuf> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let mounts: Vec<(String, String, PathBuf)> = mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (fields, after) = line.split_once(" - ")?;
+            let f: Vec<&str> = fields.split(' ').collect();
+            let a: Vec<&str> = after.split(' ').collect();
+            let options = if a.first() == Some(&"cgroup2") {
+                "cgroup2".to_string()
+            } else if a.first() == Some(&"cgroup") {
+                a.get(2)?.to_string()
+            } else {
+                return None;
+            };
+            Some((options, f.get(3)?.to_string(), PathBuf::from(f.get(4)?)))
+        })
+        .collect();
+    if let Some((_, _, point)) = mounts.iter().find(|(o, _, _)| o == "cgroup2") {
+        let have = fs::read_to_string(point.join("cgroup.controllers")).unwrap_or_default();
+        if ["memory", "cpu", "pids"]
+            .iter()
+            .all(|c| have.split_whitespace().any(|h| h == *c))
+        {
+            return vec![point.join(parent)];
+        }
+    }
+    let own = fs::read_to_string("/proc/self/cgroup").expect("/proc/self/cgroup");
+    let mut dirs = Vec::new();
+    for controller in ["memory", "cpu", "cpuacct", "pids"] {
+        let Some((_, root, point)) = mounts
+            .iter()
+            .find(|(o, _, _)| o.split(',').any(|c| c == controller))
+        else {
+            continue;
+        };
+        let Some(rel) = own.lines().find_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let (_, list, path) = (parts.next()?, parts.next()?, parts.next()?);
+            list.split(',').any(|c| c == controller).then_some(path)
+        }) else {
+            continue;
+        };
+        let below = rel.strip_prefix(root.as_str()).unwrap_or(rel);
+        let dir = point.join(below.trim_start_matches('/')).join(parent);
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    dirs
+}
+
+/// The groups below `dir` (not `dir` itself), if it exists.
+pub fn groups_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.filter_map(|e| e.ok()) {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                out.push(e.path());
+                stack.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// True while `pid` is a process that has not ended (not a zombie waiting to be reaped).
+pub fn process_lives(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        let state = s
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().next());
+        !matches!(state, None | Some("Z") | Some("X"))
+    })
+}
+
+/// The live processes whose command line is exactly `argv`.
+pub fn processes_running(argv: &[&str]) -> Vec<u32> {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+        .filter(|pid| process_lives(*pid))
+        .collect()
+}

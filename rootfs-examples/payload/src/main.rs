@@ -137,6 +137,8 @@ const COMMANDS: &[Command] = &[
     Command { name: "exit", args: &["N"], help: "exit with status N", run: process::exit_with },
     Command { name: "kill-self", args: &["SIG"], help: "raise SIG with its default action; exit 99 if alive", run: process::kill_self },
     Command { name: "sleep", args: &["SECS"], help: "sleep (fractional) seconds", run: process::sleep },
+    Command { name: "mount-tmpfs", args: &["SOURCE", "TARGET", "SECS"], help: "mount a tmpfs named SOURCE on TARGET, print mounted, sleep SECS", run: process::mount_tmpfs },
+    Command { name: "setfsuid", args: &["UID", "SECS"], help: "set the fsuid (clears the parent-death signal), print fsuid=UID, sleep SECS", run: process::setfsuid_sleep },
     Command { name: "trap", args: &["N"], help: "print ready, then got NAME per signal; exit after N", run: process::trap },
     Command { name: "memhog", args: &["MB"], help: "allocate and touch MB MiB", run: process::memhog },
     Command { name: "memhold", args: &["MB", "SECS"], help: "allocate and touch MB MiB, keep it SECS", run: process::memhold },

@@ -92,6 +92,49 @@ pub fn sleep(args: &[&OsStr]) -> Result {
     Ok(())
 }
 
+/// `setfsuid UID SECS`: changes the filesystem uid (which, as any credential change, clears
+/// the parent-death signal), prints `fsuid=UID`, then sleeps SECS.
+pub fn setfsuid_sleep(args: &[&OsStr]) -> Result {
+    let uid: u32 = parse_arg("UID", args[0])?;
+    // SAFETY: setfsuid takes a plain integer and touches no memory of ours.
+    unsafe { libc::setfsuid(uid) };
+    // setfsuid reports nothing: read back what the kernel holds now.
+    // SAFETY: as above; -1 is never a valid fsuid, so this only queries.
+    let now = unsafe { libc::setfsuid(u32::MAX) };
+    if now as u32 != uid {
+        return Err(Error::Failed(format!("setfsuid({uid}) left fsuid {now}")));
+    }
+    outln!("fsuid={uid}")?;
+    sleep(&args[1..])
+}
+
+/// `mount-tmpfs SOURCE TARGET SECS`: mounts a tmpfs named SOURCE (any bytes: what a hostile
+/// container would show its runtime) on TARGET, prints `mounted`, then sleeps SECS.
+pub fn mount_tmpfs(args: &[&OsStr]) -> Result {
+    use std::os::unix::ffi::OsStrExt;
+    let cstr = |what: &str, a: &OsStr| {
+        std::ffi::CString::new(a.as_bytes())
+            .map_err(|_| Error::Usage(format!("{what} holds a NUL byte")))
+    };
+    let source = cstr("SOURCE", args[0])?;
+    let target = cstr("TARGET", args[1])?;
+    // SAFETY: every pointer is a NUL-terminated string that outlives the call; data is NULL.
+    let rc = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(Error::last_os("mount tmpfs"));
+    }
+    outln!("mounted")?;
+    sleep(&args[2..])
+}
+
 /// Write end of the self-pipe used by `trap`'s signal handler.
 static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
 

@@ -75,6 +75,8 @@ pub trait ContainerCgroup {
     fn settings(&self) -> Vec<(String, String)> {
         vec![]
     }
+    /// True while a process is in the group.
+    fn has_processes(&self) -> bool;
     /// Kills whatever still runs in the group, then removes it.
     fn destroy(&self) -> Result<()>;
 }
@@ -88,21 +90,66 @@ pub struct Placement {
     pub id: String,
 }
 
-/// Creates the container's group(s) with its limits, through the driver `choose` picks.
-/// `Ok(None)` when this host has no usable cgroup hierarchy and no limit was asked for: the
-/// container then runs without accounting.
-pub fn create(place: &Placement, limits: &Limits) -> Result<Option<Box<dyn ContainerCgroup>>> {
+/// The groups a container is to get, decided (driver and paths) before any is made.
+pub struct Plan {
+    driver: Driver,
+    place: Placement,
+    limits: Limits,
+}
+
+/// Decides where the container's group(s) go, through the driver `choose` picks, and checks
+/// the placement; makes nothing. A bad `--cgroup-parent` or a limit the host cannot enforce
+/// fails here.
+pub fn plan(place: &Placement, limits: &Limits) -> Result<Plan> {
     let v2 = v2::Hierarchy::find()?;
     // Only read when v2 will not do: a pure v2 host behaves exactly as before v1 existed.
     let v1 = match v2 {
         v2::Found::Usable(_) => None,
         v2::Found::Missing { .. } => Some(v1::Hierarchies::find()?),
     };
-    Ok(match choose(v2, v1, limits)? {
-        Driver::V2(h) => Some(Box::new(h.create(place, limits)?)),
-        Driver::V1(h) => Some(Box::new(h.create(place, limits)?)),
-        Driver::None => None,
-    })
+    let plan = Plan {
+        driver: choose(v2, v1, limits)?,
+        place: place.clone(),
+        limits: *limits,
+    };
+    plan.paths()?;
+    Ok(plan)
+}
+
+impl Plan {
+    fn paths(&self) -> Result<Vec<PathBuf>> {
+        match &self.driver {
+            Driver::V2(h) => Ok(vec![h.group_path(&self.place)?]),
+            Driver::V1(h) => h.group_paths(&self.place),
+            Driver::None => Ok(vec![]),
+        }
+    }
+
+    /// Where the groups will be, to be recorded *before* they are made: a minibox killed right
+    /// after its `mkdir` then leaves a group that `rm` and the sweep find. `None` when the
+    /// container gets no group.
+    pub fn record(&self) -> Option<CgroupRecord> {
+        let driver = match self.driver {
+            Driver::V2(_) => "cgroup v2",
+            Driver::V1(_) => "cgroup v1",
+            Driver::None => return None,
+        };
+        Some(CgroupRecord {
+            driver: driver.into(),
+            paths: self.paths().ok()?,
+        })
+    }
+
+    /// Makes the group(s) with the limits written. `Ok(None)` when this host has no usable
+    /// cgroup hierarchy and no limit was asked for: the container then runs without
+    /// accounting.
+    pub fn create(self) -> Result<Option<Box<dyn ContainerCgroup>>> {
+        Ok(match self.driver {
+            Driver::V2(h) => Some(Box::new(h.create(&self.place, &self.limits)?)),
+            Driver::V1(h) => Some(Box::new(h.create(&self.place, &self.limits)?)),
+            Driver::None => None,
+        })
+    }
 }
 
 /// The driver a container gets.

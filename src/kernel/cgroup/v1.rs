@@ -101,6 +101,20 @@ impl Hierarchies {
             .map(|(_, why)| why.as_str())
     }
 
+    /// Where `create` puts the container's groups: `<own>/<parent>/<id>` in every hierarchy.
+    pub fn group_paths(&self, place: &Placement) -> Result<Vec<PathBuf>> {
+        let parents = parent_components(&place.parent)?;
+        Ok(self
+            .found
+            .iter()
+            .map(|h| {
+                let mut path = h.own.clone();
+                path.extend(&parents);
+                path.join(&place.id)
+            })
+            .collect())
+    }
+
     /// Makes `<own>/<parent>/<id>` in every hierarchy and writes the limits. If any step fails,
     /// every group made so far is removed again, in reverse, so nothing is left behind.
     pub fn create(&self, place: &Placement, limits: &Limits) -> Result<Group> {
@@ -513,6 +527,10 @@ impl ContainerCgroup for Group {
                 .read_key("memory", "memory.oom_control", "oom_kill")
                 .unwrap_or(0),
         }
+    }
+
+    fn has_processes(&self) -> bool {
+        !self.processes().is_empty()
     }
 
     /// Kills what is left, removes every group (last made, first removed), then the parents

@@ -78,6 +78,22 @@ impl Hierarchy {
         Ok(group)
     }
 
+    /// Where `create` puts the container's group (`<root>/<parent>/<id>`), checking the parent.
+    pub fn group_path(&self, place: &Placement) -> Result<PathBuf> {
+        let mut dir = self.root.clone();
+        for part in place.parent.components() {
+            match part {
+                Component::Normal(name) => dir.push(name),
+                Component::RootDir | Component::CurDir => continue,
+                _ => bail!(
+                    "invalid --cgroup-parent {}: use a path below the cgroup root, without '..'",
+                    place.parent.display()
+                ),
+            }
+        }
+        Ok(dir.join(&place.id))
+    }
+
     /// Creates the parent groups that are missing and enables our controllers for the children
     /// of each, from the root down.
     fn prepare_parent(&self, parent: &Path) -> Result<PathBuf> {
@@ -242,6 +258,10 @@ impl ContainerCgroup for Group {
             cpu_usec: self.read_key("cpu.stat", "usage_usec"),
             oom_kills: self.read_key("memory.events", "oom_kill").unwrap_or(0),
         }
+    }
+
+    fn has_processes(&self) -> bool {
+        self.is_populated()
     }
 
     fn destroy(&self) -> Result<()> {
