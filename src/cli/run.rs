@@ -1,7 +1,7 @@
 //! `minibox run`'s flags become the container model: docker's defaults, then each flag checked
 //! and applied. A bad flag costs nothing and leaves nothing behind.
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Result};
 
@@ -55,6 +55,7 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
         std::env::var(k).ok()
     })?;
 
+    let cgroup_path = check_cgroup_parent(&args.cgroup_parent)?.join(&id);
     Ok(ContainerSpec {
         id,
         name: args.name.clone(),
@@ -67,11 +68,24 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
         capabilities,
         read_only: args.read_only,
         limits,
-        cgroup_parent: PathBuf::from(&args.cgroup_parent),
+        cgroup_path,
         network,
         ports,
         explain: args.explain,
     })
+}
+
+/// `--cgroup-parent`: a path of groups (a leading `/` changes nothing), never climbing out.
+fn check_cgroup_parent(parent: &str) -> Result<PathBuf> {
+    let mut clean = PathBuf::new();
+    for part in Path::new(parent).components() {
+        match part {
+            Component::Normal(name) => clean.push(name),
+            Component::RootDir | Component::CurDir => {}
+            _ => bail!("invalid --cgroup-parent {parent:?}: use a path of cgroups, without '..'"),
+        }
+    }
+    Ok(clean)
 }
 
 fn parse_limits(args: &RunArgs) -> Result<Limits> {

@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use nix::fcntl::OFlag;
@@ -185,8 +186,11 @@ fn supervise(
     }
     // The limits exist before any code of the container runs.
     let place = Placement {
-        parent: spec.cgroup_parent.clone(),
-        id: spec.id.clone(),
+        parent: spec.cgroup_path.parent().unwrap_or(Path::new("")).into(),
+        id: spec.cgroup_path.file_name().map_or_else(
+            || spec.id.clone(),
+            |leaf| leaf.to_string_lossy().into_owned(),
+        ),
     };
     let cgroup = cgroup::create(&place, &spec.limits)?;
     if let Some(cg) = &cgroup {

@@ -338,7 +338,7 @@ mod tests {
             capabilities: Default::default(),
             read_only: false,
             limits: Limits::default(),
-            cgroup_parent: "minibox".into(),
+            cgroup_path: "minibox/x".into(),
             network: Default::default(),
             ports: vec![],
             explain: false,
