@@ -62,11 +62,16 @@ fn main() {
 }
 
 fn dispatch(cli: Cli) -> Result<i32> {
+    // `spec` only describes a container: it needs no privileges and no state.
+    if let Command::Spec(args) = &cli.command {
+        return cli::spec::print(&args.args);
+    }
     require_root()?;
     let store = state::Store::open(&cli.root)?;
     match cli.command {
+        Command::Spec(_) => unreachable!("handled above"),
         Command::Run(args) => {
-            let spec = cli::run::spec_from_run_args(&args)?;
+            let spec = cli::run::container_from_run_args(&args)?;
             let opts = launcher::RunOptions {
                 detach: args.detach,
                 remove: args.rm,
@@ -107,13 +112,24 @@ fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal> {
 /// Help and version go to stdout with status 0; a usage error is one line and status 125, as
 /// docker's flag errors are.
 fn usage_error(e: clap::Error) -> i32 {
+    match usage_message(e) {
+        None => 0,
+        Some(message) => {
+            say!("minibox: {message}; see 'minibox --help'");
+            status::RUNTIME_FAILED
+        }
+    }
+}
+
+/// A clap error as one line; `None` for help and version, which it has printed.
+pub(crate) fn usage_message(e: clap::Error) -> Option<String> {
     use clap::error::ErrorKind;
     match e.kind() {
         ErrorKind::DisplayHelp
         | ErrorKind::DisplayVersion
         | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();
-            0
+            None
         }
         _ => {
             let text = e.render().to_string();
@@ -124,8 +140,7 @@ fn usage_error(e: clap::Error) -> i32 {
                 .lines()
                 .map(|l| l.trim().trim_start_matches("error: "))
                 .collect();
-            say!("minibox: {}; see 'minibox --help'", what.join(" "));
-            status::RUNTIME_FAILED
+            Some(what.join(" "))
         }
     }
 }

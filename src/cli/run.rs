@@ -1,5 +1,10 @@
 //! `minibox run`'s flags become the container model: docker's defaults, then each flag checked
 //! and applied. A bad flag costs nothing and leaves nothing behind.
+//!
+//! Both forms of `run` reach the launcher through the OCI description (see `model::oci`):
+//! `ROOTFS CMD` drafts a container from the flags and turns it into the config.json that
+//! `minibox spec` prints; `--bundle DIR ID` reads DIR/config.json. Either way
+//! `oci::container_from_spec` makes the one checked `ContainerSpec` the launcher sees.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -13,9 +18,47 @@ use crate::model::spec::{
     build_env, check_hostname, check_name, check_rootfs, check_workdir, new_id, read_in_rootfs,
     ContainerSpec, SHORT_ID_LEN,
 };
-use crate::model::user;
+use crate::model::{oci, user};
 
-/// Decides a container from `minibox run`'s arguments, checking each before anything is made.
+/// The container `minibox run` makes, from a bundle or from the flags; always through a `Spec`.
+pub fn container_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
+    let (oci, bundle, id, name) = match &args.bundle {
+        Some(dir) => {
+            let name = bundle_id(args)?;
+            (oci::load(dir)?, dir.clone(), new_id()?, Some(name))
+        }
+        None => {
+            let draft = spec_from_run_args(args)?;
+            let oci = oci::spec_from_container(&draft);
+            (oci, PathBuf::from("/"), draft.id, draft.name)
+        }
+    };
+    let checked = oci::container_from_spec(&oci, &bundle, &id)?;
+    Ok(ContainerSpec {
+        name,
+        explain: args.explain,
+        ..checked
+    })
+}
+
+/// `run --bundle DIR ID`: the OCI id becomes the container's name (ps, stop, logs find it by
+/// that); the program comes from config.json, never from the command line.
+fn bundle_id(args: &RunArgs) -> Result<String> {
+    if !args.command.is_empty() {
+        bail!(
+            "with --bundle, give only the container's ID after the flags (got {:?} too): the \
+             program to run is config.json's process.args",
+            args.command
+        );
+    }
+    let id = args.rootfs.to_string_lossy().into_owned();
+    check_name(&id).map_err(|_| {
+        anyhow::anyhow!("invalid container ID {id:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-]* is allowed")
+    })?;
+    Ok(id)
+}
+
+/// Drafts a container from `minibox run`'s flags, checking each before anything is made.
 pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
     let rootfs = check_rootfs(&args.rootfs)?;
     let id = new_id()?;
