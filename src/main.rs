@@ -66,6 +66,10 @@ fn main() {
 }
 
 fn dispatch(cli: Cli) -> Result<i32> {
+    // `spec` only describes a container: it needs no privileges and no state.
+    if let Command::Spec(args) = &cli.command {
+        return cli::spec::print(&args.args);
+    }
     require_root()?;
     let state_root = state::check_root(&cli.root)?;
     let command = match cli.command {
@@ -74,7 +78,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
     };
     let store = open_store(&cli.root)?;
     match command {
-        Command::Run(_) => unreachable!("handled above"),
+        Command::Spec(_) | Command::Run(_) => unreachable!("handled above"),
         Command::Ps { all, quiet, format } => lifecycle::ps(&store, all, quiet, format == "json"),
         Command::Stop { time, containers } => lifecycle::stop(&store, time, &containers),
         Command::Kill { signal, containers } => {
@@ -97,7 +101,7 @@ fn run(
     state_root: &std::path::Path,
     data_root: &std::path::Path,
 ) -> Result<i32> {
-    let spec = cli::run::spec_from_run_args(args)?;
+    let spec = cli::run::container_from_run_args(args)?;
     model::spec::check_rootfs_apart_from_state(&spec.rootfs, state_root)?;
     store::layers::check_apart(data_root, &spec.rootfs)?;
     let store = open_store(root)?;
@@ -136,13 +140,24 @@ fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal> {
 /// Help and version go to stdout with status 0; a usage error is one line and status 125, as
 /// docker's flag errors are.
 fn usage_error(e: clap::Error) -> i32 {
+    match usage_message(e) {
+        None => 0,
+        Some(message) => {
+            say!("minibox: {message}; see 'minibox --help'");
+            status::RUNTIME_FAILED
+        }
+    }
+}
+
+/// A clap error as one line; `None` for help and version, which it has printed.
+pub(crate) fn usage_message(e: clap::Error) -> Option<String> {
     use clap::error::ErrorKind;
     match e.kind() {
         ErrorKind::DisplayHelp
         | ErrorKind::DisplayVersion
         | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();
-            0
+            None
         }
         _ => {
             let text = e.render().to_string();
@@ -153,8 +168,7 @@ fn usage_error(e: clap::Error) -> i32 {
                 .lines()
                 .map(|l| l.trim().trim_start_matches("error: "))
                 .collect();
-            say!("minibox: {}; see 'minibox --help'", what.join(" "));
-            status::RUNTIME_FAILED
+            Some(what.join(" "))
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod inspect;
 pub mod lifecycle;
 pub mod run;
+pub mod spec;
 
 use std::path::PathBuf;
 
@@ -33,8 +34,11 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run CMD from ROOTFS in a new container.
+    /// Run CMD from ROOTFS in a new container (or, with --bundle DIR ID, the OCI bundle in DIR).
     Run(RunArgs),
+    /// Print the OCI config.json that `minibox run` with these flags would use (with no
+    /// arguments: a default config for a bundle whose rootfs is in `rootfs/`).
+    Spec(SpecArgs),
     /// List containers, with their limits and usage.
     Ps {
         /// Show all containers, exited ones too.
@@ -99,8 +103,42 @@ pub enum Command {
     },
 }
 
+/// `minibox spec`'s arguments: none, or `minibox run`'s (parsed by `SpecCli`, so that none at
+/// all is allowed while ROOTFS and CMD stay required once any is given).
+#[derive(Debug, Args)]
+#[command(disable_help_flag = true)]
+pub struct SpecArgs {
+    /// [RUN FLAGS] ROOTFS CMD... (see minibox spec --help)
+    #[arg(
+        value_name = "RUN ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub args: Vec<std::ffi::OsString>,
+}
+
+/// `minibox spec [RUN FLAGS] ROOTFS CMD...`
+#[derive(Debug, Parser)]
+#[command(
+    name = "minibox spec",
+    about = "Print the OCI config.json that `minibox run` with these flags would use; with no \
+             arguments, a default config for a bundle whose rootfs is in `rootfs/`."
+)]
+pub struct SpecCli {
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Run the OCI bundle in DIR (config.json and its rootfs), as `runc run` does; then give only
+    /// the container's ID (its name) after the flags.
+    #[arg(short = 'b', long, value_name = "DIR", conflicts_with_all = [
+        "name", "env", "hostname", "workdir", "user", "cap_add", "cap_drop", "read_only",
+        "network", "publish", "memory", "cpus", "pids_limit", "cgroup_parent",
+    ])]
+    pub bundle: Option<PathBuf>,
+
     /// Run in the background: print the container's id and return.
     #[arg(short, long)]
     pub detach: bool,
@@ -169,14 +207,14 @@ pub struct RunArgs {
     #[arg(long = "cgroup-parent", value_name = "PATH", default_value = "minibox")]
     pub cgroup_parent: String,
 
-    /// Directory holding the container's files; becomes its /.
+    /// Directory holding the container's files; becomes its /. With --bundle: the container's ID.
     #[arg(value_name = "ROOTFS")]
     pub rootfs: PathBuf,
 
     /// Program to run (a path inside ROOTFS) and its arguments.
     #[arg(
         value_name = "CMD",
-        required = true,
+        required_unless_present = "bundle",
         trailing_var_arg = true,
         allow_hyphen_values = true
     )]

@@ -1,7 +1,12 @@
 //! `minibox run`'s flags become the container model: docker's defaults, then each flag checked
 //! and applied. A bad flag costs nothing and leaves nothing behind.
+//!
+//! Both forms of `run` reach the launcher through the OCI description (see `model::oci`):
+//! `ROOTFS CMD` drafts a container from the flags and turns it into the config.json that
+//! `minibox spec` prints; `--bundle DIR ID` reads DIR/config.json. Either way
+//! `oci::container_from_spec` makes the one checked `ContainerSpec` the launcher sees.
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Result};
 
@@ -13,9 +18,49 @@ use crate::model::spec::{
     build_env, check_hostname, check_name, check_rootfs, check_workdir, new_id, read_in_rootfs,
     ContainerSpec, SHORT_ID_LEN,
 };
-use crate::model::user;
+use crate::model::{oci, user};
 
-/// Decides a container from `minibox run`'s arguments, checking each before anything is made.
+/// The container `minibox run` makes, from a bundle or from the flags; always through a `Spec`.
+pub fn container_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
+    let (oci, bundle, id, name) = match &args.bundle {
+        Some(dir) => {
+            let name = bundle_id(args)?;
+            (oci::load(dir)?, dir.clone(), new_id()?, Some(name))
+        }
+        None => {
+            let draft = spec_from_run_args(args)?;
+            let oci = oci::spec_from_container(&draft);
+            (oci, PathBuf::from("/"), draft.id, draft.name)
+        }
+    };
+    let checked = oci::container_from_spec(&oci, &bundle, &id)?;
+    Ok(ContainerSpec {
+        name,
+        explain: args.explain,
+        // A bundle's root is its maker's; a ROOTFS of the user's is never written.
+        private_layer: args.bundle.is_none(),
+        ..checked
+    })
+}
+
+/// `run --bundle DIR ID`: the OCI id becomes the container's name (ps, stop, logs find it by
+/// that); the program comes from config.json, never from the command line.
+fn bundle_id(args: &RunArgs) -> Result<String> {
+    if !args.command.is_empty() {
+        bail!(
+            "with --bundle, give only the container's ID after the flags (got {:?} too): the \
+             program to run is config.json's process.args",
+            args.command
+        );
+    }
+    let id = args.rootfs.to_string_lossy().into_owned();
+    check_name(&id).map_err(|_| {
+        anyhow::anyhow!("invalid container ID {id:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-]* is allowed")
+    })?;
+    Ok(id)
+}
+
+/// Drafts a container from `minibox run`'s flags, checking each before anything is made.
 pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
     let rootfs = check_rootfs(&args.rootfs)?;
     let id = new_id()?;
@@ -55,6 +100,7 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
         std::env::var(k).ok()
     })?;
 
+    let cgroup_path = check_cgroup_parent(&args.cgroup_parent)?.join(&id);
     Ok(ContainerSpec {
         id,
         name: args.name.clone(),
@@ -67,11 +113,25 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
         capabilities,
         read_only: args.read_only,
         limits,
-        cgroup_parent: PathBuf::from(&args.cgroup_parent),
+        cgroup_path,
         network,
         ports,
         explain: args.explain,
+        private_layer: true,
     })
+}
+
+/// `--cgroup-parent`: a path of groups (a leading `/` changes nothing), never climbing out.
+fn check_cgroup_parent(parent: &str) -> Result<PathBuf> {
+    let mut clean = PathBuf::new();
+    for part in Path::new(parent).components() {
+        match part {
+            Component::Normal(name) => clean.push(name),
+            Component::RootDir | Component::CurDir => {}
+            _ => bail!("invalid --cgroup-parent {parent:?}: use a path of cgroups, without '..'"),
+        }
+    }
+    Ok(clean)
 }
 
 fn parse_limits(args: &RunArgs) -> Result<Limits> {

@@ -216,6 +216,23 @@ pub struct OverlayDirs<'a> {
     pub data_root: &'a Path,
 }
 
+/// Bind-mounts a bundle's root onto itself, so it is a mount point (`pivot_root` needs one), and
+/// returns a handle on the new mount's root. The OCI contract: `root.path` *is* the container's
+/// root, prepared by whoever made the bundle (podman and containerd mount their own overlay
+/// there), so writes land in it. The bind is `nodev`: a device node in it opens nothing.
+pub fn bind_rootfs(rootfs: &Path) -> Result<OwnedFd> {
+    mount(
+        Some(rootfs),
+        rootfs,
+        NONE,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        NONE,
+    )
+    .with_context(|| format!("bind-mounting the root {} onto itself", rootfs.display()))?;
+    remount_bind(rootfs, MsFlags::MS_NODEV).context("making the root nodev")?;
+    open_dir(rootfs)
+}
+
 /// Mounts the container's root, an overlay of ROOTFS and its own layer, and returns a handle
 /// on it. It is a mount point (`pivot_root` needs one), and `nodev`: a device node shipped in
 /// (or later made in) the rootfs opens nothing.

@@ -1,6 +1,8 @@
-//! The container model: one checked description of a container (`spec`), who it runs as
-//! (`user`), and what it is called (`names`). Front ends build it; the runtime only reads it.
+//! The container model: one checked description of a container (`spec`), reached through the
+//! OCI runtime spec (`oci`), who it runs as (`user`), and what it is called (`names`). Front
+//! ends build it; the runtime only reads it.
 
 pub mod names;
+pub mod oci;
 pub mod spec;
 pub mod user;

@@ -44,13 +44,17 @@ pub struct ContainerSpec {
     pub read_only: bool,
     /// What the kernel enforces on the container's cgroup.
     pub limits: Limits,
-    /// Where the container's cgroup goes, below the cgroup root.
-    pub cgroup_parent: PathBuf,
+    /// The container's own cgroup, below the cgroup root (v2) or minibox's own group (v1): its
+    /// last component names the group (`minibox/<id>` by default; OCI's `linux.cgroupsPath`).
+    pub cgroup_path: PathBuf,
     pub network: Network,
     /// `-p`: host ports relayed to the container's.
     pub ports: Vec<PortMapping>,
     /// `--explain`: narrate the setup.
     pub explain: bool,
+    /// A copy-on-write layer of the container's own over `rootfs` (docker-style runs), or
+    /// `rootfs` itself as the root (an OCI bundle: its maker owns it, writes land in it).
+    pub private_layer: bool,
 }
 
 impl ContainerSpec {
@@ -376,7 +380,7 @@ mod tests {
                 pids: Some(20)
             }
         );
-        assert_eq!(limited.cgroup_parent, PathBuf::from("minibox"));
+        assert_eq!(limited.cgroup_path, Path::new("minibox").join(&limited.id));
         let root_spec = spec_from(&["minibox", "run", "-u", "0", root, "/main"]).unwrap();
         assert_eq!(root_spec.capabilities.len(), 14);
     }

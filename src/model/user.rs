@@ -200,6 +200,16 @@ pub fn resolve(
     })
 }
 
+/// The passwd name and home of `uid` in the rootfs's passwd file (`None` and `/` without an
+/// entry): what a numeric OCI `process.user` is called, for messages and `--explain`.
+pub fn describe(uid: u32, passwd: Option<&[u8]>) -> (Option<String>, String) {
+    match passwd_entries(passwd.unwrap_or(b"")).find(|e| e.uid == uid) {
+        Some(e) if !e.home.is_empty() => (Some(e.name.to_string()), e.home.to_string()),
+        Some(e) => (Some(e.name.to_string()), "/".to_string()),
+        None => (None, "/".to_string()),
+    }
+}
+
 /// Becomes the container's user. Groups first: changing them needs CAP_SETGID, and setresuid
 /// to a non-root uid is the point of no return (the kernel then clears our capabilities).
 pub fn switch_to(id: &Identity) -> Result<()> {

@@ -7,6 +7,7 @@
 
 use std::convert::Infallible;
 use std::ffi::CString;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -29,7 +30,7 @@ use crate::store::layers::Layer;
 /// Runs in the child after `clone`: becomes CMD, or reports why not and exits.
 pub fn container_main(
     spec: &ContainerSpec,
-    layer: &Layer,
+    layer: Option<&Layer>,
     chan: &ChildEnd,
     stdio: &ContainerStdio,
 ) -> isize {
@@ -40,7 +41,7 @@ pub fn container_main(
 
 fn set_up_and_exec(
     spec: &ContainerSpec,
-    layer: &Layer,
+    layer: Option<&Layer>,
     chan: &ChildEnd,
     stdio: &ContainerStdio,
 ) -> Result<Infallible> {
@@ -66,15 +67,9 @@ fn set_up_and_exec(
     stdio.install(spec.identity.uid, spec.identity.gid)?;
     // Nothing we mount from here on propagates back to the host.
     rootfs::make_mounts_private()?;
-    // ROOTFS below, the container's own layer above: every write (the mount points and the
-    // workdir made below included) lands in the layer; ROOTFS and other containers never see it.
-    let root = rootfs::mount_overlay(&OverlayDirs {
-        lower: &spec.rootfs,
-        upper: &layer.upper,
-        work: &layer.work,
-        merged: &layer.merged,
-        data_root: &layer.data_root,
-    })?;
+    // ROOTFS below, the container's own layer above, so every write (the mount points and the
+    // workdir made below included) lands in the layer; or a bundle's root, as its maker gave it.
+    let root = mount_root(&spec.rootfs, layer)?;
     // A procfs of our own PID namespace: the container sees its own processes only.
     rootfs::mount_proc(&root)?;
     // The kernel's view of devices, read-only.
@@ -125,6 +120,19 @@ fn set_up_and_exec(
     say("exec", &|| explain::exec(&spec.args, &spec.env));
     chan.report_exec();
     exec_command(spec)
+}
+
+fn mount_root(rootfs: &Path, layer: Option<&Layer>) -> Result<OwnedFd> {
+    match layer {
+        Some(layer) => rootfs::mount_overlay(&OverlayDirs {
+            lower: rootfs,
+            upper: &layer.upper,
+            work: &layer.work,
+            merged: &layer.merged,
+            data_root: &layer.data_root,
+        }),
+        None => rootfs::bind_rootfs(rootfs),
+    }
 }
 
 fn join_new_session_keyring() -> Result<()> {

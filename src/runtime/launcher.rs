@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, RawFd};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use nix::fcntl::OFlag;
@@ -190,14 +191,23 @@ fn supervise(
     if !mappings.is_empty() {
         store.update(&state.id, |s| s.ports = mappings)?;
     }
-    // The container's own writable layer: recorded first, so `rm` finds it whatever happens.
-    let layer = layers.layer(&spec.id);
-    store.update(&state.id, |s| s.layer = Some(layer.dir.clone()))?;
-    let layer = layers.create(&spec.id, &spec.rootfs)?;
+    // The container's own writable layer (a bundle's root is used as given): recorded first,
+    // so `rm` finds it whatever happens.
+    let layer = match spec.private_layer {
+        true => {
+            let planned = layers.layer(&spec.id);
+            store.update(&state.id, |s| s.layer = Some(planned.dir.clone()))?;
+            Some(layers.create(&spec.id, &spec.rootfs)?)
+        }
+        false => None,
+    };
     // The limits exist before any code of the container runs.
     let place = Placement {
-        parent: spec.cgroup_parent.clone(),
-        id: spec.id.clone(),
+        parent: spec.cgroup_path.parent().unwrap_or(Path::new("")).into(),
+        id: spec.cgroup_path.file_name().map_or_else(
+            || spec.id.clone(),
+            |leaf| leaf.to_string_lossy().into_owned(),
+        ),
     };
     let plan = cgroup::plan(&place, &spec.limits)?;
     // Recorded before it is made: a minibox killed right after the mkdir leaves a group that
@@ -210,7 +220,15 @@ fn supervise(
         explain::print("cgroup", &explain_cgroup(cgroup.as_deref()));
     }
     let began = std::time::Instant::now();
-    let ended = start_and_watch(spec, store, &layer, cgroup.as_deref(), ports, stdio, start);
+    let ended = start_and_watch(
+        spec,
+        store,
+        layer.as_ref(),
+        cgroup.as_deref(),
+        ports,
+        stdio,
+        start,
+    );
     // Whatever happened, the group goes; what it measured is read first.
     let usage = cgroup.as_ref().map(|cg| cg.usage()).unwrap_or_default();
     let destroyed = cgroup.as_ref().map_or(Ok(()), |cg| cg.destroy());
@@ -262,7 +280,7 @@ fn supervise(
 fn start_and_watch(
     spec: &ContainerSpec,
     store: &Store,
-    layer: &Layer,
+    layer: Option<&Layer>,
     cgroup: Option<&dyn ContainerCgroup>,
     ports: PublishedPorts,
     stdio: Stdio,

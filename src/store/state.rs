@@ -552,10 +552,11 @@ mod tests {
             capabilities: Default::default(),
             read_only: false,
             limits: Limits::default(),
-            cgroup_parent: "minibox".into(),
+            cgroup_path: "minibox/x".into(),
             network: Default::default(),
             ports: vec![],
             explain: false,
+            private_layer: true,
         }
     }
 

@@ -1,0 +1,50 @@
+//! `minibox spec`: the OCI config.json a `minibox run` with the same flags would use, or, with
+//! no arguments, a default one for a bundle (as `runc spec` makes).
+
+use std::ffi::OsString;
+
+use anyhow::{bail, Result};
+use clap::Parser;
+
+use crate::cli::run::spec_from_run_args;
+use crate::cli::{RunArgs, SpecCli};
+use crate::model::oci;
+
+/// Prints the config.json on stdout; returns the exit status.
+pub fn print(argv: &[OsString]) -> Result<i32> {
+    let spec = if argv.is_empty() {
+        oci::default_bundle_spec()
+    } else {
+        let words = std::iter::once(OsString::from("minibox spec")).chain(argv.iter().cloned());
+        let args = match SpecCli::try_parse_from(words) {
+            Ok(cli) => cli.run,
+            Err(e) => match crate::usage_message(e) {
+                None => return Ok(0),
+                Some(message) => bail!("{message}; see 'minibox spec --help'"),
+            },
+        };
+        refuse_run_only_flags(&args)?;
+        oci::spec_from_container(&spec_from_run_args(&args)?)
+    };
+    out!("{}", oci::to_json(&spec)?);
+    Ok(0)
+}
+
+/// These say how to run a container, not what it is: config.json has no place for them.
+fn refuse_run_only_flags(args: &RunArgs) -> Result<()> {
+    for (given, flag) in [
+        (args.bundle.is_some(), "--bundle"),
+        (args.detach, "--detach"),
+        (args.rm, "--rm"),
+        (args.explain, "--explain"),
+        (args.name.is_some(), "--name"),
+    ] {
+        if given {
+            bail!(
+                "minibox spec: {flag} says how to run a container, not what it is, so config.json \
+                 has no place for it: give it to minibox run"
+            );
+        }
+    }
+    Ok(())
+}
