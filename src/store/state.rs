@@ -63,6 +63,10 @@ pub struct ContainerState {
     /// Published ports, as bound (kernel-chosen host ports filled in).
     #[serde(default)]
     pub ports: Vec<crate::kernel::net::PortMapping>,
+    /// The seccomp profile it runs under (`docker default`, `unconfined`, a file's path);
+    /// `None` in records older than seccomp.
+    #[serde(default)]
+    pub seccomp: Option<String>,
 }
 
 /// A process as the kernel names it for good: its pid and its start time (`/proc/PID/stat`
@@ -120,6 +124,13 @@ impl ContainerState {
             exit_code: None,
             oom_killed: false,
             ports: vec![],
+            seccomp: Some(
+                spec.seccomp
+                    .as_ref()
+                    .map_or(crate::kernel::seccomp::UNCONFINED.to_string(), |p| {
+                        p.name.clone()
+                    }),
+            ),
         }
     }
 
@@ -185,6 +196,12 @@ impl Store {
         Ok(Store {
             root: root.to_path_buf(),
         })
+    }
+
+    /// The state root: besides one directory per container, minibox keeps dot files here (the
+    /// compiled seccomp programs).
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     pub fn dir(&self, id: &str) -> PathBuf {
@@ -336,6 +353,7 @@ mod tests {
             workdir: "/".into(),
             identity: crate::model::user::resolve(None, None, None).unwrap(),
             capabilities: Default::default(),
+            seccomp: None,
             read_only: false,
             limits: Limits::default(),
             cgroup_parent: "minibox".into(),
