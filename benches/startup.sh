@@ -91,7 +91,11 @@ build minibox cargo build --release -p minibox
 [[ -x $MINIBOX ]] || die "no $MINIBOX after the build"
 if [[ -n $do_vm ]]; then
     step "building minibox (release, static, $target) for the VM"
+    # libseccomp.a, not libseccomp.so: see tests/vm/cgroup-tests.sh.
+    libseccomp_dir=$(pkg-config --variable=libdir libseccomp) ||
+        die "libseccomp not found: apt-get install libseccomp-dev pkg-config"
     build "static minibox" env RUSTFLAGS="-C target-feature=+crt-static" \
+        LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH="$libseccomp_dir" \
         cargo build --release --target "$target" -p minibox
     require_static "$MINIBOX_STATIC"
 fi

@@ -11,8 +11,8 @@ use std::time::Duration;
 use common::*;
 
 /// Runs `minibox run --explain FLAGS ROOTFS /payload ARGS` and collects the explain lines by
-/// step name while the container still runs (`at_exec` is called once `[8/9]` is printed, with
-/// the container's host pid).
+/// step name while the container still runs (`at_exec` is called once `[9/10] exec` is
+/// printed, with the container's host pid).
 fn explained(
     r: &Rootfs,
     flags: &[&str],
@@ -110,6 +110,7 @@ fn the_namespaces_printed_are_the_containers() {
         "hostname",
         "identity",
         "privileges",
+        "seccomp",
         "exec",
         "exit",
     ] {

@@ -358,8 +358,8 @@ fn broken_and_unsupported_configs_are_named_and_leave_nothing() {
         ),
         (
             "/linux/seccomp",
-            json!({"defaultAction": "SCMP_ACT_ALLOW"}),
-            "linux.seccomp is not supported yet",
+            json!({"defaultAction": "SCMP_ACT_NOTIFY"}),
+            "defaultAction: SCMP_ACT_NOTIFY needs a seccomp agent",
         ),
         (
             "/process/rlimits",

@@ -42,6 +42,7 @@ fn facts(c: &ContainerState) -> Result<Value> {
             "Pids": c.limits.pids,
         },
         "Ports": c.ports.iter().map(|p| p.display()).collect::<Vec<_>>(),
+        "Seccomp": { "Profile": c.seccomp },
     });
     let Some(pid) = c
         .pid
@@ -57,6 +58,7 @@ fn facts(c: &ContainerState) -> Result<Value> {
         .context("reading the container's status")?;
     v["Identity"] = identity(&status);
     v["Capabilities"] = capabilities(&status);
+    v["Seccomp"] = seccomp(c, &status);
     v["Mounts"] = mounts(pid)?;
     if let Some(cg) = c.cgroup.as_ref().and_then(cgroup::reopen) {
         let usage = cg.usage();
@@ -133,6 +135,17 @@ fn capabilities(status: &str) -> Value {
         "Inheritable": names("CapInh"),
         "Ambient": names("CapAmb"),
         "NoNewPrivs": status_field(status, "NoNewPrivs") == Some("1"),
+    })
+}
+
+/// The filter in force: the profile it was started with, and what the kernel holds now
+/// (`Mode` 2 is a filter, 0 none; `Filters`: how many are stacked on the process).
+fn seccomp(c: &ContainerState, status: &str) -> Value {
+    let number = |key: &str| status_field(status, key).and_then(|v| v.parse::<u64>().ok());
+    json!({
+        "Profile": c.seccomp,
+        "Mode": number("Seccomp"),
+        "Filters": number("Seccomp_filters"),
     })
 }
 

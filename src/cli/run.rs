@@ -8,12 +8,13 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::cli::RunArgs;
-use crate::kernel::caps;
+use crate::kernel::caps::{self, CapsHashSet};
 use crate::kernel::cgroup::{self, Limits};
 use crate::kernel::net::{Network, PortMapping};
+use crate::kernel::seccomp::SeccompProfile;
 use crate::model::spec::{
     build_env, check_hostname, check_name, check_rootfs, check_workdir, new_id, read_in_rootfs,
     ContainerSpec, SHORT_ID_LEN,
@@ -86,6 +87,8 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
         );
     }
 
+    let seccomp = seccomp_profile(&args.security_opt, &capabilities)?;
+
     let limits = parse_limits(args)?;
     let network = Network::parse(&args.network)?;
     let ports = args
@@ -111,6 +114,7 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
         workdir,
         identity,
         capabilities,
+        seccomp,
         read_only: args.read_only,
         limits,
         cgroup_path,
@@ -153,4 +157,37 @@ fn parse_limits(args: &RunArgs) -> Result<Limits> {
             .map(cgroup::parse_pids)
             .transpose()?,
     })
+}
+
+/// `--security-opt`, docker's syntax: `KEY=VALUE` (or the older `KEY:VALUE`). Docker's default
+/// seccomp profile unless `seccomp=unconfined` or `seccomp=PROFILE.json` says otherwise; the
+/// profile is resolved for the container's capabilities.
+fn seccomp_profile(opts: &[String], caps: &CapsHashSet) -> Result<Option<SeccompProfile>> {
+    let mut file: Option<Option<&Path>> = None;
+    for opt in opts {
+        let (key, value) = match opt.split_once('=').or_else(|| opt.split_once(':')) {
+            Some((k, v)) => (k, Some(v)),
+            None => (opt.as_str(), None),
+        };
+        match (key, value) {
+            ("seccomp", Some("unconfined")) => file = Some(None),
+            ("seccomp", Some(path)) if !path.is_empty() => file = Some(Some(Path::new(path))),
+            ("no-new-privileges", None | Some("true")) => {}
+            ("no-new-privileges", Some("false")) => bail!(
+                "--security-opt {opt}: minibox always sets no_new_privs (setuid files in the \
+                 rootfs never raise privileges); leave the option out"
+            ),
+            _ => bail!(
+                "unsupported --security-opt {opt:?}: use seccomp=unconfined, \
+                 seccomp=PROFILE.json or no-new-privileges"
+            ),
+        }
+    }
+    match file {
+        None => SeccompProfile::docker_default(caps).map(Some),
+        Some(None) => Ok(None),
+        Some(Some(path)) => SeccompProfile::from_file(path, caps)
+            .map(Some)
+            .with_context(|| format!("--security-opt seccomp={}", path.display())),
+    }
 }

@@ -22,6 +22,9 @@
 //!   `linux.namespaces` has `network`, else `host`.
 //! - `org.minibox.ports`: published ports, comma-separated, each in `-p`'s syntax
 //!   `HOST_IP:HOST_PORT:CONTAINER_PORT/tcp`.
+//! - `org.minibox.seccomp`: what to call `linux.seccomp` for people (`docker default`, a
+//!   profile file's path); the filter itself is `linux.seccomp`, resolved for the container's
+//!   capabilities. Without `linux.seccomp` a bundle's container has no filter, as in runc.
 //!
 //! How a run is called and told about (its name, `--explain`, `-d`, `--rm`) is not part of the
 //! container: the caller sets those. A bundle without `hostname` gets the short id (docker's
@@ -51,6 +54,7 @@ use crate::kernel::caps::{Capability, CapsHashSet};
 use crate::kernel::cgroup::{Limits, CPU_PERIOD_US, MIN_MEMORY};
 use crate::kernel::net::{Network, PortMapping};
 use crate::kernel::rootfs::{MASKED_PATHS, READONLY_PATHS};
+use crate::kernel::seccomp::SeccompProfile;
 use crate::model::spec::{build_env, check_hostname, read_in_rootfs, ContainerSpec, SHORT_ID_LEN};
 use crate::model::user::{self, Identity, NOBODY};
 
@@ -58,6 +62,8 @@ use crate::model::user::{self, Identity, NOBODY};
 pub const ANNOTATION_NETWORK: &str = "org.minibox.network";
 /// `-p`, for a config.json.
 pub const ANNOTATION_PORTS: &str = "org.minibox.ports";
+/// The seccomp profile's name, for `--explain`, `ps` and `inspect`.
+pub const ANNOTATION_SECCOMP: &str = "org.minibox.seccomp";
 
 /// The umask every container starts with (docker's); init sets it.
 pub const UMASK: u32 = 0o022;
@@ -143,6 +149,9 @@ pub fn spec_from_container(c: &ContainerSpec) -> Spec {
         let ports: Vec<String> = c.ports.iter().map(port_text).collect();
         annotations.insert(ANNOTATION_PORTS.to_string(), ports.join(","));
     }
+    if let Some(profile) = &c.seccomp {
+        annotations.insert(ANNOTATION_SECCOMP.to_string(), profile.name.clone());
+    }
     spec.set_annotations(Some(annotations));
     spec
 }
@@ -204,6 +213,7 @@ fn linux_of(c: &ContainerSpec) -> Linux {
     let mut linux = Linux::default();
     linux.set_namespaces(Some(namespaces));
     linux.set_resources(resources_of(&c.limits));
+    linux.set_seccomp(c.seccomp.as_ref().map(|p| p.filter.clone()));
     let cgroup = !c.cgroup_path.as_os_str().is_empty();
     linux.set_cgroups_path(cgroup.then(|| c.cgroup_path.clone()));
     linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|p| format!("/{p}")).collect()));
@@ -260,6 +270,8 @@ pub fn default_bundle_spec() -> Spec {
             name: None,
         },
         capabilities: CapsHashSet::new(),
+        // Docker's default filter, as every minibox container has unless told otherwise.
+        seccomp: SeccompProfile::docker_default(&CapsHashSet::new()).ok(),
         read_only: false,
         limits: Limits::default(),
         cgroup_path: PathBuf::new(),
@@ -379,6 +391,7 @@ pub fn container_from_spec(oci: &Spec, bundle: &Path, id: &str) -> Result<Contai
             name,
         },
         capabilities,
+        seccomp: checked_seccomp(oci, linux),
         read_only: root.readonly().unwrap_or(false),
         limits,
         cgroup_path,
@@ -386,6 +399,22 @@ pub fn container_from_spec(oci: &Spec, bundle: &Path, id: &str) -> Result<Contai
         ports,
         explain: false,
         private_layer: false,
+    })
+}
+
+/// `linux.seccomp` as the launcher compiles it (a bad rule is found then, before the clone),
+/// named by the annotation `minibox spec` writes, else by where it came from.
+fn checked_seccomp(oci: &Spec, linux: &Linux) -> Option<SeccompProfile> {
+    let filter = linux.seccomp().as_ref()?;
+    let name = oci
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_SECCOMP))
+        .cloned()
+        .unwrap_or_else(|| "config.json linux.seccomp".into());
+    Some(SeccompProfile {
+        name,
+        filter: filter.clone(),
     })
 }
 
@@ -711,12 +740,6 @@ fn refuse_linux_extras(l: &Linux) -> Result<()> {
              (null, zero, full, random, urandom, tty)"
         );
     }
-    if l.seccomp().is_some() {
-        bail!(
-            "linux.seccomp is not supported yet: minibox cannot install the filter, and running \
-             without it would weaken the container's isolation"
-        );
-    }
     if let Some(p) = l.rootfs_propagation() {
         if p != "rslave" {
             bail!(
@@ -997,10 +1020,11 @@ fn checked_extras(
     let mut keys: Vec<&String> = annotations.keys().collect();
     keys.sort();
     for key in keys {
-        if key.starts_with("org.minibox.") && key != ANNOTATION_NETWORK && key != ANNOTATION_PORTS {
+        let known = [ANNOTATION_NETWORK, ANNOTATION_PORTS, ANNOTATION_SECCOMP];
+        if key.starts_with("org.minibox.") && !known.contains(&key.as_str()) {
             bail!(
-                "annotation {key:?} is not known to this minibox (it knows \
-                 {ANNOTATION_NETWORK} and {ANNOTATION_PORTS})"
+                "annotation {key:?} is not known to this minibox (it knows {})",
+                known.join(", ")
             );
         }
     }
@@ -1434,11 +1458,6 @@ mod tests {
             ),
             ("/solaris", Some(json!({})), "solaris is not supported"),
             ("/linux", None, "linux is missing"),
-            (
-                "/linux/seccomp",
-                Some(json!({"defaultAction": "SCMP_ACT_ALLOW"})),
-                "linux.seccomp",
-            ),
             (
                 "/linux/sysctl",
                 Some(json!({"net.ipv4.ip_forward": "1"})),

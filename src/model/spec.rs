@@ -13,6 +13,7 @@ use anyhow::{bail, Context, Result};
 use crate::kernel::caps::CapsHashSet;
 use crate::kernel::cgroup::Limits;
 use crate::kernel::net::{Network, PortMapping};
+use crate::kernel::seccomp::SeccompProfile;
 use crate::model::user::Identity;
 
 /// Docker's default `PATH` for a container.
@@ -40,6 +41,8 @@ pub struct ContainerSpec {
     pub identity: Identity,
     /// Capabilities the process keeps (bounding, permitted, effective). Empty for non-root.
     pub capabilities: CapsHashSet,
+    /// The seccomp filter CMD runs under; `None`: unconfined.
+    pub seccomp: Option<SeccompProfile>,
     /// Mount the rootfs read-only inside the container.
     pub read_only: bool,
     /// What the kernel enforces on the container's cgroup.

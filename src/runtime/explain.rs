@@ -8,7 +8,7 @@ use std::fs;
 use nix::unistd::{getgroups, getresgid, getresuid};
 
 /// The steps, in order; their number is their place here.
-const STEPS: [&str; 9] = [
+const STEPS: [&str; 10] = [
     "cgroup",
     "clone",
     "mounts",
@@ -16,6 +16,7 @@ const STEPS: [&str; 9] = [
     "hostname",
     "identity",
     "privileges",
+    "seccomp",
     "exec",
     "exit",
 ];
@@ -65,7 +66,7 @@ fn push_printable(out: &mut String, c: char) {
     }
 }
 
-/// Prints one step: `[3/9] mounts      TEXT`, continuation lines aligned under TEXT.
+/// Prints one step: `[3/10] mounts      TEXT`, continuation lines aligned under TEXT.
 pub fn print(step: &str, text: &str) {
     let n = STEPS.iter().position(|s| *s == step).map_or(0, |i| i + 1);
     let indent = " ".repeat(19);
@@ -193,6 +194,16 @@ pub fn privileges() -> String {
     match (kept, nnp) {
         (Ok(kept), Ok(nnp)) => format!("capabilities: {kept} of {all} kept; no_new_privs={nnp}"),
         _ => "capabilities unreadable".into(),
+    }
+}
+
+/// The filter we run under: what the profile allows, and what the kernel says it holds.
+pub fn seccomp(filter: Option<&crate::kernel::seccomp::Program>) -> String {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kernel = crate::kernel::seccomp::kernel_view(&status);
+    match filter {
+        Some(program) => format!("{}\nkernel: {kernel}", program.summary),
+        None => format!("unconfined: no filter\nkernel: {kernel}"),
     }
 }
 

@@ -18,7 +18,7 @@ use nix::unistd::execve;
 
 use crate::kernel::net::Network;
 use crate::kernel::rootfs::OverlayDirs;
-use crate::kernel::{caps, namespaces, net, rootfs};
+use crate::kernel::{caps, namespaces, net, rootfs, seccomp};
 use crate::model::spec::ContainerSpec;
 use crate::model::user;
 use crate::runtime::channel::ChildEnd;
@@ -27,14 +27,16 @@ use crate::runtime::stdio::ContainerStdio;
 use crate::runtime::{explain, signals};
 use crate::store::layers::Layer;
 
-/// Runs in the child after `clone`: becomes CMD, or reports why not and exits.
+/// Runs in the child after `clone`: becomes CMD, or reports why not and exits. `filter` is the
+/// seccomp program the parent compiled (`None`: unconfined).
 pub fn container_main(
     spec: &ContainerSpec,
     layer: Option<&Layer>,
+    filter: Option<&seccomp::Program>,
     chan: &ChildEnd,
     stdio: &ContainerStdio,
 ) -> isize {
-    let Err(err) = set_up_and_exec(spec, layer, chan, stdio);
+    let Err(err) = set_up_and_exec(spec, layer, filter, chan, stdio);
     chan.report_failure(status::code_of(&err), &format!("{err:#}"));
     1
 }
@@ -42,6 +44,7 @@ pub fn container_main(
 fn set_up_and_exec(
     spec: &ContainerSpec,
     layer: Option<&Layer>,
+    filter: Option<&seccomp::Program>,
     chan: &ChildEnd,
     stdio: &ContainerStdio,
 ) -> Result<Infallible> {
@@ -116,6 +119,9 @@ fn set_up_and_exec(
     signals::reset_for_exec()?;
     // No descriptor of ours reaches CMD: all but 0, 1, 2 close on exec.
     close_fds_on_exec()?;
+    // Last, the syscall filter (it needs no_new_privs): it only has to allow what CMD does.
+    install_seccomp_filter(filter)?;
+    say("seccomp", &|| explain::seccomp(filter));
     // Become CMD; the exec closes the report pipe right after this last word.
     say("exec", &|| explain::exec(&spec.args, &spec.env));
     chan.report_exec();
@@ -176,6 +182,13 @@ fn bring_up_loopback_if_private(network: Network) -> Result<()> {
     match network {
         Network::Private => net::bring_up_loopback(),
         Network::None | Network::Host => Ok(()),
+    }
+}
+
+fn install_seccomp_filter(filter: Option<&seccomp::Program>) -> Result<()> {
+    match filter {
+        Some(program) => seccomp::install(program),
+        None => Ok(()),
     }
 }
 

@@ -12,8 +12,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::{pipe2, ForkResult, Pid};
 
 use crate::kernel::cgroup::{self, human_bytes, ContainerCgroup, Placement};
-use crate::kernel::namespaces;
 use crate::kernel::net::PublishedPorts;
+use crate::kernel::{namespaces, seccomp};
 use crate::model::spec::ContainerSpec;
 use crate::runtime::channel::{self, ParentEnd};
 use crate::runtime::explain;
@@ -288,12 +288,21 @@ fn start_and_watch(
 ) -> Result<i32> {
     // Held from now on, so that no signal meant for the container is lost before it exists.
     let forwarder = Forwarder::block()?;
+    // The seccomp profile is compiled here, never in the container: the child only loads it.
+    let filter = spec
+        .seccomp
+        .as_ref()
+        .map(|p| {
+            seccomp::compile(p, store.root())
+                .with_context(|| format!("compiling the seccomp profile {}", p.name))
+        })
+        .transpose()?;
     let (parent, child) = channel::pair()?;
     let (relay, container_stdio) = stdio::pipes(stdio)?;
     let namespaces = namespaces::container_namespaces(spec.network);
     let pid = namespaces::clone_into_new_namespaces(namespaces, || {
         parent.close_in_child();
-        init::container_main(spec, layer, &child, &container_stdio)
+        init::container_main(spec, layer, filter.as_ref(), &child, &container_stdio)
     })?;
     drop(child);
     // Only the container may hold the write ends, so the relay sees EOF when it is gone.

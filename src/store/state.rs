@@ -69,6 +69,10 @@ pub struct ContainerState {
     /// is made so that `rm` always finds it.
     #[serde(default)]
     pub layer: Option<PathBuf>,
+    /// The seccomp profile it runs under (`docker default`, `unconfined`, a file's path);
+    /// `None` in records older than seccomp.
+    #[serde(default)]
+    pub seccomp: Option<String>,
 }
 
 /// A process as the kernel names it for good: its pid and its start time (`/proc/PID/stat`
@@ -167,6 +171,13 @@ impl ContainerState {
             oom_killed: false,
             ports: vec![],
             layer: None,
+            seccomp: Some(
+                spec.seccomp
+                    .as_ref()
+                    .map_or(crate::kernel::seccomp::UNCONFINED.to_string(), |p| {
+                        p.name.clone()
+                    }),
+            ),
         }
     }
 
@@ -334,6 +345,12 @@ impl Store {
         Ok(Store {
             root: root.to_path_buf(),
         })
+    }
+
+    /// The state root: besides one directory per container, minibox keeps dot files here (the
+    /// compiled seccomp programs).
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     pub fn dir(&self, id: &str) -> PathBuf {
@@ -550,6 +567,7 @@ mod tests {
             workdir: "/".into(),
             identity: crate::model::user::resolve(None, None, None).unwrap(),
             capabilities: Default::default(),
+            seccomp: None,
             read_only: false,
             limits: Limits::default(),
             cgroup_path: "minibox/x".into(),

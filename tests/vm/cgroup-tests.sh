@@ -18,8 +18,20 @@ fi
 target=x86_64-unknown-linux-gnu
 release="${CARGO_TARGET_DIR:-$repo/target}/$target/release"
 export RUSTFLAGS="-C target-feature=+crt-static"
+# A static minibox must link libseccomp.a (from libseccomp-dev): linked against libseccomp.so it
+# still builds, then crashes at start. The libseccomp-sys build script reads these two.
+export LIBSECCOMP_LINK_TYPE=static
+LIBSECCOMP_LIB_PATH=$(pkg-config --variable=libdir libseccomp) || {
+    echo "cgroup-tests.sh: libseccomp not found: apt-get install libseccomp-dev pkg-config" >&2
+    exit 1
+}
+export LIBSECCOMP_LIB_PATH
 
 cargo build --quiet --release --target "$target" -p minibox -p payload
+if readelf -ld "$release/minibox" | grep -qE 'INTERP|\(NEEDED\)'; then
+    echo "cgroup-tests.sh: $release/minibox is not statically linked" >&2
+    exit 1
+fi
 # The test binary's path is only known from cargo's JSON messages.
 test_bin=$(cargo test --quiet --release --target "$target" --test "cgroup_$suite" --no-run \
     --message-format=json | grep -o "\"executable\":\"[^\"]*cgroup_$suite[^\"]*\"" | tail -n 1 |

@@ -21,6 +21,7 @@ mod names;
 mod net;
 mod nodes;
 mod process;
+mod syscalls;
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -148,6 +149,8 @@ const COMMANDS: &[Command] = &[
     Command { name: "echo", args: &["PORT"], help: "TCP echo server", run: net::echo },
     Command { name: "connect", args: &["HOST:PORT"], help: "TCP connect, 2 s timeout", run: net::connect },
     Command { name: "later", args: &["SECS", "SUBCOMMAND", "ARGS..."], help: "sleep SECS, then run SUBCOMMAND", run: later },
+    Command { name: "syscalls", args: &["PROBE..."], help: "try each PROBE syscall (in a child), print PROBE=OK|ERRNO|SIGNAL", run: syscalls::syscalls },
+    Command { name: "getppid-loop", args: &["N"], help: "N raw getppid calls, print ns_per_call", run: syscalls::getppid_loop },
     Command { name: "bench", args: &["N", "PROGRAM", "ARGS..."], help: "run PROGRAM N times, print the median wall time", run: process::bench },
 ];
 
