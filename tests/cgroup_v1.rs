@@ -646,8 +646,8 @@ fn v1_explain_names_the_driver_and_reads_the_groups_values_back() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     let cgroup_step: String = err
         .lines()
-        .skip_while(|l| !l.starts_with("[1/9] cgroup"))
-        .take_while(|l| !l.starts_with("[2/9]"))
+        .skip_while(|l| !l.starts_with("[1/10] cgroup"))
+        .take_while(|l| !l.starts_with("[2/10]"))
         .collect::<Vec<_>>()
         .join("\n");
     assert!(cgroup_step.contains("(cgroup v1)"), "{err}");
@@ -662,7 +662,7 @@ fn v1_explain_names_the_driver_and_reads_the_groups_values_back() {
         assert!(cgroup_step.contains(f.as_str()), "{f} not in {cgroup_step}");
     }
     assert!(
-        err.contains("[9/9] exit        status 0 after") && err.contains("cgroup removed"),
+        err.contains("[10/10] exit        status 0 after") && err.contains("cgroup removed"),
         "{err}"
     );
     assert_no_group_left(&before);

@@ -380,7 +380,7 @@ fn v2_explain_reads_the_groups_values_back() {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     let cgroup_step: String = err
         .lines()
-        .skip_while(|l| !l.starts_with("[1/9] cgroup"))
+        .skip_while(|l| !l.starts_with("[1/10] cgroup"))
         .take(2)
         .collect::<Vec<_>>()
         .join("\n");
@@ -392,7 +392,7 @@ fn v2_explain_reads_the_groups_values_back() {
         assert!(cgroup_step.contains(f.as_str()), "{f} not in {cgroup_step}");
     }
     assert!(
-        err.contains("[9/9] exit        status 0 after") && err.contains("cgroup removed"),
+        err.contains("[10/10] exit        status 0 after") && err.contains("cgroup removed"),
         "{err}"
     );
 }
