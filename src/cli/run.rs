@@ -1,6 +1,8 @@
 //! `minibox run`'s flags become the container model: docker's defaults, then each flag checked
 //! and applied. A bad flag costs nothing and leaves nothing behind.
 
+use std::io::stdin;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
@@ -14,9 +16,18 @@ use crate::model::spec::{
     ContainerSpec, SHORT_ID_LEN,
 };
 use crate::model::user;
+use crate::runtime::status::StatusError;
+use crate::runtime::terminal;
 
 /// Decides a container from `minibox run`'s arguments, checking each before anything is made.
 pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
+    // docker's check and words: typing into a terminal needs one to type on.
+    if args.tty && args.interactive && !args.detach && !terminal::is_terminal(stdin().as_fd()) {
+        bail!(StatusError {
+            code: 1,
+            message: "the input device is not a TTY".into()
+        });
+    }
     let rootfs = check_rootfs(&args.rootfs)?;
     let id = new_id()?;
     if let Some(name) = &args.name {
@@ -51,9 +62,13 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
     if network == Network::Host && !ports.is_empty() {
         bail!("-p cannot be used with --network host: the container already uses the host's ports");
     }
-    let env = build_env(&args.env, &hostname, &identity.home, |k| {
+    let mut env = build_env(&args.env, &hostname, &identity.home, |k| {
         std::env::var(k).ok()
     })?;
+    // A terminal needs a type for programs to drive it: docker's default, unless -e TERM=.
+    if args.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
 
     Ok(ContainerSpec {
         id,
@@ -71,6 +86,8 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
         network,
         ports,
         explain: args.explain,
+        tty: args.tty,
+        init: args.init,
     })
 }
 

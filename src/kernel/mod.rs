@@ -1,8 +1,9 @@
 //! Kernel objects, one module each: namespaces, the root filesystem and its mounts,
-//! capabilities, cgroups, the network namespace and its published ports.
+//! capabilities, cgroups, the network namespace and its published ports, the container's pty.
 
 pub mod caps;
 pub mod cgroup;
 pub mod namespaces;
 pub mod net;
+pub mod pty;
 pub mod rootfs;

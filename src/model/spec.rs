@@ -51,6 +51,10 @@ pub struct ContainerSpec {
     pub ports: Vec<PortMapping>,
     /// `--explain`: narrate the setup.
     pub explain: bool,
+    /// `-t`: the container's stdio is a terminal of its own (OCI's `process.terminal`).
+    pub tty: bool,
+    /// `--init`: a tiny init is PID 1 and runs CMD as its child.
+    pub init: bool,
 }
 
 impl ContainerSpec {

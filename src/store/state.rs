@@ -342,6 +342,8 @@ mod tests {
             network: Default::default(),
             ports: vec![],
             explain: false,
+            tty: false,
+            init: false,
         }
     }
 

@@ -21,6 +21,7 @@ mod names;
 mod net;
 mod nodes;
 mod process;
+mod tty;
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -143,6 +144,11 @@ const COMMANDS: &[Command] = &[
     Command { name: "http", args: &["PORT"], help: "HTTP server answering \"payload PORT\"", run: net::http },
     Command { name: "echo", args: &["PORT"], help: "TCP echo server", run: net::echo },
     Command { name: "connect", args: &["HOST:PORT"], help: "TCP connect, 2 s timeout", run: net::connect },
+    Command { name: "tty-info", args: &[], help: "isatty, tty, session, foreground group, /dev/tty, size, TERM", run: tty::info },
+    Command { name: "tty-trap", args: &["N"], help: "as trap, for INT QUIT TSTP WINCH(+size) HUP TERM", run: tty::trap },
+    Command { name: "tiocsti", args: &["TEXT"], help: "TIOCSTI TEXT into fds 0-2 and /dev/tty: fdN=ok|ERR", run: tty::tiocsti },
+    Command { name: "orphans", args: &["N", "SECS"], help: "leave N orphans that exit, then sleep SECS", run: tty::orphans },
+    Command { name: "exe-attack", args: &[], help: "open every /proc/PID/exe for writing (CVE-2019-5736)", run: tty::exe_attack },
     Command { name: "later", args: &["SECS", "SUBCOMMAND", "ARGS..."], help: "sleep SECS, then run SUBCOMMAND", run: later },
     Command { name: "bench", args: &["N", "PROGRAM", "ARGS..."], help: "run PROGRAM N times, print the median wall time", run: process::bench },
 ];
