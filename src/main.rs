@@ -42,6 +42,8 @@ use store::state;
 fn main() {
     // A user never sees a backtrace: a bug still ends with one line and docker's status 125.
     std::panic::set_hook(Box::new(|info| {
+        // process::exit runs no destructor: the caller's terminal (-it) is put back here.
+        runtime::terminal::restore_after_panic();
         say!("minibox: internal error (a bug; please report it): {info}");
         std::process::exit(status::RUNTIME_FAILED);
     }));
@@ -87,6 +89,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Rm { force, containers } => lifecycle::rm(&store, force, &containers),
         Command::Logs { follow, container } => lifecycle::logs(&store, follow, &container),
         Command::Port { container } => lifecycle::port(&store, &container),
+        Command::Top { container } => cli::top::top(&store, &container),
         Command::Inspect { format, container } => {
             inspect::inspect(&store, &container, format == "table")
         }
@@ -109,6 +112,7 @@ fn run(
     let opts = launcher::RunOptions {
         detach: args.detach,
         remove: args.rm,
+        interactive: args.interactive,
     };
     launcher::run(&spec, &store, &layers, opts)
 }

@@ -66,7 +66,7 @@ fn files_given_as_stdio_are_out_of_the_containers_reach() {
         let errs = Stdio::from(File::create(&errors).unwrap());
         run_with(
             &r,
-            &["-u", "0"],
+            &["-i", "-u", "0"],
             attack,
             [
                 file(&input),
@@ -89,7 +89,7 @@ fn files_given_as_stdio_are_out_of_the_containers_reach() {
     // What the container holds are pipes.
     let code = run_with(
         &r,
-        &["-u", "0"],
+        &["-i", "-u", "0"],
         &["stdio"],
         [file(&input), file(&output), file(&errors)],
     );
@@ -177,7 +177,7 @@ fn feed(child: &mut Child, data: Vec<u8>) -> std::thread::JoinHandle<()> {
 }
 
 #[test]
-fn stdin_reaches_a_foreground_container_and_a_detached_one_gets_none() {
+fn stdin_reaches_a_foreground_container_with_i_and_none_gets_it_without() {
     if !need_root() {
         return;
     }
@@ -187,26 +187,33 @@ fn stdin_reaches_a_foreground_container_and_a_detached_one_gets_none() {
     let data: Vec<u8> = (0..lines)
         .flat_map(|i| format!("line {i:014}\n").into_bytes())
         .collect();
-    let mut child = minibox()
-        .args(["run", &r.arg(), "/payload", "count-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let feeder = feed(&mut child, data.clone());
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let counted = |flags: &[&str]| {
+        let mut child = minibox()
+            .arg("run")
+            .args(flags)
+            .args([&r.arg(), "/payload", "count-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let feeder = feed(&mut child, data.clone());
+        let out = child.wait_with_output().unwrap();
+        feeder.join().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out)
+    };
     assert_eq!(
-        stdout(&out),
+        counted(&["-i"]),
         format!("bytes={} lines={lines} first=line {:014}\n", data.len(), 0)
     );
+    // Without -i (docker's default), the container's stdin is empty, whatever minibox's holds.
+    assert_eq!(counted(&[]), "bytes=0 lines=0 first=\n");
     // Endless input the container never reads does not keep minibox past the container's end.
     let started = Instant::now();
     let code = run_with(
         &r,
-        &[],
+        &["-i"],
         &["exit", "3"],
         [
             Stdio::from(File::open("/dev/zero").unwrap()),

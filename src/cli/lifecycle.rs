@@ -14,7 +14,7 @@ use nix::unistd::Pid;
 use serde_json::json;
 
 use crate::kernel::cgroup::{self, Usage};
-use crate::runtime::explain::printable;
+use crate::runtime::explain::printable_cell;
 use crate::runtime::supervisor::log_paths;
 use crate::store::layers;
 use crate::store::state::{now_ms, ContainerState, Status, Store};
@@ -282,7 +282,7 @@ pub fn ps(store: &Store, all: bool, quiet: bool, json: bool) -> Result<i32> {
     // Escaped before measuring: what a cell shows is what takes room.
     let table: Vec<[String; 10]> = rows
         .iter()
-        .map(|r| row_cells(r, now).map(|c| printable(&c).into_owned()))
+        .map(|r| row_cells(r, now).map(|c| printable_cell(c.as_bytes())))
         .collect();
     let widths: Vec<usize> = (0..10)
         .map(|i| {

@@ -1,10 +1,11 @@
 //! The front ends: the command line, docker-style (`run`, and the lifecycle commands in
-//! `lifecycle`), and what reads a container back (`inspect`).
+//! `lifecycle`), and what reads a container back (`inspect`, `top`).
 
 pub mod inspect;
 pub mod lifecycle;
 pub mod run;
 pub mod spec;
+pub mod top;
 
 use std::path::PathBuf;
 
@@ -93,6 +94,11 @@ pub enum Command {
         #[arg(value_name = "CONTAINER")]
         container: String,
     },
+    /// Show a container's processes, with their host and container pids.
+    Top {
+        #[arg(value_name = "CONTAINER")]
+        container: String,
+    },
     /// Show what a detached container wrote to stdout and stderr.
     Logs {
         /// Keep following the output until the container exits.
@@ -150,6 +156,18 @@ pub struct RunArgs {
     /// Remove the container's record when it exits.
     #[arg(long)]
     pub rm: bool,
+
+    /// Keep stdin attached: the container reads minibox's stdin (without it, its stdin is empty).
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+
+    /// Give the container a terminal of its own (its stdin, stdout, stderr and controlling tty).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+
+    /// Run a tiny init as PID 1: it runs CMD, passes signals on, reaps zombies.
+    #[arg(long)]
+    pub init: bool,
 
     /// Name the container (unique; default: a generated name).
     #[arg(long)]

@@ -6,6 +6,8 @@
 //! `minibox spec` prints; `--bundle DIR ID` reads DIR/config.json. Either way
 //! `oci::container_from_spec` makes the one checked `ContainerSpec` the launcher sees.
 
+use std::io::stdin;
+use std::os::fd::AsFd;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -20,6 +22,8 @@ use crate::model::spec::{
     ContainerSpec, SHORT_ID_LEN,
 };
 use crate::model::{oci, user};
+use crate::runtime::status::StatusError;
+use crate::runtime::terminal;
 
 /// The container `minibox run` makes, from a bundle or from the flags; always through a `Spec`.
 pub fn container_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
@@ -63,6 +67,13 @@ fn bundle_id(args: &RunArgs) -> Result<String> {
 
 /// Drafts a container from `minibox run`'s flags, checking each before anything is made.
 pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
+    // docker's check and words: typing into a terminal needs one to type on.
+    if args.tty && args.interactive && !args.detach && !terminal::is_terminal(stdin().as_fd()) {
+        bail!(StatusError {
+            code: 1,
+            message: "the input device is not a TTY".into()
+        });
+    }
     let rootfs = check_rootfs(&args.rootfs)?;
     let id = new_id()?;
     if let Some(name) = &args.name {
@@ -99,9 +110,13 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
     if network == Network::Host && !ports.is_empty() {
         bail!("-p cannot be used with --network host: the container already uses the host's ports");
     }
-    let env = build_env(&args.env, &hostname, &identity.home, |k| {
+    let mut env = build_env(&args.env, &hostname, &identity.home, |k| {
         std::env::var(k).ok()
     })?;
+    // A terminal needs a type for programs to drive it: docker's default, unless -e TERM=.
+    if args.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
 
     let cgroup_path = check_cgroup_parent(&args.cgroup_parent)?.join(&id);
     Ok(ContainerSpec {
@@ -122,6 +137,8 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
         ports,
         explain: args.explain,
         private_layer: true,
+        tty: args.tty,
+        init: args.init,
     })
 }
 

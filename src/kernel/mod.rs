@@ -1,9 +1,11 @@
 //! Kernel objects, one module each: namespaces, the root filesystem and its mounts,
-//! capabilities, cgroups, the network namespace and its published ports, seccomp.
+//! capabilities, cgroups, the network namespace and its published ports, seccomp, the
+//! container's pty.
 
 pub mod caps;
 pub mod cgroup;
 pub mod namespaces;
 pub mod net;
+pub mod pty;
 pub mod rootfs;
 pub mod seccomp;

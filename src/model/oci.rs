@@ -22,6 +22,8 @@
 //!   `linux.namespaces` has `network`, else `host`.
 //! - `org.minibox.ports`: published ports, comma-separated, each in `-p`'s syntax
 //!   `HOST_IP:HOST_PORT:CONTAINER_PORT/tcp`.
+//! - `org.minibox.init`: `true` for `--init` (a tiny init is PID 1 and runs process.args as
+//!   its child, forwarding signals and reaping zombies).
 //! - `org.minibox.seccomp`: what to call `linux.seccomp` for people (`docker default`, a
 //!   profile file's path); the filter itself is `linux.seccomp`, resolved for the container's
 //!   capabilities. Without `linux.seccomp` a bundle's container has no filter, as in runc.
@@ -64,6 +66,8 @@ pub const ANNOTATION_NETWORK: &str = "org.minibox.network";
 pub const ANNOTATION_PORTS: &str = "org.minibox.ports";
 /// The seccomp profile's name, for `--explain`, `ps` and `inspect`.
 pub const ANNOTATION_SECCOMP: &str = "org.minibox.seccomp";
+/// `--init`: `true` runs a tiny init as PID 1, with process.args as its child.
+pub const ANNOTATION_INIT: &str = "org.minibox.init";
 
 /// The umask every container starts with (docker's); init sets it.
 pub const UMASK: u32 = 0o022;
@@ -152,6 +156,9 @@ pub fn spec_from_container(c: &ContainerSpec) -> Spec {
     if let Some(profile) = &c.seccomp {
         annotations.insert(ANNOTATION_SECCOMP.to_string(), profile.name.clone());
     }
+    if c.init {
+        annotations.insert(ANNOTATION_INIT.to_string(), "true".into());
+    }
     spec.set_annotations(Some(annotations));
     spec
 }
@@ -175,7 +182,7 @@ fn process_of(c: &ContainerSpec) -> Process {
     caps.set_inheritable(Some(Capabilities::new()));
     caps.set_ambient(Some(Capabilities::new()));
     let mut process = Process::default();
-    process.set_terminal(Some(false));
+    process.set_terminal(Some(c.tty));
     process.set_user(user);
     process.set_args(Some(c.args.clone()));
     process.set_env(Some(c.env.clone()));
@@ -272,6 +279,8 @@ pub fn default_bundle_spec() -> Spec {
         capabilities: CapsHashSet::new(),
         // Docker's default filter, as every minibox container has unless told otherwise.
         seccomp: SeccompProfile::docker_default(&CapsHashSet::new()).ok(),
+        tty: false,
+        init: false,
         read_only: false,
         limits: Limits::default(),
         cgroup_path: PathBuf::new(),
@@ -392,6 +401,8 @@ pub fn container_from_spec(oci: &Spec, bundle: &Path, id: &str) -> Result<Contai
         },
         capabilities,
         seccomp: checked_seccomp(oci, linux),
+        tty: process.terminal() == Some(true),
+        init: checked_init(oci.annotations().as_ref())?,
         read_only: root.readonly().unwrap_or(false),
         limits,
         cgroup_path,
@@ -400,6 +411,20 @@ pub fn container_from_spec(oci: &Spec, bundle: &Path, id: &str) -> Result<Contai
         explain: false,
         private_layer: false,
     })
+}
+
+/// `org.minibox.init`: `true` or `false` (absent: false).
+fn checked_init(annotations: Option<&HashMap<String, String>>) -> Result<bool> {
+    match annotations
+        .and_then(|a| a.get(ANNOTATION_INIT))
+        .map(String::as_str)
+    {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => {
+            bail!("annotation {ANNOTATION_INIT} {other:?} is invalid: use true or false")
+        }
+    }
 }
 
 /// `linux.seccomp` as the launcher compiles it (a bad rule is found then, before the clone),
@@ -515,9 +540,6 @@ fn root_path(path: &Path, bundle: &Path) -> Result<PathBuf> {
 
 fn refuse_process_extras(p: &Process) -> Result<()> {
     let not_yet = |field: &str| Err(anyhow!("process.{field} is not supported yet"));
-    if p.terminal() == Some(true) {
-        bail!("process.terminal is not supported yet: set it to false");
-    }
     if p.console_size().is_some() {
         return not_yet("consoleSize");
     }
@@ -1020,7 +1042,12 @@ fn checked_extras(
     let mut keys: Vec<&String> = annotations.keys().collect();
     keys.sort();
     for key in keys {
-        let known = [ANNOTATION_NETWORK, ANNOTATION_PORTS, ANNOTATION_SECCOMP];
+        let known = [
+            ANNOTATION_NETWORK,
+            ANNOTATION_PORTS,
+            ANNOTATION_SECCOMP,
+            ANNOTATION_INIT,
+        ];
         if key.starts_with("org.minibox.") && !known.contains(&key.as_str()) {
             bail!(
                 "annotation {key:?} is not known to this minibox (it knows {})",
@@ -1329,7 +1356,6 @@ mod tests {
                 Some(json!([{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}])),
                 "process.rlimits is not supported yet",
             ),
-            ("/process/terminal", Some(json!(true)), "process.terminal"),
             (
                 "/process/consoleSize",
                 Some(json!({"height": 24, "width": 80})),

@@ -58,6 +58,10 @@ pub struct ContainerSpec {
     /// A copy-on-write layer of the container's own over `rootfs` (docker-style runs), or
     /// `rootfs` itself as the root (an OCI bundle: its maker owns it, writes land in it).
     pub private_layer: bool,
+    /// `-t`: the container's stdio is a terminal of its own (OCI's `process.terminal`).
+    pub tty: bool,
+    /// `--init`: a tiny init is PID 1 and runs CMD as its child.
+    pub init: bool,
 }
 
 impl ContainerSpec {

@@ -34,7 +34,7 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        push_printable(&mut out, c);
+        push_printable(&mut out, c, needs_escape);
     }
     out.into()
 }
@@ -42,10 +42,20 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 /// The same for bytes that may not be UTF-8: a byte that is not part of a character shows as
 /// `\xNN`.
 pub fn printable_bytes(bytes: &[u8]) -> String {
+    escape_bytes(bytes, needs_escape)
+}
+
+/// The same for one cell of a table (`ps`, `top`): newlines and tabs are escaped too, so a
+/// value cannot break the table's rows.
+pub fn printable_cell(bytes: &[u8]) -> String {
+    escape_bytes(bytes, char::is_control)
+}
+
+fn escape_bytes(bytes: &[u8], escape: fn(char) -> bool) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
-            push_printable(&mut out, c);
+            push_printable(&mut out, c, escape);
         }
         for b in chunk.invalid() {
             out.push_str(&format!("\\x{b:02x}"));
@@ -58,9 +68,9 @@ fn needs_escape(c: char) -> bool {
     c.is_control() && c != '\n' && c != '\t'
 }
 
-fn push_printable(out: &mut String, c: char) {
+fn push_printable(out: &mut String, c: char, escape: fn(char) -> bool) {
     match c {
-        c if !needs_escape(c) => out.push(c),
+        c if !escape(c) => out.push(c),
         c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
         c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
     }
@@ -224,6 +234,16 @@ mod tests {
         // The 8-bit CSI, which some terminals obey, and DEL.
         assert_eq!(printable("a\u{9b}2Jb\x7f"), "a\\u{9b}2Jb\\x7f");
         assert_eq!(printable("é ✓"), "é ✓");
+    }
+
+    #[test]
+    fn a_table_cell_keeps_to_its_row() {
+        let hostile = b"sh -c \x1b]0;pwned\x07\nrm\t\xff";
+        assert_eq!(
+            printable_cell(hostile),
+            "sh -c \\x1b]0;pwned\\x07\\x0arm\\x09\\xff"
+        );
+        assert_eq!(printable_cell("plain é".as_bytes()), "plain é");
     }
 
     #[test]

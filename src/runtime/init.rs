@@ -6,15 +6,16 @@
 //! the exec. Each step is a named function with the reason it stands where it does.
 
 use std::convert::Infallible;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
+use nix::fcntl::AtFlags;
 use nix::sys::signal::Signal;
 use nix::sys::stat::{umask, Mode};
-use nix::unistd::execve;
+use nix::unistd::{access, execve, execveat, AccessFlags};
 
 use crate::kernel::net::Network;
 use crate::kernel::rootfs::OverlayDirs;
@@ -24,27 +25,35 @@ use crate::model::user;
 use crate::runtime::channel::ChildEnd;
 use crate::runtime::status::{self, StatusError};
 use crate::runtime::stdio::ContainerStdio;
-use crate::runtime::{explain, signals};
+use crate::runtime::{explain, pid1, signals};
 use crate::store::layers::Layer;
 
-/// Runs in the child after `clone`: becomes CMD, or reports why not and exits. `filter` is the
-/// seccomp program the parent compiled (`None`: unconfined).
+/// What the parent made ready for the container's first process before the clone.
+pub struct Prepared<'a> {
+    /// The container's own writable layer (`None`: a bundle's root, used as given).
+    pub layer: Option<&'a Layer>,
+    /// The seccomp program, compiled in the parent (`None`: unconfined).
+    pub filter: Option<&'a seccomp::Program>,
+    /// `--init`: the sealed copy of the init that runs CMD as its child.
+    pub init_binary: Option<&'a OwnedFd>,
+}
+
+/// Runs in the child after `clone`: becomes CMD (or, with `--init`, the init that starts it),
+/// or reports why not and exits.
 pub fn container_main(
     spec: &ContainerSpec,
-    layer: Option<&Layer>,
-    filter: Option<&seccomp::Program>,
+    prepared: &Prepared,
     chan: &ChildEnd,
     stdio: &ContainerStdio,
 ) -> isize {
-    let Err(err) = set_up_and_exec(spec, layer, filter, chan, stdio);
+    let Err(err) = set_up_and_exec(spec, prepared, chan, stdio);
     chan.report_failure(status::code_of(&err), &format!("{err:#}"));
     1
 }
 
 fn set_up_and_exec(
     spec: &ContainerSpec,
-    layer: Option<&Layer>,
-    filter: Option<&seccomp::Program>,
+    prepared: &Prepared,
     chan: &ChildEnd,
     stdio: &ContainerStdio,
 ) -> Result<Infallible> {
@@ -72,7 +81,7 @@ fn set_up_and_exec(
     rootfs::make_mounts_private()?;
     // ROOTFS below, the container's own layer above, so every write (the mount points and the
     // workdir made below included) lands in the layer; or a bundle's root, as its maker gave it.
-    let root = mount_root(&spec.rootfs, layer)?;
+    let root = mount_root(&spec.rootfs, prepared.layer)?;
     // A procfs of our own PID namespace: the container sees its own processes only.
     rootfs::mount_proc(&root)?;
     // The kernel's view of devices, read-only.
@@ -87,6 +96,8 @@ fn set_up_and_exec(
     // The rootfs becomes /, and the host's root is detached: no path leads back out.
     rootfs::pivot_into(&root)?;
     say("pivot_root", &|| explain::pivoted(&spec.rootfs));
+    // -t: a terminal from our own devpts becomes our 0, 1, 2 and controlling terminal.
+    stdio.install_terminal(spec.identity.uid)?;
     // The working directory must exist before we lose the right to create it.
     rootfs::ensure_workdir(&spec.workdir)?;
     // --read-only: every mount point exists now, so / can be frozen.
@@ -120,12 +131,12 @@ fn set_up_and_exec(
     // No descriptor of ours reaches CMD: all but 0, 1, 2 close on exec.
     close_fds_on_exec()?;
     // Last, the syscall filter (it needs no_new_privs): it only has to allow what CMD does.
-    install_seccomp_filter(filter)?;
-    say("seccomp", &|| explain::seccomp(filter));
+    install_seccomp_filter(prepared.filter)?;
+    say("seccomp", &|| explain::seccomp(prepared.filter));
     // Become CMD; the exec closes the report pipe right after this last word.
     say("exec", &|| explain::exec(&spec.args, &spec.env));
     chan.report_exec();
-    exec_command(spec)
+    exec_command(spec, prepared.init_binary)
 }
 
 fn mount_root(rootfs: &Path, layer: Option<&Layer>) -> Result<OwnedFd> {
@@ -217,6 +228,18 @@ fn close_fds_on_exec() -> Result<()> {
     Ok(())
 }
 
+/// `--init`: the sealed init (`pid1`) becomes PID 1, told to run CMD at `path`.
+fn exec_init(
+    init: &OwnedFd,
+    path: &CStr,
+    argv: &[CString],
+    envp: &[CString],
+) -> Result<Infallible> {
+    let argv = pid1::argv(path, argv);
+    let Err(errno) = execveat(init, c"", &argv, envp, AtFlags::AT_EMPTY_PATH);
+    Err(errno).context("cannot start the container's init (--init): execveat of its memfd")
+}
+
 fn cstrings(items: &[String], what: &str) -> Result<Vec<CString>> {
     items
         .iter()
@@ -227,8 +250,9 @@ fn cstrings(items: &[String], what: &str) -> Result<Vec<CString>> {
 }
 
 /// `execve` CMD. A CMD without `/` is looked up in the container's `PATH`, as a shell would.
-/// Only returns on failure, with docker's status: 127 not found, 126 not executable.
-fn exec_command(spec: &ContainerSpec) -> Result<Infallible> {
+/// With `--init`, the init is exec'd instead, with CMD's resolved path. Only returns on
+/// failure, with docker's status: 127 not found, 126 not executable.
+fn exec_command(spec: &ContainerSpec, init_binary: Option<&OwnedFd>) -> Result<Infallible> {
     let argv = cstrings(&spec.args, "argument")?;
     let envp = cstrings(&spec.env, "environment entry")?;
     let cmd = &spec.args[0];
@@ -248,7 +272,18 @@ fn exec_command(spec: &ContainerSpec) -> Result<Infallible> {
     let mut first_error = Errno::ENOENT;
     for candidate in &candidates {
         let path = CString::new(candidate.as_str()).context("CMD contains a NUL byte")?;
-        let Err(errno) = execve(&path, &argv, &envp);
+        let errno = match init_binary {
+            None => {
+                let Err(errno) = execve(&path, &argv, &envp);
+                errno
+            }
+            // The init execs CMD; here CMD need only be there and executable, so that a
+            // missing one still fails the start with its own status.
+            Some(init) => match access(path.as_c_str(), AccessFlags::X_OK) {
+                Ok(()) => return exec_init(init, &path, &argv, &envp),
+                Err(errno) => errno,
+            },
+        };
         if first_error == Errno::ENOENT {
             first_error = errno;
         }

@@ -18,6 +18,7 @@ use crate::model::spec::ContainerSpec;
 use crate::runtime::channel::{self, ParentEnd};
 use crate::runtime::explain;
 use crate::runtime::init;
+use crate::runtime::pid1;
 use crate::runtime::signals::{self, Forwarder};
 use crate::runtime::status;
 use crate::runtime::stdio::{self, Input, Output, Stdio};
@@ -32,6 +33,8 @@ pub struct RunOptions {
     pub detach: bool,
     /// `--rm`: forget the container once it has exited.
     pub remove: bool,
+    /// `-i`: the container reads minibox's stdin (without it, its stdin is empty).
+    pub interactive: bool,
 }
 
 /// `minibox run`; returns the status minibox exits with.
@@ -46,8 +49,13 @@ pub fn run(spec: &ContainerSpec, store: &Store, layers: &Layers, opts: RunOption
         return run_detached(spec, store, layers, &state, opts.remove);
     }
     let stdio = Stdio {
-        input: Input::Caller,
+        input: if opts.interactive {
+            Input::Caller
+        } else {
+            Input::Empty
+        },
         output: Output::Caller,
+        terminal: spec.tty,
     };
     let result = supervise(spec, store, layers, &state, stdio, &mut StartSignal(None));
     forget_if(store, layers, &state, result.is_err() || opts.remove);
@@ -153,6 +161,7 @@ fn become_supervisor(
     let stdio = Stdio {
         input: Input::Empty,
         output: Output::Log(log),
+        terminal: spec.tty,
     };
     supervise(spec, store, layers, state, stdio, start)
 }
@@ -298,13 +307,21 @@ fn start_and_watch(
         })
         .transpose()?;
     let (parent, child) = channel::pair()?;
-    let (relay, container_stdio) = stdio::pipes(stdio)?;
+    let (mut relay, container_stdio) = stdio::pipes(stdio)?;
+    // --init: the init is made (sealed, in memory) now; the container never opens a host file.
+    let init_binary = spec.init.then(pid1::sealed_init).transpose()?;
     let namespaces = namespaces::container_namespaces(spec.network);
     let pid = namespaces::clone_into_new_namespaces(namespaces, || {
         parent.close_in_child();
-        init::container_main(spec, layer, filter.as_ref(), &child, &container_stdio)
+        let prepared = init::Prepared {
+            layer,
+            filter: filter.as_ref(),
+            init_binary: init_binary.as_ref(),
+        };
+        init::container_main(spec, &prepared, &child, &container_stdio)
     })?;
     drop(child);
+    drop(init_binary);
     // Only the container may hold the write ends, so the relay sees EOF when it is gone.
     drop(container_stdio);
     // Taken now, while the child waits: a short-lived CMD could be gone by the time it runs.
@@ -312,7 +329,9 @@ fn start_and_watch(
     let admitted = netns
         .transpose()
         .context("opening the container's network namespace")
-        .and_then(|netns| admit(pid, cgroup, &parent, spec.explain).map(|()| netns));
+        .and_then(|netns| admit(pid, cgroup, &parent, spec.explain).map(|()| netns))
+        // -t: the container's terminal, sent before CMD's exec, is ours to relay now.
+        .and_then(|netns| relay.connect_terminal().map(|()| netns));
     let netns = match admitted {
         Ok(netns) => netns,
         Err(e) => {

@@ -33,6 +33,9 @@ impl Forwarder {
             set.add(sig);
         }
         set.add(Signal::SIGCHLD);
+        // Held too, but not passed on: the caller's window changed, and the container's
+        // terminal (-t) follows (the kernel then signals the container itself).
+        set.add(Signal::SIGWINCH);
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).context("blocking signals")?;
         // The supervisor reads and writes the terminal it relays; in the background of a shell
         // the kernel would stop it for that, leaving the container unserved. Blocked, these
@@ -45,7 +48,7 @@ impl Forwarder {
         Ok(Forwarder { set })
     }
 
-    /// The signals held (forwarded ones and SIGCHLD), for a signalfd.
+    /// The signals held (forwarded ones, SIGCHLD and SIGWINCH), for a signalfd.
     pub fn set(&self) -> &SigSet {
         &self.set
     }

@@ -2,7 +2,8 @@
 //! files. A container handed the caller's descriptors could reopen a read-only file given as
 //! its stdin through `/proc/self/fd/0` and rewrite it, or chmod the file behind its stdout (as
 //! root inside it may). With pipes, all it holds is a pipe; the supervisor copies the bytes
-//! (`Relay`, driven by `supervisor::watch`), as docker does.
+//! (`Relay`, driven by `supervisor::watch`), as docker does. With `-t` all three are instead
+//! one terminal of the container's own (`kernel::pty`), whose master the supervisor relays.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
@@ -12,7 +13,9 @@ use nix::fcntl::OFlag;
 use nix::poll::PollFlags;
 use nix::unistd::{pipe2, Gid, Uid};
 
+use crate::kernel::pty;
 use crate::runtime::supervisor::LogFile;
+use crate::runtime::terminal::{self, RawMode};
 
 /// What the container reads on its stdin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,40 +34,96 @@ pub enum Output {
     Log(LogFile),
 }
 
-/// The container's ends of its pipes, for init to make its 0, 1 and 2. Close-on-exec: init's
-/// `dup2` makes the copies CMD keeps.
-pub struct ContainerStdio {
-    stdin: OwnedFd,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
+/// The container's side of its stdio, for init to make its 0, 1 and 2.
+pub enum ContainerStdio {
+    /// The container's ends of its pipes. Close-on-exec: init's `dup2` makes the copies CMD
+    /// keeps.
+    Pipes {
+        stdin: OwnedFd,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    },
+    /// `-t`: the socket over which init sends the master of the terminal it makes (from the
+    /// container's own devpts, so only once its `/dev` is mounted).
+    Terminal {
+        socket: OwnedFd,
+        /// The caller's window size, given to the terminal before CMD runs.
+        size: Option<libc::winsize>,
+    },
 }
 
 impl ContainerStdio {
     /// In the container, before anything of it runs: its 0, 1 and 2 become the pipes, owned by
     /// the container's user (as runc does), so that a program reopening `/dev/stdout` (a web
-    /// server's log, say) may.
+    /// server's log, say) may. A terminal comes later (`install_terminal`).
     pub fn install(&self, uid: u32, gid: u32) -> Result<()> {
+        let ContainerStdio::Pipes {
+            stdin,
+            stdout,
+            stderr,
+        } = self
+        else {
+            return Ok(());
+        };
         let (uid, gid) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
-        for pipe in [&self.stdin, &self.stdout, &self.stderr] {
+        for pipe in [stdin, stdout, stderr] {
             nix::unistd::fchown(pipe, uid, gid).context("chown of a stdio pipe")?;
         }
-        nix::unistd::dup2_stdin(&self.stdin).context("dup2 of the stdin pipe onto 0")?;
-        nix::unistd::dup2_stdout(&self.stdout).context("dup2 of the stdout pipe onto 1")?;
-        nix::unistd::dup2_stderr(&self.stderr).context("dup2 of the stderr pipe onto 2")?;
+        nix::unistd::dup2_stdin(stdin).context("dup2 of the stdin pipe onto 0")?;
+        nix::unistd::dup2_stdout(stdout).context("dup2 of the stdout pipe onto 1")?;
+        nix::unistd::dup2_stderr(stderr).context("dup2 of the stderr pipe onto 2")?;
         Ok(())
+    }
+
+    /// `-t`, in the container once its `/dev/pts` is its own: a new pty's slave becomes our 0,
+    /// 1, 2 and controlling terminal; its master goes to minibox. Without `-t`, nothing.
+    pub fn install_terminal(&self, uid: u32) -> Result<()> {
+        let ContainerStdio::Terminal { socket, size } = self else {
+            return Ok(());
+        };
+        let (master, slave) = pty::open_pty()?;
+        if let Some(size) = size {
+            pty::set_window_size(&master, size)?;
+        }
+        pty::become_terminal_of_this_session(&slave, uid)?;
+        pty::send_fd(socket, &master)
     }
 }
 
-/// Where a container's stdio comes from and goes to. Issue 11's `-i` is the `input` switch.
+/// Where a container's stdio comes from and goes to: `-i` is the `input` switch, `-t` the
+/// `terminal` one (one terminal for all three streams instead of three pipes).
 pub struct Stdio {
     pub input: Input,
     pub output: Output,
+    pub terminal: bool,
 }
 
 /// Makes the pipes: the container's ends, and the relay that serves the other ends. The caller
 /// must drop `ContainerStdio` once the container holds its copies (after `clone`), so that only
 /// the container holds the write ends and the relay sees end of file when it is gone.
-pub fn pipes(Stdio { input, output }: Stdio) -> Result<(Relay, ContainerStdio)> {
+pub fn pipes(stdio: Stdio) -> Result<(Relay, ContainerStdio)> {
+    if stdio.terminal {
+        let (ours, theirs) = pty::fd_channel()?;
+        let relay = Relay {
+            streams: Vec::new(),
+            terminal: Some(PendingTerminal {
+                socket: ours,
+                input: stdio.input,
+                output: stdio.output,
+            }),
+            master: None,
+            _raw: None,
+        };
+        let size = terminal::caller_window_size();
+        return Ok((
+            relay,
+            ContainerStdio::Terminal {
+                socket: theirs,
+                size,
+            },
+        ));
+    }
+    let Stdio { input, output, .. } = stdio;
     let mut streams = Vec::new();
     // The supervisor's ends never block it (one poll loop serves signals and every stream);
     // the container's are blocking, as a program expects of its stdio.
@@ -95,12 +154,18 @@ pub fn pipes(Stdio { input, output }: Stdio) -> Result<(Relay, ContainerStdio)> 
             out_w.try_clone().context("duplicating the output pipe")?
         }
     };
-    let stdio = ContainerStdio {
+    let stdio = ContainerStdio::Pipes {
         stdin: stdin_r,
         stdout: out_w,
         stderr: err_w,
     };
-    Ok((Relay { streams }, stdio))
+    let relay = Relay {
+        streams,
+        terminal: None,
+        master: None,
+        _raw: None,
+    };
+    Ok((relay, stdio))
 }
 
 fn pipe(what: &str) -> Result<(OwnedFd, OwnedFd)> {
@@ -200,6 +265,8 @@ impl Stream {
         let mut buf = vec![0u8; BUFFER];
         match nix::unistd::read(from, &mut buf) {
             Ok(0) => self.from = None,
+            // A pty master reads EIO once every slave is closed: the container's end of output.
+            Err(Errno::EIO) if self.role == Role::Output => self.from = None,
             Ok(n) => {
                 buf.truncate(n);
                 self.pending = buf;
@@ -261,9 +328,67 @@ impl Stream {
 /// The supervisor's side of the container's stdio.
 pub struct Relay {
     streams: Vec<Stream>,
+    /// `-t`, until the container has sent its terminal's master.
+    terminal: Option<PendingTerminal>,
+    /// `-t`: the container's terminal, to give it the caller's window size.
+    master: Option<OwnedFd>,
+    /// `-it` on a terminal: the caller's terminal stays raw while the relay lives.
+    _raw: Option<RawMode>,
+}
+
+/// What a `-t` relay serves once the master has come.
+struct PendingTerminal {
+    socket: OwnedFd,
+    input: Input,
+    output: Output,
 }
 
 impl Relay {
+    /// `-t`: takes the master the container sent while setting itself up (it is there once the
+    /// container has exec'd CMD, already of the caller's window size), and relays the caller's
+    /// stdin into it (`-i`) and all it prints out. The caller's terminal goes raw (`-i` on a
+    /// terminal), so that its keys act in the container's terminal, not on minibox. Without
+    /// `-t`: nothing to do.
+    pub fn connect_terminal(&mut self) -> Result<()> {
+        let Some(PendingTerminal {
+            socket,
+            input,
+            output,
+        }) = self.terminal.take()
+        else {
+            return Ok(());
+        };
+        let master = pty::recv_fd(&socket, false)?;
+        set_nonblocking(&master)?;
+        let dup = |fd: &OwnedFd| fd.try_clone().context("duplicating the pty master");
+        let to = match output {
+            Output::Caller => caller(std::io::stdout().as_fd()).map_or(Sink::Gone, Sink::Caller),
+            Output::Log(log) => Sink::Log(log),
+        };
+        self.streams
+            .push(Stream::new(Role::Output, dup(&master)?, to));
+        let stdin = std::io::stdin();
+        if input == Input::Caller {
+            if let Some(from) = caller(stdin.as_fd()) {
+                self.streams
+                    .push(Stream::new(Role::Input, from, Sink::Fd(dup(&master)?)));
+            }
+            if terminal::is_terminal(stdin.as_fd()) {
+                self._raw = Some(RawMode::enter(stdin.as_fd())?);
+            }
+        }
+        self.master = Some(master);
+        Ok(())
+    }
+
+    /// The caller's window changed (SIGWINCH): the container's terminal follows.
+    pub fn resize(&self) -> Result<()> {
+        match &self.master {
+            Some(master) => terminal::copy_window_size(master.as_fd()),
+            None => Ok(()),
+        }
+    }
+
     /// What to poll: (stream index, descriptor, events).
     pub fn interests(&self) -> Vec<(usize, BorrowedFd<'_>, PollFlags)> {
         self.streams

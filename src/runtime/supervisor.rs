@@ -114,6 +114,11 @@ pub fn watch(child: Pid, forwarder: &Forwarder, mut relay: Relay) -> Result<Wait
         let ready = poll_relay(&relay, Some(&signals), PollTimeout::NONE)?;
         while let Some(info) = signals.read_signal().context("reading signalfd")? {
             let sig = Signal::try_from(info.ssi_signo as i32).ok();
+            if sig == Some(Signal::SIGWINCH) {
+                // A size that cannot be set is no reason to stop the container.
+                let _ = relay.resize();
+                continue;
+            }
             if let Some(sig) = sig.filter(|s| *s != Signal::SIGCHLD) {
                 match kill(child, sig) {
                     Ok(()) | Err(Errno::ESRCH) => {}

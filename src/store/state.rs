@@ -575,6 +575,8 @@ mod tests {
             ports: vec![],
             explain: false,
             private_layer: true,
+            tty: false,
+            init: false,
         }
     }
 

@@ -22,6 +22,7 @@ mod net;
 mod nodes;
 mod process;
 mod syscalls;
+mod tty;
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -148,6 +149,11 @@ const COMMANDS: &[Command] = &[
     Command { name: "http", args: &["PORT"], help: "HTTP server answering \"payload PORT\"", run: net::http },
     Command { name: "echo", args: &["PORT"], help: "TCP echo server", run: net::echo },
     Command { name: "connect", args: &["HOST:PORT"], help: "TCP connect, 2 s timeout", run: net::connect },
+    Command { name: "tty-info", args: &[], help: "isatty, tty, session, foreground group, /dev/tty, size, TERM", run: tty::info },
+    Command { name: "tty-trap", args: &["N"], help: "as trap, for INT QUIT TSTP WINCH(+size) HUP TERM", run: tty::trap },
+    Command { name: "tiocsti", args: &["TEXT"], help: "TIOCSTI TEXT into fds 0-2 and /dev/tty: fdN=ok|ERR", run: tty::tiocsti },
+    Command { name: "orphans", args: &["N", "SECS"], help: "leave N orphans that exit, then sleep SECS", run: tty::orphans },
+    Command { name: "exe-attack", args: &[], help: "open every /proc/PID/exe for writing (CVE-2019-5736)", run: tty::exe_attack },
     Command { name: "later", args: &["SECS", "SUBCOMMAND", "ARGS..."], help: "sleep SECS, then run SUBCOMMAND", run: later },
     Command { name: "syscalls", args: &["PROBE..."], help: "try each PROBE syscall (in a child), print PROBE=OK|ERRNO|SIGNAL", run: syscalls::syscalls },
     Command { name: "getppid-loop", args: &["N"], help: "N raw getppid calls, print ns_per_call", run: syscalls::getppid_loop },

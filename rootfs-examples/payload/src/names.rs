@@ -13,6 +13,7 @@ pub fn errno_name(errno: i32) -> Option<&'static str> {
         libc::EINTR => "EINTR",
         libc::EIO => "EIO",
         libc::ENXIO => "ENXIO",
+        libc::ENOTTY => "ENOTTY",
         libc::E2BIG => "E2BIG",
         libc::ENOEXEC => "ENOEXEC",
         libc::EBADF => "EBADF",

@@ -181,6 +181,16 @@ fn signal_pipe() -> Result<File> {
 /// then prints `got NAME` for each signal received and exits 0 after N.
 pub fn trap(args: &[&OsStr]) -> Result {
     let wanted: u64 = parse_arg("N", args[0])?;
+    trap_signals(&TRAPPED, wanted, |_| Ok(String::new()))
+}
+
+/// Handles `signals`, prints `ready`, then `got NAME` for each signal received (and what
+/// `after` adds on the same line); returns after `wanted` signals.
+pub fn trap_signals(
+    signals: &[c_int],
+    wanted: u64,
+    after: impl Fn(c_int) -> Result<String>,
+) -> Result {
     let mut pipe = signal_pipe()?;
 
     // SAFETY: `sigaction` is plain data; all-zero is a valid starting point.
@@ -189,13 +199,13 @@ pub fn trap(args: &[&OsStr]) -> Result {
     action.sa_mask = sigset(&[]);
     // Restart interrupted system calls such as our blocking pipe read.
     action.sa_flags = libc::SA_RESTART;
-    for signal in TRAPPED {
+    for &signal in signals {
         // SAFETY: `action` is initialized and its handler is async-signal-safe.
         if unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) } != 0 {
             return Err(Error::last_os(format!("sigaction {signal}")));
         }
     }
-    unblock(&TRAPPED)?;
+    unblock(signals)?;
 
     outln!("ready")?;
     io::stdout()
@@ -213,10 +223,14 @@ pub fn trap(args: &[&OsStr]) -> Result {
         };
         for &signal in &buf[..n] {
             let signal = c_int::from(signal);
+            let extra = after(signal)?;
             match signal_name(signal) {
-                Some(name) => outln!("got {name}")?,
-                None => outln!("got {signal}")?,
+                Some(name) => outln!("got {name}{extra}")?,
+                None => outln!("got {signal}{extra}")?,
             }
+            io::stdout()
+                .flush()
+                .map_err(|err| Error::io("stdout", &err))?;
             received += 1;
             if received == wanted {
                 break;
