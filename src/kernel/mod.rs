@@ -5,4 +5,7 @@ pub mod caps;
 pub mod cgroup;
 pub mod namespaces;
 pub mod net;
+pub mod netlink;
+pub mod nft;
+pub mod relay;
 pub mod rootfs;

@@ -217,7 +217,7 @@ impl Drop for Lock {
     }
 }
 
-fn lock_file(path: &Path) -> Result<Lock> {
+pub(crate) fn lock_file(path: &Path) -> Result<Lock> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -334,6 +334,11 @@ impl Store {
         Ok(Store {
             root: root.to_path_buf(),
         })
+    }
+
+    /// The state root itself (networks keep their records beside the containers').
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     pub fn dir(&self, id: &str) -> PathBuf {
