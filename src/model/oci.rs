@@ -1193,6 +1193,22 @@ mod tests {
             &["--memory", "64m", "--cpus", "0.5", "--pids-limit", "20"],
             &["--network", "none"],
             &["--network", "host"],
+            &["--network", "bridge", "-p", "8080:80"],
+            &[
+                "--network",
+                "web",
+                "--ip",
+                "10.89.0.9",
+                "--add-host",
+                "db:192.0.2.1",
+                "--add-host",
+                "gw:host-gateway",
+                "--dns",
+                "192.0.2.53",
+                "--network-alias",
+                "w",
+            ],
+            &["--network", "container:db"],
             &[
                 "-p",
                 "8080:80",
@@ -1603,9 +1619,9 @@ mod tests {
             (
                 "/linux/namespaces",
                 Some(
-                    json!([{"type": "mount"}, {"type": "pid"}, {"type": "uts"}, {"type": "ipc"}, {"type": "network", "path": "/proc/1/ns/net"}, {"type": "cgroup"}]),
+                    json!([{"type": "mount"}, {"type": "pid"}, {"type": "uts"}, {"type": "ipc", "path": "/proc/1/ns/ipc"}, {"type": "network"}, {"type": "cgroup"}]),
                 ),
-                "linux.namespaces[4] network with path /proc/1/ns/net: joining",
+                "linux.namespaces[3] ipc with path /proc/1/ns/ipc: joining",
             ),
             (
                 "/linux/resources",
@@ -1684,8 +1700,8 @@ mod tests {
             ),
             (
                 "/annotations/org.minibox.network",
-                Some(json!("bridge")),
-                "annotation org.minibox.network \"bridge\" is invalid",
+                Some(json!("a b")),
+                "annotation org.minibox.network \"a b\" is invalid",
             ),
             (
                 "/annotations/org.minibox.network",

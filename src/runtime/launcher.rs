@@ -232,8 +232,8 @@ fn supervise(
         store,
         layer.as_ref(),
         cgroup.as_deref(),
-        ports,
         Networking {
+            ports,
             attachment: attachment.as_ref(),
             init: InitNet {
                 join,
@@ -333,6 +333,8 @@ fn netns_to_join(store: &Store, network: &Network) -> Result<Option<File>> {
 
 /// What the container's network is made of, on both sides of `clone`.
 struct Networking<'a> {
+    /// The host ports, bound.
+    ports: PublishedPorts,
     attachment: Option<&'a Attachment>,
     init: InitNet,
 }
@@ -344,7 +346,6 @@ fn start_and_watch(
     store: &Store,
     layer: Option<&Layer>,
     cgroup: Option<&dyn ContainerCgroup>,
-    ports: PublishedPorts,
     net: Networking,
     stdio: Stdio,
     start: &mut StartSignal,
@@ -390,7 +391,7 @@ fn start_and_watch(
         (None, None) => None,
     };
     if let Some(upstream) = upstream {
-        if let Err(e) = ports.serve(upstream) {
+        if let Err(e) = net.ports.serve(upstream) {
             say!("minibox: container {}: {e:#}", spec.display_name());
         }
     }

@@ -484,7 +484,7 @@ fn resolv_conf(dns: &[IpAddr], own_netns: bool) -> String {
         match words.next() {
             Some("nameserver") => {
                 if let Some(ip) = words.next().and_then(|w| w.parse::<IpAddr>().ok()) {
-                    if !given && !(own_netns && ip.is_loopback()) {
+                    if !(given || own_netns && ip.is_loopback()) {
                         servers.push(ip.to_string());
                     }
                 }
@@ -510,6 +510,7 @@ fn resolv_conf(dns: &[IpAddr], own_netns: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn lease(ip: &str, id: &str, name: &str) -> Lease {
         Lease {

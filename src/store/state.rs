@@ -560,6 +560,7 @@ mod tests {
             cgroup_path: "minibox/x".into(),
             network: Default::default(),
             ports: vec![],
+            net: Default::default(),
             explain: false,
             private_layer: true,
         }

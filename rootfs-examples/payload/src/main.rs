@@ -149,6 +149,7 @@ const COMMANDS: &[Command] = &[
     Command { name: "connect", args: &["HOST:PORT"], help: "TCP connect, 2 s timeout (HOST: an IP or a name in /etc/hosts)", run: net::connect },
     Command { name: "resolve", args: &["NAME"], help: "addresses /etc/hosts gives NAME (libc's files backend), or unresolved", run: net::resolve },
     Command { name: "ask", args: &["HOST:PORT"], help: "connect, send ask, half-close, print the answer", run: net::ask },
+    Command { name: "duo", args: &["PORT", "SECS", "HOST:PORT"], help: "echo server on PORT; after SECS, ask HOST:PORT once: asked ANSWER", run: net::duo },
     Command { name: "peer", args: &["PORT"], help: "TCP server answering each client \"peer IP:PORT\" (its address as seen)", run: net::peer },
     Command { name: "later", args: &["SECS", "SUBCOMMAND", "ARGS..."], help: "sleep SECS, then run SUBCOMMAND", run: later },
     Command { name: "bench", args: &["N", "PROGRAM", "ARGS..."], help: "run PROGRAM N times, print the median wall time", run: process::bench },

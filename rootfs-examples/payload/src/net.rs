@@ -268,3 +268,34 @@ fn read_head(stream: &mut TcpStream) -> io::Result<bool> {
     }
     Ok(false)
 }
+
+/// `duo PORT SECS HOST:PORT`: an echo server on PORT (in a thread), and after SECS one `ask`
+/// of HOST:PORT, printed as `asked ANSWER` (or `asked failed: ERROR`); serves on until killed.
+pub fn duo(args: &[&OsStr]) -> Result {
+    let port: u16 = parse_arg("PORT", args[0])?;
+    let secs: f64 = parse_arg("SECS", args[1])?;
+    let target = args[2]
+        .to_str()
+        .ok_or_else(|| Error::Usage(format!("invalid HOST:PORT {:?}", args[2])))?
+        .to_string();
+    let listener = listen(port)?;
+    thread::spawn(move || serve(listener, "duo", echo_back));
+    thread::sleep(Duration::from_secs_f64(secs));
+    match try_connect(&target) {
+        Ok(mut stream) => {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = stream.write_all(b"ask\n");
+            let _ = stream.shutdown(Shutdown::Write);
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            outln!("asked {}", answer.trim_end())?;
+        }
+        Err(reason) => outln!("asked failed: {reason}")?,
+    }
+    io::stdout()
+        .flush()
+        .map_err(|err| Error::io("stdout", &err))?;
+    loop {
+        thread::sleep(Duration::from_secs(3600));
+    }
+}
