@@ -177,12 +177,12 @@ pub fn remove(state_root: &Path, name: &str) -> Result<()> {
     sync_table(&nets)
 }
 
-/// The network a spec names, made if it is the default one.
-fn network_for(nets: &Networks, name: &str) -> Result<NetworkRecord> {
+/// The network a spec names, made if it is the default one (then `true`).
+fn network_for(nets: &Networks, name: &str) -> Result<(NetworkRecord, bool)> {
     if let Some(net) = nets.load(name)? {
-        // The bridge may have gone (a reboot keeps /run? not usually; a manual `ip link del`).
+        // The bridge may have gone (`ip link del`, or a state root that outlived the links).
         bring_up_bridge(&net)?;
-        return Ok(net);
+        return Ok((net, false));
     }
     if name != DEFAULT_NETWORK {
         bail!("network {name} not found: create it with minibox network create {name}");
@@ -190,7 +190,7 @@ fn network_for(nets: &Networks, name: &str) -> Result<NetworkRecord> {
     let net = new_record(nets, name, None, None)?;
     nets.save(&net)?;
     bring_up_bridge(&net)?;
-    Ok(net)
+    Ok((net, true))
 }
 
 /// Before `clone`: the container's lease and files (see the module's doc). `ports` are the
@@ -209,7 +209,10 @@ pub fn attach(
     };
     let nets = Networks::open(store.root())?;
     let _lock = nets.lock()?;
-    let net = network_for(&nets, net_name)?;
+    let (net, made) = network_for(&nets, net_name)?;
+    // The table holds networks and published ports only: a container without ports on an
+    // existing network changes nothing in it (and spares a run of nft).
+    let table_changes = made || !ports.is_empty();
     let mut leases = nets.leases(&net.name)?;
     let taken_name = |n: &str| {
         leases
@@ -287,10 +290,17 @@ pub fn attach(
     };
     let done = write_files(&dir, spec, name, Some(&attachment))
         .and_then(|()| rewrite_hosts(&net, &leases))
-        .and_then(|()| sync_table(&nets));
+        .and_then(|()| {
+            if table_changes {
+                sync_table(&nets)
+            } else {
+                Ok(())
+            }
+        });
     if let Err(e) = done {
         leases.retain(|l| l.container != spec.id);
         let _ = nets.save_leases(&net.name, &leases);
+        let _ = rewrite_hosts(&net, &leases);
         let _ = sync_table(&nets);
         return Err(e);
     }
@@ -330,7 +340,7 @@ fn release_locked(nets: &Networks, doomed: impl Fn(&Lease) -> bool) -> Result<()
         if gone.is_empty() {
             continue;
         }
-        changed = true;
+        changed |= gone.iter().any(|l| !l.ports.is_empty());
         nets.save_leases(&net.name, &kept)?;
         if let Ok(mut nl) = Netlink::open() {
             for l in &gone {
