@@ -90,6 +90,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Logs { follow, container } => lifecycle::logs(&store, follow, &container),
         Command::Port { container } => lifecycle::port(&store, &container),
         Command::Top { container } => cli::top::top(&store, &container),
+        Command::Network(command) => cli::network::dispatch(&store, command),
         Command::Inspect { format, container } => {
             inspect::inspect(&store, &container, format == "table")
         }

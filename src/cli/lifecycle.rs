@@ -119,6 +119,8 @@ pub fn rm(store: &Store, force: bool, keys: &[String]) -> Result<i32> {
                 cg.destroy()?;
             }
         }
+        // Its network address, veth and rules, if a killed supervisor left them.
+        crate::runtime::network::release(store.root(), &c.id)?;
         // Its writable layer: all the container wrote (a container of an older minibox has none).
         if let Some(dir) = &c.layer {
             layers::remove(dir)?;
@@ -146,6 +148,10 @@ pub fn sweep(store: &Store) {
         if let Err(e) = end_orphan(store, &c.id) {
             say!("minibox: warning: container {}: {e:#}", c.name);
         }
+    }
+    // What ended containers still hold of their networks: addresses, veths, DNAT rules.
+    if let Err(e) = crate::runtime::network::sweep(store) {
+        say!("minibox: warning: cleaning up networks: {e:#}");
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod inspect;
 pub mod lifecycle;
+pub mod network;
 pub mod run;
 pub mod spec;
 pub mod top;
@@ -99,6 +100,9 @@ pub enum Command {
         #[arg(value_name = "CONTAINER")]
         container: String,
     },
+    /// Manage networks: create, ls, inspect, rm.
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Show what a detached container wrote to stdout and stderr.
     Logs {
         /// Keep following the output until the container exits.
@@ -106,6 +110,40 @@ pub enum Command {
         follow: bool,
         #[arg(value_name = "CONTAINER")]
         container: String,
+    },
+}
+
+/// `minibox network ...`
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Make a network: a Linux bridge, a subnet its containers get addresses from.
+    Create {
+        /// Its IPv4 subnet (default: the first free /24 from 10.89.0.0 up).
+        #[arg(long, value_name = "CIDR")]
+        subnet: Option<String>,
+        /// The bridge's address (default: the subnet's first address).
+        #[arg(long, value_name = "IP")]
+        gateway: Option<String>,
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// List networks.
+    #[command(alias = "list")]
+    Ls {
+        /// Only print network names.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// A network and its containers, as JSON.
+    Inspect {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Remove networks (none may have containers on it).
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(value_name = "NAME", required = true)]
+        names: Vec<String>,
     },
 }
 
@@ -141,7 +179,7 @@ pub struct RunArgs {
     /// the container's ID (its name) after the flags.
     #[arg(short = 'b', long, value_name = "DIR", conflicts_with_all = [
         "name", "env", "hostname", "workdir", "user", "cap_add", "cap_drop", "read_only",
-        "network", "publish", "memory", "cpus", "pids_limit", "cgroup_parent",
+        "network", "ip", "add_host", "dns", "network_alias", "publish", "memory", "cpus", "pids_limit", "cgroup_parent",
     ])]
     pub bundle: Option<PathBuf>,
 
@@ -206,9 +244,27 @@ pub struct RunArgs {
     #[arg(long = "read-only")]
     pub read_only: bool,
 
-    /// Network: private (own namespace, lo only), none (no network), host (the host's).
+    /// Network: private (own namespace, lo only; the default), none (no network), host (the
+    /// host's), bridge (minibox's default network), NAME (a network made by `minibox network
+    /// create`), container:NAME (that container's network).
     #[arg(long, value_name = "MODE", default_value = "private")]
     pub network: String,
+
+    /// The container's IPv4 address on its bridge network.
+    #[arg(long, value_name = "IP")]
+    pub ip: Option<String>,
+
+    /// Add NAME:IP (or NAME:host-gateway) to the container's /etc/hosts. Repeatable.
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_host: Vec<String>,
+
+    /// A nameserver for the container's /etc/resolv.conf (instead of the host's). Repeatable.
+    #[arg(long, value_name = "IP")]
+    pub dns: Vec<String>,
+
+    /// Another name the containers of its network know this one by. Repeatable.
+    #[arg(long = "network-alias", value_name = "NAME")]
+    pub network_alias: Vec<String>,
 
     /// Publish a container port on the host: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp].
     #[arg(short = 'p', long = "publish", value_name = "PORTS")]

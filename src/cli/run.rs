@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use crate::cli::RunArgs;
 use crate::kernel::caps::{self, CapsHashSet};
 use crate::kernel::cgroup::{self, Limits};
-use crate::kernel::net::{Network, PortMapping};
+use crate::kernel::net::{NetOptions, Network, PortMapping};
 use crate::kernel::seccomp::SeccompProfile;
 use crate::model::spec::{
     build_env, check_hostname, check_name, check_rootfs, check_workdir, new_id, read_in_rootfs,
@@ -110,6 +110,21 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
     if network == Network::Host && !ports.is_empty() {
         bail!("-p cannot be used with --network host: the container already uses the host's ports");
     }
+    // docker's words: a container with no network (or another's) has no ports of its own.
+    if matches!(network, Network::None | Network::Container(_)) && !ports.is_empty() {
+        bail!(
+            "conflicting options: port publishing and the container type network mode \
+             (--network {})",
+            network.name()
+        );
+    }
+    let net = NetOptions::parse(
+        &network,
+        args.ip.as_deref(),
+        &args.add_host,
+        &args.dns,
+        &args.network_alias,
+    )?;
     let mut env = build_env(&args.env, &hostname, &identity.home, |k| {
         std::env::var(k).ok()
     })?;
@@ -135,6 +150,7 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
         cgroup_path,
         network,
         ports,
+        net,
         explain: args.explain,
         private_layer: true,
         tty: args.tty,

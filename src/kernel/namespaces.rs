@@ -11,16 +11,19 @@ use nix::unistd::Pid;
 
 use crate::kernel::net::Network;
 
-/// The namespaces a container gets: all of them, but the network one with `--network host`.
-pub fn container_namespaces(network: Network) -> CloneFlags {
+/// The namespaces a container gets: all of them, but a new network one when it uses the
+/// host's or another container's.
+pub fn container_namespaces(network: &Network) -> CloneFlags {
     let all = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
         | CloneFlags::CLONE_NEWNET;
-    match network {
-        Network::Host => all - CloneFlags::CLONE_NEWNET,
-        Network::Private | Network::None => all,
+    // container:NAME and a bundle's namespace path: init joins an existing one instead.
+    if network.has_own_namespace() {
+        all
+    } else {
+        all - CloneFlags::CLONE_NEWNET
     }
 }
 

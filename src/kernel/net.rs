@@ -1,48 +1,178 @@
-//! Network: the container has its own network namespace, holding only a loopback interface.
-//! Published ports (`-p`) are served by the supervisor: it listens on the host and, for each
-//! connection, connects to `127.0.0.1:PORT` from *inside* the container's network namespace (a
-//! socket stays in the namespace it was created in) and relays the bytes both ways. No bridge,
-//! no veth, no iptables: the host sees nothing of the container's network but those ports.
+//! Network modes, published ports, and the loopback of a new network namespace.
+//!
+//! `private` (minibox's default): the container's own namespace holds only `lo`. Published ports
+//! (`-p`) are then served by the supervisor's relay (`relay`): it listens on the host and, for
+//! each connection, connects to `127.0.0.1:PORT` from *inside* the container's network
+//! namespace and relays the bytes. On a bridge network (`bridge`, or one made by `minibox
+//! network create`; see `runtime::network`) the kernel forwards published ports (DNAT in
+//! minibox's nftables table); the host port is still bound, so no other program takes it, and
+//! the relay serves only what DNAT cannot: connections from the host's own loopback.
 
-use std::fs::File;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
-use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::AtomicUsize;
-use std::sync::atomic::Ordering::SeqCst;
-use std::sync::Arc;
-
-use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{recv, send, MsgFlags};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use nix::sched::CloneFlags;
+
+pub use crate::kernel::relay;
 use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
 
-/// `--network`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// `--network`: where the container's network namespace comes from, and what is in it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Network {
-    /// A new namespace with `lo` up, and nothing else.
+    /// A new namespace with `lo` up, and nothing else; `-p` through the userland relay.
     #[default]
     Private,
     /// A new namespace with `lo` down: no network at all.
     None,
     /// The host's own network namespace.
     Host,
+    /// A new namespace plugged into minibox network NAME (`bridge`, the default network, or
+    /// one made by `minibox network create`): a veth on its Linux bridge, an address of its
+    /// subnet, a default route through the bridge; `-p` by DNAT in the kernel.
+    Bridge(String),
+    /// `container:NAME`: the network namespace of that (running) container.
+    Container(String),
+    /// An existing network namespace, by path (an OCI bundle's `linux.namespaces` path).
+    Join(PathBuf),
 }
 
 impl Network {
     pub fn parse(text: &str) -> Result<Network> {
         match text {
-            "private" | "default" | "bridge" => Ok(Network::Private),
+            "private" | "default" => Ok(Network::Private),
             "none" => Ok(Network::None),
             "host" => Ok(Network::Host),
-            _ => bail!("invalid --network {text:?}: use private, none or host"),
+            _ => match text.strip_prefix("container:") {
+                Some(name) => {
+                    crate::model::spec::check_name(name).map_err(|_| {
+                        anyhow::anyhow!(
+                            "invalid --network {text:?}: container:NAME needs a container's \
+                             name or id"
+                        )
+                    })?;
+                    Ok(Network::Container(name.to_string()))
+                }
+                None => {
+                    crate::store::networks::check_network_name(text).map_err(|e| {
+                        anyhow::anyhow!(
+                            "invalid --network {text:?}: use private, none, host, bridge, \
+                             container:NAME or the name of a network ({e})"
+                        )
+                    })?;
+                    Ok(Network::Bridge(text.to_string()))
+                }
+            },
         }
     }
+
+    /// As `--network` takes it.
+    pub fn name(&self) -> String {
+        match self {
+            Network::Private => "private".into(),
+            Network::None => "none".into(),
+            Network::Host => "host".into(),
+            Network::Bridge(n) => n.clone(),
+            Network::Container(c) => format!("container:{c}"),
+            Network::Join(p) => format!("ns:{}", p.display()),
+        }
+    }
+
+    /// Whether the container gets a network namespace of its own (made by `clone`).
+    pub fn has_own_namespace(&self) -> bool {
+        matches!(self, Network::Private | Network::None | Network::Bridge(_))
+    }
+}
+
+/// What a container's name resolution and addresses are made of, beyond its network.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NetOptions {
+    /// `--ip`: the address asked for on a bridge network.
+    pub ip: Option<Ipv4Addr>,
+    /// `--add-host NAME:IP`; IP may be `host-gateway` (the network's gateway).
+    pub add_hosts: Vec<(String, String)>,
+    /// `--dns`: nameservers for its resolv.conf, instead of the host's.
+    pub dns: Vec<IpAddr>,
+    /// `--network-alias`: more names the other containers of its network know it by.
+    pub aliases: Vec<String>,
+}
+
+impl NetOptions {
+    /// Checks the flags against the network they are for.
+    pub fn parse(
+        network: &Network,
+        ip: Option<&str>,
+        add_hosts: &[String],
+        dns: &[String],
+        aliases: &[String],
+    ) -> Result<NetOptions> {
+        let bridge = matches!(network, Network::Bridge(_));
+        let ip = ip
+            .map(|text| {
+                text.parse::<Ipv4Addr>()
+                    .map_err(|_| anyhow::anyhow!("invalid --ip {text:?}: give an IPv4 address"))
+            })
+            .transpose()?;
+        if ip.is_some() && !bridge {
+            bail!("--ip needs a bridge network (--network bridge or a network's name), not --network {}", network.name());
+        }
+        if !aliases.is_empty() && !bridge {
+            bail!("--network-alias needs a bridge network (--network bridge or a network's name)");
+        }
+        let mut hosts = vec![];
+        for entry in add_hosts {
+            let (name, addr) = entry
+                .split_once(':')
+                .filter(|(n, a)| !n.is_empty() && !a.is_empty())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "invalid --add-host {entry:?}: use NAME:IP or NAME:host-gateway"
+                    )
+                })?;
+            check_host_name(name).with_context(|| format!("invalid --add-host {entry:?}"))?;
+            if addr == "host-gateway" {
+                if !bridge {
+                    bail!("--add-host {entry:?}: host-gateway needs a bridge network (the host's address on it)");
+                }
+            } else if addr.parse::<IpAddr>().is_err() {
+                bail!(
+                    "invalid --add-host {entry:?}: {addr:?} is not an IP address (or host-gateway)"
+                );
+            }
+            hosts.push((name.to_string(), addr.to_string()));
+        }
+        let dns = dns
+            .iter()
+            .map(|d| {
+                d.parse::<IpAddr>()
+                    .map_err(|_| anyhow::anyhow!("invalid --dns {d:?}: give an IP address"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for alias in aliases {
+            check_host_name(alias).with_context(|| format!("invalid --network-alias {alias:?}"))?;
+        }
+        Ok(NetOptions {
+            ip,
+            add_hosts: hosts,
+            dns,
+            aliases: aliases.to_vec(),
+        })
+    }
+}
+
+/// A name a hosts file can hold: letters, digits, `-`, `_` and `.`, 1 to 253 bytes.
+pub fn check_host_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !ok {
+        bail!("a host name is 1 to 253 letters, digits, '-', '_' or '.'");
+    }
+    Ok(())
 }
 
 /// One `-p [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp]`; host port 0 lets the kernel choose.
@@ -186,251 +316,9 @@ impl PublishedPorts {
         self.listeners.iter().map(|(m, _)| *m).collect()
     }
 
-    /// Starts serving. Each port has a few threads waiting in `accept`; the one that gets a
-    /// connection first makes sure another keeps waiting, then relays that connection itself,
-    /// both ways, and goes back to `accept`. No thread is started and nothing is handed over
-    /// per connection once warm. The threads live in the container's network namespace
-    /// (`netns`, from `/proc/PID/ns/net`): the listening sockets were made on the host before,
-    /// the upstream sockets they make now are the container's.
-    pub fn serve(self, netns: File) -> Result<()> {
-        let netns = Arc::new(netns);
-        for (mapping, listener) in self.listeners {
-            let port = Arc::new(Port {
-                listener,
-                container_port: mapping.container_port,
-                netns: Arc::clone(&netns),
-                waiting: AtomicUsize::new(0),
-                threads: AtomicUsize::new(0),
-            });
-            port.add_acceptor()
-                .context("starting a port forwarder thread")?;
-        }
-        Ok(())
-    }
-}
-
-/// One published port and its accepting threads.
-struct Port {
-    listener: TcpListener,
-    container_port: u16,
-    netns: Arc<File>,
-    /// Threads blocked in `accept` (or about to be).
-    waiting: AtomicUsize,
-    /// All this port's threads.
-    threads: AtomicUsize,
-}
-
-/// Threads left waiting in `accept` beyond this many end instead.
-const MAX_WAITING: usize = 16;
-
-/// At most this many threads (so connections relayed at once) per port; further connections
-/// wait in the listen backlog until one is done.
-const MAX_THREADS: usize = 512;
-
-impl Port {
-    fn add_acceptor(self: &Arc<Self>) -> std::io::Result<()> {
-        self.waiting.fetch_add(1, SeqCst);
-        self.threads.fetch_add(1, SeqCst);
-        let port = Arc::clone(self);
-        let spawned = std::thread::Builder::new()
-            .stack_size(256 << 10)
-            .spawn(move || {
-                Arc::clone(&port).accept_loop();
-                port.threads.fetch_sub(1, SeqCst);
-            });
-        if spawned.is_err() {
-            self.waiting.fetch_sub(1, SeqCst);
-            self.threads.fetch_sub(1, SeqCst);
-        }
-        spawned.map(drop)
-    }
-
-    fn accept_loop(self: Arc<Self>) {
-        // setns moves only this thread: the sockets it creates belong to the container.
-        if let Err(e) = nix::sched::setns(self.netns.as_ref(), CloneFlags::CLONE_NEWNET) {
-            say!(
-                "minibox: cannot serve port {}: setns into the container: {e}",
-                self.container_port
-            );
-            self.waiting.fetch_sub(1, SeqCst);
-            return;
-        }
-        let mut buffers = Buffers::new();
-        loop {
-            let accepted = self.listener.accept();
-            // The last one waiting goes to work: someone must take the next connection.
-            let last = self.waiting.fetch_sub(1, SeqCst) == 1;
-            if last && self.threads.load(SeqCst) < MAX_THREADS && self.add_acceptor().is_err() {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            match accepted {
-                Ok((client, _)) => self.forward(client, &mut buffers),
-                // Out of fds or memory for a moment: keep serving.
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
-            }
-            if self.waiting.fetch_add(1, SeqCst) >= MAX_WAITING {
-                self.waiting.fetch_sub(1, SeqCst);
-                return;
-            }
-        }
-    }
-
-    /// Reaches the container's port and relays the connection until both sides are done.
-    fn forward(&self, client: TcpStream, buffers: &mut Buffers) {
-        // Nothing listens there (yet): the client's connection is closed, we keep serving.
-        let inside = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), self.container_port);
-        let Ok(upstream) = TcpStream::connect_timeout(&inside, std::time::Duration::from_secs(5))
-        else {
-            return;
-        };
-        let _ = relay(&client, &upstream, buffers);
-    }
-}
-
-/// One buffer per direction, kept by a thread across its connections.
-struct Buffers {
-    up: Half,
-    down: Half,
-}
-
-impl Buffers {
-    fn new() -> Buffers {
-        Buffers {
-            up: Half::new(),
-            down: Half::new(),
-        }
-    }
-}
-
-/// One direction of a relay: bytes read from one side, not yet written to the other.
-struct Half {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-    /// The reading side said end of file.
-    eof: bool,
-    /// ... and that was passed on (or needs no passing on).
-    done: bool,
-}
-
-/// Non-blocking for this call only, without fcntl round trips per connection.
-const NOWAIT: MsgFlags = MsgFlags::MSG_DONTWAIT.union(MsgFlags::MSG_NOSIGNAL);
-
-impl Half {
-    fn new() -> Half {
-        Half {
-            buf: vec![0; 64 << 10],
-            start: 0,
-            end: 0,
-            eof: false,
-            done: false,
-        }
-    }
-
-    fn reset(&mut self) {
-        (self.start, self.end, self.eof, self.done) = (0, 0, false, false);
-    }
-
-    fn wants_read(&self) -> bool {
-        !self.eof && self.start == self.end
-    }
-
-    fn wants_write(&self) -> bool {
-        self.start < self.end
-    }
-
-    /// Moves what can move without blocking. `readable`: whether `poll` said there is
-    /// something to read (reading otherwise would only cost a syscall to learn EAGAIN).
-    /// `other_eof`: the other direction has ended, so the sockets are about to be closed and a
-    /// half-close would be a wasted syscall. Err when the connection is broken.
-    fn step(
-        &mut self,
-        from: RawFd,
-        to: RawFd,
-        mut readable: bool,
-        other_eof: bool,
-    ) -> nix::Result<()> {
-        loop {
-            if self.start < self.end {
-                match send(to, &self.buf[self.start..self.end], NOWAIT) {
-                    Ok(n) => self.start += n,
-                    Err(Errno::EAGAIN) => return Ok(()),
-                    Err(Errno::EINTR) => continue,
-                    Err(e) => return Err(e),
-                }
-                continue;
-            }
-            if self.eof {
-                if !self.done {
-                    self.done = true;
-                    if !other_eof {
-                        let _ = nix::sys::socket::shutdown(to, nix::sys::socket::Shutdown::Write);
-                    }
-                }
-                return Ok(());
-            }
-            if !readable {
-                return Ok(());
-            }
-            match recv(from, &mut self.buf, NOWAIT) {
-                Ok(0) => self.eof = true,
-                Ok(n) => (self.start, self.end) = (0, n),
-                Err(Errno::EAGAIN) => readable = false,
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
-
-/// Relays both ways between two sockets on one thread, with `poll`: each direction ends when
-/// its reader says end of file, which is passed on as a half-close; the relay ends when both
-/// have. Never blocks in a read or write, so neither direction can stall the other.
-fn relay(client: &TcpStream, upstream: &TcpStream, buffers: &mut Buffers) -> nix::Result<()> {
-    let (c, u) = (client.as_raw_fd(), upstream.as_raw_fd());
-    let _ = client.set_nodelay(true);
-    let _ = upstream.set_nodelay(true);
-    let Buffers { up, down } = buffers;
-    up.reset();
-    down.reset();
-    // A client usually speaks first, and has by the time we accepted it.
-    let (mut client_readable, mut upstream_readable) = (true, false);
-    loop {
-        up.step(c, u, client_readable, down.eof)?;
-        down.step(u, c, upstream_readable, up.eof)?;
-        if up.done && down.done {
-            return Ok(());
-        }
-        let interest = |read: bool, write: bool| {
-            let mut f = PollFlags::empty();
-            f.set(PollFlags::POLLIN, read);
-            f.set(PollFlags::POLLOUT, write);
-            f
-        };
-        // A socket we want nothing from stays out of the poll: POLLHUP is reported whatever
-        // the events asked, and would wake us in a loop.
-        let client_wants = interest(up.wants_read(), down.wants_write());
-        let upstream_wants = interest(down.wants_read(), up.wants_write());
-        let mut fds = Vec::with_capacity(2);
-        if !client_wants.is_empty() {
-            fds.push(PollFd::new(client.as_fd(), client_wants));
-        }
-        if !upstream_wants.is_empty() {
-            fds.push(PollFd::new(upstream.as_fd(), upstream_wants));
-        }
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(e),
-        }
-        // Readable, closed or failed: in each case a read tells us which.
-        let ready = |fd: RawFd| {
-            fds.iter().any(|f| {
-                f.as_fd().as_raw_fd() == fd
-                    && f.revents()
-                        .is_some_and(|r| !(r & !PollFlags::POLLOUT).is_empty())
-            })
-        };
-        (client_readable, upstream_readable) = (ready(c), ready(u));
+    /// Starts serving: one thread for all of this container's ports (see `relay`).
+    pub fn serve(self, upstream: relay::Upstream) -> Result<()> {
+        relay::start(self.listeners, upstream)
     }
 }
 
@@ -491,7 +379,16 @@ mod tests {
         assert_eq!(Network::parse("private").unwrap(), Network::Private);
         assert_eq!(Network::parse("none").unwrap(), Network::None);
         assert_eq!(Network::parse("host").unwrap(), Network::Host);
-        assert!(Network::parse("wifi").is_err());
+        assert_eq!(
+            Network::parse("wifi").unwrap(),
+            Network::Bridge("wifi".into())
+        );
+        assert_eq!(
+            Network::parse("container:db").unwrap(),
+            Network::Container("db".into())
+        );
+        assert!(Network::parse("container:").is_err());
+        assert!(Network::parse("a b").is_err());
     }
 
     #[test]

@@ -513,3 +513,80 @@ pub fn ensure_workdir(workdir: &Path) -> Result<()> {
     }
     ensure_dir(&root, rel).map(drop)
 }
+
+/// The files minibox writes for every container (in its state directory) and bind-mounts over
+/// the rootfs's own, as docker does: the rootfs is never edited.
+pub const ETC_FILES: [&str; 3] = ["hosts", "hostname", "resolv.conf"];
+
+/// Bind-mounts `dir/hosts`, `dir/hostname` and `dir/resolv.conf` onto `/etc/...` of the rootfs.
+/// A missing target is created empty first (in the container's own layer, when it has one); a
+/// symbolic link there (debootstrap's resolv.conf) is replaced by a file only in the container's
+/// own layer (`replace_links`), else that file is left as the rootfs has it. A read-only rootfs
+/// without the file keeps its own. Returns how many were mounted.
+pub fn mount_etc_files(root: &OwnedFd, dir: &Path, replace_links: bool) -> Result<usize> {
+    let mut mounted = 0;
+    let etc = match ensure_dir(root, "etc") {
+        Ok(fd) => fd,
+        // A read-only rootfs without /etc: nothing to put the files on.
+        Err(_) => return Ok(0),
+    };
+    for name in ETC_FILES {
+        let source = dir.join(name);
+        let Ok(source) = nix::fcntl::open(&source, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        else {
+            continue;
+        };
+        let Some(target) = file_target(&etc, name, replace_links)? else {
+            continue;
+        };
+        mount_at(
+            Some(fd_path(&source).as_str()),
+            &target,
+            NONE,
+            MsFlags::MS_BIND,
+            NONE,
+            &format!("/etc/{name}"),
+        )?;
+        mounted += 1;
+    }
+    Ok(mounted)
+}
+
+/// `/etc/NAME` as a regular file to mount on, made if need be; `None` when it cannot be.
+fn file_target(etc: &OwnedFd, name: &str, replace_links: bool) -> Result<Option<OwnedFd>> {
+    let no_follow = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    match openat2(etc.as_fd(), name, no_follow) {
+        Ok(fd) => {
+            let kind = nix::sys::stat::fstat(&fd)?.st_mode & libc::S_IFMT;
+            match kind {
+                libc::S_IFREG => return Ok(Some(fd)),
+                libc::S_IFLNK if replace_links => {
+                    nix::unistd::unlinkat(etc, name, nix::unistd::UnlinkatFlags::NoRemoveDir)
+                        .with_context(|| format!("replacing the link /etc/{name}"))?;
+                }
+                libc::S_IFLNK => return Ok(None),
+                other => bail!(
+                    "/etc/{name} in the rootfs is {}: minibox mounts its {name} only on a \
+                     regular file; remove it from ROOTFS",
+                    file_kind(other)
+                ),
+            }
+        }
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(e).with_context(|| format!("opening /etc/{name} in the rootfs")),
+    }
+    let create = OpenHow::new()
+        .flags(OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC)
+        .mode(Mode::from_bits_truncate(0o644))
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+    match openat2(etc.as_fd(), name, create) {
+        Ok(_) | Err(Errno::EEXIST) => {}
+        Err(Errno::EROFS) | Err(Errno::EACCES) => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("creating /etc/{name} in the rootfs")),
+    }
+    openat2(etc.as_fd(), name, no_follow)
+        .map(Some)
+        .with_context(|| format!("opening /etc/{name} in the rootfs"))
+}

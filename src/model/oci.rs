@@ -18,8 +18,13 @@
 //!
 //! What the spec has no field for travels in annotations:
 //! - `org.minibox.network`: `private` (own network namespace, `lo` up), `none` (own namespace,
-//!   `lo` down) or `host` (no network namespace). Without it: `private` when
-//!   `linux.namespaces` has `network`, else `host`.
+//!   `lo` down), `host` (no network namespace), `container:NAME` (no namespace of its own: that
+//!   container's), or the name of a minibox network (`bridge`...: own namespace, plugged into
+//!   it). Without it: `private` when `linux.namespaces` has `network`, else `host`. A `network`
+//!   namespace with a `path` joins that namespace (e.g. `/proc/PID/ns/net`).
+//! - `org.minibox.ip`, `org.minibox.dns`, `org.minibox.add-hosts`,
+//!   `org.minibox.network-aliases`: `--ip`, `--dns`, `--add-host`, `--network-alias`
+//!   (comma-separated lists).
 //! - `org.minibox.ports`: published ports, comma-separated, each in `-p`'s syntax
 //!   `HOST_IP:HOST_PORT:CONTAINER_PORT/tcp`.
 //! - `org.minibox.init`: `true` for `--init` (a tiny init is PID 1 and runs process.args as
@@ -54,7 +59,7 @@ use oci_spec::runtime::{
 
 use crate::kernel::caps::{Capability, CapsHashSet};
 use crate::kernel::cgroup::{Limits, CPU_PERIOD_US, MIN_MEMORY};
-use crate::kernel::net::{Network, PortMapping};
+use crate::kernel::net::{NetOptions, Network, PortMapping};
 use crate::kernel::rootfs::{MASKED_PATHS, READONLY_PATHS};
 use crate::kernel::seccomp::SeccompProfile;
 use crate::model::spec::{build_env, check_hostname, read_in_rootfs, ContainerSpec, SHORT_ID_LEN};
@@ -68,6 +73,21 @@ pub const ANNOTATION_PORTS: &str = "org.minibox.ports";
 pub const ANNOTATION_SECCOMP: &str = "org.minibox.seccomp";
 /// `--init`: `true` runs a tiny init as PID 1, with process.args as its child.
 pub const ANNOTATION_INIT: &str = "org.minibox.init";
+/// `--ip`, `--dns`, `--add-host`, `--network-alias`, for a config.json.
+pub const ANNOTATION_IP: &str = "org.minibox.ip";
+pub const ANNOTATION_DNS: &str = "org.minibox.dns";
+pub const ANNOTATION_ADD_HOSTS: &str = "org.minibox.add-hosts";
+pub const ANNOTATION_ALIASES: &str = "org.minibox.network-aliases";
+const KNOWN_ANNOTATIONS: [&str; 8] = [
+    ANNOTATION_SECCOMP,
+    ANNOTATION_INIT,
+    ANNOTATION_NETWORK,
+    ANNOTATION_PORTS,
+    ANNOTATION_IP,
+    ANNOTATION_DNS,
+    ANNOTATION_ADD_HOSTS,
+    ANNOTATION_ALIASES,
+];
 
 /// The umask every container starts with (docker's); init sets it.
 pub const UMASK: u32 = 0o022;
@@ -145,10 +165,32 @@ pub fn spec_from_container(c: &ContainerSpec) -> Spec {
     spec.set_mounts(Some(MOUNTS.iter().map(mount_of).collect()));
     spec.set_linux(Some(linux_of(c)));
     let mut annotations = HashMap::new();
-    annotations.insert(
-        ANNOTATION_NETWORK.to_string(),
-        network_name(c.network).into(),
+    // A joined namespace is said by its path in linux.namespaces.
+    if !matches!(c.network, Network::Join(_)) {
+        annotations.insert(ANNOTATION_NETWORK.to_string(), c.network.name());
+    }
+    let mut list = |key: &str, items: Vec<String>| {
+        if !items.is_empty() {
+            annotations.insert(key.to_string(), items.join(","));
+        }
+    };
+    list(
+        ANNOTATION_IP,
+        c.net.ip.iter().map(|i| i.to_string()).collect(),
     );
+    list(
+        ANNOTATION_DNS,
+        c.net.dns.iter().map(|i| i.to_string()).collect(),
+    );
+    list(
+        ANNOTATION_ADD_HOSTS,
+        c.net
+            .add_hosts
+            .iter()
+            .map(|(n, a)| format!("{n}:{a}"))
+            .collect(),
+    );
+    list(ANNOTATION_ALIASES, c.net.aliases.clone());
     if !c.ports.is_empty() {
         let ports: Vec<String> = c.ports.iter().map(port_text).collect();
         annotations.insert(ANNOTATION_PORTS.to_string(), ports.join(","));
@@ -205,7 +247,7 @@ fn mount_of(m: &FixedMount) -> Mount {
 fn linux_of(c: &ContainerSpec) -> Linux {
     use LinuxNamespaceType as T;
     let mut types = vec![T::Mount, T::Pid, T::Uts, T::Ipc];
-    if c.network != Network::Host {
+    if c.network.has_own_namespace() || matches!(c.network, Network::Join(_)) {
         types.push(T::Network);
     }
     types.push(T::Cgroup);
@@ -214,6 +256,9 @@ fn linux_of(c: &ContainerSpec) -> Linux {
         .map(|t| {
             let mut ns = LinuxNamespace::default();
             ns.set_typ(t);
+            if let (T::Network, Network::Join(path)) = (t, &c.network) {
+                ns.set_path(Some(path.clone()));
+            }
             ns
         })
         .collect();
@@ -286,6 +331,7 @@ pub fn default_bundle_spec() -> Spec {
         cgroup_path: PathBuf::new(),
         network: Network::Private,
         ports: vec![],
+        net: Default::default(),
         explain: false,
         private_layer: false,
     };
@@ -377,7 +423,7 @@ pub fn container_from_spec(oci: &Spec, bundle: &Path, id: &str) -> Result<Contai
     )?;
     let limits = checked_limits(linux.resources().as_ref())?;
     let cgroup_path = checked_cgroup_path(linux.cgroups_path().as_deref(), id)?;
-    let (network, ports) = checked_extras(oci.annotations().as_ref(), netns)?;
+    let (network, ports, net) = checked_extras(oci.annotations().as_ref(), netns)?;
     let hostname = match oci.hostname() {
         Some(h) => check_hostname(h).map_err(|_| {
             anyhow!("hostname {h:?} is invalid: use 1 to 64 letters, digits, '-' or '.'")
@@ -408,6 +454,7 @@ pub fn container_from_spec(oci: &Spec, bundle: &Path, id: &str) -> Result<Contai
         cgroup_path,
         network,
         ports,
+        net,
         explain: false,
         private_layer: false,
     })
@@ -808,8 +855,9 @@ fn namespace_name(t: LinuxNamespaceType) -> &'static str {
 }
 
 /// minibox gives every container new mount, pid, uts, ipc and cgroup namespaces, and a network
-/// one unless it shares the host's. Returns whether it has a network namespace.
-fn checked_namespaces(list: &[LinuxNamespace]) -> Result<bool> {
+/// one unless it shares the host's (or another container's). Returns whether it has a network
+/// namespace, and the path of the one it joins if so.
+fn checked_namespaces(list: &[LinuxNamespace]) -> Result<NetNs> {
     use LinuxNamespaceType as T;
     let mut seen = HashSet::new();
     for (i, ns) in list.iter().enumerate() {
@@ -819,7 +867,15 @@ fn checked_namespaces(list: &[LinuxNamespace]) -> Result<bool> {
             T::Time => bail!("linux.namespaces[{i}] time is not supported yet"),
             _ => {}
         }
-        if let Some(path) = ns.path() {
+        if let (Some(path), T::Network) = (ns.path(), ns.typ()) {
+            if !path.is_absolute() {
+                bail!(
+                    "linux.namespaces[{i}] network path {} must be absolute (e.g. \
+                     /proc/PID/ns/net)",
+                    path.display()
+                );
+            }
+        } else if let Some(path) = ns.path() {
             bail!(
                 "linux.namespaces[{i}] {name} with path {}: joining an existing namespace is \
                  not supported yet",
@@ -839,7 +895,24 @@ fn checked_namespaces(list: &[LinuxNamespace]) -> Result<bool> {
             );
         }
     }
-    Ok(seen.contains(&T::Network))
+    let join = list
+        .iter()
+        .find(|ns| ns.typ() == T::Network)
+        .and_then(|ns| ns.path().clone());
+    Ok(match (seen.contains(&T::Network), join) {
+        (false, _) => NetNs::None,
+        (true, None) => NetNs::New,
+        (true, Some(path)) => NetNs::Join(path),
+    })
+}
+
+/// The network namespace a config.json asks for.
+#[derive(Debug, PartialEq)]
+enum NetNs {
+    /// None of its own: the host's, or (by annotation) another container's.
+    None,
+    New,
+    Join(PathBuf),
 }
 
 fn check_path_list(field: &str, given: &Option<Vec<String>>, ours: &[&str]) -> Result<()> {
@@ -1016,14 +1089,6 @@ fn checked_cgroup_path(given: Option<&Path>, id: &str) -> Result<PathBuf> {
     Ok(clean)
 }
 
-fn network_name(n: Network) -> &'static str {
-    match n {
-        Network::Private => "private",
-        Network::None => "none",
-        Network::Host => "host",
-    }
-}
-
 /// `-p`'s own syntax, so that `PortMapping::parse` reads it back.
 fn port_text(p: &PortMapping) -> String {
     let ip = match p.host_ip {
@@ -1035,51 +1100,59 @@ fn port_text(p: &PortMapping) -> String {
 
 fn checked_extras(
     annotations: Option<&HashMap<String, String>>,
-    netns: bool,
-) -> Result<(Network, Vec<PortMapping>)> {
+    netns: NetNs,
+) -> Result<(Network, Vec<PortMapping>, NetOptions)> {
     let empty = HashMap::new();
     let annotations = annotations.unwrap_or(&empty);
     let mut keys: Vec<&String> = annotations.keys().collect();
     keys.sort();
     for key in keys {
-        let known = [
-            ANNOTATION_NETWORK,
-            ANNOTATION_PORTS,
-            ANNOTATION_SECCOMP,
-            ANNOTATION_INIT,
-        ];
-        if key.starts_with("org.minibox.") && !known.contains(&key.as_str()) {
+        if key.starts_with("org.minibox.") && !KNOWN_ANNOTATIONS.contains(&key.as_str()) {
             bail!(
                 "annotation {key:?} is not known to this minibox (it knows {})",
-                known.join(", ")
+                KNOWN_ANNOTATIONS.join(", ")
             );
         }
     }
-    let network = match annotations.get(ANNOTATION_NETWORK).map(String::as_str) {
-        None if netns => Network::Private,
-        None => Network::Host,
-        Some("private") => Network::Private,
-        Some("none") => Network::None,
-        Some("host") => Network::Host,
-        Some(other) => {
-            bail!("annotation {ANNOTATION_NETWORK} {other:?} is invalid: use private, none or host")
+    let given = annotations.get(ANNOTATION_NETWORK).map(String::as_str);
+    let network = match (given, &netns) {
+        (None, NetNs::New) => Network::Private,
+        (None, NetNs::None) => Network::Host,
+        (_, NetNs::Join(path)) => {
+            if let Some(other) = given {
+                bail!(
+                    "annotation {ANNOTATION_NETWORK} {other:?} contradicts linux.namespaces, \
+                     which joins the network namespace {}",
+                    path.display()
+                );
+            }
+            Network::Join(path.clone())
         }
+        (Some(text), _) => Network::parse(text)
+            .map_err(|e| anyhow!("annotation {ANNOTATION_NETWORK} {text:?} is invalid: {e:#}"))?,
     };
-    if (network == Network::Host) == netns {
+    let own = network.has_own_namespace() || matches!(network, Network::Join(_));
+    if own != (netns != NetNs::None) {
         bail!(
             "annotation {ANNOTATION_NETWORK} {:?} contradicts linux.namespaces, which {} a \
              network namespace",
-            network_name(network),
-            if netns { "has" } else { "lacks" }
+            network.name(),
+            if netns != NetNs::None { "has" } else { "lacks" }
         );
     }
-    let ports = annotations
-        .get(ANNOTATION_PORTS)
-        .map(String::as_str)
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
+    let list = |key: &str| -> Vec<String> {
+        annotations
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let ports = list(ANNOTATION_PORTS)
+        .iter()
         .map(|p| PortMapping::parse(p).with_context(|| format!("annotation {ANNOTATION_PORTS}")))
         .collect::<Result<Vec<_>>>()?;
     if network == Network::Host && !ports.is_empty() {
@@ -1088,7 +1161,27 @@ fn checked_extras(
              container already uses the host's ports"
         );
     }
-    Ok((network, ports))
+    if matches!(
+        network,
+        Network::None | Network::Container(_) | Network::Join(_)
+    ) && !ports.is_empty()
+    {
+        bail!(
+            "conflicting options: port publishing and the container type network mode \
+             ({ANNOTATION_PORTS} with network {})",
+            network.name()
+        );
+    }
+    let ip = list(ANNOTATION_IP);
+    let net = NetOptions::parse(
+        &network,
+        ip.first().map(String::as_str),
+        &list(ANNOTATION_ADD_HOSTS),
+        &list(ANNOTATION_DNS),
+        &list(ANNOTATION_ALIASES),
+    )
+    .context("annotations org.minibox.*")?;
+    Ok((network, ports, net))
 }
 
 /// The runtime spec's name for one of the kernel's capabilities.
@@ -1147,6 +1240,22 @@ mod tests {
             &["--memory", "64m", "--cpus", "0.5", "--pids-limit", "20"],
             &["--network", "none"],
             &["--network", "host"],
+            &["--network", "bridge", "-p", "8080:80"],
+            &[
+                "--network",
+                "web",
+                "--ip",
+                "10.89.0.9",
+                "--add-host",
+                "db:192.0.2.1",
+                "--add-host",
+                "gw:host-gateway",
+                "--dns",
+                "192.0.2.53",
+                "--network-alias",
+                "w",
+            ],
+            &["--network", "container:db"],
             &[
                 "-p",
                 "8080:80",
@@ -1551,9 +1660,9 @@ mod tests {
             (
                 "/linux/namespaces",
                 Some(
-                    json!([{"type": "mount"}, {"type": "pid"}, {"type": "uts"}, {"type": "ipc"}, {"type": "network", "path": "/proc/1/ns/net"}, {"type": "cgroup"}]),
+                    json!([{"type": "mount"}, {"type": "pid"}, {"type": "uts"}, {"type": "ipc", "path": "/proc/1/ns/ipc"}, {"type": "network"}, {"type": "cgroup"}]),
                 ),
-                "linux.namespaces[4] network with path /proc/1/ns/net: joining",
+                "linux.namespaces[3] ipc with path /proc/1/ns/ipc: joining",
             ),
             (
                 "/linux/resources",
@@ -1632,8 +1741,8 @@ mod tests {
             ),
             (
                 "/annotations/org.minibox.network",
-                Some(json!("bridge")),
-                "annotation org.minibox.network \"bridge\" is invalid",
+                Some(json!("a b")),
+                "annotation org.minibox.network \"a b\" is invalid",
             ),
             (
                 "/annotations/org.minibox.network",

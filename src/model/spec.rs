@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::kernel::caps::CapsHashSet;
 use crate::kernel::cgroup::Limits;
-use crate::kernel::net::{Network, PortMapping};
+use crate::kernel::net::{NetOptions, Network, PortMapping};
 use crate::kernel::seccomp::SeccompProfile;
 use crate::model::user::Identity;
 
@@ -53,6 +53,8 @@ pub struct ContainerSpec {
     pub network: Network,
     /// `-p`: host ports relayed to the container's.
     pub ports: Vec<PortMapping>,
+    /// `--ip`, `--add-host`, `--dns`, `--network-alias`.
+    pub net: NetOptions,
     /// `--explain`: narrate the setup.
     pub explain: bool,
     /// A copy-on-write layer of the container's own over `rootfs` (docker-style runs), or

@@ -105,6 +105,8 @@ pub fn namespace_link(pid: &str, ns: &str) -> Option<String> {
 pub fn foreign_mounts() -> usize {
     let own = |m: &str| {
         m == "/"
+            // minibox's own files (runtime::network), not the host's
+            || ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"].contains(&m)
             || ["/proc", "/sys", "/dev"]
                 .iter()
                 .any(|p| m == *p || m.starts_with(&format!("{p}/")))

@@ -7,8 +7,9 @@
 
 use std::convert::Infallible;
 use std::ffi::{CStr, CString};
-use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
@@ -28,6 +29,14 @@ use crate::runtime::stdio::ContainerStdio;
 use crate::runtime::{explain, pid1, signals};
 use crate::store::layers::Layer;
 
+/// What the supervisor prepared for the container's network, beyond the spec.
+pub struct InitNet {
+    /// The network namespace to join (`container:NAME`, a bundle's namespace path).
+    pub join: Option<File>,
+    /// Where its hosts, hostname and resolv.conf are (its state directory).
+    pub files: PathBuf,
+}
+
 /// What the parent made ready for the container's first process before the clone.
 pub struct Prepared<'a> {
     /// The container's own writable layer (`None`: a bundle's root, used as given).
@@ -36,6 +45,8 @@ pub struct Prepared<'a> {
     pub filter: Option<&'a seccomp::Program>,
     /// `--init`: the sealed copy of the init that runs CMD as its child.
     pub init_binary: Option<&'a OwnedFd>,
+    /// The network namespace to join, and where its /etc files are.
+    pub net: &'a InitNet,
 }
 
 /// Runs in the child after `clone`: becomes CMD (or, with `--init`, the init that starts it),
@@ -66,6 +77,8 @@ fn set_up_and_exec(
     join_new_session_keyring()?;
     // Wait until minibox has put us in our cgroup: from then on every page and cycle counts.
     chan.wait_for_go()?;
+    // container:NAME: that container's network namespace becomes ours (clone made none).
+    join_network_namespace(prepared.net.join.as_ref())?;
     // Our cgroup becomes the root of our cgroup view: the host's groups are out of sight.
     namespaces::enter_cgroup_namespace()?;
     // (--explain: each `say` tells minibox what the kernel now holds; off, it does nothing.)
@@ -92,6 +105,8 @@ fn set_up_and_exec(
     let masked = rootfs::mask_paths(&root)?;
     // Freeze the kernel knobs the container must not turn (docker's read-only paths).
     let frozen = rootfs::make_paths_readonly(&root)?;
+    // minibox's /etc/hosts, /etc/hostname, /etc/resolv.conf over the rootfs's (never edited).
+    rootfs::mount_etc_files(&root, &prepared.net.files, prepared.layer.is_some())?;
     say("mounts", &|| explain::mounts(masked, frozen));
     // The rootfs becomes /, and the host's root is detached: no path leads back out.
     rootfs::pivot_into(&root)?;
@@ -106,7 +121,7 @@ fn set_up_and_exec(
     namespaces::set_hostname(&spec.hostname)?;
     say("hostname", &explain::hostname);
     // The new network namespace has only lo, and it starts down (--network none keeps it so).
-    bring_up_loopback_if_private(spec.network)?;
+    bring_up_loopback_if_private(&spec.network)?;
     // The ceiling for this process and all it execs; needs CAP_SETPCAP, so before setuid.
     caps::limit_bounding_set(&spec.capabilities)?;
     // Become the container's user: groups, gid, then uid — the point of no return.
@@ -189,10 +204,19 @@ fn make_root_readonly_if_asked(read_only: bool) -> Result<()> {
     Ok(())
 }
 
-fn bring_up_loopback_if_private(network: Network) -> Result<()> {
+fn bring_up_loopback_if_private(network: &Network) -> Result<()> {
     match network {
+        // (a bridge network's lo was brought up by the supervisor, with eth0)
         Network::Private => net::bring_up_loopback(),
-        Network::None | Network::Host => Ok(()),
+        _ => Ok(()),
+    }
+}
+
+fn join_network_namespace(netns: Option<&File>) -> Result<()> {
+    match netns {
+        Some(ns) => nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+            .context("setns into the network namespace to share"),
+        None => Ok(()),
     }
 }
 

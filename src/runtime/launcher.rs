@@ -12,12 +12,13 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::{pipe2, ForkResult, Pid};
 
 use crate::kernel::cgroup::{self, human_bytes, ContainerCgroup, Placement};
-use crate::kernel::net::PublishedPorts;
+use crate::kernel::net::{relay::Upstream, Network, PublishedPorts};
 use crate::kernel::{namespaces, seccomp};
 use crate::model::spec::ContainerSpec;
 use crate::runtime::channel::{self, ParentEnd};
 use crate::runtime::explain;
-use crate::runtime::init;
+use crate::runtime::init::{self, InitNet};
+use crate::runtime::network::{self, Attachment};
 use crate::runtime::pid1;
 use crate::runtime::signals::{self, Forwarder};
 use crate::runtime::status;
@@ -198,8 +199,14 @@ fn supervise(
     let ports = PublishedPorts::bind(&spec.ports)?;
     let mappings = ports.mappings();
     if !mappings.is_empty() {
-        store.update(&state.id, |s| s.ports = mappings)?;
+        store.update(&state.id, |s| s.ports = mappings.clone())?;
     }
+    // The network namespace of another container, taken now: it must be running.
+    let join = netns_to_join(store, &spec.network)?;
+    // Its address, its names in every neighbour's /etc/hosts, its ports in minibox's table;
+    // all returned when this function ends, however it ends.
+    let attachment = network::attach(store, spec, &state.name, &mappings)?;
+    let _released = Released(store, &spec.id, attachment.is_some());
     // The container's own writable layer (a bundle's root is used as given): recorded first,
     // so `rm` finds it whatever happens.
     let layer = match spec.private_layer {
@@ -234,7 +241,14 @@ fn supervise(
         store,
         layer.as_ref(),
         cgroup.as_deref(),
-        ports,
+        Networking {
+            ports,
+            attachment: attachment.as_ref(),
+            init: InitNet {
+                join,
+                files: store.dir(&spec.id),
+            },
+        },
         stdio,
         start,
     );
@@ -284,6 +298,56 @@ fn supervise(
     Ok(code)
 }
 
+/// Gives a container's lease back when its supervisor is done with it.
+struct Released<'a>(&'a Store, &'a str, bool);
+
+impl Drop for Released<'_> {
+    fn drop(&mut self) {
+        if self.2 {
+            if let Err(e) = network::release(self.0.root(), self.1) {
+                say!(
+                    "minibox: container {}: returning its network address: {e:#}",
+                    self.1
+                );
+            }
+        }
+    }
+}
+
+/// `container:NAME` (a running container's) or a bundle's namespace path, opened.
+fn netns_to_join(store: &Store, network: &Network) -> Result<Option<File>> {
+    match network {
+        Network::Container(key) => {
+            let c = store.settled(store.resolve(key)?);
+            let pid = c
+                .pid
+                .filter(|p| c.is_running() && p.is_alive())
+                .with_context(|| {
+                    format!(
+                        "--network container:{key}: container {} is not running",
+                        c.name
+                    )
+                })?;
+            let path = format!("/proc/{}/ns/net", pid.pid);
+            File::open(&path)
+                .with_context(|| format!("--network container:{key}: opening {path}"))
+                .map(Some)
+        }
+        Network::Join(path) => File::open(path)
+            .with_context(|| format!("opening the network namespace {}", path.display()))
+            .map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// What the container's network is made of, on both sides of `clone`.
+struct Networking<'a> {
+    /// The host ports, bound.
+    ports: PublishedPorts,
+    attachment: Option<&'a Attachment>,
+    init: InitNet,
+}
+
 /// Clones the container's first process into its namespaces and cgroup, lets it set itself up,
 /// records it as running, then passes signals on (and relays output) until it ends.
 fn start_and_watch(
@@ -291,7 +355,7 @@ fn start_and_watch(
     store: &Store,
     layer: Option<&Layer>,
     cgroup: Option<&dyn ContainerCgroup>,
-    ports: PublishedPorts,
+    net: Networking,
     stdio: Stdio,
     start: &mut StartSignal,
 ) -> Result<i32> {
@@ -310,13 +374,14 @@ fn start_and_watch(
     let (mut relay, container_stdio) = stdio::pipes(stdio)?;
     // --init: the init is made (sealed, in memory) now; the container never opens a host file.
     let init_binary = spec.init.then(pid1::sealed_init).transpose()?;
-    let namespaces = namespaces::container_namespaces(spec.network);
+    let namespaces = namespaces::container_namespaces(&spec.network);
     let pid = namespaces::clone_into_new_namespaces(namespaces, || {
         parent.close_in_child();
         let prepared = init::Prepared {
             layer,
             filter: filter.as_ref(),
             init_binary: init_binary.as_ref(),
+            net: &net.init,
         };
         init::container_main(spec, &prepared, &child, &container_stdio)
     })?;
@@ -325,11 +390,18 @@ fn start_and_watch(
     // Only the container may hold the write ends, so the relay sees EOF when it is gone.
     drop(container_stdio);
     // Taken now, while the child waits: a short-lived CMD could be gone by the time it runs.
-    let netns = (!spec.ports.is_empty()).then(|| File::open(format!("/proc/{pid}/ns/net")));
+    let netns = (!spec.ports.is_empty() && net.attachment.is_none())
+        .then(|| File::open(format!("/proc/{pid}/ns/net")));
     let admitted = netns
         .transpose()
         .context("opening the container's network namespace")
-        .and_then(|netns| admit(pid, cgroup, &parent, spec.explain).map(|()| netns))
+        .and_then(|netns| {
+            // Its eth0, on the bridge, while it waits: CMD starts with its network in place.
+            if let Some(att) = net.attachment {
+                network::plug(att, pid.as_raw())?;
+            }
+            admit(pid, cgroup, &parent, spec.explain).map(|()| netns)
+        })
         // -t: the container's terminal, sent before CMD's exec, is ours to relay now.
         .and_then(|netns| relay.connect_terminal().map(|()| netns));
     let netns = match admitted {
@@ -342,8 +414,13 @@ fn start_and_watch(
     };
     // CMD runs now: from here on nothing may fail the start. What goes wrong is said, and the
     // container still gets watched to its end.
-    if let Some(netns) = netns {
-        if let Err(e) = ports.serve(netns) {
+    let upstream = match (netns, net.attachment) {
+        (_, Some(att)) => Some(Upstream::Addr(att.lease.ip)),
+        (Some(netns), None) => Some(Upstream::Netns(netns)),
+        (None, None) => None,
+    };
+    if let Some(upstream) = upstream {
+        if let Err(e) = net.ports.serve(upstream) {
             say!("minibox: container {}: {e:#}", spec.display_name());
         }
     }

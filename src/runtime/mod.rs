@@ -5,6 +5,7 @@ pub mod channel;
 pub mod explain;
 pub mod init;
 pub mod launcher;
+pub mod network;
 pub mod pid1;
 pub mod signals;
 pub mod status;

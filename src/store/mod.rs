@@ -2,4 +2,5 @@
 //! container's writable layer under the data root (`layers`).
 
 pub mod layers;
+pub mod networks;
 pub mod state;

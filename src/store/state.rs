@@ -228,7 +228,7 @@ impl Drop for Lock {
     }
 }
 
-fn lock_file(path: &Path) -> Result<Lock> {
+pub(crate) fn lock_file(path: &Path) -> Result<Lock> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -347,8 +347,8 @@ impl Store {
         })
     }
 
-    /// The state root: besides one directory per container, minibox keeps dot files here (the
-    /// compiled seccomp programs).
+    /// The state root: besides one directory per container, minibox keeps the networks' records
+    /// here and dot files (the compiled seccomp programs).
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -573,6 +573,7 @@ mod tests {
             cgroup_path: "minibox/x".into(),
             network: Default::default(),
             ports: vec![],
+            net: Default::default(),
             explain: false,
             private_layer: true,
             tty: false,

@@ -3,7 +3,7 @@
 
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::thread;
 use std::time::Duration;
 
@@ -39,7 +39,7 @@ pub fn connect(args: &[&OsStr]) -> Result {
         .to_str()
         .ok_or_else(|| Error::Usage(format!("invalid HOST:PORT {:?}", args[0])))?;
     match try_connect(target) {
-        Ok(()) => outln!("connected"),
+        Ok(_) => outln!("connected"),
         Err(reason) => {
             outln!("failed: {reason}")?;
             exit(1)
@@ -48,16 +48,108 @@ pub fn connect(args: &[&OsStr]) -> Result {
 }
 
 /// Connects to each address `target` resolves to until one succeeds.
-fn try_connect(target: &str) -> std::result::Result<(), String> {
-    let addresses = target.to_socket_addrs().map_err(|err| describe(&err))?;
+fn try_connect(target: &str) -> std::result::Result<TcpStream, String> {
+    let addresses = addresses_of(target)?;
     let mut last_error = String::from("no address found");
     for address in addresses {
         match TcpStream::connect_timeout(&address, CONNECT_TIMEOUT) {
-            Ok(_) => return Ok(()),
+            Ok(stream) => return Ok(stream),
             Err(err) => last_error = describe(&err),
         }
     }
     Err(last_error)
+}
+
+/// `HOST:PORT` as addresses: an IP as it is, a name through /etc/hosts only (this static
+/// program has no NSS: it reads the file as libc's `files` backend does).
+fn addresses_of(target: &str) -> std::result::Result<Vec<SocketAddr>, String> {
+    if let Ok(addrs) = target.to_socket_addrs().map(|a| a.collect::<Vec<_>>()) {
+        if target.parse::<SocketAddr>().is_ok() {
+            return Ok(addrs);
+        }
+    }
+    let (host, port) = target
+        .rsplit_once(':')
+        .ok_or_else(|| format!("invalid HOST:PORT {target:?}"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("invalid port in {target:?}"))?;
+    let found = hosts_lookup(host).map_err(|err| describe(&err))?;
+    if found.is_empty() {
+        return Err(format!("{host}: not in /etc/hosts"));
+    }
+    Ok(found
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect())
+}
+
+/// Every address /etc/hosts gives `name` (case-insensitive, in file order).
+fn hosts_lookup(name: &str) -> io::Result<Vec<IpAddr>> {
+    let text = std::fs::read_to_string("/etc/hosts")?;
+    let mut found = vec![];
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let mut words = line.split_whitespace();
+        let Some(ip) = words.next().and_then(|w| w.parse::<IpAddr>().ok()) else {
+            continue;
+        };
+        if words.any(|w| w.eq_ignore_ascii_case(name)) && !found.contains(&ip) {
+            found.push(ip);
+        }
+    }
+    Ok(found)
+}
+
+/// `resolve NAME`: prints each address /etc/hosts gives NAME, or `unresolved` and exits 1.
+pub fn resolve(args: &[&OsStr]) -> Result {
+    let name = args[0]
+        .to_str()
+        .ok_or_else(|| Error::Usage(format!("invalid NAME {:?}", args[0])))?;
+    let found = hosts_lookup(name).map_err(|err| Error::io("/etc/hosts", &err))?;
+    if found.is_empty() {
+        outln!("unresolved")?;
+        exit(1)
+    }
+    for ip in found {
+        outln!("{ip}")?;
+    }
+    Ok(())
+}
+
+/// `ask HOST:PORT`: connects, half-closes, prints what the server sends (or `failed: ERROR`,
+/// exit 1).
+pub fn ask(args: &[&OsStr]) -> Result {
+    let target = args[0]
+        .to_str()
+        .ok_or_else(|| Error::Usage(format!("invalid HOST:PORT {:?}", args[0])))?;
+    let mut stream = match try_connect(target) {
+        Ok(s) => s,
+        Err(reason) => {
+            outln!("failed: {reason}")?;
+            exit(1)
+        }
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = stream.write_all(b"ask\n");
+    let _ = stream.shutdown(Shutdown::Write);
+    let mut answer = String::new();
+    if let Err(err) = stream.read_to_string(&mut answer) {
+        outln!("failed: {}", describe(&err))?;
+        exit(1)
+    }
+    outln!("{}", answer.trim_end())
+}
+
+/// `peer PORT`: a server telling each client the address it sees it from: `peer IP:PORT`.
+pub fn peer(args: &[&OsStr]) -> Result {
+    let port: u16 = parse_arg("PORT", args[0])?;
+    let listener = listen(port)?;
+    serve(listener, "peer", |mut stream| {
+        let who = stream.peer_addr()?;
+        stream.write_all(format!("peer {who}\n").as_bytes())?;
+        stream.shutdown(Shutdown::Write)
+    })
 }
 
 /// Binds 0.0.0.0:`port` and prints `listening PORT` once clients can connect.
@@ -67,6 +159,18 @@ fn listen(port: u16) -> Result<TcpListener> {
     // SAFETY: SIG_IGN is always a valid disposition.
     if unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) } == libc::SIG_ERR {
         return Err(Error::last_os("signal SIGPIPE"));
+    }
+    // Many clients at once (a relay's idle connections): as many descriptors as allowed.
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
     }
     let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
     let listener =
@@ -163,4 +267,35 @@ fn read_head(stream: &mut TcpStream) -> io::Result<bool> {
         }
     }
     Ok(false)
+}
+
+/// `duo PORT SECS HOST:PORT`: an echo server on PORT (in a thread), and after SECS one `ask`
+/// of HOST:PORT, printed as `asked ANSWER` (or `asked failed: ERROR`); serves on until killed.
+pub fn duo(args: &[&OsStr]) -> Result {
+    let port: u16 = parse_arg("PORT", args[0])?;
+    let secs: f64 = parse_arg("SECS", args[1])?;
+    let target = args[2]
+        .to_str()
+        .ok_or_else(|| Error::Usage(format!("invalid HOST:PORT {:?}", args[2])))?
+        .to_string();
+    let listener = listen(port)?;
+    thread::spawn(move || serve(listener, "duo", echo_back));
+    thread::sleep(Duration::from_secs_f64(secs));
+    match try_connect(&target) {
+        Ok(mut stream) => {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = stream.write_all(b"ask\n");
+            let _ = stream.shutdown(Shutdown::Write);
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            outln!("asked {}", answer.trim_end())?;
+        }
+        Err(reason) => outln!("asked failed: {reason}")?,
+    }
+    io::stdout()
+        .flush()
+        .map_err(|err| Error::io("stdout", &err))?;
+    loop {
+        thread::sleep(Duration::from_secs(3600));
+    }
 }

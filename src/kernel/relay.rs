@@ -1,0 +1,361 @@
+//! The userland relay of published ports: one thread per container, one `epoll` loop over all
+//! its listening sockets and connections, every socket non-blocking.
+//!
+//! An idle connection costs two descriptors and a few bytes (buffers are only kept for bytes a
+//! slow side has not taken yet), and no thread: ten thousand idle clients lock no one out,
+//! and a new one is accepted as soon as it arrives. For a `private` container the thread
+//! enters the container's network namespace first (setns moves only the calling thread), so
+//! the upstream sockets it makes are the container's, and it connects to `127.0.0.1:PORT`
+//! there; the listening sockets were made on the host before and stay the host's. For a
+//! bridge network the thread stays on the host and connects to the container's address (it
+//! then serves only the host's own loopback clients: the kernel forwards the rest).
+
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::socket::{
+    connect, getsockopt, recv, send, shutdown, socket, sockopt, AddressFamily, MsgFlags, Shutdown,
+    SockFlag, SockType, SockaddrIn,
+};
+
+use crate::kernel::net::PortMapping;
+
+/// Where the relay's connections go.
+pub enum Upstream {
+    /// `127.0.0.1:PORT` inside this network namespace (`/proc/PID/ns/net`).
+    Netns(File),
+    /// `ADDRESS:PORT`, from the host.
+    Addr(Ipv4Addr),
+}
+
+/// Starts the relay thread.
+pub fn start(listeners: Vec<(PortMapping, TcpListener)>, upstream: Upstream) -> Result<()> {
+    if listeners.is_empty() {
+        return Ok(());
+    }
+    raise_fd_limit();
+    for (_, l) in &listeners {
+        l.set_nonblocking(true)
+            .context("making a listening socket non-blocking")?;
+    }
+    std::thread::Builder::new()
+        .name("minibox-relay".into())
+        .stack_size(256 << 10)
+        .spawn(move || {
+            let target = match &upstream {
+                Upstream::Netns(netns) => {
+                    // setns moves only this thread: the sockets it creates are the container's.
+                    if let Err(e) = nix::sched::setns(netns.as_fd(), CloneFlags::CLONE_NEWNET) {
+                        say!(
+                            "minibox: cannot serve published ports: setns into the container: {e}"
+                        );
+                        return;
+                    }
+                    Ipv4Addr::LOCALHOST
+                }
+                Upstream::Addr(ip) => *ip,
+            };
+            if let Err(e) = Relay::new(listeners, target).and_then(|mut r| r.run()) {
+                say!("minibox: the port relay stopped: {e:#}");
+            }
+        })
+        .context("starting the port relay thread")?;
+    Ok(())
+}
+
+/// Each connection holds two descriptors: let the supervisor hold as many as it may (the
+/// container does not inherit this: it was cloned before).
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+/// Non-blocking for this call only, and no SIGPIPE on a closed peer.
+const NOWAIT: MsgFlags = MsgFlags::MSG_DONTWAIT.union(MsgFlags::MSG_NOSIGNAL);
+
+/// Tokens of the listening sockets count down from here; connections' are `slot * 2 + side`.
+const LISTENER_TOKEN: u64 = u64::MAX;
+
+/// One relayed connection. Side 0 is the client, side 1 the container.
+struct Conn {
+    sides: [OwnedFd; 2],
+    connected: bool,
+    /// Bytes read from side `i`, not yet written to the other.
+    pending: [Vec<u8>; 2],
+    /// Side `i` said end of file.
+    eof: [bool; 2],
+    /// ... and that was passed on (a half-close of the other side).
+    passed: [bool; 2],
+}
+
+struct Relay {
+    epoll: Epoll,
+    listeners: Vec<(u16, TcpListener)>,
+    target: Ipv4Addr,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    scratch: Vec<u8>,
+}
+
+enum Step {
+    Open,
+    Close,
+}
+
+impl Relay {
+    fn new(listeners: Vec<(PortMapping, TcpListener)>, target: Ipv4Addr) -> Result<Relay> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).context("epoll_create")?;
+        for (i, (_, l)) in listeners.iter().enumerate() {
+            epoll
+                .add(
+                    l,
+                    EpollEvent::new(EpollFlags::EPOLLIN, LISTENER_TOKEN - i as u64),
+                )
+                .context("epoll_ctl")?;
+        }
+        Ok(Relay {
+            epoll,
+            listeners: listeners
+                .into_iter()
+                .map(|(m, l)| (m.container_port, l))
+                .collect(),
+            target,
+            conns: vec![],
+            free: vec![],
+            scratch: vec![0; 64 << 10],
+        })
+    }
+
+    fn run(&mut self) -> Result<()> {
+        let mut events = vec![EpollEvent::empty(); 256];
+        loop {
+            let n = match self.epoll.wait(&mut events, EpollTimeout::NONE) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e).context("epoll_wait"),
+            };
+            for ev in &events[..n] {
+                let token = ev.data();
+                if token > LISTENER_TOKEN - self.listeners.len() as u64 {
+                    self.accept_all((LISTENER_TOKEN - token) as usize);
+                } else {
+                    let slot = (token / 2) as usize;
+                    self.pump(slot);
+                }
+            }
+        }
+    }
+
+    /// Takes every waiting client of listener `i`, and starts its connection upstream.
+    fn accept_all(&mut self, i: usize) {
+        loop {
+            let (port, listener) = &self.listeners[i];
+            let port = *port;
+            let client = match listener.accept() {
+                Ok((c, _)) => c,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EMFILE)
+                        || e.raw_os_error() == Some(libc::ENFILE) =>
+                {
+                    // Out of descriptors: the client waits in the backlog; try again shortly.
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    return;
+                }
+                Err(_) => continue,
+            };
+            let _ = client.set_nodelay(true);
+            let _ = client.set_nonblocking(true);
+            let Ok(upstream) = self.connect_upstream(port) else {
+                // Nothing listens there (yet): the client's connection is closed.
+                continue;
+            };
+            let conn = Conn {
+                sides: [OwnedFd::from(client), upstream],
+                connected: false,
+                pending: [vec![], vec![]],
+                eof: [false; 2],
+                passed: [false; 2],
+            };
+            let slot = match self.free.pop() {
+                Some(s) => s,
+                None => {
+                    self.conns.push(None);
+                    self.conns.len() - 1
+                }
+            };
+            let flags = EpollFlags::EPOLLIN
+                | EpollFlags::EPOLLOUT
+                | EpollFlags::EPOLLRDHUP
+                | EpollFlags::EPOLLET;
+            let added = conn.sides.iter().enumerate().all(|(side, fd)| {
+                self.epoll
+                    .add(fd, EpollEvent::new(flags, slot as u64 * 2 + side as u64))
+                    .is_ok()
+            });
+            if added {
+                self.conns[slot] = Some(conn);
+            } else {
+                self.free.push(slot);
+            }
+        }
+    }
+
+    /// A non-blocking connect from this thread's network namespace.
+    fn connect_upstream(&self, port: u16) -> nix::Result<OwnedFd> {
+        let fd = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
+        let _ = nix::sys::socket::setsockopt(&fd, sockopt::TcpNoDelay, &true);
+        let addr = SockaddrIn::from(std::net::SocketAddrV4::new(self.target, port));
+        match connect(fd.as_raw_fd(), &addr) {
+            Ok(()) | Err(Errno::EINPROGRESS) => Ok(fd),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Moves whatever can move on connection `slot`; closes it when both ways are done or
+    /// either side broke.
+    fn pump(&mut self, slot: usize) {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let step = pump_conn(conn, &mut self.scratch);
+        if let Step::Close = step {
+            // Closing the descriptors takes them out of the epoll set.
+            self.conns[slot] = None;
+            self.free.push(slot);
+        }
+    }
+}
+
+fn pump_conn(conn: &mut Conn, scratch: &mut [u8]) -> Step {
+    if !conn.connected {
+        match getsockopt(&conn.sides[1], sockopt::SocketError) {
+            Ok(0) => {}
+            _ => return Step::Close,
+        }
+        // Still connecting: writable only once connected.
+        let mut pfd = [nix::poll::PollFd::new(
+            conn.sides[1].as_fd(),
+            nix::poll::PollFlags::POLLOUT,
+        )];
+        match nix::poll::poll(&mut pfd, nix::poll::PollTimeout::ZERO) {
+            Ok(1)
+                if pfd[0]
+                    .revents()
+                    .is_some_and(|r| r.contains(nix::poll::PollFlags::POLLOUT)) => {}
+            Ok(_) => return Step::Open,
+            Err(_) => return Step::Close,
+        }
+        conn.connected = true;
+    }
+    for from in 0..2 {
+        let to = 1 - from;
+        let (src, dst) = (conn.sides[from].as_raw_fd(), conn.sides[to].as_raw_fd());
+        // What the other side did not take last time goes first.
+        while !conn.pending[from].is_empty() {
+            match send(dst, &conn.pending[from], NOWAIT) {
+                Ok(n) => {
+                    conn.pending[from].drain(..n);
+                }
+                Err(Errno::EAGAIN) => break,
+                Err(Errno::EINTR) => continue,
+                Err(_) => return Step::Close,
+            }
+        }
+        while conn.pending[from].is_empty() && !conn.eof[from] {
+            match recv(src, scratch, NOWAIT) {
+                Ok(0) => conn.eof[from] = true,
+                Ok(n) => {
+                    let mut sent = 0;
+                    while sent < n {
+                        match send(dst, &scratch[sent..n], NOWAIT) {
+                            Ok(m) => sent += m,
+                            Err(Errno::EINTR) => continue,
+                            Err(Errno::EAGAIN) => break,
+                            Err(_) => return Step::Close,
+                        }
+                    }
+                    if sent < n {
+                        conn.pending[from].extend_from_slice(&scratch[sent..n]);
+                    }
+                }
+                Err(Errno::EAGAIN) => break,
+                Err(Errno::EINTR) => continue,
+                Err(_) => return Step::Close,
+            }
+        }
+        if conn.eof[from] && conn.pending[from].is_empty() && !conn.passed[from] {
+            conn.passed[from] = true;
+            let _ = shutdown(dst, Shutdown::Write);
+        }
+    }
+    if conn.passed[0] && conn.passed[1] {
+        return Step::Close;
+    }
+    Step::Open
+}
+
+/// Kept for the tests: a connection to a published port, through whatever serves it.
+#[allow(dead_code)]
+fn connect_to(addr: IpAddr, port: u16) -> std::io::Result<TcpStream> {
+    TcpStream::connect(SocketAddr::new(addr, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    /// An echo server on loopback, the relay in front of it, many idle clients, then one more
+    /// that must be answered at once.
+    #[test]
+    fn idle_clients_lock_no_one_out() {
+        let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+        let backend_port = backend.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for s in backend.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let (mut r, mut w) = (&s, &s);
+                    let _ = std::io::copy(&mut r, &mut w);
+                });
+            }
+        });
+        let front = TcpListener::bind("127.0.0.1:0").unwrap();
+        let front_port = front.local_addr().unwrap().port();
+        let mapping = PortMapping {
+            host_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            host_port: front_port,
+            container_port: backend_port,
+        };
+        start(vec![(mapping, front)], Upstream::Addr(Ipv4Addr::LOCALHOST)).unwrap();
+        let idle: Vec<TcpStream> = (0..300)
+            .map(|_| connect_to(IpAddr::V4(Ipv4Addr::LOCALHOST), front_port).unwrap())
+            .collect();
+        let began = Instant::now();
+        let mut c = connect_to(IpAddr::V4(Ipv4Addr::LOCALHOST), front_port).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(b"ping").unwrap();
+        let mut got = [0u8; 4];
+        c.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"ping");
+        assert!(
+            began.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            began.elapsed()
+        );
+        drop(idle);
+    }
+}
