@@ -3,6 +3,8 @@
 
 pub mod caps;
 pub mod cgroup;
+pub mod mounts;
 pub mod namespaces;
 pub mod net;
+pub mod process;
 pub mod rootfs;

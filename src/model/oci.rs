@@ -34,7 +34,7 @@
 //! read-only paths and namespaces must be exactly minibox's own (as `minibox spec` prints them).
 //! Properties the runtime spec does not define are ignored, as it requires.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::Read;
 use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
@@ -43,14 +43,14 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use oci_spec::runtime::{
     Capabilities, Capability as OciCap, Linux, LinuxCapabilities, LinuxCpu, LinuxMemory,
-    LinuxNamespace, LinuxNamespaceType, LinuxPids, LinuxResources, Mount, Process, Root, Spec,
-    User,
+    LinuxPids, LinuxResources, Mount, Process, Root, Spec, User,
 };
 
-use crate::kernel::caps::{Capability, CapsHashSet};
+use crate::kernel::caps::{CapSets, Capability, CapsHashSet};
 use crate::kernel::cgroup::{Limits, CPU_PERIOD_US, MIN_MEMORY};
 use crate::kernel::net::{Network, PortMapping};
-use crate::kernel::rootfs::{MASKED_PATHS, READONLY_PATHS};
+use crate::kernel::namespaces::{self, Kind};
+use crate::model::setup::{self, Setup};
 use crate::model::spec::{build_env, check_hostname, read_in_rootfs, ContainerSpec, SHORT_ID_LEN};
 use crate::model::user::{self, Identity, NOBODY};
 
@@ -116,12 +116,6 @@ const MOUNTS: [FixedMount; 5] = [
     },
 ];
 
-/// Mount types the runtime spec's users ask for and minibox means to support (others, such
-/// as nfs or overlay, are refused as unsupported rather than "not yet").
-const KNOWN_MOUNT_TYPES: [&str; 8] = [
-    "proc", "sysfs", "tmpfs", "devpts", "mqueue", "cgroup", "cgroup2", "bind",
-];
-
 /// The config.json a container is made from: what `minibox spec` prints.
 pub fn spec_from_container(c: &ContainerSpec) -> Spec {
     let mut spec = Spec::default();
@@ -131,9 +125,9 @@ pub fn spec_from_container(c: &ContainerSpec) -> Spec {
     root.set_readonly(Some(c.read_only));
     spec.set_root(Some(root));
     spec.set_process(Some(process_of(c)));
-    spec.set_hostname(Some(c.hostname.clone()));
-    spec.set_mounts(Some(MOUNTS.iter().map(mount_of).collect()));
+    spec.set_hostname((!c.hostname.is_empty()).then(|| c.hostname.clone()));
     spec.set_linux(Some(linux_of(c)));
+    setup::write_oci(&c.setup, &mut spec);
     let mut annotations = HashMap::new();
     annotations.insert(
         ANNOTATION_NETWORK.to_string(),
@@ -153,18 +147,14 @@ fn process_of(c: &ContainerSpec) -> Process {
     user.set_gid(c.identity.gid);
     user.set_umask(Some(UMASK));
     user.set_additional_gids((!c.identity.groups.is_empty()).then(|| c.identity.groups.clone()));
-    // Docker's shape: one set for bounding, effective and permitted; nothing to pass on.
-    let kept: Capabilities = c
-        .capabilities
-        .iter()
-        .filter_map(|&cap| oci_cap(cap))
-        .collect();
+    let set = |s: &CapsHashSet| -> Capabilities { s.iter().filter_map(|&cap| oci_cap(cap)).collect() };
+    let sets = &c.capabilities;
     let mut caps = LinuxCapabilities::default();
-    caps.set_bounding(Some(kept.clone()));
-    caps.set_effective(Some(kept.clone()));
-    caps.set_permitted(Some(kept));
-    caps.set_inheritable(Some(Capabilities::new()));
-    caps.set_ambient(Some(Capabilities::new()));
+    caps.set_bounding(Some(set(&sets.bounding)));
+    caps.set_effective(Some(set(&sets.effective)));
+    caps.set_permitted(Some(set(&sets.permitted)));
+    caps.set_inheritable(Some(set(&sets.inheritable)));
+    caps.set_ambient(Some(set(&sets.ambient)));
     let mut process = Process::default();
     process.set_terminal(Some(false));
     process.set_user(user);
@@ -172,9 +162,12 @@ fn process_of(c: &ContainerSpec) -> Process {
     process.set_env(Some(c.env.clone()));
     process.set_cwd(c.workdir.clone());
     process.set_capabilities(Some(caps));
-    process.set_rlimits(None);
-    process.set_no_new_privileges(Some(true));
     process
+}
+
+/// minibox's default mounts (docker's), as config.json writes them.
+pub(crate) fn default_mounts() -> Vec<Mount> {
+    MOUNTS.iter().map(mount_of).collect()
 }
 
 fn mount_of(m: &FixedMount) -> Mount {
@@ -186,30 +179,12 @@ fn mount_of(m: &FixedMount) -> Mount {
     mount
 }
 
+/// `linux` but what `setup::write_oci` writes (namespaces, paths, devices...).
 fn linux_of(c: &ContainerSpec) -> Linux {
-    use LinuxNamespaceType as T;
-    let mut types = vec![T::Mount, T::Pid, T::Uts, T::Ipc];
-    if c.network != Network::Host {
-        types.push(T::Network);
-    }
-    types.push(T::Cgroup);
-    let namespaces = types
-        .into_iter()
-        .map(|t| {
-            let mut ns = LinuxNamespace::default();
-            ns.set_typ(t);
-            ns
-        })
-        .collect();
     let mut linux = Linux::default();
-    linux.set_namespaces(Some(namespaces));
     linux.set_resources(resources_of(&c.limits));
     let cgroup = !c.cgroup_path.as_os_str().is_empty();
     linux.set_cgroups_path(cgroup.then(|| c.cgroup_path.clone()));
-    linux.set_masked_paths(Some(MASKED_PATHS.iter().map(|p| format!("/{p}")).collect()));
-    linux.set_readonly_paths(Some(
-        READONLY_PATHS.iter().map(|p| format!("/{p}")).collect(),
-    ));
     linux
 }
 
@@ -259,7 +234,7 @@ pub fn default_bundle_spec() -> Spec {
             home: "/".into(),
             name: None,
         },
-        capabilities: CapsHashSet::new(),
+        capabilities: CapSets::default(),
         read_only: false,
         limits: Limits::default(),
         cgroup_path: PathBuf::new(),
@@ -267,6 +242,7 @@ pub fn default_bundle_spec() -> Spec {
         ports: vec![],
         explain: false,
         private_layer: false,
+        setup: Setup::docker(true),
     };
     spec_from_container(&container)
 }
@@ -341,27 +317,28 @@ pub fn container_from_spec(oci: &Spec, bundle: &Path, id: &str) -> Result<Contai
     let (uid, gid, groups) = checked_user(process.user())?;
     let passwd = read_in_rootfs(&rootfs, "etc/passwd")?;
     let (name, home) = user::describe(uid, passwd.as_deref());
-    let capabilities = checked_capabilities(process, uid)?;
-    check_mounts(oci.mounts().as_deref().unwrap_or_default())?;
-    let linux = oci.linux().as_ref().context(
-        "linux is missing: minibox needs linux.namespaces (mount, pid, uts, ipc, cgroup)",
-    )?;
+    let capabilities = checked_capabilities(process)?;
+    let linux = oci
+        .linux()
+        .as_ref()
+        .context("linux is missing: minibox needs linux.namespaces (at least mount)")?;
     refuse_linux_extras(linux)?;
-    let netns = checked_namespaces(linux.namespaces().as_deref().unwrap_or_default())?;
-    check_path_list("linux.maskedPaths", linux.masked_paths(), &MASKED_PATHS)?;
-    check_path_list(
-        "linux.readonlyPaths",
-        linux.readonly_paths(),
-        &READONLY_PATHS,
-    )?;
+    let setup = setup::from_oci(oci, process, linux, bundle, (uid, gid, &groups))?;
+    let netns = setup.namespaces.creates(Kind::Net);
     let limits = checked_limits(linux.resources().as_ref())?;
     let cgroup_path = checked_cgroup_path(linux.cgroups_path().as_deref(), id)?;
     let (network, ports) = checked_extras(oci.annotations().as_ref(), netns)?;
-    let hostname = match oci.hostname() {
-        Some(h) => check_hostname(h).map_err(|_| {
-            anyhow!("hostname {h:?} is invalid: use 1 to 64 letters, digits, '-' or '.'")
-        })?,
-        None => id.get(..SHORT_ID_LEN).unwrap_or(id).to_string(),
+    let uts = setup.namespaces.has(Kind::Uts);
+    let hostname = match oci.hostname().as_deref().filter(|h| !h.is_empty()) {
+        Some(h) => {
+            check_hostname(h).map_err(|_| {
+                anyhow!("hostname {h:?} is invalid: use 1 to 64 letters, digits, '-' or '.'")
+            })?;
+            namespaces::check_uts(&setup.namespaces, "hostname")?;
+            h.to_string()
+        }
+        None if uts => id.get(..SHORT_ID_LEN).unwrap_or(id).to_string(),
+        None => String::new(),
     };
     Ok(ContainerSpec {
         id: id.to_string(),
@@ -386,6 +363,7 @@ pub fn container_from_spec(oci: &Spec, bundle: &Path, id: &str) -> Result<Contai
         ports,
         explain: false,
         private_layer: false,
+        setup,
     })
 }
 
@@ -419,9 +397,6 @@ fn refuse_outside_linux(oci: &Spec) -> Result<()> {
         {
             bail!("hooks.{name} is not supported yet: minibox runs no hooks");
         }
-    }
-    if oci.domainname().as_ref().is_some_and(|d| !d.is_empty()) {
-        bail!("domainname is not supported yet");
     }
     for (field, set) in [
         ("solaris", oci.solaris().is_some()),
@@ -495,15 +470,6 @@ fn refuse_process_extras(p: &Process) -> Result<()> {
     if p.command_line().is_some() {
         bail!("process.commandLine is not supported (Windows only): give process.args");
     }
-    if p.rlimits().as_ref().is_some_and(|r| !r.is_empty()) {
-        return not_yet("rlimits");
-    }
-    if p.no_new_privileges() != Some(true) {
-        bail!(
-            "process.noNewPrivileges must be true: minibox always sets no_new_privs \
-             (setuid programs gaining privileges is not supported)"
-        );
-    }
     for (field, value) in [
         ("apparmorProfile", p.apparmor_profile()),
         ("selinuxLabel", p.selinux_label()),
@@ -514,9 +480,6 @@ fn refuse_process_extras(p: &Process) -> Result<()> {
                  it would weaken the container's isolation"
             );
         }
-    }
-    if p.oom_score_adj().is_some() {
-        return not_yet("oomScoreAdj");
     }
     if p.io_priority().is_some() {
         return not_yet("ioPriority");
@@ -579,24 +542,18 @@ fn checked_user(u: &User) -> Result<(u32, u32, Vec<u32>)> {
     for g in &groups {
         id("additionalGids", *g)?;
     }
-    if u.umask().is_some_and(|m| m != UMASK) {
-        bail!(
-            "process.user.umask {:o} is not supported yet: minibox starts every container \
-             with umask {UMASK:04o}",
-            u.umask().unwrap_or_default()
-        );
-    }
     if u.username().is_some() {
         bail!("process.user.username is not supported (Windows only): give process.user.uid");
     }
     Ok((uid, gid, groups))
 }
 
-/// minibox keeps one set in bounding, effective and permitted, and nothing in inheritable or
-/// ambient; a non-root process keeps none at all.
-fn checked_capabilities(p: &Process, uid: u32) -> Result<CapsHashSet> {
+/// The five sets as given; the kernel's own rules are checked here, so that a bad set is
+/// named before anything is made: effective and ambient within permitted, ambient and
+/// inheritable within what the bounding set (and inheritable) allow.
+fn checked_capabilities(p: &Process) -> Result<CapSets> {
     let Some(sets) = p.capabilities() else {
-        return Ok(CapsHashSet::new());
+        return Ok(CapSets::default());
     };
     let convert = |name: &str, set: &Option<Capabilities>| -> Result<CapsHashSet> {
         set.iter()
@@ -608,122 +565,37 @@ fn checked_capabilities(p: &Process, uid: u32) -> Result<CapsHashSet> {
             })
             .collect()
     };
-    for (name, set) in [
-        ("inheritable", sets.inheritable()),
-        ("ambient", sets.ambient()),
-    ] {
-        if !convert(name, set)?.is_empty() {
-            bail!("process.capabilities.{name} is not supported yet: minibox keeps it empty");
-        }
-    }
-    let bounding = convert("bounding", sets.bounding())?;
-    for (name, set) in [
-        ("effective", sets.effective()),
-        ("permitted", sets.permitted()),
-    ] {
-        let set = convert(name, set)?;
-        if let Some(cap) = set.symmetric_difference(&bounding).next() {
-            bail!(
-                "process.capabilities.{name} differs from bounding (in {cap}): minibox keeps the \
-                 same set in bounding, effective and permitted; different sets are not \
-                 supported yet"
-            );
-        }
-    }
-    if uid != 0 && !bounding.is_empty() {
-        bail!(
-            "process.capabilities for uid {uid} are not supported yet: minibox gives a non-root \
-             process no capabilities (leave the sets empty, or run as uid 0)"
-        );
-    }
-    Ok(bounding)
-}
-
-fn check_mounts(given: &[Mount]) -> Result<()> {
-    let ours = || {
-        MOUNTS
-            .iter()
-            .map(|m| m.destination)
-            .collect::<Vec<_>>()
-            .join(", ")
+    let sets = CapSets {
+        bounding: convert("bounding", sets.bounding())?,
+        effective: convert("effective", sets.effective())?,
+        permitted: convert("permitted", sets.permitted())?,
+        inheritable: convert("inheritable", sets.inheritable())?,
+        ambient: convert("ambient", sets.ambient())?,
     };
-    for (i, m) in given.iter().enumerate() {
-        let options = m.options().as_deref().unwrap_or_default();
-        let bind = options.iter().any(|o| o == "bind" || o == "rbind");
-        let typ = match m.typ().as_deref() {
-            _ if bind => "bind",
-            Some(t) => t,
-            None => "",
-        };
-        if !KNOWN_MOUNT_TYPES.contains(&typ) {
-            bail!("mounts[{i}] type {typ:?} is not supported");
-        }
-        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-            bail!("mounts[{i}] uidMappings/gidMappings (id-mapped mounts) are not supported yet");
-        }
-        if !MOUNTS.get(i).is_some_and(|f| f.is(m)) {
+    let outside = |a: &CapsHashSet, b: &CapsHashSet| a.difference(b).next().copied();
+    let both: CapsHashSet = sets.permitted.intersection(&sets.inheritable).copied().collect();
+    for (name, cap, within) in [
+        ("effective", outside(&sets.effective, &sets.permitted), "permitted"),
+        ("ambient", outside(&sets.ambient, &both), "both permitted and inheritable"),
+        ("inheritable", outside(&sets.inheritable, &sets.bounding), "bounding"),
+    ] {
+        if let Some(cap) = cap {
             bail!(
-                "mounts[{i}] ({typ} on {}) is not supported yet: minibox makes exactly its own \
-                 mounts for now ({}, as `minibox spec` prints them)",
-                m.destination().display(),
-                ours()
+                "process.capabilities.{name} has {cap}, which is not in {within}: the kernel \
+                 allows no such set"
             );
         }
     }
-    if let Some(missing) = MOUNTS.get(given.len()) {
-        bail!(
-            "mounts lacks {} ({}): minibox always mounts {}, as `minibox spec` prints them; \
-             other mount lists are not supported yet",
-            missing.destination,
-            missing.typ,
-            ours()
-        );
-    }
-    Ok(())
-}
-
-impl FixedMount {
-    fn is(&self, m: &Mount) -> bool {
-        let options: BTreeSet<&str> = m.options().iter().flatten().map(String::as_str).collect();
-        m.destination() == Path::new(self.destination)
-            && m.typ().as_deref() == Some(self.typ)
-            && m.source()
-                .as_ref()
-                .is_none_or(|s| s == Path::new(self.source))
-            && options == self.options.iter().copied().collect()
-    }
+    Ok(sets)
 }
 
 fn refuse_linux_extras(l: &Linux) -> Result<()> {
     let not_yet = |field: &str| Err(anyhow!("linux.{field} is not supported yet"));
-    if l.uid_mappings().as_ref().is_some_and(|m| !m.is_empty()) {
-        return not_yet("uidMappings (user namespaces)");
-    }
-    if l.gid_mappings().as_ref().is_some_and(|m| !m.is_empty()) {
-        return not_yet("gidMappings (user namespaces)");
-    }
-    if l.sysctl().as_ref().is_some_and(|m| !m.is_empty()) {
-        return not_yet("sysctl");
-    }
-    if l.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        bail!(
-            "linux.devices is not supported yet: every minibox container gets the same /dev \
-             (null, zero, full, random, urandom, tty)"
-        );
-    }
     if l.seccomp().is_some() {
         bail!(
             "linux.seccomp is not supported yet: minibox cannot install the filter, and running \
              without it would weaken the container's isolation"
         );
-    }
-    if let Some(p) = l.rootfs_propagation() {
-        if p != "rslave" {
-            bail!(
-                "linux.rootfsPropagation {p:?} is not supported yet: minibox makes the \
-                 container's mounts rslave"
-            );
-        }
     }
     if l.mount_label().as_ref().is_some_and(|m| !m.is_empty()) {
         bail!(
@@ -749,85 +621,11 @@ fn refuse_linux_extras(l: &Linux) -> Result<()> {
     Ok(())
 }
 
-fn namespace_name(t: LinuxNamespaceType) -> &'static str {
-    match t {
-        LinuxNamespaceType::Mount => "mount",
-        LinuxNamespaceType::Cgroup => "cgroup",
-        LinuxNamespaceType::Uts => "uts",
-        LinuxNamespaceType::Ipc => "ipc",
-        LinuxNamespaceType::User => "user",
-        LinuxNamespaceType::Pid => "pid",
-        LinuxNamespaceType::Network => "network",
-        LinuxNamespaceType::Time => "time",
-    }
-}
-
-/// minibox gives every container new mount, pid, uts, ipc and cgroup namespaces, and a network
-/// one unless it shares the host's. Returns whether it has a network namespace.
-fn checked_namespaces(list: &[LinuxNamespace]) -> Result<bool> {
-    use LinuxNamespaceType as T;
-    let mut seen = HashSet::new();
-    for (i, ns) in list.iter().enumerate() {
-        let name = namespace_name(ns.typ());
-        match ns.typ() {
-            T::User => bail!("linux.namespaces[{i}] user (user namespaces) is not supported yet"),
-            T::Time => bail!("linux.namespaces[{i}] time is not supported yet"),
-            _ => {}
-        }
-        if let Some(path) = ns.path() {
-            bail!(
-                "linux.namespaces[{i}] {name} with path {}: joining an existing namespace is \
-                 not supported yet",
-                path.display()
-            );
-        }
-        if !seen.insert(ns.typ()) {
-            bail!("linux.namespaces[{i}]: {name} is listed twice");
-        }
-    }
-    for needed in [T::Mount, T::Pid, T::Uts, T::Ipc, T::Cgroup] {
-        if !seen.contains(&needed) {
-            let name = namespace_name(needed);
-            bail!(
-                "linux.namespaces lacks {name}: minibox always gives a container its own {name} \
-                 namespace; sharing the host's is not supported yet"
-            );
-        }
-    }
-    Ok(seen.contains(&T::Network))
-}
-
-fn check_path_list(field: &str, given: &Option<Vec<String>>, ours: &[&str]) -> Result<()> {
-    let given: BTreeSet<&str> = given.iter().flatten().map(String::as_str).collect();
-    let ours: Vec<String> = ours.iter().map(|p| format!("/{p}")).collect();
-    let ours: BTreeSet<&str> = ours.iter().map(String::as_str).collect();
-    let missing: Vec<&str> = ours.difference(&given).copied().collect();
-    let extra: Vec<&str> = given.difference(&ours).copied().collect();
-    if missing.is_empty() && extra.is_empty() {
-        return Ok(());
-    }
-    let mut what = vec![];
-    if !missing.is_empty() {
-        what.push(format!("lacks {}", missing.join(" ")));
-    }
-    if !extra.is_empty() {
-        what.push(format!("adds {}", extra.join(" ")));
-    }
-    bail!(
-        "{field} differs from minibox's ({}): other lists are not supported yet (`minibox spec` \
-         prints minibox's)",
-        what.join("; ")
-    )
-}
-
 fn checked_limits(r: Option<&LinuxResources>) -> Result<Limits> {
     let Some(r) = r else {
         return Ok(Limits::default());
     };
     let not_yet = |field: &str| Err(anyhow!("linux.resources.{field} is not supported yet"));
-    if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return not_yet("devices (the device cgroup)");
-    }
     if r.block_io().is_some() {
         return not_yet("blockIO");
     }
@@ -1139,7 +937,13 @@ mod tests {
         let v = serde_json::to_value(spec_from_container(&c)).unwrap();
         let caps = &v["process"]["capabilities"];
         assert_eq!(caps["bounding"].as_array().unwrap().len(), 14);
-        assert_eq!(caps["effective"], caps["bounding"]);
+        let sorted = |v: &Value| {
+            let mut l: Vec<String> = v.as_array().unwrap().iter().map(|c| c.to_string()).collect();
+            l.sort();
+            l
+        };
+        assert_eq!(sorted(&caps["effective"]), sorted(&caps["bounding"]));
+        assert_eq!(sorted(&caps["permitted"]), sorted(&caps["bounding"]));
         assert_eq!(caps["ambient"], json!([]));
         assert_eq!(caps["inheritable"], json!([]));
         assert_eq!(v["process"]["noNewPrivileges"], json!(true));
@@ -1212,7 +1016,7 @@ mod tests {
         assert_eq!((c.identity.uid, c.identity.gid), (NOBODY, NOBODY));
         assert_eq!(c.hostname, "minibox");
         assert_eq!(c.cgroup_path, Path::new("minibox").join(&id));
-        assert!(c.capabilities.is_empty());
+        assert!(c.capabilities.bounding.is_empty());
     }
 
     /// A good config (what `minibox run ROOTFS /main` would use), changed at one JSON pointer.
@@ -1268,12 +1072,12 @@ mod tests {
             (
                 "/linux/uidMappings",
                 Some(json!([{"containerID": 0, "hostID": 1000, "size": 1}])),
-                "linux.uidMappings (user namespaces) is not supported yet",
+                "linux.uidMappings/gidMappings need a new user namespace",
             ),
             (
                 "/linux/gidMappings",
                 Some(json!([{"containerID": 0, "hostID": 1000, "size": 1}])),
-                "linux.gidMappings",
+                "linux.uidMappings/gidMappings need a new user namespace",
             ),
             (
                 "/mounts",
@@ -1285,25 +1089,38 @@ mod tests {
             (
                 "/mounts",
                 Some(with(
-                    json!({"destination": "/data", "type": "bind", "source": "/srv", "options": ["rbind"]}),
+                    json!({"destination": "/data", "type": "bind", "source": "/nonexistent-mbx", "options": ["rbind"]}),
                 )),
-                "mounts[5] (bind on /data) is not supported yet",
+                "mounts[5]: the bind source /nonexistent-mbx cannot be used",
             ),
             (
                 "/mounts",
-                Some(json!(ours[..4].to_vec())),
-                "mounts lacks /dev/shm",
+                Some(with(
+                    json!({"destination": "/data", "type": "tmpfs", "options": ["dev"]}),
+                )),
+                "mounts[5]: option dev is not supported on a tmpfs",
             ),
             (
                 "/mounts",
-                Some(json!([ours[1], ours[0], ours[2], ours[3], ours[4]])),
-                "mounts[0] (sysfs on /sys)",
+                Some(with(json!({"destination": "data", "type": "tmpfs"}))),
+                "mounts[5].destination \"data\" must be an absolute path",
             ),
-            ("/mounts", None, "mounts lacks /proc"),
+            (
+                "/mounts",
+                Some(with(
+                    json!({"destination": "/data", "type": "tmpfs", "options": ["idmap"]}),
+                )),
+                "mounts[5]: option idmap (id-mapped mounts)",
+            ),
             (
                 "/process/rlimits",
-                Some(json!([{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}])),
-                "process.rlimits is not supported yet",
+                Some(json!([{"type": "RLIMIT_NOFILE", "hard": 10, "soft": 20}])),
+                "process.rlimits[0] RLIMIT_NOFILE: soft 20 is above hard 10",
+            ),
+            (
+                "/process/rlimits",
+                Some(json!([{"type": "RLIMIT_NOFILE", "hard": 10, "soft": 1}, {"type": "RLIMIT_NOFILE", "hard": 10, "soft": 1}])),
+                "process.rlimits[1]: RLIMIT_NOFILE is listed twice",
             ),
             ("/process/terminal", Some(json!(true)), "process.terminal"),
             (
@@ -1311,12 +1128,6 @@ mod tests {
                 Some(json!({"height": 24, "width": 80})),
                 "process.consoleSize",
             ),
-            (
-                "/process/noNewPrivileges",
-                Some(json!(false)),
-                "process.noNewPrivileges",
-            ),
-            ("/process/noNewPrivileges", None, "process.noNewPrivileges"),
             (
                 "/process/apparmorProfile",
                 Some(json!("docker-default")),
@@ -1329,8 +1140,8 @@ mod tests {
             ),
             (
                 "/process/oomScoreAdj",
-                Some(json!(100)),
-                "process.oomScoreAdj",
+                Some(json!(5000)),
+                "process.oomScoreAdj 5000 is out of range",
             ),
             (
                 "/process/scheduler",
@@ -1340,24 +1151,17 @@ mod tests {
             (
                 "/process/capabilities/ambient",
                 Some(json!(["CAP_KILL"])),
-                "process.capabilities.ambient",
+                "process.capabilities.ambient has CAP_KILL, which is not in both permitted",
             ),
             (
                 "/process/capabilities/inheritable",
                 Some(json!(["CAP_KILL"])),
-                "process.capabilities.inheritable",
+                "process.capabilities.inheritable has CAP_KILL, which is not in bounding",
             ),
             (
                 "/process/capabilities/effective",
                 Some(json!(["CAP_KILL"])),
-                "process.capabilities.effective differs",
-            ),
-            (
-                "/process/capabilities",
-                Some(
-                    json!({"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}),
-                ),
-                "process.capabilities for uid 65534",
+                "process.capabilities.effective has CAP_KILL, which is not in permitted",
             ),
             (
                 "/process/user/uid",
@@ -1376,8 +1180,8 @@ mod tests {
             ),
             (
                 "/process/user/umask",
-                Some(json!(0o077)),
-                "process.user.umask 77",
+                Some(json!(0o1000)),
+                "process.user.umask 1000 is invalid",
             ),
             (
                 "/process/user/username",
@@ -1421,7 +1225,11 @@ mod tests {
                 Some(json!("bad name")),
                 "hostname \"bad name\" is invalid",
             ),
-            ("/domainname", Some(json!("example.org")), "domainname"),
+            (
+                "/domainname",
+                Some(json!("bad name")),
+                "domainname \"bad name\" is invalid",
+            ),
             (
                 "/hooks",
                 Some(json!({"prestart": [{"path": "/bin/true"}]})),
@@ -1441,18 +1249,18 @@ mod tests {
             ),
             (
                 "/linux/sysctl",
-                Some(json!({"net.ipv4.ip_forward": "1"})),
-                "linux.sysctl",
+                Some(json!({"kernel.pid_max": "1000"})),
+                "linux.sysctl kernel.pid_max is not namespaced",
             ),
             (
                 "/linux/devices",
-                Some(json!([{"path": "/dev/sda", "type": "b", "major": 8, "minor": 0}])),
-                "linux.devices",
+                Some(json!([{"path": "/etc/sda", "type": "b", "major": 8, "minor": 0}])),
+                "linux.devices[0].path /etc/sda must be below /dev",
             ),
             (
                 "/linux/rootfsPropagation",
-                Some(json!("shared")),
-                "linux.rootfsPropagation",
+                Some(json!("sideways")),
+                "linux.rootfsPropagation \"sideways\" is invalid",
             ),
             (
                 "/linux/mountLabel",
@@ -1466,37 +1274,24 @@ mod tests {
             ),
             (
                 "/linux/maskedPaths",
-                Some(json!([])),
-                "linux.maskedPaths differs from minibox's (lacks /proc/acpi",
+                Some(json!(["relative"])),
+                "linux.maskedPaths \"relative\" must be an absolute path",
             ),
-            ("/linux/maskedPaths", None, "linux.maskedPaths"),
             (
                 "/linux/readonlyPaths",
-                Some(json!([
-                    "/proc/bus",
-                    "/proc/fs",
-                    "/proc/irq",
-                    "/proc/sys",
-                    "/proc/sysrq-trigger",
-                    "/etc"
-                ])),
-                "linux.readonlyPaths differs from minibox's (adds /etc)",
-            ),
-            (
-                "/linux/namespaces",
-                Some(namespaces(&["mount", "uts", "ipc", "network", "cgroup"])),
-                "linux.namespaces lacks pid",
+                Some(json!(["/proc/../etc"])),
+                "linux.readonlyPaths \"/proc/../etc\" must not contain '..'",
             ),
             ("/linux/namespaces", None, "linux.namespaces lacks mount"),
             (
                 "/linux/namespaces",
                 Some(namespaces(&[&all_ns[..], &["user"]].concat())),
-                "linux.namespaces[6] user (user namespaces) is not supported yet",
+                "a new user namespace, which needs linux.uidMappings",
             ),
             (
                 "/linux/namespaces",
-                Some(namespaces(&[&all_ns[..], &["time"]].concat())),
-                "linux.namespaces[6] time",
+                Some(namespaces(&["pid", "uts"])),
+                "linux.namespaces lacks mount",
             ),
             (
                 "/linux/namespaces",
@@ -1506,9 +1301,9 @@ mod tests {
             (
                 "/linux/namespaces",
                 Some(
-                    json!([{"type": "mount"}, {"type": "pid"}, {"type": "uts"}, {"type": "ipc"}, {"type": "network", "path": "/proc/1/ns/net"}, {"type": "cgroup"}]),
+                    json!([{"type": "mount"}, {"type": "pid"}, {"type": "uts"}, {"type": "ipc"}, {"type": "network", "path": "/proc/self/ns/uts"}, {"type": "cgroup"}]),
                 ),
-                "linux.namespaces[4] network with path /proc/1/ns/net: joining",
+                "linux.namespaces[4] network path /proc/self/ns/uts is not a network namespace",
             ),
             (
                 "/linux/resources",
@@ -1558,7 +1353,7 @@ mod tests {
             (
                 "/linux/resources",
                 Some(json!({"devices": [{"allow": false, "access": "rwm"}]})),
-                "linux.resources.devices",
+                "linux.resources.devices does not allow /dev/null (c 1:3)",
             ),
             (
                 "/linux/resources",
@@ -1653,6 +1448,43 @@ mod tests {
             Some(20000)
         );
         ok("/linux/rootfsPropagation", Some(json!("rslave")));
+        // Fields minibox honours now, beyond docker's shape.
+        assert!(!ok("/process/noNewPrivileges", Some(json!(false))).setup.no_new_privs);
+        assert!(!ok("/process/noNewPrivileges", None).setup.no_new_privs);
+        assert_eq!(ok("/process/user/umask", Some(json!(0o077))).setup.umask, 0o077);
+        assert_eq!(
+            ok("/process/oomScoreAdj", Some(json!(-500))).setup.oom_score_adj,
+            Some(-500)
+        );
+        let capped = ok(
+            "/process/capabilities",
+            Some(json!({"bounding": ["CAP_KILL"], "permitted": ["CAP_KILL"],
+                        "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL"]})),
+        );
+        assert_eq!(capped.capabilities.ambient.len(), 1);
+        assert!(capped.capabilities.effective.is_empty());
+        assert!(ok("/linux/maskedPaths", Some(json!([])))
+            .setup
+            .masked_paths
+            .is_empty());
+        assert_eq!(
+            ok("/linux/readonlyPaths", Some(json!(["/etc"])))
+                .setup
+                .readonly_paths,
+            ["etc"]
+        );
+        assert_eq!(
+            ok("/linux/sysctl", Some(json!({"net.ipv4.ip_forward": "1"})))
+                .setup
+                .sysctl,
+            [("net.ipv4.ip_forward".to_string(), "1".to_string())]
+        );
+        let shared = ok(
+            "/linux/namespaces",
+            Some(json!([{"type": "mount"}, {"type": "network"}])),
+        );
+        assert_eq!(shared.hostname, "");
+        assert!(!shared.setup.namespaces.has(Kind::Pid));
         ok("/process/user/umask", None);
         ok("/process/capabilities", None);
         ok("/hooks", Some(json!({})));

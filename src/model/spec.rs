@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::kernel::caps::CapsHashSet;
+use crate::kernel::caps::CapSets;
 use crate::kernel::cgroup::Limits;
 use crate::kernel::net::{Network, PortMapping};
+use crate::model::setup::Setup;
 use crate::model::user::Identity;
 
 /// Docker's default `PATH` for a container.
@@ -38,8 +39,9 @@ pub struct ContainerSpec {
     /// Absolute path inside the container.
     pub workdir: PathBuf,
     pub identity: Identity,
-    /// Capabilities the process keeps (bounding, permitted, effective). Empty for non-root.
-    pub capabilities: CapsHashSet,
+    /// Capabilities the process keeps, per set (docker-style: one set in bounding, permitted
+    /// and effective, empty for non-root).
+    pub capabilities: CapSets,
     /// Mount the rootfs read-only inside the container.
     pub read_only: bool,
     /// What the kernel enforces on the container's cgroup.
@@ -55,6 +57,8 @@ pub struct ContainerSpec {
     /// A copy-on-write layer of the container's own over `rootfs` (docker-style runs), or
     /// `rootfs` itself as the root (an OCI bundle: its maker owns it, writes land in it).
     pub private_layer: bool,
+    /// Mounts, namespaces, devices, rlimits...: the rest of config.json that init honours.
+    pub setup: Setup,
 }
 
 impl ContainerSpec {
@@ -316,7 +320,7 @@ mod tests {
         assert_eq!(spec.display_name(), spec.short_id());
         assert_eq!(spec.workdir, PathBuf::from("/"));
         assert_eq!((spec.identity.uid, spec.identity.gid), (65534, 65534));
-        assert!(spec.capabilities.is_empty());
+        assert!(spec.capabilities.bounding.is_empty());
         assert!(!spec.read_only);
         assert!(spec.env.contains(&"HOME=/nonexistent".to_string()));
         assert!(spec.env.contains(&format!("HOSTNAME={}", spec.hostname)));
@@ -382,7 +386,8 @@ mod tests {
         );
         assert_eq!(limited.cgroup_path, Path::new("minibox").join(&limited.id));
         let root_spec = spec_from(&["minibox", "run", "-u", "0", root, "/main"]).unwrap();
-        assert_eq!(root_spec.capabilities.len(), 14);
+        assert_eq!(root_spec.capabilities.bounding.len(), 14);
+        assert_eq!(root_spec.capabilities.permitted.len(), 14);
     }
 
     #[test]

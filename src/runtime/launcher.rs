@@ -290,8 +290,10 @@ fn start_and_watch(
     let forwarder = Forwarder::block()?;
     let (parent, child) = channel::pair()?;
     let (relay, container_stdio) = stdio::pipes(stdio)?;
-    let namespaces = namespaces::container_namespaces(spec.network);
-    let pid = namespaces::clone_into_new_namespaces(namespaces, || {
+    // A PID namespace given by path is the one our next child is born in.
+    namespaces::join_pid_for_children(&spec.setup.namespaces)?;
+    let flags = spec.setup.namespaces.clone_flags();
+    let pid = namespaces::clone_into_new_namespaces(flags, || {
         parent.close_in_child();
         init::container_main(spec, layer, &child, &container_stdio)
     })?;
@@ -303,7 +305,7 @@ fn start_and_watch(
     let admitted = netns
         .transpose()
         .context("opening the container's network namespace")
-        .and_then(|netns| admit(pid, cgroup, &parent, spec.explain).map(|()| netns));
+        .and_then(|netns| admit(pid, spec, cgroup, &parent).map(|()| netns));
     let netns = match admitted {
         Ok(netns) => netns,
         Err(e) => {
@@ -344,13 +346,15 @@ fn start_and_watch(
     Ok(status::from_wait(ended).unwrap_or(status::RUNTIME_FAILED))
 }
 
-/// Puts the waiting child in its cgroup, lets it go, and waits until it has exec'd CMD.
+/// Puts the waiting child in its cgroup, maps its user namespace's ids, lets it go, and waits
+/// until it has exec'd CMD.
 fn admit(
     pid: Pid,
+    spec: &ContainerSpec,
     cgroup: Option<&dyn ContainerCgroup>,
     parent: &ParentEnd,
-    explain: bool,
 ) -> Result<()> {
+    let explain = spec.explain;
     if let Some(cg) = cgroup {
         let placed = cg
             .add(pid)
@@ -358,6 +362,16 @@ fn admit(
         if let Err(e) = placed {
             // The child may have failed first (its report says why; ESRCH here only echoes
             // its death): stop it, then hear it out.
+            let _ = kill(pid, Signal::SIGKILL);
+            return Err(parent.child_failure_or(e));
+        }
+    }
+    // Only a process outside the new user namespace can write its maps, once, and the child
+    // needs them before it goes on (its root is an unprivileged uid of the host).
+    if spec.setup.new_user_namespace() {
+        let mapped =
+            namespaces::write_id_maps(pid, &spec.setup.uid_mappings, &spec.setup.gid_mappings);
+        if let Err(e) = mapped {
             let _ = kill(pid, Signal::SIGKILL);
             return Err(parent.child_failure_or(e));
         }

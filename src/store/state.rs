@@ -557,6 +557,7 @@ mod tests {
             ports: vec![],
             explain: false,
             private_layer: true,
+            setup: crate::model::setup::Setup::docker(true),
         }
     }
 
