@@ -196,6 +196,25 @@ pub fn write_id_maps(pid: Pid, uids: &[IdMap], gids: &[IdMap]) -> Result<()> {
     Ok(())
 }
 
+/// In a new user namespace we are its nobody (the host's root is not mapped) until we become its
+/// root: only then can files we make (mount points, device nodes) have a mapped owner. Being
+/// root of the namespace keeps the capabilities it gave us.
+pub fn become_root_of_new_user_namespace(ns: &Namespaces) -> Result<()> {
+    if !ns.creates(Kind::User) {
+        return Ok(());
+    }
+    let (uid, gid) = (nix::unistd::Uid::from_raw(0), nix::unistd::Gid::from_raw(0));
+    nix::unistd::setresgid(gid, gid, gid).context("setresgid(0) in the user namespace")?;
+    nix::unistd::setresuid(uid, uid, uid).context("setresuid(0) in the user namespace")
+}
+
+/// The host's id for `id` inside, by the maps.
+pub fn host_id(maps: &[IdMap], id: u32) -> Option<u32> {
+    maps.iter()
+        .find(|m| id >= m.inside && (id - m.inside) < m.count)
+        .map(|m| m.outside + (id - m.inside))
+}
+
 /// Whether `id` is inside one of the maps.
 pub fn is_mapped(maps: &[IdMap], id: u32) -> bool {
     maps.iter()

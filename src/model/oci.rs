@@ -1481,9 +1481,8 @@ mod tests {
         );
         let shared = ok(
             "/linux/namespaces",
-            Some(json!([{"type": "mount"}, {"type": "network"}])),
+            Some(json!([{"type": "mount"}, {"type": "uts"}, {"type": "network"}])),
         );
-        assert_eq!(shared.hostname, "");
         assert!(!shared.setup.namespaces.has(Kind::Pid));
         ok("/process/user/umask", None);
         ok("/process/capabilities", None);

@@ -54,6 +54,8 @@ fn set_up_and_exec(
     join_new_session_keyring()?;
     // Wait until minibox has put us in our cgroup: from then on every page and cycle counts.
     chan.wait_for_go()?;
+    // With the ids mapped, we become root of a new user namespace: what we make has an owner.
+    namespaces::become_root_of_new_user_namespace(&spec.setup.namespaces)?;
     // Namespaces config.json names by path are joined (the user one first: it grants the rest).
     namespaces::join_given(&spec.setup.namespaces)?;
     // Our cgroup becomes the root of our cgroup view (the host's groups are out of sight); a

@@ -290,6 +290,13 @@ fn start_and_watch(
     let forwarder = Forwarder::block()?;
     let (parent, child) = channel::pair()?;
     let (relay, container_stdio) = stdio::pipes(stdio)?;
+    if spec.setup.new_user_namespace() {
+        let host = |maps, id| namespaces::host_id(maps, id).unwrap_or(id);
+        container_stdio.give_to(
+            host(&spec.setup.uid_mappings, spec.identity.uid),
+            host(&spec.setup.gid_mappings, spec.identity.gid),
+        )?;
+    }
     // A PID namespace given by path is the one our next child is born in.
     namespaces::join_pid_for_children(&spec.setup.namespaces)?;
     let flags = spec.setup.namespaces.clone_flags();

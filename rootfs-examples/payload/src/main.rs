@@ -147,6 +147,7 @@ const COMMANDS: &[Command] = &[
     Command { name: "http", args: &["PORT"], help: "HTTP server answering \"payload PORT\"", run: net::http },
     Command { name: "echo", args: &["PORT"], help: "TCP echo server", run: net::echo },
     Command { name: "connect", args: &["HOST:PORT"], help: "TCP connect, 2 s timeout", run: net::connect },
+    Command { name: "exec", args: &["PROGRAM", "ARGS..."], help: "become PROGRAM (execv)", run: process::exec },
     Command { name: "later", args: &["SECS", "SUBCOMMAND", "ARGS..."], help: "sleep SECS, then run SUBCOMMAND", run: later },
     Command { name: "bench", args: &["N", "PROGRAM", "ARGS..."], help: "run PROGRAM N times, print the median wall time", run: process::bench },
 ];
