@@ -206,7 +206,11 @@ fn the_five_capability_sets_are_each_their_own() {
     }
     // Sets the kernel cannot hold are named before anything is made.
     let mut bad = c.clone();
-    set(&mut bad, "/process/capabilities/ambient", json!(["CAP_KILL"]));
+    set(
+        &mut bad,
+        "/process/capabilities/ambient",
+        json!(["CAP_KILL"]),
+    );
     refused(&bad, "process.capabilities.ambient has CAP_KILL");
 }
 
@@ -253,7 +257,11 @@ fn mount_line<'a>(mountinfo: &'a str, point: &str) -> (Vec<&'a str>, &'a str, &'
     let (left, right) = line.split_once(" - ").unwrap();
     let f: Vec<&str> = left.split(' ').collect();
     let r: Vec<&str> = right.split(' ').collect();
-    (f[5].split(',').collect(), r[0], r.get(2).copied().unwrap_or(""))
+    (
+        f[5].split(',').collect(),
+        r[0],
+        r.get(2).copied().unwrap_or(""),
+    )
 }
 
 #[test]
@@ -295,8 +303,14 @@ fn mounts_are_made_in_order_with_their_options() {
     }
     let (flags, typ, sup) = mount_line(&info, "/scratch");
     assert_eq!(typ, "tmpfs");
-    assert!(flags.contains(&"noatime") && flags.contains(&"nodev"), "{flags:?}");
-    assert!(sup.contains("size=1024k") && sup.contains("mode=700"), "{sup}");
+    assert!(
+        flags.contains(&"noatime") && flags.contains(&"nodev"),
+        "{flags:?}"
+    );
+    assert!(
+        sup.contains("size=1024k") && sup.contains("mode=700"),
+        "{sup}"
+    );
     assert_eq!(mount_line(&info, "/stack").1, "tmpfs");
     mount_line(&info, "/stack/inner");
     assert!(mount_line(&info, "/etc/bound.txt").0.contains(&"ro"));
@@ -305,7 +319,10 @@ fn mounts_are_made_in_order_with_their_options() {
     assert_eq!(typ, "cgroup2");
     assert!(flags.contains(&"ro"));
     // What the container sees through them, and that the read-only bind is read-only.
-    let read = run_ok(&with_args(&c, &["/payload", "cat", "/data/hello"]), "oci-m1");
+    let read = run_ok(
+        &with_args(&c, &["/payload", "cat", "/data/hello"]),
+        "oci-m1",
+    );
     assert_eq!(read, "hi from the host");
     let read = run_ok(
         &with_args(&c, &["/payload", "cat", "/etc/bound.txt"]),
@@ -368,14 +385,20 @@ fn mount_destinations_stay_inside_the_rootfs() {
         let b = bundle(&with_mount(dest));
         let out = run_bundle(b.path(), "oci-escape");
         assert_eq!(out.status.code(), Some(125), "{dest}: {}", stderr(&out));
-        assert!(!target.exists(), "{dest}: a mount point was made on the host");
+        assert!(
+            !target.exists(),
+            "{dest}: a mount point was made on the host"
+        );
     }
     // Once the target exists inside the rootfs, the links lead there, never to the host.
     let inside = r.path().join(host.path().strip_prefix("/").unwrap());
     fs::create_dir_all(&inside).unwrap();
     for dest in ["/evil/victim", "/evil-abs/victim"] {
         run_ok(&with_mount(dest), "oci-escape-inside");
-        assert!(!target.exists(), "{dest}: a mount point was made on the host");
+        assert!(
+            !target.exists(),
+            "{dest}: a mount point was made on the host"
+        );
         assert!(inside.join("victim").is_dir(), "{dest}: not made inside");
         fs::remove_dir(inside.join("victim")).unwrap();
     }
@@ -410,7 +433,11 @@ fn namespaces_absent_are_the_hosts_and_a_path_is_joined() {
     }
     let r = Rootfs::new();
     // Only mount, pid and uts: the network and ipc namespaces are the host's.
-    let mut c = config(&r, &["--network", "host"], &["readlink", "/proc/self/ns/net"]);
+    let mut c = config(
+        &r,
+        &["--network", "host"],
+        &["readlink", "/proc/self/ns/net"],
+    );
     c["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "pid"}, {"type": "uts"}]);
     let net = run_ok(&c, "oci-ns-host");
     assert_eq!(net.trim(), ns_link("self", "net"));
@@ -458,7 +485,10 @@ fn namespaces_absent_are_the_hosts_and_a_path_is_joined() {
     // A path that is not a namespace of that type is refused by name.
     let mut wrong = j.clone();
     wrong["linux"]["namespaces"][4]["path"] = json!(format!("/proc/{pid}/ns/ipc"));
-    refused(&wrong, &format!("network path /proc/{pid}/ns/ipc is not a network namespace"));
+    refused(
+        &wrong,
+        &format!("network path /proc/{pid}/ns/ipc is not a network namespace"),
+    );
     let _ = holder.kill();
     let _ = holder.wait();
 }
@@ -505,21 +535,36 @@ fn a_user_namespace_makes_root_inside_an_unprivileged_uid_outside() {
     // And the process, seen from the host, is uid 100000.
     let b = bundle(&with_args(&c, &["/payload", "sleep", "3"]));
     let child = minibox()
-        .args(["run", "--rm", "--bundle", b.path().to_str().unwrap(), "oci-userns-ps"])
+        .args([
+            "run",
+            "--rm",
+            "--bundle",
+            b.path().to_str().unwrap(),
+            "oci-userns-ps",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let pid = container_pid(child.id());
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    assert_eq!(status_field(&status, "Uid"), "100000\t100000\t100000\t100000");
-    assert_eq!(status_field(&status, "Gid"), "100000\t100000\t100000\t100000");
+    assert_eq!(
+        status_field(&status, "Uid"),
+        "100000\t100000\t100000\t100000"
+    );
+    assert_eq!(
+        status_field(&status, "Gid"),
+        "100000\t100000\t100000\t100000"
+    );
     let out = wait_output(child, Duration::from_secs(20));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     // Maps that leave the process's uid out are refused by name.
     let mut unmapped = c.clone();
     unmapped["process"]["user"]["uid"] = json!(70000);
-    refused(&unmapped, "process.user.uid 70000 is not mapped by linux.uidMappings");
+    refused(
+        &unmapped,
+        "process.user.uid 70000 is not mapped by linux.uidMappings",
+    );
 }
 
 #[test]
@@ -528,16 +573,18 @@ fn devices_are_made_and_the_device_rules_checked() {
         return;
     }
     let r = Rootfs::new();
-    let mut c = config(&r, &["-u", "0"], &["stat", "/dev/mynull", "/dev/sub/myzero"]);
+    let mut c = config(
+        &r,
+        &["-u", "0"],
+        &["stat", "/dev/mynull", "/dev/sub/myzero"],
+    );
     c["linux"]["devices"] = json!([
         {"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3,
          "fileMode": 0o620, "uid": 0, "gid": 5},
         {"path": "/dev/sub/myzero", "type": "c", "major": 1, "minor": 5},
     ]);
     // An engine's rule list: deny all, then allow what the container has.
-    let allow = |major: i64, minor: Option<i64>| {
-        json!({"allow": true, "type": "c", "major": major, "minor": minor, "access": "rwm"})
-    };
+    let allow = |major: i64, minor: Option<i64>| json!({"allow": true, "type": "c", "major": major, "minor": minor, "access": "rwm"});
     c["linux"]["resources"] = json!({"devices": [
         {"allow": false, "access": "rwm"},
         allow(1, Some(3)), allow(1, Some(5)), allow(1, Some(7)), allow(1, Some(8)),
@@ -547,7 +594,10 @@ fn devices_are_made_and_the_device_rules_checked() {
     let lines: Vec<&str> = stat.lines().collect();
     assert!(lines[0].contains("type=chr mode=620 uid=0 gid=5"), "{stat}");
     assert!(lines[0].contains("rdev=1:3"), "{stat}");
-    assert!(lines[1].contains("type=chr mode=666") && lines[1].contains("rdev=1:5"), "{stat}");
+    assert!(
+        lines[1].contains("type=chr mode=666") && lines[1].contains("rdev=1:5"),
+        "{stat}"
+    );
     // The node opens: it sits on a mount of its own, not the nodev /dev.
     let wrote = run_ok(
         &with_args(&c, &["/payload", "write", "/dev/mynull", "x"]),
@@ -555,7 +605,10 @@ fn devices_are_made_and_the_device_rules_checked() {
     );
     assert_eq!(wrote, "");
     // A node made later in /dev opens nothing, as before.
-    let b = bundle(&with_args(&c, &["/payload", "mknod", "/dev/late", "1", "3"]));
+    let b = bundle(&with_args(
+        &c,
+        &["/payload", "mknod", "/dev/late", "1", "3"],
+    ));
     let out = run_bundle(b.path(), "oci-devices-late");
     assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
     // Rules that deny a node the container would have are refused, not half-honoured.
@@ -564,7 +617,10 @@ fn devices_are_made_and_the_device_rules_checked() {
         .as_array_mut()
         .unwrap()
         .push(json!({"allow": false, "type": "c", "major": 1, "minor": 5, "access": "rwm"}));
-    refused(&denied, "linux.resources.devices does not allow /dev/zero (c 1:5)");
+    refused(
+        &denied,
+        "linux.resources.devices does not allow /dev/zero (c 1:5)",
+    );
 }
 
 #[test]

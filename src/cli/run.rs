@@ -14,11 +14,11 @@ use crate::cli::RunArgs;
 use crate::kernel::caps;
 use crate::kernel::cgroup::{self, Limits};
 use crate::kernel::net::{Network, PortMapping};
+use crate::model::setup::Setup;
 use crate::model::spec::{
     build_env, check_hostname, check_name, check_rootfs, check_workdir, new_id, read_in_rootfs,
     ContainerSpec, SHORT_ID_LEN,
 };
-use crate::model::setup::Setup;
 use crate::model::{oci, user};
 
 /// The container `minibox run` makes, from a bundle or from the flags; always through a `Spec`.
@@ -78,11 +78,8 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
     let group = read_in_rootfs(&rootfs, "etc/group")?;
     let identity = user::resolve(args.user.as_deref(), passwd.as_deref(), group.as_deref())?;
 
-    let capabilities = caps::CapSets::same(caps::resolve(
-        identity.uid,
-        &args.cap_add,
-        &args.cap_drop,
-    )?);
+    let capabilities =
+        caps::CapSets::same(caps::resolve(identity.uid, &args.cap_add, &args.cap_drop)?);
     if identity.uid != 0 && !args.cap_add.is_empty() {
         say!(
             "minibox: warning: --cap-add has no effect for a non-root user (uid {}): \

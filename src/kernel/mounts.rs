@@ -138,12 +138,15 @@ pub fn parse_options(options: &[String], bind_type: bool) -> Result<MountOptions
             }
             "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable"
             | "runbindable" => {
-                o.propagation.push(propagation(opt).unwrap_or(F::MS_PRIVATE));
+                o.propagation
+                    .push(propagation(opt).unwrap_or(F::MS_PRIVATE));
                 continue;
             }
             "remount" => return Err("option remount is not supported in a mount list".into()),
             "idmap" | "ridmap" => {
-                return Err(format!("option {opt} (id-mapped mounts) is not supported yet"))
+                return Err(format!(
+                    "option {opt} (id-mapped mounts) is not supported yet"
+                ))
             }
             other => {
                 if other.is_empty() || other.contains(',') || other.contains('\0') {
@@ -436,8 +439,13 @@ fn make_node(dev: &OwnedFd, node: &DeviceNode) -> Result<()> {
         nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
     )
     .with_context(|| format!("chown /dev/{name}"))?;
-    let fd = nix::fcntl::openat(&parent, leaf, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-        .with_context(|| format!("opening the new /dev/{name}"))?;
+    let fd = nix::fcntl::openat(
+        &parent,
+        leaf,
+        OFlag::O_PATH | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("opening the new /dev/{name}"))?;
     let path = fd_path(&fd);
     mount(
         Some(path.as_str()),

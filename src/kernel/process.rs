@@ -71,7 +71,12 @@ pub fn set_oom_score_adj(adj: Option<i32>) -> Result<()> {
 /// Whether a sysctl belongs to a namespace the container has, as runc decides: `Some(ns)`
 /// names the namespace it needs (`ipc`, `network`, `uts`), `None` if it is the host's alone.
 pub fn sysctl_namespace(key: &str) -> Option<&'static str> {
-    let ipc = ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem"];
+    let ipc = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+    ];
     let ipc_prefixes = ["kernel.shm", "kernel.msg", "fs.mqueue."];
     if ipc.contains(&key) || ipc_prefixes.iter().any(|p| key.starts_with(p)) {
         return Some("ipc");

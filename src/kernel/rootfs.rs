@@ -151,7 +151,11 @@ pub(crate) fn ensure_dir(root: &impl AsFd, rel: &str) -> Result<OwnedFd> {
                  (mkdir ROOTFS/{rel}) or make ROOTFS writable"
             ),
             Err(e) => {
-                let path = if done.is_empty() { part.to_string() } else { format!("{done}/{part}") };
+                let path = if done.is_empty() {
+                    part.to_string()
+                } else {
+                    format!("{done}/{part}")
+                };
                 return Err(e).with_context(|| format!("creating /{path} in the rootfs"));
             }
         }

@@ -42,14 +42,14 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use oci_spec::runtime::{
-    Capabilities, Capability as OciCap, Linux, LinuxCapabilities, LinuxCpu, LinuxMemory,
-    LinuxPids, LinuxResources, Mount, Process, Root, Spec, User,
+    Capabilities, Capability as OciCap, Linux, LinuxCapabilities, LinuxCpu, LinuxMemory, LinuxPids,
+    LinuxResources, Mount, Process, Root, Spec, User,
 };
 
 use crate::kernel::caps::{CapSets, Capability, CapsHashSet};
 use crate::kernel::cgroup::{Limits, CPU_PERIOD_US, MIN_MEMORY};
-use crate::kernel::net::{Network, PortMapping};
 use crate::kernel::namespaces::{self, Kind};
+use crate::kernel::net::{Network, PortMapping};
 use crate::model::setup::{self, Setup};
 use crate::model::spec::{build_env, check_hostname, read_in_rootfs, ContainerSpec, SHORT_ID_LEN};
 use crate::model::user::{self, Identity, NOBODY};
@@ -147,7 +147,8 @@ fn process_of(c: &ContainerSpec) -> Process {
     user.set_gid(c.identity.gid);
     user.set_umask(Some(UMASK));
     user.set_additional_gids((!c.identity.groups.is_empty()).then(|| c.identity.groups.clone()));
-    let set = |s: &CapsHashSet| -> Capabilities { s.iter().filter_map(|&cap| oci_cap(cap)).collect() };
+    let set =
+        |s: &CapsHashSet| -> Capabilities { s.iter().filter_map(|&cap| oci_cap(cap)).collect() };
     let sets = &c.capabilities;
     let mut caps = LinuxCapabilities::default();
     caps.set_bounding(Some(set(&sets.bounding)));
@@ -573,11 +574,27 @@ fn checked_capabilities(p: &Process) -> Result<CapSets> {
         ambient: convert("ambient", sets.ambient())?,
     };
     let outside = |a: &CapsHashSet, b: &CapsHashSet| a.difference(b).next().copied();
-    let both: CapsHashSet = sets.permitted.intersection(&sets.inheritable).copied().collect();
+    let both: CapsHashSet = sets
+        .permitted
+        .intersection(&sets.inheritable)
+        .copied()
+        .collect();
     for (name, cap, within) in [
-        ("effective", outside(&sets.effective, &sets.permitted), "permitted"),
-        ("ambient", outside(&sets.ambient, &both), "both permitted and inheritable"),
-        ("inheritable", outside(&sets.inheritable, &sets.bounding), "bounding"),
+        (
+            "effective",
+            outside(&sets.effective, &sets.permitted),
+            "permitted",
+        ),
+        (
+            "ambient",
+            outside(&sets.ambient, &both),
+            "both permitted and inheritable",
+        ),
+        (
+            "inheritable",
+            outside(&sets.inheritable, &sets.bounding),
+            "bounding",
+        ),
     ] {
         if let Some(cap) = cap {
             bail!(
@@ -938,7 +955,12 @@ mod tests {
         let caps = &v["process"]["capabilities"];
         assert_eq!(caps["bounding"].as_array().unwrap().len(), 14);
         let sorted = |v: &Value| {
-            let mut l: Vec<String> = v.as_array().unwrap().iter().map(|c| c.to_string()).collect();
+            let mut l: Vec<String> = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.to_string())
+                .collect();
             l.sort();
             l
         };
@@ -1119,7 +1141,9 @@ mod tests {
             ),
             (
                 "/process/rlimits",
-                Some(json!([{"type": "RLIMIT_NOFILE", "hard": 10, "soft": 1}, {"type": "RLIMIT_NOFILE", "hard": 10, "soft": 1}])),
+                Some(
+                    json!([{"type": "RLIMIT_NOFILE", "hard": 10, "soft": 1}, {"type": "RLIMIT_NOFILE", "hard": 10, "soft": 1}]),
+                ),
                 "process.rlimits[1]: RLIMIT_NOFILE is listed twice",
             ),
             ("/process/terminal", Some(json!(true)), "process.terminal"),
@@ -1449,11 +1473,20 @@ mod tests {
         );
         ok("/linux/rootfsPropagation", Some(json!("rslave")));
         // Fields minibox honours now, beyond docker's shape.
-        assert!(!ok("/process/noNewPrivileges", Some(json!(false))).setup.no_new_privs);
+        assert!(
+            !ok("/process/noNewPrivileges", Some(json!(false)))
+                .setup
+                .no_new_privs
+        );
         assert!(!ok("/process/noNewPrivileges", None).setup.no_new_privs);
-        assert_eq!(ok("/process/user/umask", Some(json!(0o077))).setup.umask, 0o077);
         assert_eq!(
-            ok("/process/oomScoreAdj", Some(json!(-500))).setup.oom_score_adj,
+            ok("/process/user/umask", Some(json!(0o077))).setup.umask,
+            0o077
+        );
+        assert_eq!(
+            ok("/process/oomScoreAdj", Some(json!(-500)))
+                .setup
+                .oom_score_adj,
             Some(-500)
         );
         let capped = ok(

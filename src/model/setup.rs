@@ -9,9 +9,9 @@ use std::path::{Component, Path};
 
 use anyhow::{anyhow, bail, Result};
 use oci_spec::runtime::{
-    Linux, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxIdMapping,
-    LinuxIdMappingBuilder, LinuxNamespace, LinuxNamespaceType, Mount, PosixRlimit,
-    PosixRlimitBuilder, PosixRlimitType, Process, Spec,
+    Linux, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxIdMapping, LinuxIdMappingBuilder,
+    LinuxNamespace, LinuxNamespaceType, Mount, PosixRlimit, PosixRlimitBuilder, PosixRlimitType,
+    Process, Spec,
 };
 
 use crate::kernel::mounts::{self, DeviceNode, MountSpec};
@@ -354,8 +354,7 @@ fn checked_mount(i: usize, m: &Mount, bundle: &Path) -> Result<MountSpec> {
                 mounts::TYPES.join(", ")
             );
         };
-        if t == "tmpfs" && parsed.cleared.contains(nix::mount::MsFlags::MS_NODEV) && rel != "dev"
-        {
+        if t == "tmpfs" && parsed.cleared.contains(nix::mount::MsFlags::MS_NODEV) && rel != "dev" {
             bail!(
                 "{field}: option dev is not supported on a tmpfs: minibox mounts every tmpfs \
                  nodev (no device cgroup keeps nodes made there shut); list device nodes in \
@@ -435,7 +434,10 @@ fn checked_id_maps(
     let read = |field: &str, given: &Option<Vec<LinuxIdMapping>>| -> Result<Vec<IdMap>> {
         let list = given.clone().unwrap_or_default();
         if list.len() > 340 {
-            bail!("linux.{field} has {} lines: the kernel takes at most 340", list.len());
+            bail!(
+                "linux.{field} has {} lines: the kernel takes at most 340",
+                list.len()
+            );
         }
         list.iter()
             .enumerate()
@@ -720,11 +722,8 @@ mod tests {
         let map = |k: &str| HashMap::from([(k.to_string(), "1".to_string())]);
         assert!(checked_sysctl(Some(&map("net.ipv4.ip_forward")), &ns).is_ok());
         assert!(checked_sysctl(Some(&map("kernel.shmmax")), &ns).is_ok());
-        let err = |k: &str, ns: &Namespaces| {
-            checked_sysctl(Some(&map(k)), ns)
-                .unwrap_err()
-                .to_string()
-        };
+        let err =
+            |k: &str, ns: &Namespaces| checked_sysctl(Some(&map(k)), ns).unwrap_err().to_string();
         assert!(err("kernel.pid_max", &ns).contains("not namespaced"));
         assert!(err("vm.swappiness", &ns).contains("vm.swappiness is not namespaced"));
         assert!(err("net.ipv4/../x", &ns).contains("not a sysctl name"));
@@ -734,7 +733,8 @@ mod tests {
 
     #[test]
     fn namespaces_must_be_of_their_type() {
-        let ns = |v: serde_json::Value| -> Vec<LinuxNamespace> { serde_json::from_value(v).unwrap() };
+        let ns =
+            |v: serde_json::Value| -> Vec<LinuxNamespace> { serde_json::from_value(v).unwrap() };
         let ok = checked_namespaces(&ns(json!([
             {"type": "mount"}, {"type": "network", "path": "/proc/self/ns/net"}
         ])))
@@ -769,17 +769,25 @@ mod tests {
         };
         assert!(err(json!([{"destination": "rel", "type": "tmpfs"}])).contains("absolute"));
         assert!(err(json!([{"destination": "/x", "type": "nfs"}])).contains("type \"nfs\""));
-        assert!(err(json!([{"destination": "/x", "type": "tmpfs", "options": ["dev"]}]))
-            .contains("option dev"));
-        assert!(err(json!([{"destination": "/x", "type": "bind", "source": "/nonexistent-mbx"}]))
-            .contains("/nonexistent-mbx"));
-        assert!(err(json!([{"destination": "/x", "options": ["rbind"]}])).contains("needs a source"));
-        assert!(err(json!([{"destination": "/x", "source": "/tmp", "options": ["bind", "dev"]}]))
-            .contains("option dev"));
         assert!(
-            err(json!([{"destination": "/x", "source": "/tmp", "options": ["bind", "mode=1"]}]))
-                .contains("mode=1")
+            err(json!([{"destination": "/x", "type": "tmpfs", "options": ["dev"]}]))
+                .contains("option dev")
         );
+        assert!(
+            err(json!([{"destination": "/x", "type": "bind", "source": "/nonexistent-mbx"}]))
+                .contains("/nonexistent-mbx")
+        );
+        assert!(
+            err(json!([{"destination": "/x", "options": ["rbind"]}])).contains("needs a source")
+        );
+        assert!(
+            err(json!([{"destination": "/x", "source": "/tmp", "options": ["bind", "dev"]}]))
+                .contains("option dev")
+        );
+        assert!(err(
+            json!([{"destination": "/x", "source": "/tmp", "options": ["bind", "mode=1"]}])
+        )
+        .contains("mode=1"));
         let ok = checked_mounts(
             &m(json!([{"destination": "/a/b", "source": "/tmp", "options": ["rbind", "ro"]}])),
             Path::new("/"),
