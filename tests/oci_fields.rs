@@ -9,7 +9,7 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -53,7 +53,14 @@ fn refused(config: &Value, what: &str) {
     assert_eq!(out.status.code(), Some(125), "{what}: {err}");
     assert!(err.contains(what), "{err:?} lacks {what:?}");
     assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
-    assert_eq!(fs::read_dir(state.path()).unwrap().count(), 0, "{what}");
+    // The store's lock file may stay; no container's directory may.
+    let left: Vec<PathBuf> = fs::read_dir(state.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert!(left.is_empty(), "{what}: left {left:?}");
 }
 
 /// The value of a `Key:\tvalue` line of /proc/PID/status text.
@@ -738,5 +745,99 @@ fn what_minibox_cannot_honour_is_refused_by_name() {
         let mut c = base.clone();
         c["mounts"].as_array_mut().unwrap().push(mount);
         refused(&c, what);
+    }
+}
+
+/// The host directory of the container's group in the v1 hierarchy of `controller`, from its
+/// /proc/PID/cgroup (the test runs in the host's cgroup namespace).
+fn v1_group(pid: u32, controller: &str) -> Option<PathBuf> {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    text.lines().find_map(|l| {
+        let mut parts = l.splitn(3, ':');
+        let (_, list, path) = (parts.next()?, parts.next()?, parts.next()?);
+        list.split(',').any(|c| c == controller).then(|| {
+            let mount = if controller == "cpu" && Path::new("/sys/fs/cgroup/cpu").is_dir() {
+                "cpu".to_string()
+            } else {
+                list.to_string()
+            };
+            Path::new("/sys/fs/cgroup")
+                .join(mount)
+                .join(path.trim_start_matches('/'))
+        })
+    })
+}
+
+#[test]
+fn resources_reach_the_containers_cgroup() {
+    if !need_root() {
+        return;
+    }
+    let v1 = Path::new("/sys/fs/cgroup/memory/memory.limit_in_bytes").exists()
+        && Path::new("/sys/fs/cgroup/cpuset/cpuset.cpus").exists();
+    if !v1 {
+        eprintln!("this check reads cgroup v1 files; tests/cgroup_v2.rs covers v2 in the VM");
+    }
+    let r = Rootfs::new();
+    let mut c = config(&r, &[], &["sleep", "3"]);
+    c["linux"]["resources"] = json!({
+        "memory": {"limit": 64 << 20, "reservation": 32 << 20, "swap": 128 << 20},
+        "cpu": {"shares": 512, "quota": 25000, "period": 50000, "cpus": "0", "mems": "0"},
+        "pids": {"limit": 50},
+    });
+    let b = bundle(&c);
+    let child = minibox()
+        .args([
+            "run",
+            "--rm",
+            "--bundle",
+            b.path().to_str().unwrap(),
+            "oci-resources",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = container_pid(child.id());
+    if v1 {
+        let read = |controller: &str, file: &str| {
+            let dir = v1_group(pid, controller).expect("a group");
+            fs::read_to_string(dir.join(file))
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.join(file).display()))
+                .trim()
+                .to_string()
+        };
+        assert_eq!(
+            read("memory", "memory.limit_in_bytes"),
+            (64u64 << 20).to_string()
+        );
+        assert_eq!(
+            read("memory", "memory.soft_limit_in_bytes"),
+            (32u64 << 20).to_string()
+        );
+        if v1_group(pid, "memory")
+            .unwrap()
+            .join("memory.memsw.limit_in_bytes")
+            .exists()
+        {
+            assert_eq!(
+                read("memory", "memory.memsw.limit_in_bytes"),
+                (128u64 << 20).to_string()
+            );
+        }
+        assert_eq!(read("cpu", "cpu.shares"), "512");
+        assert_eq!(read("cpu", "cpu.cfs_period_us"), "50000");
+        assert_eq!(read("cpu", "cpu.cfs_quota_us"), "25000");
+        assert_eq!(read("cpuset", "cpuset.cpus"), "0");
+        assert_eq!(read("cpuset", "cpuset.mems"), "0");
+        assert_eq!(read("pids", "pids.max"), "50");
+    }
+    let out = wait_output(child, Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    if v1 {
+        // On cgroup v1 the unified map cannot be honoured: refused by name, nothing left.
+        let mut unified = c.clone();
+        unified["linux"]["resources"] = json!({"unified": {"memory.high": "100000000"}});
+        refused(&unified, "linux.resources.unified needs cgroup v2");
     }
 }

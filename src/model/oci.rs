@@ -47,7 +47,7 @@ use oci_spec::runtime::{
 };
 
 use crate::kernel::caps::{CapSets, Capability, CapsHashSet};
-use crate::kernel::cgroup::{Limits, CPU_PERIOD_US, MIN_MEMORY};
+use crate::kernel::cgroup::{Limits, Tuning, CPU_PERIOD_US, MIN_MEMORY};
 use crate::kernel::namespaces::{self, Kind};
 use crate::kernel::net::{Network, PortMapping};
 use crate::model::setup::{self, Setup};
@@ -183,29 +183,43 @@ fn mount_of(m: &FixedMount) -> Mount {
 /// `linux` but what `setup::write_oci` writes (namespaces, paths, devices...).
 fn linux_of(c: &ContainerSpec) -> Linux {
     let mut linux = Linux::default();
-    linux.set_resources(resources_of(&c.limits));
+    linux.set_resources(resources_of(&c.limits, &c.setup.resources));
     let cgroup = !c.cgroup_path.as_os_str().is_empty();
     linux.set_cgroups_path(cgroup.then(|| c.cgroup_path.clone()));
     linux
 }
 
-fn resources_of(limits: &Limits) -> Option<LinuxResources> {
-    if limits.is_empty() {
+fn resources_of(limits: &Limits, tuning: &Tuning) -> Option<LinuxResources> {
+    if limits.is_empty() && *tuning == Tuning::default() {
         return None;
     }
     let mut r = LinuxResources::default();
-    if let Some(bytes) = limits.memory {
+    if limits.memory.is_some() || tuning.memory_reservation.is_some() {
         let mut memory = LinuxMemory::default();
-        memory.set_limit(Some(bytes as i64));
-        // memory+swap = memory: no swap on top (docker's --memory-swap equal to --memory).
-        memory.set_swap(Some(bytes as i64));
+        memory.set_limit(limits.memory.map(|b| b as i64));
+        // memory+swap = memory unless asked: no swap on top (docker's --memory alone).
+        memory.set_swap(tuning.memory_swap.or(limits.memory.map(|b| b as i64)));
+        memory.set_reservation(tuning.memory_reservation.map(|b| b as i64));
         r.set_memory(Some(memory));
     }
-    if let Some(quota) = limits.cpu_quota {
+    let cpu_asked = limits.cpu_quota.is_some()
+        || tuning.cpu_shares.is_some()
+        || tuning.cpu_period.is_some()
+        || tuning.wants_cpuset();
+    if cpu_asked {
         let mut cpu = LinuxCpu::default();
-        cpu.set_quota(Some(quota as i64));
-        cpu.set_period(Some(CPU_PERIOD_US));
+        cpu.set_quota(limits.cpu_quota.map(|q| q as i64));
+        let period = tuning
+            .cpu_period
+            .or(limits.cpu_quota.map(|_| CPU_PERIOD_US));
+        cpu.set_period(period);
+        cpu.set_shares(tuning.cpu_shares);
+        cpu.set_cpus(tuning.cpus.clone());
+        cpu.set_mems(tuning.mems.clone());
         r.set_cpu(Some(cpu));
+    }
+    if !tuning.unified.is_empty() {
+        r.set_unified(Some(tuning.unified.iter().cloned().collect()));
     }
     if let Some(pids) = limits.pids {
         let mut p = LinuxPids::default();
@@ -326,7 +340,11 @@ pub fn container_from_spec(oci: &Spec, bundle: &Path, id: &str) -> Result<Contai
     refuse_linux_extras(linux)?;
     let setup = setup::from_oci(oci, process, linux, bundle, (uid, gid, &groups))?;
     let netns = setup.namespaces.creates(Kind::Net);
-    let limits = checked_limits(linux.resources().as_ref())?;
+    let (limits, tuning) = checked_limits(linux.resources().as_ref())?;
+    let setup = Setup {
+        resources: tuning,
+        ..setup
+    };
     let cgroup_path = checked_cgroup_path(linux.cgroups_path().as_deref(), id)?;
     let (network, ports) = checked_extras(oci.annotations().as_ref(), netns)?;
     let uts = setup.namespaces.has(Kind::Uts);
@@ -638,9 +656,9 @@ fn refuse_linux_extras(l: &Linux) -> Result<()> {
     Ok(())
 }
 
-fn checked_limits(r: Option<&LinuxResources>) -> Result<Limits> {
+fn checked_limits(r: Option<&LinuxResources>) -> Result<(Limits, Tuning)> {
     let Some(r) = r else {
-        return Ok(Limits::default());
+        return Ok((Limits::default(), Tuning::default()));
     };
     let not_yet = |field: &str| Err(anyhow!("linux.resources.{field} is not supported yet"));
     if r.block_io().is_some() {
@@ -655,17 +673,35 @@ fn checked_limits(r: Option<&LinuxResources>) -> Result<Limits> {
     if r.rdma().as_ref().is_some_and(|m| !m.is_empty()) {
         return not_yet("rdma");
     }
-    if r.unified().as_ref().is_some_and(|m| !m.is_empty()) {
-        return not_yet("unified");
+    let mut tuning = Tuning::default();
+    let mut unified: Vec<(String, String)> = r
+        .unified()
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    unified.sort();
+    for (key, value) in &unified {
+        let file_like = key.contains('.') && !key.starts_with('.');
+        if key.contains('/') || key.contains("..") || !file_like || value.contains('\0') {
+            bail!(
+                "linux.resources.unified key {key:?} is not a file of the group (such as \
+                 memory.high): no '/', no '..'"
+            );
+        }
     }
-    Ok(Limits {
-        memory: r
-            .memory()
-            .as_ref()
-            .map(checked_memory)
-            .transpose()?
-            .flatten(),
-        cpu_quota: r.cpu().as_ref().map(checked_cpu).transpose()?.flatten(),
+    tuning.unified = unified;
+    let memory = match r.memory() {
+        Some(m) => checked_memory(m, &mut tuning)?,
+        None => None,
+    };
+    let cpu_quota = match r.cpu() {
+        Some(c) => checked_cpu(c, &mut tuning)?,
+        None => None,
+    };
+    let limits = Limits {
+        memory,
+        cpu_quota,
         pids: match r.pids().map(|p| p.limit()) {
             None | Some(-1) => None,
             Some(n) if n >= 1 => Some(n as u64),
@@ -674,18 +710,16 @@ fn checked_limits(r: Option<&LinuxResources>) -> Result<Limits> {
                  or -1 for no limit"
             ),
         },
-    })
+    };
+    Ok((limits, tuning))
 }
 
-fn checked_memory(m: &LinuxMemory) -> Result<Option<u64>> {
+fn checked_memory(m: &LinuxMemory, tuning: &mut Tuning) -> Result<Option<u64>> {
     let not_yet = |field: &str| {
         Err(anyhow!(
             "linux.resources.memory.{field} is not supported yet"
         ))
     };
-    if m.reservation().is_some() {
-        return not_yet("reservation");
-    }
     if m.kernel().is_some() {
         return not_yet("kernel");
     }
@@ -714,22 +748,31 @@ fn checked_memory(m: &LinuxMemory) -> Result<Option<u64>> {
         ),
         Some(n) => bail!("linux.resources.memory.limit {n} is invalid: give bytes, or -1"),
     };
-    if let Some(swap) = m.swap() {
-        if limit.map(|l| l as i64) != Some(swap) {
-            bail!(
-                "linux.resources.memory.swap {swap} is not supported yet: minibox allows no swap \
-                 on top of memory, so swap must equal memory.limit"
-            );
-        }
-    }
+    tuning.memory_reservation = match m.reservation() {
+        None | Some(-1) => None,
+        Some(n) if n >= 0 => Some(n as u64),
+        Some(n) => bail!("linux.resources.memory.reservation {n} is invalid: give bytes, or -1"),
+    };
+    tuning.memory_swap = match (m.swap(), limit) {
+        (None, _) => None,
+        // memory+swap = memory: no swap on top, minibox's default.
+        (Some(s), Some(l)) if s == l as i64 => None,
+        (Some(-1), _) => Some(-1),
+        (Some(s), Some(l)) if s > l as i64 => Some(s),
+        (Some(s), Some(l)) => bail!(
+            "linux.resources.memory.swap {s} is below memory.limit {l}: swap is memory plus \
+             swap, at least the limit (or -1 for no limit)"
+        ),
+        (Some(s), None) => bail!(
+            "linux.resources.memory.swap {s} needs a memory.limit (swap counts memory plus \
+             swap)"
+        ),
+    };
     Ok(limit)
 }
 
-fn checked_cpu(c: &LinuxCpu) -> Result<Option<u64>> {
+fn checked_cpu(c: &LinuxCpu, tuning: &mut Tuning) -> Result<Option<u64>> {
     let not_yet = |field: &str| Err(anyhow!("linux.resources.cpu.{field} is not supported yet"));
-    if c.shares().is_some() {
-        return not_yet("shares");
-    }
     if c.idle().is_some() {
         return not_yet("idle");
     }
@@ -739,18 +782,33 @@ fn checked_cpu(c: &LinuxCpu) -> Result<Option<u64>> {
     if c.realtime_runtime().is_some() || c.realtime_period().is_some() {
         return not_yet("realtimeRuntime/realtimePeriod");
     }
-    if c.cpus().as_ref().is_some_and(|s| !s.is_empty()) {
-        return not_yet("cpus");
-    }
-    if c.mems().as_ref().is_some_and(|s| !s.is_empty()) {
-        return not_yet("mems");
-    }
-    if let Some(period) = c.period().filter(|&p| p != CPU_PERIOD_US) {
-        bail!(
-            "linux.resources.cpu.period {period} is not supported yet: minibox uses a period of \
-             {CPU_PERIOD_US} µs"
-        );
-    }
+    tuning.cpu_shares = match c.shares() {
+        None | Some(0) => None,
+        Some(s) if (2..=262_144).contains(&s) => Some(s),
+        Some(s) => bail!("linux.resources.cpu.shares {s} is out of range: use 2 to 262144"),
+    };
+    tuning.cpu_period = match c.period() {
+        None | Some(0) | Some(CPU_PERIOD_US) => None,
+        Some(p) if (1000..=1_000_000).contains(&p) => Some(p),
+        Some(p) => bail!("linux.resources.cpu.period {p} is out of range: use 1000 to 1000000 µs"),
+    };
+    let set = |field: &str, v: &Option<String>| -> Result<Option<String>> {
+        match v.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(list)
+                if list
+                    .chars()
+                    .all(|ch| ch.is_ascii_digit() || ch == '-' || ch == ',') =>
+            {
+                Ok(Some(list.to_string()))
+            }
+            Some(list) => {
+                bail!("linux.resources.cpu.{field} {list:?} is invalid: give a list such as 0-1,3")
+            }
+        }
+    };
+    tuning.cpus = set("cpus", c.cpus())?;
+    tuning.mems = set("mems", c.mems())?;
     match c.quota() {
         None | Some(-1) => Ok(None),
         // The kernel's smallest quota is 1 ms.
@@ -1331,13 +1389,13 @@ mod tests {
             ),
             (
                 "/linux/resources",
-                Some(json!({"memory": {"limit": 67108864, "swap": -1}})),
-                "linux.resources.memory.swap -1",
+                Some(json!({"memory": {"limit": 67108864, "swap": 1000}})),
+                "linux.resources.memory.swap 1000 is below memory.limit",
             ),
             (
                 "/linux/resources",
                 Some(json!({"memory": {"swap": 67108864}})),
-                "linux.resources.memory.swap",
+                "linux.resources.memory.swap 67108864 needs a memory.limit",
             ),
             (
                 "/linux/resources",
@@ -1346,18 +1404,18 @@ mod tests {
             ),
             (
                 "/linux/resources",
-                Some(json!({"memory": {"limit": 67108864, "reservation": 1000}})),
-                "linux.resources.memory.reservation",
+                Some(json!({"memory": {"limit": 67108864, "reservation": -5}})),
+                "linux.resources.memory.reservation -5 is invalid",
             ),
             (
                 "/linux/resources",
-                Some(json!({"cpu": {"shares": 512}})),
-                "linux.resources.cpu.shares",
+                Some(json!({"cpu": {"shares": 1}})),
+                "linux.resources.cpu.shares 1 is out of range",
             ),
             (
                 "/linux/resources",
-                Some(json!({"cpu": {"quota": 50000, "period": 50000}})),
-                "linux.resources.cpu.period 50000",
+                Some(json!({"cpu": {"quota": 50000, "period": 10}})),
+                "linux.resources.cpu.period 10 is out of range",
             ),
             (
                 "/linux/resources",
@@ -1366,8 +1424,8 @@ mod tests {
             ),
             (
                 "/linux/resources",
-                Some(json!({"cpu": {"cpus": "0-1"}})),
-                "linux.resources.cpu.cpus",
+                Some(json!({"cpu": {"cpus": "0-1;rm"}})),
+                "linux.resources.cpu.cpus \"0-1;rm\" is invalid",
             ),
             (
                 "/linux/resources",
@@ -1381,8 +1439,8 @@ mod tests {
             ),
             (
                 "/linux/resources",
-                Some(json!({"unified": {"memory.high": "1"}})),
-                "linux.resources.unified",
+                Some(json!({"unified": {"../../memory.high": "1"}})),
+                "linux.resources.unified key \"../../memory.high\" is not a file",
             ),
             (
                 "/linux/resources",

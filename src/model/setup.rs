@@ -14,6 +14,7 @@ use oci_spec::runtime::{
     Process, Spec,
 };
 
+use crate::kernel::cgroup::Tuning;
 use crate::kernel::mounts::{self, DeviceNode, MountSpec};
 use crate::kernel::namespaces::{self, IdMap, Kind, Namespaces};
 use crate::kernel::process::{self as kproc, Rlimit};
@@ -54,6 +55,8 @@ pub struct Setup {
     pub domainname: Option<String>,
     /// `linux.sysctl`, sorted by key.
     pub sysctl: Vec<(String, String)>,
+    /// `linux.resources` beyond the memory limit, CPU quota and pids (`ContainerSpec.limits`).
+    pub resources: Tuning,
 }
 
 impl Setup {
@@ -77,6 +80,7 @@ impl Setup {
             oom_score_adj: None,
             domainname: None,
             sysctl: vec![],
+            resources: Tuning::default(),
         }
     }
 
@@ -147,6 +151,8 @@ pub fn from_oci(
         oom_score_adj,
         domainname,
         sysctl: checked_sysctl(linux.sysctl().as_ref(), &namespaces)?,
+        // Read with the limits (`oci::checked_limits`).
+        resources: Tuning::default(),
         mounts,
         namespaces,
     })

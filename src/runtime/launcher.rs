@@ -209,7 +209,7 @@ fn supervise(
             |leaf| leaf.to_string_lossy().into_owned(),
         ),
     };
-    let plan = cgroup::plan(&place, &spec.limits)?;
+    let plan = cgroup::plan(&place, &spec.limits, &spec.setup.resources)?;
     // Recorded before it is made: a minibox killed right after the mkdir leaves a group that
     // `rm` and the sweep of the next minibox command find.
     if let Some(record) = plan.record() {
