@@ -30,8 +30,8 @@
 //! whether it starts with `/` or not.
 //!
 //! A field minibox cannot honour yet is refused by name, never ignored: above all one whose
-//! absence would weaken isolation (seccomp, AppArmor, SELinux). For now the mounts, masked and
-//! read-only paths and namespaces must be exactly minibox's own (as `minibox spec` prints them).
+//! absence would weaken isolation (seccomp, AppArmor, SELinux). The mounts, paths, namespaces,
+//! devices, rlimits and the rest of what init sets up are read and written by `model::setup`.
 //! Properties the runtime spec does not define are ignored, as it requires.
 
 use std::collections::HashMap;
