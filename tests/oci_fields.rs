@@ -489,6 +489,33 @@ fn namespaces_absent_are_the_hosts_and_a_path_is_joined() {
         "oci-ns-join-ipc",
     );
     assert_eq!(joined.trim(), ns_link(&pid, "ipc"));
+    // A PID namespace someone else made (its init runs): the container is not its PID 1.
+    let mut pid_holder = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--kill-child", "sleep", "30"])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("unshare");
+    let hp = pid_holder.id();
+    let start = std::time::Instant::now();
+    while fs::read_to_string(format!("/proc/{hp}/task/{hp}/children"))
+        .unwrap_or_default()
+        .trim()
+        .is_empty()
+    {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let their_pid_ns = ns_link(&hp.to_string(), "pid_for_children");
+    let mut p = config(&r, &[], &["readlink", "/proc/self/ns/pid"]);
+    p["linux"]["namespaces"] = json!([
+        {"type": "mount"}, {"type": "uts"}, {"type": "ipc"}, {"type": "network"},
+        {"type": "pid", "path": format!("/proc/{hp}/ns/pid_for_children")},
+    ]);
+    assert_eq!(run_ok(&p, "oci-ns-join-pid").trim(), their_pid_ns);
+    let me = run_ok(&with_args(&p, &["/payload", "pid"]), "oci-ns-join-pid2");
+    assert!(!me.starts_with("pid=1 "), "{me}");
+    let _ = pid_holder.kill();
+    let _ = pid_holder.wait();
     // A path that is not a namespace of that type is refused by name.
     let mut wrong = j.clone();
     wrong["linux"]["namespaces"][4]["path"] = json!(format!("/proc/{pid}/ns/ipc"));
