@@ -5,65 +5,12 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
+use common::bundle::*;
 use common::*;
-
-/// `minibox spec ARGS...` as JSON.
-fn spec(args: &[&str]) -> Value {
-    let mut all = vec!["spec"];
-    all.extend_from_slice(args);
-    let out = run_minibox(&all);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "minibox spec {args:?}: {}",
-        stderr(&out)
-    );
-    serde_json::from_str(&stdout(&out)).expect("minibox spec prints JSON")
-}
-
-/// A bundle directory holding `config`.
-fn bundle(config: &Value) -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("minibox-bundle-")
-        .tempdir()
-        .expect("tempdir");
-    write_config(dir.path(), config);
-    dir
-}
-
-fn write_config(dir: &Path, config: &Value) {
-    let text = serde_json::to_string_pretty(config).unwrap();
-    fs::write(dir.join("config.json"), text).expect("config.json");
-}
-
-/// `minibox [--root STATE] run --rm --bundle DIR ID`.
-fn run_bundle(dir: &Path, id: &str) -> std::process::Output {
-    run_minibox(&["run", "--rm", "--bundle", dir.to_str().unwrap(), id])
-}
-
-/// Sets the value at a JSON pointer, making the objects on the way.
-fn set(config: &mut Value, pointer: &str, value: Value) {
-    let mut at = config;
-    let parts: Vec<&str> = pointer.split('/').skip(1).collect();
-    for part in &parts[..parts.len() - 1] {
-        if at.get(part).is_none() {
-            at[part] = json!({});
-        }
-        at = &mut at[part];
-    }
-    at[parts[parts.len() - 1]] = value;
-}
-
-fn with_args(config: &Value, args: &[&str]) -> Value {
-    let mut config = config.clone();
-    config["process"]["args"] = json!(args);
-    config
-}
 
 /// What the container says of itself: credentials, capabilities, hostname, cwd, environment.
 const FACTS: [&[&str]; 5] = [&["id"], &["status"], &["hostname"], &["cwd"], &["env"]];
@@ -148,17 +95,6 @@ fn the_hostname_minibox_spec_chose_is_the_bundles() {
     let out = run_bundle(b.path(), "oci-hostname");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), chosen);
-}
-
-/// Fills `dir` as `Rootfs::new` does: the payload, passwd and group, the mount points.
-fn populate(dir: &Path) {
-    for d in ["etc", "proc", "dev", "sys", "tmp"] {
-        fs::create_dir_all(dir.join(d)).unwrap();
-    }
-    fs::set_permissions(dir.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
-    fs::copy(payload_bin(), dir.join("payload")).unwrap();
-    fs::write(dir.join("etc/passwd"), PASSWD).unwrap();
-    fs::write(dir.join("etc/group"), GROUP).unwrap();
 }
 
 #[test]
@@ -363,13 +299,13 @@ fn broken_and_unsupported_configs_are_named_and_leave_nothing() {
         ),
         (
             "/process/rlimits",
-            json!([{"type": "RLIMIT_NOFILE", "hard": 10, "soft": 10}]),
-            "process.rlimits is not supported yet",
+            json!([{"type": "RLIMIT_NOFILE", "hard": 10, "soft": 20}]),
+            "process.rlimits[0] RLIMIT_NOFILE: soft 20 is above hard 10",
         ),
         (
             "/linux/uidMappings",
             json!([{"containerID": 0, "hostID": 100000, "size": 65536}]),
-            "linux.uidMappings (user namespaces)",
+            "linux.uidMappings/gidMappings need a new user namespace",
         ),
         (
             "/process/user/uid",

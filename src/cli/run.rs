@@ -17,6 +17,7 @@ use crate::kernel::caps::{self, CapsHashSet};
 use crate::kernel::cgroup::{self, Limits};
 use crate::kernel::net::{NetOptions, Network, PortMapping};
 use crate::kernel::seccomp::SeccompProfile;
+use crate::model::setup::Setup;
 use crate::model::spec::{
     build_env, check_hostname, check_name, check_rootfs, check_workdir, new_id, read_in_rootfs,
     ContainerSpec, SHORT_ID_LEN,
@@ -89,7 +90,8 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
     let group = read_in_rootfs(&rootfs, "etc/group")?;
     let identity = user::resolve(args.user.as_deref(), passwd.as_deref(), group.as_deref())?;
 
-    let capabilities = caps::resolve(identity.uid, &args.cap_add, &args.cap_drop)?;
+    let capabilities =
+        caps::CapSets::same(caps::resolve(identity.uid, &args.cap_add, &args.cap_drop)?);
     if identity.uid != 0 && !args.cap_add.is_empty() {
         say!(
             "minibox: warning: --cap-add has no effect for a non-root user (uid {}): \
@@ -98,7 +100,7 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
         );
     }
 
-    let seccomp = seccomp_profile(&args.security_opt, &capabilities)?;
+    let seccomp = seccomp_profile(&args.security_opt, &capabilities.bounding)?;
 
     let limits = parse_limits(args)?;
     let network = Network::parse(&args.network)?;
@@ -134,6 +136,7 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
     }
 
     let cgroup_path = check_cgroup_parent(&args.cgroup_parent)?.join(&id);
+    let setup = Setup::docker(network.has_own_namespace());
     Ok(ContainerSpec {
         id,
         name: args.name.clone(),
@@ -155,6 +158,7 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
         private_layer: true,
         tty: args.tty,
         init: args.init,
+        setup,
     })
 }
 

@@ -63,6 +63,40 @@ pub fn resolve(uid: u32, add: &[String], drop: &[String]) -> Result<CapsHashSet>
     Ok(keep)
 }
 
+/// The five capability sets of config.json's `process.capabilities`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CapSets {
+    /// The ceiling no later exec can rise above.
+    pub bounding: CapsHashSet,
+    pub effective: CapsHashSet,
+    pub permitted: CapsHashSet,
+    /// Passed on through exec to programs with matching file capabilities.
+    pub inheritable: CapsHashSet,
+    /// Kept through the exec of any program, for a non-root user too.
+    pub ambient: CapsHashSet,
+}
+
+impl CapSets {
+    /// Docker's shape: one set for bounding, effective and permitted; nothing passed on.
+    pub fn same(keep: CapsHashSet) -> CapSets {
+        CapSets {
+            bounding: keep.clone(),
+            effective: keep.clone(),
+            permitted: keep,
+            ..CapSets::default()
+        }
+    }
+}
+
+/// Keeps the permitted capabilities through the change to a non-root uid, so that
+/// `set_process_caps` can then set the sets config.json asked for (execve clears the flag).
+pub fn keep_through_setuid(sets: &CapSets) -> Result<()> {
+    if sets.permitted.is_empty() && sets.ambient.is_empty() {
+        return Ok(());
+    }
+    nix::sys::prctl::set_keepcaps(true).context("prctl(PR_SET_KEEPCAPS)")
+}
+
 /// Shrinks the bounding set to `keep`: the ceiling no later exec can rise above.
 /// Needs CAP_SETPCAP, so it runs before we change uid.
 pub fn limit_bounding_set(keep: &CapsHashSet) -> Result<()> {
@@ -75,14 +109,26 @@ pub fn limit_bounding_set(keep: &CapsHashSet) -> Result<()> {
     Ok(())
 }
 
-/// Leaves exactly `keep` in effective and permitted, and nothing in inheritable and ambient.
-pub fn set_process_caps(keep: &CapsHashSet) -> Result<()> {
+/// Leaves exactly the asked sets in effective, permitted, inheritable and ambient.
+pub fn set_process_caps(sets: &CapSets) -> Result<()> {
     caps::clear(None, CapSet::Ambient).context("clearing the ambient capabilities")?;
-    caps::clear(None, CapSet::Inheritable).context("clearing the inheritable capabilities")?;
+    // All we still hold in effective, so that CAP_SETPCAP allows the inheritable set.
+    let held = caps::read(None, CapSet::Permitted).context("reading the capabilities")?;
+    caps::set(None, CapSet::Effective, &held).context("raising the effective capabilities")?;
+    caps::set(None, CapSet::Inheritable, &sets.inheritable)
+        .context("setting the inheritable capabilities (each must be in the bounding set)")?;
     // Effective must never hold more than permitted: narrow it first.
-    caps::set(None, CapSet::Effective, keep).context("setting the effective capabilities")?;
-    caps::set(None, CapSet::Permitted, keep).context("setting the permitted capabilities")?;
-    if caps::read(None, CapSet::Permitted).context("reading back the capabilities")? != *keep {
+    caps::set(None, CapSet::Effective, &sets.effective)
+        .context("setting the effective capabilities")?;
+    caps::set(None, CapSet::Permitted, &sets.permitted)
+        .context("setting the permitted capabilities")?;
+    for cap in &sets.ambient {
+        caps::raise(None, CapSet::Ambient, *cap)
+            .with_context(|| format!("raising {cap} in the ambient set"))?;
+    }
+    if caps::read(None, CapSet::Permitted).context("reading back the capabilities")?
+        != sets.permitted
+    {
         bail!("the kernel kept other capabilities than asked for");
     }
     Ok(())

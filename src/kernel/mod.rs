@@ -4,10 +4,12 @@
 
 pub mod caps;
 pub mod cgroup;
+pub mod mounts;
 pub mod namespaces;
 pub mod net;
 pub mod netlink;
 pub mod nft;
+pub mod process;
 pub mod pty;
 pub mod relay;
 pub mod rootfs;

@@ -10,9 +10,9 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
-use nix::fcntl::{openat2, AtFlags, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::stat::{mkdirat, FchmodatFlags, Mode, SFlag};
+use nix::sys::stat::{mkdirat, Mode};
 use nix::sys::statvfs::{statvfs, FsFlags};
 use nix::unistd::{chdir, fchdir, pivot_root, symlinkat};
 
@@ -74,7 +74,7 @@ pub fn open_dir(path: &Path) -> Result<OwnedFd> {
 }
 
 /// Resolves `rel` inside `root` as if `root` were `/`, following no magic links.
-fn open_in(root: &impl AsFd, rel: &str, flags: OFlag) -> nix::Result<OwnedFd> {
+pub(crate) fn open_in(root: &impl AsFd, rel: &str, flags: OFlag) -> nix::Result<OwnedFd> {
     let how = OpenHow::new()
         .flags(flags | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
@@ -116,7 +116,7 @@ pub fn read_file_in(root: &impl AsFd, rel: &str) -> std::io::Result<Vec<u8>> {
 }
 
 /// What kind of file a mode is, for messages.
-fn file_kind(mode: libc::mode_t) -> &'static str {
+pub(crate) fn file_kind(mode: libc::mode_t) -> &'static str {
     match mode & libc::S_IFMT {
         libc::S_IFDIR => "a directory",
         libc::S_IFCHR => "a character device",
@@ -129,12 +129,12 @@ fn file_kind(mode: libc::mode_t) -> &'static str {
 }
 
 /// The path through which mount(2) reaches exactly the file `fd` holds.
-fn fd_path(fd: &impl AsRawFd) -> String {
+pub(crate) fn fd_path(fd: &impl AsRawFd) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
 
 /// Opens directory `rel` inside `root`, creating it and any missing parent (mode 0755).
-fn ensure_dir(root: &impl AsFd, rel: &str) -> Result<OwnedFd> {
+pub(crate) fn ensure_dir(root: &impl AsFd, rel: &str) -> Result<OwnedFd> {
     let dir_flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
     match open_in(root, rel, dir_flags) {
         Err(Errno::ENOENT) => {}
@@ -151,7 +151,12 @@ fn ensure_dir(root: &impl AsFd, rel: &str) -> Result<OwnedFd> {
                  (mkdir ROOTFS/{rel}) or make ROOTFS writable"
             ),
             Err(e) => {
-                return Err(e).with_context(|| format!("creating /{done}/{part} in the rootfs"))
+                let path = if done.is_empty() {
+                    part.to_string()
+                } else {
+                    format!("{done}/{part}")
+                };
+                return Err(e).with_context(|| format!("creating /{path} in the rootfs"));
             }
         }
         done = if done.is_empty() {
@@ -161,26 +166,6 @@ fn ensure_dir(root: &impl AsFd, rel: &str) -> Result<OwnedFd> {
         };
     }
     open_in(root, rel, dir_flags).with_context(|| format!("opening /{rel} in the rootfs"))
-}
-
-/// The directory `/proc`, `/sys` or `/dev` of the rootfs, created if missing. It must be a
-/// real directory: a symlink there (`proc -> /`, say) would put the kernel's filesystem
-/// somewhere the image chose, so it is refused, as runc does.
-fn mount_point(root: &impl AsFd, rel: &str) -> Result<OwnedFd> {
-    let strict = OpenHow::new()
-        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
-    match openat2(root.as_fd(), rel, strict) {
-        Ok(fd) => return Ok(fd),
-        Err(Errno::ENOENT) => {}
-        Err(Errno::ELOOP) => bail!(
-            "/{rel} in the rootfs is a symbolic link: minibox mounts /{rel} only on a real \
-             directory; replace the link with an empty directory (mkdir ROOTFS/{rel})"
-        ),
-        Err(e) => return Err(e).with_context(|| format!("opening /{rel} in the rootfs")),
-    }
-    ensure_dir(root, rel)?;
-    openat2(root.as_fd(), rel, strict).with_context(|| format!("opening /{rel} in the rootfs"))
 }
 
 fn mount_at(
@@ -309,102 +294,20 @@ fn remount_bind(path: &Path, extra: MsFlags) -> Result<()> {
     mount(NONE, path, NONE, flags, NONE).with_context(|| format!("remounting {}", path.display()))
 }
 
-/// A fresh procfs: it shows the processes of the container's own PID namespace.
-pub fn mount_proc(root: &OwnedFd) -> Result<()> {
-    let target = mount_point(root, "proc")?;
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount_at(Some("proc"), &target, Some("proc"), flags, None, "/proc")
-}
-
-/// sysfs, read-only: the container may look at the kernel's devices, never change them.
-pub fn mount_sys(root: &OwnedFd) -> Result<()> {
-    let target = mount_point(root, "sys")?;
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY;
-    mount_at(
-        Some("sysfs"),
-        &target,
-        Some("sysfs"),
-        flags,
-        None,
-        "/sys (read-only)",
-    )
-}
-
-/// A small tmpfs `/dev` holding only harmless device nodes, a private devpts, `/dev/shm` and
-/// the usual symlinks: the host's disks and consoles are not there to be opened.
-///
-/// The six nodes are the container's own (mknod in its tmpfs, as runc does), not the host's
-/// inodes: root inside may chmod or chown them without touching the host's `/dev`. Yet a node
-/// made later in `/dev` (root keeps CAP_MKNOD, as in docker) must open nothing. Mount flags do
-/// both: the tmpfs starts without `nodev`; each node is bound onto itself, so it sits on a
-/// mount of its own that keeps the flags it was made with; then the `/dev` mount alone is
-/// remounted `nodev` (a bind remount changes only the mount it names, not those on top).
-pub fn mount_dev(root: &OwnedFd) -> Result<()> {
-    let target = mount_point(root, "dev")?;
-    let flags = MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME;
-    mount_at(
-        Some("tmpfs"),
-        &target,
-        Some("tmpfs"),
-        flags,
-        Some("mode=755,size=65536k"),
-        "/dev",
-    )?;
-    // Reopen: the handle we had is the directory under the new tmpfs.
-    let dev =
-        open_in(root, "dev", OFlag::O_PATH | OFlag::O_DIRECTORY).context("opening the new /dev")?;
-    for (name, major, minor) in DEVICES {
-        make_node(&dev, name, major, minor)?;
-        let node = nix::fcntl::openat(&dev, name, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-            .with_context(|| format!("opening the new /dev/{name}"))?;
-        let path = fd_path(&node);
-        mount(
-            Some(path.as_str()),
-            path.as_str(),
-            NONE,
-            MsFlags::MS_BIND,
-            NONE,
-        )
-        .with_context(|| format!("bind-mounting /dev/{name} onto itself"))?;
-    }
-    // From now on a node made in /dev opens nothing; the six keep their own mounts' flags.
-    let nodev = MsFlags::MS_BIND
-        | MsFlags::MS_REMOUNT
-        | MsFlags::MS_NOSUID
-        | MsFlags::MS_NODEV
-        | MsFlags::MS_STRICTATIME;
-    mount_at(NONE, &dev, NONE, nodev, NONE, "/dev again, nodev")?;
+/// The usual `/dev` symlinks, in a fresh `/dev`.
+pub(crate) fn dev_symlinks(dev: &OwnedFd) -> Result<()> {
     for (name, target) in DEV_SYMLINKS {
-        symlinkat(target, &dev, name).with_context(|| format!("creating /dev/{name}"))?;
+        symlinkat(target, dev, name).with_context(|| format!("creating /dev/{name}"))?;
     }
-    let pts = ensure_dir(&dev, "pts")?;
-    let pts_flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
-    let pts_opts = "newinstance,ptmxmode=0666,mode=0620,gid=5";
-    mount_at(
-        Some("devpts"),
-        &pts,
-        Some("devpts"),
-        pts_flags,
-        Some(pts_opts),
-        "/dev/pts",
-    )?;
-    let shm = ensure_dir(&dev, "shm")?;
-    let shm_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount_at(
-        Some("shm"),
-        &shm,
-        Some("tmpfs"),
-        shm_flags,
-        Some("mode=1777,size=65536k"),
-        "/dev/shm",
-    )
+    Ok(())
 }
 
-/// Hides what would leak host information or power (docker's masked paths): directories get an
-/// empty read-only tmpfs, files get the container's `/dev/null` (so `mount_dev` comes first). Returns how many paths were masked.
-pub fn mask_paths(root: &OwnedFd) -> Result<usize> {
+/// Hides what would leak host information or power (`linux.maskedPaths`; docker's by default):
+/// directories get an empty read-only tmpfs, files get the container's `/dev/null` (so the
+/// mounts come first). Paths are relative to the root. Returns how many paths were masked.
+pub fn mask_paths(root: &OwnedFd, paths: &[String]) -> Result<usize> {
     let mut masked = 0;
-    for rel in MASKED_PATHS {
+    for rel in paths.iter().map(String::as_str) {
         let Some(fd) = open_existing(root, rel)? else {
             continue;
         };
@@ -430,11 +333,11 @@ pub fn mask_paths(root: &OwnedFd) -> Result<usize> {
     Ok(masked)
 }
 
-/// Makes docker's read-only paths read-only: bind each onto itself, then remount it ro.
-/// Returns how many there were.
-pub fn make_paths_readonly(root: &OwnedFd) -> Result<usize> {
+/// Makes `linux.readonlyPaths` (docker's by default) read-only: bind each onto itself, then
+/// remount it ro. Paths are relative to the root. Returns how many there were.
+pub fn make_paths_readonly(root: &OwnedFd, paths: &[String]) -> Result<usize> {
     let mut frozen = 0;
-    for rel in READONLY_PATHS {
+    for rel in paths.iter().map(String::as_str) {
         let Some(fd) = open_existing(root, rel)? else {
             continue;
         };
@@ -461,22 +364,6 @@ pub fn make_paths_readonly(root: &OwnedFd) -> Result<usize> {
     Ok(frozen)
 }
 
-/// A character device node `/dev/NAME`, mode 0666 and owned by root whatever our umask, as
-/// docker's are.
-fn make_node(dev: &OwnedFd, name: &str, major: u64, minor: u64) -> Result<()> {
-    let mode = Mode::from_bits_truncate(0o666);
-    let rdev = nix::sys::stat::makedev(major, minor);
-    nix::sys::stat::mknodat(dev, name, SFlag::S_IFCHR, mode, rdev)
-        .with_context(|| format!("creating the device node /dev/{name} ({major}:{minor})"))?;
-    // The tmpfs is ours and fresh: NAME is the node just made, not a link.
-    nix::sys::stat::fchmodat(dev, name, mode, FchmodatFlags::FollowSymlink)
-        .with_context(|| format!("chmod 0666 /dev/{name}"))?;
-    let root = Some(nix::unistd::Uid::from_raw(0));
-    let root_group = Some(nix::unistd::Gid::from_raw(0));
-    nix::unistd::fchownat(dev, name, root, root_group, AtFlags::AT_SYMLINK_NOFOLLOW)
-        .with_context(|| format!("chown root:root /dev/{name}"))
-}
-
 fn open_existing(root: &OwnedFd, rel: &str) -> Result<Option<OwnedFd>> {
     match open_in(root, rel, OFlag::O_PATH) {
         Ok(fd) => Ok(Some(fd)),
@@ -496,6 +383,15 @@ pub fn pivot_into(root: &OwnedFd) -> Result<()> {
         .context("making the old root a slave")?;
     umount2(".", MntFlags::MNT_DETACH).context("detaching the old root")?;
     chdir("/").context("chdir /")
+}
+
+/// `linux.rootfsPropagation`: how the new root shares mounts with its peers (its old peers
+/// are the host's, made slaves of it first, so nothing flows back to the host unasked).
+pub fn set_root_propagation(propagation: Option<MsFlags>) -> Result<()> {
+    match propagation {
+        Some(flags) => mount(NONE, "/", NONE, flags, NONE).context("setting the propagation of /"),
+        None => Ok(()),
+    }
 }
 
 /// `--read-only`: remounts `/` read-only, keeping the flags it already had (nosuid, nodev...).

@@ -4,5 +4,6 @@
 
 pub mod names;
 pub mod oci;
+pub mod setup;
 pub mod spec;
 pub mod user;

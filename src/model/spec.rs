@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::kernel::caps::CapsHashSet;
+use crate::kernel::caps::CapSets;
 use crate::kernel::cgroup::Limits;
 use crate::kernel::net::{NetOptions, Network, PortMapping};
 use crate::kernel::seccomp::SeccompProfile;
+use crate::model::setup::Setup;
 use crate::model::user::Identity;
 
 /// Docker's default `PATH` for a container.
@@ -39,8 +40,9 @@ pub struct ContainerSpec {
     /// Absolute path inside the container.
     pub workdir: PathBuf,
     pub identity: Identity,
-    /// Capabilities the process keeps (bounding, permitted, effective). Empty for non-root.
-    pub capabilities: CapsHashSet,
+    /// Capabilities the process keeps, per set (docker-style: one set in bounding, permitted
+    /// and effective, empty for non-root).
+    pub capabilities: CapSets,
     /// The seccomp filter CMD runs under; `None`: unconfined.
     pub seccomp: Option<SeccompProfile>,
     /// Mount the rootfs read-only inside the container.
@@ -64,6 +66,8 @@ pub struct ContainerSpec {
     pub tty: bool,
     /// `--init`: a tiny init is PID 1 and runs CMD as its child.
     pub init: bool,
+    /// Mounts, namespaces, devices, rlimits...: the rest of config.json that init honours.
+    pub setup: Setup,
 }
 
 impl ContainerSpec {
@@ -325,7 +329,7 @@ mod tests {
         assert_eq!(spec.display_name(), spec.short_id());
         assert_eq!(spec.workdir, PathBuf::from("/"));
         assert_eq!((spec.identity.uid, spec.identity.gid), (65534, 65534));
-        assert!(spec.capabilities.is_empty());
+        assert!(spec.capabilities.bounding.is_empty());
         assert!(!spec.read_only);
         assert!(spec.env.contains(&"HOME=/nonexistent".to_string()));
         assert!(spec.env.contains(&format!("HOSTNAME={}", spec.hostname)));
@@ -391,7 +395,8 @@ mod tests {
         );
         assert_eq!(limited.cgroup_path, Path::new("minibox").join(&limited.id));
         let root_spec = spec_from(&["minibox", "run", "-u", "0", root, "/main"]).unwrap();
-        assert_eq!(root_spec.capabilities.len(), 14);
+        assert_eq!(root_spec.capabilities.bounding.len(), 14);
+        assert_eq!(root_spec.capabilities.permitted.len(), 14);
     }
 
     #[test]

@@ -119,11 +119,13 @@ pub fn foreign_mounts() -> usize {
         .count()
 }
 
-pub fn mounts(masked: usize, frozen: usize) -> String {
+/// (mounts[], linux.maskedPaths, linux.readonlyPaths)
+pub fn mounts(mounted: usize, masked: usize, frozen: usize) -> String {
     let nodes = crate::kernel::rootfs::DEVICES.len();
     format!(
-        "/ made rslave; ROOTFS overlaid with the container's own layer; /proc, /dev ({nodes} nodes), /sys ro; \
-         {masked} paths masked, {frozen} read-only"
+        "/ made rslave; ROOTFS overlaid with the container's own layer; {mounted} mounts \
+         (mounts[]): /proc, /dev ({nodes} nodes), /sys ro...; {masked} paths masked \
+         (linux.maskedPaths), {frozen} read-only (linux.readonlyPaths)"
     )
 }
 

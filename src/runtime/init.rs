@@ -20,7 +20,7 @@ use nix::unistd::{access, execve, execveat, AccessFlags};
 
 use crate::kernel::net::Network;
 use crate::kernel::rootfs::OverlayDirs;
-use crate::kernel::{caps, namespaces, net, rootfs, seccomp};
+use crate::kernel::{caps, mounts, namespaces, net, process, rootfs, seccomp};
 use crate::model::spec::ContainerSpec;
 use crate::model::user;
 use crate::runtime::channel::ChildEnd;
@@ -77,10 +77,15 @@ fn set_up_and_exec(
     join_new_session_keyring()?;
     // Wait until minibox has put us in our cgroup: from then on every page and cycle counts.
     chan.wait_for_go()?;
+    // With the ids mapped, we become root of a new user namespace: what we make has an owner.
+    namespaces::become_root_of_new_user_namespace(&spec.setup.namespaces)?;
+    // Namespaces config.json names by path are joined (the user one first: it grants the rest).
+    namespaces::join_given(&spec.setup.namespaces)?;
     // container:NAME: that container's network namespace becomes ours (clone made none).
     join_network_namespace(prepared.net.join.as_ref())?;
-    // Our cgroup becomes the root of our cgroup view: the host's groups are out of sight.
-    namespaces::enter_cgroup_namespace()?;
+    // Our cgroup becomes the root of our cgroup view (the host's groups are out of sight); a
+    // time namespace gives us clocks of our own. Both only now that we are in our cgroup.
+    namespaces::enter_late_namespaces(&spec.setup.namespaces)?;
     // (--explain: each `say` tells minibox what the kernel now holds; off, it does nothing.)
     let say = |step: &str, text: &dyn Fn() -> String| {
         if spec.explain {
@@ -95,21 +100,23 @@ fn set_up_and_exec(
     // ROOTFS below, the container's own layer above, so every write (the mount points and the
     // workdir made below included) lands in the layer; or a bundle's root, as its maker gave it.
     let root = mount_root(&spec.rootfs, prepared.layer)?;
-    // A procfs of our own PID namespace: the container sees its own processes only.
-    rootfs::mount_proc(&root)?;
-    // The kernel's view of devices, read-only.
-    rootfs::mount_sys(&root)?;
-    // A /dev of our own: six harmless nodes made afresh (not the host's), devpts, /dev/shm.
-    rootfs::mount_dev(&root)?;
-    // Hide what leaks the host's secrets or power (docker's masked paths).
-    let masked = rootfs::mask_paths(&root)?;
-    // Freeze the kernel knobs the container must not turn (docker's read-only paths).
-    let frozen = rootfs::make_paths_readonly(&root)?;
+    // The mount list in its order (docker's: our own /proc, /sys ro, a /dev of fresh nodes with
+    // devpts and /dev/shm), each resolved inside the root; a /dev tmpfs gets the device nodes.
+    let mounted = mounts::mount_all(&root, &spec.setup.mounts, &spec.setup.devices)?;
+    // Namespaced kernel knobs, through a /proc/sys that speaks for our namespaces and is not
+    // yet read-only.
+    process::write_sysctls(&spec.setup.sysctl)?;
+    // Hide what leaks the host's secrets or power (docker's masked paths by default).
+    let masked = rootfs::mask_paths(&root, &spec.setup.masked_paths)?;
+    // Freeze the kernel knobs the container must not turn (docker's read-only paths by default).
+    let frozen = rootfs::make_paths_readonly(&root, &spec.setup.readonly_paths)?;
     // minibox's /etc/hosts, /etc/hostname, /etc/resolv.conf over the rootfs's (never edited).
     rootfs::mount_etc_files(&root, &prepared.net.files, prepared.layer.is_some())?;
-    say("mounts", &|| explain::mounts(masked, frozen));
+    say("mounts", &|| explain::mounts(mounted, masked, frozen));
     // The rootfs becomes /, and the host's root is detached: no path leads back out.
     rootfs::pivot_into(&root)?;
+    // The new root shares mounts with its peers only as asked (linux.rootfsPropagation).
+    rootfs::set_root_propagation(root_propagation(spec))?;
     say("pivot_root", &|| explain::pivoted(&spec.rootfs));
     // -t: a terminal from our own devpts becomes our 0, 1, 2 and controlling terminal.
     stdio.install_terminal(spec.identity.uid)?;
@@ -118,35 +125,47 @@ fn set_up_and_exec(
     // --read-only: every mount point exists now, so / can be frozen.
     make_root_readonly_if_asked(spec.read_only)?;
     // Our own hostname, in our own UTS namespace (needs CAP_SYS_ADMIN: before the drop).
-    namespaces::set_hostname(&spec.hostname)?;
+    namespaces::set_hostname(&spec.setup.namespaces, &spec.hostname)?;
+    // Its NIS domain name too (domainname), same namespace, same right.
+    namespaces::set_domainname(spec.setup.domainname.as_deref())?;
     say("hostname", &explain::hostname);
     // The new network namespace has only lo, and it starts down (--network none keeps it so).
     bring_up_loopback_if_private(&spec.network)?;
+    // process.rlimits: raising a hard limit needs CAP_SYS_RESOURCE, so before the identity change.
+    process::set_rlimits(&spec.setup.rlimits)?;
+    // process.oomScoreAdj: lowering it needs CAP_SYS_RESOURCE too.
+    process::set_oom_score_adj(spec.setup.oom_score_adj)?;
+    // Without no_new_privs only a privileged process may install a syscall filter: then it goes
+    // in now, while we still hold CAP_SYS_ADMIN (runc's order), and allows the steps below.
+    install_seccomp_filter(prepared.filter, !spec.setup.no_new_privs)?;
     // The ceiling for this process and all it execs; needs CAP_SETPCAP, so before setuid.
-    caps::limit_bounding_set(&spec.capabilities)?;
+    caps::limit_bounding_set(&spec.capabilities.bounding)?;
+    // A non-root user asked to keep capabilities keeps its permitted set through setuid.
+    caps::keep_through_setuid(&spec.capabilities)?;
     // Become the container's user: groups, gid, then uid — the point of no return.
     user::switch_to(&spec.identity)?;
     say("identity", &|| {
         explain::identity(spec.identity.name.as_deref())
     });
-    // Keep exactly the allowed capabilities; nothing inheritable, nothing ambient.
+    // Keep exactly the asked capabilities in each set (docker's: nothing inheritable or ambient).
     caps::set_process_caps(&spec.capabilities)?;
-    // setuid binaries and file capabilities in the rootfs can never raise privileges again.
-    set_no_new_privs()?;
+    // setuid binaries and file capabilities can never raise privileges again (noNewPrivileges;
+    // always for minibox run).
+    set_no_new_privs_if_asked(spec.setup.no_new_privs)?;
     say("privileges", &explain::privileges);
     // Changing uid cleared the parent-death signal: set it again, then check minibox is alive.
     die_with_parent()?;
     chan.check_parent_alive()?;
-    // Files CMD creates get docker's default mode.
-    umask(Mode::from_bits_truncate(0o022));
+    // Files CMD creates get the asked mode (process.user.umask; docker's 022 by default).
+    umask(Mode::from_bits_truncate(spec.setup.umask));
     // Start where asked, and prove the cwd is inside the container (runc CVE-2024-21626).
     enter_workdir(&spec.workdir)?;
     // Default signal dispositions, none blocked: as if CMD had been started afresh.
     signals::reset_for_exec()?;
     // No descriptor of ours reaches CMD: all but 0, 1, 2 close on exec.
     close_fds_on_exec()?;
-    // Last, the syscall filter (it needs no_new_privs): it only has to allow what CMD does.
-    install_seccomp_filter(prepared.filter)?;
+    // Last, the syscall filter (with no_new_privs): it only has to allow what CMD does.
+    install_seccomp_filter(prepared.filter, spec.setup.no_new_privs)?;
     say("seccomp", &|| explain::seccomp(prepared.filter));
     // Become CMD; the exec closes the report pipe right after this last word.
     say("exec", &|| explain::exec(&spec.args, &spec.env));
@@ -220,15 +239,25 @@ fn join_network_namespace(netns: Option<&File>) -> Result<()> {
     }
 }
 
-fn install_seccomp_filter(filter: Option<&seccomp::Program>) -> Result<()> {
+fn install_seccomp_filter(filter: Option<&seccomp::Program>, now: bool) -> Result<()> {
     match filter {
-        Some(program) => seccomp::install(program),
-        None => Ok(()),
+        Some(program) if now => seccomp::install(program),
+        _ => Ok(()),
     }
 }
 
-fn set_no_new_privs() -> Result<()> {
+fn set_no_new_privs_if_asked(asked: bool) -> Result<()> {
+    if !asked {
+        return Ok(());
+    }
     nix::sys::prctl::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS)")
+}
+
+fn root_propagation(spec: &ContainerSpec) -> Option<nix::mount::MsFlags> {
+    spec.setup
+        .rootfs_propagation
+        .as_deref()
+        .and_then(crate::kernel::mounts::propagation)
 }
 
 fn enter_workdir(workdir: &Path) -> Result<()> {

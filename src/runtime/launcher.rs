@@ -225,7 +225,7 @@ fn supervise(
             |leaf| leaf.to_string_lossy().into_owned(),
         ),
     };
-    let plan = cgroup::plan(&place, &spec.limits)?;
+    let plan = cgroup::plan(&place, &spec.limits, &spec.setup.resources)?;
     // Recorded before it is made: a minibox killed right after the mkdir leaves a group that
     // `rm` and the sweep of the next minibox command find.
     if let Some(record) = plan.record() {
@@ -333,9 +333,7 @@ fn netns_to_join(store: &Store, network: &Network) -> Result<Option<File>> {
                 .with_context(|| format!("--network container:{key}: opening {path}"))
                 .map(Some)
         }
-        Network::Join(path) => File::open(path)
-            .with_context(|| format!("opening the network namespace {}", path.display()))
-            .map(Some),
+        // A namespace given by path is joined by init with the others given so.
         _ => Ok(None),
     }
 }
@@ -372,10 +370,19 @@ fn start_and_watch(
         .transpose()?;
     let (parent, child) = channel::pair()?;
     let (mut relay, container_stdio) = stdio::pipes(stdio)?;
+    if spec.setup.new_user_namespace() {
+        let host = |maps, id| namespaces::host_id(maps, id).unwrap_or(id);
+        container_stdio.give_to(
+            host(&spec.setup.uid_mappings, spec.identity.uid),
+            host(&spec.setup.gid_mappings, spec.identity.gid),
+        )?;
+    }
     // --init: the init is made (sealed, in memory) now; the container never opens a host file.
     let init_binary = spec.init.then(pid1::sealed_init).transpose()?;
-    let namespaces = namespaces::container_namespaces(&spec.network);
-    let pid = namespaces::clone_into_new_namespaces(namespaces, || {
+    // A PID namespace given by path is the one our next child is born in.
+    namespaces::join_pid_for_children(&spec.setup.namespaces)?;
+    let flags = spec.setup.namespaces.clone_flags();
+    let pid = namespaces::clone_into_new_namespaces(flags, || {
         parent.close_in_child();
         let prepared = init::Prepared {
             layer,
@@ -400,7 +407,7 @@ fn start_and_watch(
             if let Some(att) = net.attachment {
                 network::plug(att, pid.as_raw())?;
             }
-            admit(pid, cgroup, &parent, spec.explain).map(|()| netns)
+            admit(pid, spec, cgroup, &parent).map(|()| netns)
         })
         // -t: the container's terminal, sent before CMD's exec, is ours to relay now.
         .and_then(|netns| relay.connect_terminal().map(|()| netns));
@@ -449,13 +456,15 @@ fn start_and_watch(
     Ok(status::from_wait(ended).unwrap_or(status::RUNTIME_FAILED))
 }
 
-/// Puts the waiting child in its cgroup, lets it go, and waits until it has exec'd CMD.
+/// Puts the waiting child in its cgroup, maps its user namespace's ids, lets it go, and waits
+/// until it has exec'd CMD.
 fn admit(
     pid: Pid,
+    spec: &ContainerSpec,
     cgroup: Option<&dyn ContainerCgroup>,
     parent: &ParentEnd,
-    explain: bool,
 ) -> Result<()> {
+    let explain = spec.explain;
     if let Some(cg) = cgroup {
         let placed = cg
             .add(pid)
@@ -463,6 +472,16 @@ fn admit(
         if let Err(e) = placed {
             // The child may have failed first (its report says why; ESRCH here only echoes
             // its death): stop it, then hear it out.
+            let _ = kill(pid, Signal::SIGKILL);
+            return Err(parent.child_failure_or(e));
+        }
+    }
+    // Only a process outside the new user namespace can write its maps, once, and the child
+    // needs them before it goes on (its root is an unprivileged uid of the host).
+    if spec.setup.new_user_namespace() {
+        let mapped =
+            namespaces::write_id_maps(pid, &spec.setup.uid_mappings, &spec.setup.gid_mappings);
+        if let Err(e) = mapped {
             let _ = kill(pid, Signal::SIGKILL);
             return Err(parent.child_failure_or(e));
         }

@@ -53,6 +53,26 @@ pub enum ContainerStdio {
 }
 
 impl ContainerStdio {
+    /// For a container in a user namespace of its own: the parent hands the pipes to the host
+    /// ids the container's user maps to (the container's root holds no right over an inode of
+    /// the host's root), so `install` finds them its own.
+    pub fn give_to(&self, uid: u32, gid: u32) -> Result<()> {
+        let ContainerStdio::Pipes {
+            stdin,
+            stdout,
+            stderr,
+        } = self
+        else {
+            // A terminal is made inside, from the container's own devpts.
+            return Ok(());
+        };
+        let (uid, gid) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+        for pipe in [stdin, stdout, stderr] {
+            nix::unistd::fchown(pipe, uid, gid).context("chown of a stdio pipe")?;
+        }
+        Ok(())
+    }
+
     /// In the container, before anything of it runs: its 0, 1 and 2 become the pipes, owned by
     /// the container's user (as runc does), so that a program reopening `/dev/stdout` (a web
     /// server's log, say) may. A terminal comes later (`install_terminal`).

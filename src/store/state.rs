@@ -578,6 +578,7 @@ mod tests {
             private_layer: true,
             tty: false,
             init: false,
+            setup: crate::model::setup::Setup::docker(true),
         }
     }
 

@@ -5,6 +5,7 @@
 //! saying so, unless MINIBOX_SKIP_ROOT_TESTS=1 explicitly asks to skip them.
 #![allow(dead_code)]
 
+pub mod bundle;
 pub mod limits;
 
 use std::collections::BTreeMap;

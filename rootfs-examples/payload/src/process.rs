@@ -396,3 +396,20 @@ pub fn bench(args: &[&OsStr]) -> Result {
         times[runs - 1]
     )
 }
+
+/// `exec PROGRAM ARGS...`: becomes PROGRAM (execv), as a shell would; for setuid programs and
+/// capabilities that only an exec shows.
+pub fn exec(args: &[&OsStr]) -> Result {
+    use std::os::unix::ffi::OsStrExt;
+    let cstrings: Vec<std::ffi::CString> = args
+        .iter()
+        .map(|a| std::ffi::CString::new(a.as_bytes()))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| Error::Usage("an argument holds a NUL byte".into()))?;
+    let mut argv: Vec<*const libc::c_char> = cstrings.iter().map(|c| c.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let _ = io::stdout().flush();
+    // SAFETY: argv is a NULL-terminated array of pointers into `cstrings`, alive across the call.
+    unsafe { libc::execv(argv[0], argv.as_ptr()) };
+    Err(Error::last_os(format!("exec {:?}", args[0])))
+}

@@ -46,6 +46,51 @@ impl Limits {
     }
 }
 
+/// The finer settings of config.json's `linux.resources` beyond `Limits`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tuning {
+    /// A soft floor (v2 `memory.low`) or soft limit (v1 `memory.soft_limit_in_bytes`).
+    pub memory_reservation: Option<u64>,
+    /// Memory plus swap, bytes (OCI's `swap`); -1 for no limit. `None`: no swap at all on top
+    /// of a memory limit (docker's `--memory` alone).
+    pub memory_swap: Option<i64>,
+    /// CPU shares (v1 `cpu.shares`; v2 `cpu.weight`, converted as runc does).
+    pub cpu_shares: Option<u64>,
+    /// The CFS period in µs (default `CPU_PERIOD_US`).
+    pub cpu_period: Option<u64>,
+    /// cpuset: which CPUs and memory nodes.
+    pub cpus: Option<String>,
+    pub mems: Option<String>,
+    /// v2 only: files of the group and their values, written as given.
+    pub unified: Vec<(String, String)>,
+}
+
+impl Tuning {
+    pub fn wants_cpuset(&self) -> bool {
+        self.cpus.is_some() || self.mems.is_some()
+    }
+
+    /// OCI's shares (2..262144) as a cgroup v2 weight (1..10000), runc's formula.
+    pub fn cpu_weight(&self) -> Option<u64> {
+        self.cpu_shares
+            .map(|s| 1 + ((s.clamp(2, 262_144) - 2) * 9999) / 262_142)
+    }
+
+    /// What v2's `memory.swap.max` gets for a memory limit of `memory` bytes.
+    fn swap_max(&self, memory: Option<u64>) -> Option<String> {
+        match (self.memory_swap, memory) {
+            (Some(-1), _) => Some("max".into()),
+            (Some(total), Some(mem)) => Some((total.max(mem as i64) - mem as i64).to_string()),
+            (None, Some(_)) => Some("0".into()),
+            _ => None,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        *self == Tuning::default()
+    }
+}
+
 /// What the kernel measured for the group.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -95,22 +140,26 @@ pub struct Plan {
     driver: Driver,
     place: Placement,
     limits: Limits,
+    tuning: Tuning,
 }
 
 /// Decides where the container's group(s) go, through the driver `choose` picks, and checks
 /// the placement; makes nothing. A bad `--cgroup-parent` or a limit the host cannot enforce
 /// fails here.
-pub fn plan(place: &Placement, limits: &Limits) -> Result<Plan> {
+pub fn plan(place: &Placement, limits: &Limits, tuning: &Tuning) -> Result<Plan> {
     let v2 = v2::Hierarchy::find()?;
     // Only read when v2 will not do: a pure v2 host behaves exactly as before v1 existed.
     let v1 = match v2 {
         v2::Found::Usable(_) => None,
         v2::Found::Missing { .. } => Some(v1::Hierarchies::find()?),
     };
+    let driver = choose(v2, v1, limits)?;
+    check_tuning(&driver, tuning)?;
     let plan = Plan {
-        driver: choose(v2, v1, limits)?,
+        driver,
         place: place.clone(),
         limits: *limits,
+        tuning: tuning.clone(),
     };
     plan.paths()?;
     Ok(plan)
@@ -120,7 +169,7 @@ impl Plan {
     fn paths(&self) -> Result<Vec<PathBuf>> {
         match &self.driver {
             Driver::V2(h) => Ok(vec![h.group_path(&self.place)?]),
-            Driver::V1(h) => h.group_paths(&self.place),
+            Driver::V1(h) => h.group_paths(&self.place, self.tuning.wants_cpuset()),
             Driver::None => Ok(vec![]),
         }
     }
@@ -145,8 +194,16 @@ impl Plan {
     /// accounting.
     pub fn create(self) -> Result<Option<Box<dyn ContainerCgroup>>> {
         Ok(match self.driver {
-            Driver::V2(h) => Some(Box::new(h.create(&self.place, &self.limits)?)),
-            Driver::V1(h) => Some(Box::new(h.create(&self.place, &self.limits)?)),
+            Driver::V2(h) => Some(Box::new(h.create(
+                &self.place,
+                &self.limits,
+                &self.tuning,
+            )?)),
+            Driver::V1(h) => Some(Box::new(h.create(
+                &self.place,
+                &self.limits,
+                &self.tuning,
+            )?)),
             Driver::None => None,
         })
     }
@@ -191,6 +248,33 @@ fn choose(v2: v2::Found, v1: Option<v1::Hierarchies>, limits: &Limits) -> Result
             looked_at
         ),
         _ => Ok(Driver::None),
+    }
+}
+
+/// The settings of `linux.resources` a driver cannot apply, refused by name before anything is
+/// made.
+fn check_tuning(driver: &Driver, tuning: &Tuning) -> Result<()> {
+    match driver {
+        Driver::V1(h) => {
+            if !tuning.unified.is_empty() {
+                bail!(
+                    "linux.resources.unified needs cgroup v2, and this host keeps its \
+                     controllers on cgroup v1: give the settings as memory/cpu/pids fields"
+                );
+            }
+            if tuning.wants_cpuset() && !h.has_cpuset() {
+                bail!(
+                    "linux.resources.cpu.cpus/mems need the cpuset controller, which this host \
+                     does not mount as a cgroup v1 hierarchy (looked in /proc/self/mountinfo)"
+                );
+            }
+            Ok(())
+        }
+        Driver::V2(_) => Ok(()),
+        Driver::None if tuning.is_empty() => Ok(()),
+        Driver::None => {
+            bail!("cannot apply linux.resources: this host offers no cgroup controllers to minibox")
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, SIGKILL};
 use nix::unistd::Pid;
 
-use super::{ContainerCgroup, Limits, Placement, Usage, CPU_PERIOD_US};
+use super::{ContainerCgroup, Limits, Placement, Tuning, Usage, CPU_PERIOD_US};
 
 /// The controllers a container's groups use: cpuacct only measures, the others also limit.
 pub const CONTROLLERS: [&str; 4] = ["memory", "cpu", "cpuacct", "pids"];
@@ -41,6 +41,8 @@ pub struct Hierarchy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hierarchies {
     found: Vec<Hierarchy>,
+    /// The cpuset hierarchy, used only by a container that asks for CPUs or memory nodes.
+    cpuset: Option<Hierarchy>,
     /// Each of `CONTROLLERS` that cannot be used, with why (for the error of its flag).
     missing: Vec<(&'static str, String)>,
 }
@@ -62,7 +64,14 @@ impl Hierarchies {
     pub fn from_tables(mountinfo: &str, proc_cgroup: &str) -> Hierarchies {
         let mut found: Vec<(Hierarchy, String)> = Vec::new();
         let mut missing: Vec<(&'static str, String)> = Vec::new();
-        for mount in v1_mounts(mountinfo) {
+        let cpuset = v1_mounts(mountinfo, &["cpuset"]).into_iter().find_map(|m| {
+            let own = own_group_in(&m, proc_cgroup).ok()?;
+            Some(Hierarchy {
+                controllers: m.controllers,
+                own,
+            })
+        });
+        for mount in v1_mounts(mountinfo, &CONTROLLERS) {
             if found.iter().any(|(_, device)| *device == mount.device) {
                 continue;
             }
@@ -85,7 +94,11 @@ impl Hierarchies {
                 missing.push((c, "no cgroup v1 mount of it in /proc/self/mountinfo".into()));
             }
         }
-        Hierarchies { found, missing }
+        Hierarchies {
+            found,
+            cpuset,
+            missing,
+        }
     }
 
     /// True when none of our controllers is usable through v1.
@@ -101,12 +114,23 @@ impl Hierarchies {
             .map(|(_, why)| why.as_str())
     }
 
+    /// Whether a cpuset hierarchy is there for `linux.resources.cpu.cpus/mems`.
+    pub fn has_cpuset(&self) -> bool {
+        self.cpuset.is_some()
+    }
+
+    /// The hierarchies a container's groups go in: ours, and cpuset when it asks for it.
+    fn used(&self, cpuset: bool) -> impl Iterator<Item = &Hierarchy> {
+        self.found
+            .iter()
+            .chain(self.cpuset.iter().filter(move |_| cpuset))
+    }
+
     /// Where `create` puts the container's groups: `<own>/<parent>/<id>` in every hierarchy.
-    pub fn group_paths(&self, place: &Placement) -> Result<Vec<PathBuf>> {
+    pub fn group_paths(&self, place: &Placement, cpuset: bool) -> Result<Vec<PathBuf>> {
         let parents = parent_components(&place.parent)?;
         Ok(self
-            .found
-            .iter()
+            .used(cpuset)
             .map(|h| {
                 let mut path = h.own.clone();
                 path.extend(&parents);
@@ -117,13 +141,19 @@ impl Hierarchies {
 
     /// Makes `<own>/<parent>/<id>` in every hierarchy and writes the limits. If any step fails,
     /// every group made so far is removed again, in reverse, so nothing is left behind.
-    pub fn create(&self, place: &Placement, limits: &Limits) -> Result<Group> {
+    pub fn create(&self, place: &Placement, limits: &Limits, tuning: &Tuning) -> Result<Group> {
         let parents = parent_components(&place.parent)?;
         let mut group = Group {
             members: Vec::new(),
         };
-        for h in &self.found {
-            match make_member(h, &parents, &place.id) {
+        for h in self.used(tuning.wants_cpuset()) {
+            let made = make_member(h, &parents, &place.id).and_then(|member| {
+                if h.controllers.contains(&"cpuset") {
+                    init_cpuset(&member.own, &member.path)?;
+                }
+                Ok(member)
+            });
+            match made {
                 Ok(member) => group.members.push(member),
                 Err(e) => {
                     let _ = group.destroy();
@@ -131,7 +161,7 @@ impl Hierarchies {
                 }
             }
         }
-        if let Err(e) = group.write_limits(limits) {
+        if let Err(e) = group.write_limits(limits, tuning) {
             let _ = group.destroy();
             return Err(e);
         }
@@ -151,8 +181,32 @@ struct Mount {
     point: PathBuf,
 }
 
-/// The v1 mounts of our controllers, in mountinfo's order.
-fn v1_mounts(mountinfo: &str) -> Vec<Mount> {
+/// A new v1 cpuset group starts with no CPUs and no memory nodes, and no process can join it:
+/// each group below `own` down to `group` gets its parent's, top down, where it has none.
+fn init_cpuset(own: &Path, group: &Path) -> Result<()> {
+    let Ok(below) = group.strip_prefix(own) else {
+        return Ok(());
+    };
+    let mut dir = own.to_path_buf();
+    for part in below.components() {
+        let parent = dir.clone();
+        dir.push(part);
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let mine = fs::read_to_string(dir.join(file)).unwrap_or_default();
+            if mine.trim().is_empty() {
+                let theirs = fs::read_to_string(parent.join(file))
+                    .with_context(|| format!("reading {}", parent.join(file).display()))?;
+                fs::write(dir.join(file), theirs.trim()).with_context(|| {
+                    format!("writing {} from its parent", dir.join(file).display())
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The v1 mounts of `wanted` controllers, in mountinfo's order.
+fn v1_mounts(mountinfo: &str, wanted: &[&'static str]) -> Vec<Mount> {
     let mut mounts = Vec::new();
     for line in mountinfo.lines() {
         let Some((fields, after)) = line.split_once(" - ") else {
@@ -163,8 +217,9 @@ fn v1_mounts(mountinfo: &str) -> Vec<Mount> {
             continue;
         }
         let options: Vec<&str> = after.nth(1).unwrap_or_default().split(',').collect();
-        let controllers: Vec<&'static str> = CONTROLLERS
-            .into_iter()
+        let controllers: Vec<&'static str> = wanted
+            .iter()
+            .copied()
             .filter(|c| options.contains(c))
             .collect();
         let fields: Vec<&str> = fields.split(' ').collect();
@@ -407,21 +462,37 @@ impl Group {
         super::flat_key(&self.read(controller, file)?, key)
     }
 
-    fn write_limits(&self, limits: &Limits) -> Result<()> {
+    fn write_limits(&self, limits: &Limits, tuning: &Tuning) -> Result<()> {
         if let Some(bytes) = limits.memory {
             self.write("memory", "memory.limit_in_bytes", &bytes.to_string())?;
-            // No swap: memory+swap gets the same limit (after the memory one: the kernel wants
-            // memsw ≥ memory). The file is absent without swap accounting.
+            // No swap unless asked: memory+swap gets the same limit (after the memory one: the
+            // kernel wants memsw ≥ memory). The file is absent without swap accounting.
+            let memsw = tuning.memory_swap.unwrap_or(bytes as i64);
             if self
                 .dir("memory")
                 .is_some_and(|d| d.join("memory.memsw.limit_in_bytes").exists())
             {
-                self.write("memory", "memory.memsw.limit_in_bytes", &bytes.to_string())?;
+                self.write("memory", "memory.memsw.limit_in_bytes", &memsw.to_string())?;
             }
         }
+        if let Some(soft) = tuning.memory_reservation {
+            self.write("memory", "memory.soft_limit_in_bytes", &soft.to_string())?;
+        }
+        let period = tuning.cpu_period.unwrap_or(CPU_PERIOD_US);
+        if limits.cpu_quota.is_some() || tuning.cpu_period.is_some() {
+            self.write("cpu", "cpu.cfs_period_us", &period.to_string())?;
+        }
         if let Some(quota) = limits.cpu_quota {
-            self.write("cpu", "cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
             self.write("cpu", "cpu.cfs_quota_us", &quota.to_string())?;
+        }
+        if let Some(shares) = tuning.cpu_shares {
+            self.write("cpu", "cpu.shares", &shares.to_string())?;
+        }
+        if let Some(cpus) = &tuning.cpus {
+            self.write("cpuset", "cpuset.cpus", cpus)?;
+        }
+        if let Some(mems) = &tuning.mems {
+            self.write("cpuset", "cpuset.mems", mems)?;
         }
         if let Some(pids) = limits.pids {
             self.write("pids", "pids.max", &pids.to_string())?;
@@ -470,6 +541,7 @@ fn controllers_by_files(group: &Path) -> Vec<&'static str> {
         ("cpu", "cpu.cfs_quota_us"),
         ("cpuacct", "cpuacct.usage"),
         ("pids", "pids.max"),
+        ("cpuset", "cpuset.cpus"),
     ]
     .into_iter()
     .filter(|(_, file)| group.join(file).exists())
@@ -726,10 +798,53 @@ mod tests {
             fs::create_dir_all(&own).unwrap();
             found.push(Hierarchy { controllers, own });
         }
+        let own = dir.join("cpuset").join("own");
+        fs::create_dir_all(&own).unwrap();
+        fs::write(own.join("cpuset.cpus"), "0-1\n").unwrap();
+        fs::write(own.join("cpuset.mems"), "0\n").unwrap();
         Hierarchies {
             found,
+            cpuset: Some(Hierarchy {
+                controllers: vec!["cpuset"],
+                own,
+            }),
             missing: vec![],
         }
+    }
+
+    #[test]
+    fn tuning_reaches_its_files_and_a_cpuset_group_starts_with_its_parents_cpus() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = fake_hierarchies(dir.path());
+        // Without cpus/mems asked for, no cpuset group at all.
+        let plain = h
+            .create(&place("minibox"), &Limits::default(), &Tuning::default())
+            .unwrap();
+        assert!(!dir.path().join("cpuset/own/minibox").exists());
+        plain.destroy().unwrap();
+        let limits = Limits {
+            memory: Some(64 << 20),
+            ..Limits::default()
+        };
+        let tuning = Tuning {
+            memory_reservation: Some(32 << 20),
+            cpu_shares: Some(512),
+            cpu_period: Some(50_000),
+            mems: Some("0".into()),
+            ..Tuning::default()
+        };
+        let g = h.create(&place("a/b"), &limits, &tuning).unwrap();
+        let read = |p: &str| fs::read_to_string(dir.path().join(p)).unwrap();
+        assert_eq!(read("cpuset/own/a/cpuset.cpus"), "0-1");
+        assert_eq!(read("cpuset/own/a/b/abc/cpuset.cpus"), "0-1");
+        assert_eq!(read("cpuset/own/a/b/abc/cpuset.mems"), "0");
+        assert_eq!(read("cpu,cpuacct/own/a/b/abc/cpu.shares"), "512");
+        assert_eq!(read("cpu,cpuacct/own/a/b/abc/cpu.cfs_period_us"), "50000");
+        assert_eq!(
+            read("memory/own/a/b/abc/memory.soft_limit_in_bytes"),
+            (32u64 << 20).to_string()
+        );
+        assert_eq!(g.paths().len(), 4);
     }
 
     fn place(parent: &str) -> Placement {
@@ -748,7 +863,9 @@ mod tests {
             cpu_quota: Some(25_000),
             pids: Some(30),
         };
-        let g = h.create(&place("minibox"), &limits).unwrap();
+        let g = h
+            .create(&place("minibox"), &limits, &Tuning::default())
+            .unwrap();
         let read = |p: &str| fs::read_to_string(dir.path().join(p)).unwrap();
         assert_eq!(
             read("memory/own/minibox/abc/memory.limit_in_bytes"),
@@ -807,7 +924,7 @@ mod tests {
             memory: Some(32 << 20),
             ..Limits::default()
         };
-        group.write_limits(&limits).unwrap();
+        group.write_limits(&limits, &Tuning::default()).unwrap();
         let read = |f: &str| fs::read_to_string(group.path().join(f)).unwrap();
         assert_eq!(read("memory.limit_in_bytes"), "33554432");
         assert_eq!(read("memory.memsw.limit_in_bytes"), "33554432");
@@ -817,7 +934,9 @@ mod tests {
     fn no_limits_still_makes_groups_and_destroy_removes_them_and_their_parents() {
         let dir = tempfile::tempdir().unwrap();
         let h = fake_hierarchies(dir.path());
-        let g = h.create(&place("/mbx/sub"), &Limits::default()).unwrap();
+        let g = h
+            .create(&place("/mbx/sub"), &Limits::default(), &Tuning::default())
+            .unwrap();
         for name in ["memory", "cpu,cpuacct", "pids"] {
             let path = dir.path().join(name).join("own/mbx/sub/abc");
             assert!(path.is_dir(), "{}", path.display());
@@ -835,7 +954,9 @@ mod tests {
     fn a_parent_another_container_uses_is_left_to_it() {
         let dir = tempfile::tempdir().unwrap();
         let h = fake_hierarchies(dir.path());
-        let first = h.create(&place("minibox"), &Limits::default()).unwrap();
+        let first = h
+            .create(&place("minibox"), &Limits::default(), &Tuning::default())
+            .unwrap();
         let second = h
             .create(
                 &Placement {
@@ -843,6 +964,7 @@ mod tests {
                     id: "def".into(),
                 },
                 &Limits::default(),
+                &Tuning::default(),
             )
             .unwrap();
         first.destroy().unwrap();
@@ -859,7 +981,7 @@ mod tests {
         // The pids hierarchy's own group vanished (or was never there).
         fs::remove_dir(dir.path().join("pids/own")).unwrap();
         let e = h
-            .create(&place("minibox"), &Limits::default())
+            .create(&place("minibox"), &Limits::default(), &Tuning::default())
             .unwrap_err()
             .to_string();
         assert!(e.contains("pids/own") && e.contains("not there"), "{e}");
@@ -874,7 +996,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let h = fake_hierarchies(dir.path());
         let e = h
-            .create(&place("minibox/../../escape"), &Limits::default())
+            .create(
+                &place("minibox/../../escape"),
+                &Limits::default(),
+                &Tuning::default(),
+            )
             .unwrap_err()
             .to_string();
         assert!(e.contains("invalid --cgroup-parent"), "{e}");
@@ -889,7 +1015,9 @@ mod tests {
     fn reopens_recorded_groups_by_their_files_and_removes_only_them() {
         let dir = tempfile::tempdir().unwrap();
         let h = fake_hierarchies(dir.path());
-        let made = h.create(&place("minibox"), &Limits::default()).unwrap();
+        let made = h
+            .create(&place("minibox"), &Limits::default(), &Tuning::default())
+            .unwrap();
         let paths = made.paths();
         assert_eq!(paths.len(), 3);
         assert!(
@@ -912,7 +1040,9 @@ mod tests {
     fn reads_usage_from_the_legacy_files() {
         let dir = tempfile::tempdir().unwrap();
         let h = fake_hierarchies(dir.path());
-        let g = h.create(&place(""), &Limits::default()).unwrap();
+        let g = h
+            .create(&place(""), &Limits::default(), &Tuning::default())
+            .unwrap();
         let write = |p: &str, text: &str| fs::write(dir.path().join(p), text).unwrap();
         write("memory/own/abc/memory.usage_in_bytes", "4096\n");
         write("memory/own/abc/memory.max_usage_in_bytes", "8192\n");

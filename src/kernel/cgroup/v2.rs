@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use nix::unistd::Pid;
 
-use super::{ContainerCgroup, Limits, Placement, Usage, CPU_PERIOD_US};
+use super::{ContainerCgroup, Limits, Placement, Tuning, Usage, CPU_PERIOD_US};
 
 /// The controllers a container's group needs.
 const NEEDED: [&str; 3] = ["memory", "cpu", "pids"];
@@ -66,12 +66,15 @@ impl Hierarchy {
 
     /// Makes `<root>/<parent>/<id>` with the controllers enabled down to it and the limits
     /// written. Nothing is left behind if any step fails (beyond parent groups, which are shared).
-    pub fn create(&self, place: &Placement, limits: &Limits) -> Result<Group> {
+    pub fn create(&self, place: &Placement, limits: &Limits, tuning: &Tuning) -> Result<Group> {
         let parent = self.prepare_parent(&place.parent)?;
         let path = parent.join(&place.id);
         fs::create_dir(&path).with_context(|| format!("creating cgroup {}", path.display()))?;
         let group = Group { path };
-        if let Err(e) = group.write_limits(limits) {
+        if let Err(e) = group
+            .write_limits(limits, tuning)
+            .and_then(|()| group.write_unified(&tuning.unified))
+        {
             let _ = fs::remove_dir(&group.path);
             return Err(e);
         }
@@ -191,19 +194,56 @@ impl Group {
         super::flat_key(&self.read(file)?, key)
     }
 
-    fn write_limits(&self, limits: &Limits) -> Result<()> {
+    fn write_limits(&self, limits: &Limits, tuning: &Tuning) -> Result<()> {
         if let Some(bytes) = limits.memory {
             self.write("memory.max", &bytes.to_string())?;
-            // No swap: the limit is real memory (the file is absent without swap accounting).
+        }
+        // No swap on top of a memory limit unless asked (the file is absent without swap
+        // accounting).
+        if let Some(swap) = tuning.swap_max(limits.memory) {
             if self.path.join("memory.swap.max").exists() {
-                self.write("memory.swap.max", "0")?;
+                self.write("memory.swap.max", &swap)?;
             }
         }
-        if let Some(quota) = limits.cpu_quota {
-            self.write("cpu.max", &format!("{quota} {CPU_PERIOD_US}"))?;
+        if let Some(low) = tuning.memory_reservation {
+            self.write("memory.low", &low.to_string())?;
+        }
+        let period = tuning.cpu_period.unwrap_or(CPU_PERIOD_US);
+        match limits.cpu_quota {
+            Some(quota) => self.write("cpu.max", &format!("{quota} {period}"))?,
+            None if tuning.cpu_period.is_some() => {
+                self.write("cpu.max", &format!("max {period}"))?
+            }
+            None => {}
+        }
+        if let Some(weight) = tuning.cpu_weight() {
+            self.write("cpu.weight", &weight.to_string())?;
+        }
+        if let Some(cpus) = &tuning.cpus {
+            self.write("cpuset.cpus", cpus)?;
+        }
+        if let Some(mems) = &tuning.mems {
+            self.write("cpuset.mems", mems)?;
         }
         if let Some(pids) = limits.pids {
             self.write("pids.max", &pids.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// `linux.resources.unified`: each key a file of the group (never a path out of it).
+    fn write_unified(&self, unified: &[(String, String)]) -> Result<()> {
+        for (key, value) in unified {
+            if key.is_empty() || key.contains('/') || key.contains("..") {
+                bail!("linux.resources.unified key {key:?} is not a file of the group");
+            }
+            if !self.path.join(key).exists() {
+                bail!(
+                    "linux.resources.unified {key}: the group has no such file (is its \
+                     controller enabled?)"
+                );
+            }
+            self.write(key, value)?;
         }
         Ok(())
     }
@@ -327,7 +367,9 @@ mod tests {
             cpu_quota: Some(50_000),
             pids: Some(20),
         };
-        let g = h.create(&place("/minibox"), &limits).unwrap();
+        let g = h
+            .create(&place("/minibox"), &limits, &Tuning::default())
+            .unwrap();
         let read = |f: &str| fs::read_to_string(g.path().join(f)).unwrap();
         assert_eq!(read("memory.max"), "67108864");
         assert_eq!(read("cpu.max"), "50000 100000");
@@ -349,7 +391,7 @@ mod tests {
         )
         .unwrap();
         let g = Hierarchy::at(root.path())
-            .create(&place("p"), &Limits::default())
+            .create(&place("p"), &Limits::default(), &Tuning::default())
             .unwrap();
         assert_eq!(fs::read_dir(g.path()).unwrap().count(), 0);
         g.destroy().unwrap();
@@ -362,7 +404,7 @@ mod tests {
         let h = Hierarchy::at(root.path());
         assert_eq!(h.missing_controllers().unwrap(), ["memory", "cpu", "pids"]);
         let e = h
-            .create(&place("../escape"), &Limits::default())
+            .create(&place("../escape"), &Limits::default(), &Tuning::default())
             .err()
             .unwrap()
             .to_string();

@@ -1,0 +1,810 @@
+//! How the container's init sets it up, beyond who runs what: the mount list, masked and
+//! read-only paths, namespaces and id maps, device nodes, rlimits, umask, sysctls... each read
+//! from config.json (`from_oci`, every value checked, what minibox cannot honour refused by
+//! name) and written back (`write_oci`), so `minibox spec` prints what a run does. `minibox run`
+//! gets docker's defaults (`docker`).
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Component, Path};
+
+use anyhow::{anyhow, bail, Result};
+use oci_spec::runtime::{
+    Linux, LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType, LinuxIdMapping, LinuxIdMappingBuilder,
+    LinuxNamespace, LinuxNamespaceType, Mount, PosixRlimit, PosixRlimitBuilder, PosixRlimitType,
+    Process, Spec,
+};
+
+use crate::kernel::cgroup::Tuning;
+use crate::kernel::mounts::{self, DeviceNode, MountSpec};
+use crate::kernel::namespaces::{self, IdMap, Kind, Namespaces};
+use crate::kernel::process::{self as kproc, Rlimit};
+use crate::kernel::rootfs::{DEVICES, MASKED_PATHS, READONLY_PATHS};
+
+/// The umask every docker-style container starts with.
+pub const DOCKER_UMASK: u32 = 0o022;
+
+/// Everything init does that config.json describes beyond process, root and hostname.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setup {
+    /// `mounts`, in order.
+    pub mounts: Vec<MountSpec>,
+    /// `linux.maskedPaths`, relative to the root.
+    pub masked_paths: Vec<String>,
+    /// `linux.readonlyPaths`, relative to the root.
+    pub readonly_paths: Vec<String>,
+    /// `linux.rootfsPropagation` (`rslave`, `shared`...).
+    pub rootfs_propagation: Option<String>,
+    /// `linux.namespaces`.
+    pub namespaces: Namespaces,
+    /// `linux.uidMappings` / `gidMappings`, for a new user namespace.
+    pub uid_mappings: Vec<IdMap>,
+    pub gid_mappings: Vec<IdMap>,
+    /// `linux.devices`.
+    pub devices: Vec<DeviceNode>,
+    /// `linux.resources.devices`, as given (checked against every node minibox makes).
+    pub device_rules: Vec<LinuxDeviceCgroup>,
+    /// `process.rlimits`.
+    pub rlimits: Vec<Rlimit>,
+    /// `process.user.umask`.
+    pub umask: u32,
+    /// `process.noNewPrivileges`.
+    pub no_new_privs: bool,
+    /// `process.oomScoreAdj`.
+    pub oom_score_adj: Option<i32>,
+    /// `domainname`.
+    pub domainname: Option<String>,
+    /// `linux.sysctl`, sorted by key.
+    pub sysctl: Vec<(String, String)>,
+    /// `linux.resources` beyond the memory limit, CPU quota and pids (`ContainerSpec.limits`).
+    pub resources: Tuning,
+}
+
+impl Setup {
+    /// docker's: its mounts, masked and read-only paths, namespaces, umask and no_new_privs.
+    pub fn docker(network_namespace: bool) -> Setup {
+        let mounts = crate::model::oci::default_mounts();
+        Setup {
+            mounts: checked_mounts(&mounts, Path::new("/"))
+                .expect("minibox's own default mounts are valid"),
+            masked_paths: MASKED_PATHS.iter().map(|p| p.to_string()).collect(),
+            readonly_paths: READONLY_PATHS.iter().map(|p| p.to_string()).collect(),
+            rootfs_propagation: None,
+            namespaces: Namespaces::docker(network_namespace),
+            uid_mappings: vec![],
+            gid_mappings: vec![],
+            devices: vec![],
+            device_rules: vec![],
+            rlimits: vec![],
+            umask: DOCKER_UMASK,
+            no_new_privs: true,
+            oom_score_adj: None,
+            domainname: None,
+            sysctl: vec![],
+            resources: Tuning::default(),
+        }
+    }
+
+    /// Whether the container has a user namespace of its own, mapped by the parent.
+    pub fn new_user_namespace(&self) -> bool {
+        self.namespaces.creates(Kind::User)
+    }
+}
+
+/// Reads the setup from config.json. `ids` are the process's uid, gid and additional gids
+/// (each must be mapped in a new user namespace).
+pub fn from_oci(
+    oci: &Spec,
+    process: &Process,
+    linux: &Linux,
+    bundle: &Path,
+    ids: (u32, u32, &[u32]),
+) -> Result<Setup> {
+    let namespaces = checked_namespaces(linux.namespaces().as_deref().unwrap_or_default())?;
+    let mounts = checked_mounts(oci.mounts().as_deref().unwrap_or_default(), bundle)?;
+    let (uid_mappings, gid_mappings) = checked_id_maps(linux, &namespaces, ids)?;
+    let devices = checked_devices(linux.devices().as_deref().unwrap_or_default(), &mounts)?;
+    let device_rules = linux
+        .resources()
+        .as_ref()
+        .and_then(|r| r.devices().clone())
+        .unwrap_or_default();
+    check_device_rules(&device_rules, &devices, &mounts)?;
+    let rootfs_propagation = match linux.rootfs_propagation().as_deref() {
+        None | Some("") => None,
+        Some(p) if mounts::propagation(p).is_some() => Some(p.to_string()),
+        Some(p) => bail!(
+            "linux.rootfsPropagation {p:?} is invalid: use shared, slave, private or unbindable \
+             (or their r- forms)"
+        ),
+    };
+    let domainname = match oci.domainname().as_deref() {
+        None | Some("") => None,
+        Some(d) => {
+            crate::model::spec::check_hostname(d).map_err(|_| {
+                anyhow!("domainname {d:?} is invalid: use 1 to 64 letters, digits, '-' or '.'")
+            })?;
+            namespaces::check_uts(&namespaces, "domainname")?;
+            Some(d.to_string())
+        }
+    };
+    let oom_score_adj = match process.oom_score_adj() {
+        None => None,
+        Some(n) if (-1000..=1000).contains(&n) => Some(n),
+        Some(n) => bail!("process.oomScoreAdj {n} is out of range: use -1000 to 1000"),
+    };
+    let umask = match process.user().umask() {
+        None => DOCKER_UMASK,
+        Some(m) if m <= 0o777 => m,
+        Some(m) => bail!("process.user.umask {m:o} is invalid: use 0 to 0777"),
+    };
+    Ok(Setup {
+        masked_paths: checked_paths("linux.maskedPaths", linux.masked_paths())?,
+        readonly_paths: checked_paths("linux.readonlyPaths", linux.readonly_paths())?,
+        rootfs_propagation,
+        uid_mappings,
+        gid_mappings,
+        devices,
+        device_rules,
+        rlimits: checked_rlimits(process.rlimits().as_deref().unwrap_or_default())?,
+        umask,
+        no_new_privs: process.no_new_privileges().unwrap_or(false),
+        oom_score_adj,
+        domainname,
+        sysctl: checked_sysctl(linux.sysctl().as_ref(), &namespaces)?,
+        // Read with the limits (`oci::checked_limits`).
+        resources: Tuning::default(),
+        mounts,
+        namespaces,
+    })
+}
+
+/// Writes the setup into config.json, as `from_oci` reads it.
+pub fn write_oci(s: &Setup, spec: &mut Spec) {
+    spec.set_mounts(Some(s.mounts.iter().map(mount_of).collect()));
+    spec.set_domainname(s.domainname.clone());
+    if let Some(process) = spec.process_mut() {
+        process.set_rlimits((!s.rlimits.is_empty()).then(|| {
+            s.rlimits
+                .iter()
+                .filter_map(|r| {
+                    PosixRlimitBuilder::default()
+                        .typ(r.name.parse::<PosixRlimitType>().ok()?)
+                        .soft(r.soft)
+                        .hard(r.hard)
+                        .build()
+                        .ok()
+                })
+                .collect()
+        }));
+        process.user_mut().set_umask(Some(s.umask));
+        process.set_no_new_privileges(Some(s.no_new_privs));
+        process.set_oom_score_adj(s.oom_score_adj);
+    }
+    let Some(linux) = spec.linux_mut() else {
+        return;
+    };
+    let mut list: Vec<LinuxNamespace> = s
+        .namespaces
+        .new
+        .iter()
+        .map(|k| {
+            let mut ns = LinuxNamespace::default();
+            ns.set_typ(oci_kind(*k));
+            ns
+        })
+        .collect();
+    list.extend(s.namespaces.join.iter().map(|(k, path)| {
+        let mut ns = LinuxNamespace::default();
+        ns.set_typ(oci_kind(*k));
+        ns.set_path(Some(path.clone()));
+        ns
+    }));
+    linux.set_namespaces(Some(list));
+    let maps = |m: &[IdMap]| {
+        (!m.is_empty()).then(|| {
+            m.iter()
+                .filter_map(|m| {
+                    LinuxIdMappingBuilder::default()
+                        .container_id(m.inside)
+                        .host_id(m.outside)
+                        .size(m.count)
+                        .build()
+                        .ok()
+                })
+                .collect()
+        })
+    };
+    linux.set_uid_mappings(maps(&s.uid_mappings));
+    linux.set_gid_mappings(maps(&s.gid_mappings));
+    linux.set_devices((!s.devices.is_empty()).then(|| {
+        s.devices
+            .iter()
+            .map(|d| {
+                let mut l = LinuxDevice::default();
+                l.set_path(Path::new("/dev").join(&d.path));
+                l.set_typ(match d.kind {
+                    'b' => LinuxDeviceType::B,
+                    'p' => LinuxDeviceType::P,
+                    _ => LinuxDeviceType::C,
+                });
+                l.set_major(d.major as i64);
+                l.set_minor(d.minor as i64);
+                l.set_file_mode(Some(d.mode));
+                l.set_uid(Some(d.uid));
+                l.set_gid(Some(d.gid));
+                l
+            })
+            .collect()
+    }));
+    if !s.device_rules.is_empty() {
+        let mut r = linux.resources().clone().unwrap_or_default();
+        r.set_devices(Some(s.device_rules.clone()));
+        linux.set_resources(Some(r));
+    }
+    linux.set_sysctl((!s.sysctl.is_empty()).then(|| s.sysctl.iter().cloned().collect()));
+    let abs = |l: &[String]| Some(l.iter().map(|p| format!("/{p}")).collect());
+    linux.set_masked_paths(abs(&s.masked_paths));
+    linux.set_readonly_paths(abs(&s.readonly_paths));
+    linux.set_rootfs_propagation(s.rootfs_propagation.clone());
+}
+
+fn mount_of(m: &MountSpec) -> Mount {
+    let mut mount = Mount::default();
+    mount.set_destination(m.destination.clone());
+    mount.set_typ(m.typ.clone());
+    mount.set_source(m.source.clone());
+    mount.set_options(Some(m.options.clone()));
+    mount
+}
+
+fn oci_kind(k: Kind) -> LinuxNamespaceType {
+    use LinuxNamespaceType as T;
+    match k {
+        Kind::Mount => T::Mount,
+        Kind::Pid => T::Pid,
+        Kind::Uts => T::Uts,
+        Kind::Ipc => T::Ipc,
+        Kind::Net => T::Network,
+        Kind::Cgroup => T::Cgroup,
+        Kind::User => T::User,
+        Kind::Time => T::Time,
+    }
+}
+
+fn kind_of(t: LinuxNamespaceType) -> Kind {
+    use LinuxNamespaceType as T;
+    match t {
+        T::Mount => Kind::Mount,
+        T::Pid => Kind::Pid,
+        T::Uts => Kind::Uts,
+        T::Ipc => Kind::Ipc,
+        T::Network => Kind::Net,
+        T::Cgroup => Kind::Cgroup,
+        T::User => Kind::User,
+        T::Time => Kind::Time,
+    }
+}
+
+/// An absolute path without `..`: its relative form below `/`.
+fn inside_path(field: &str, path: &Path) -> Result<String> {
+    if !path.is_absolute() {
+        bail!(
+            "{field} {:?} must be an absolute path inside the container",
+            path.display().to_string()
+        );
+    }
+    let mut parts = vec![];
+    for c in path.components() {
+        match c {
+            Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+            Component::RootDir | Component::CurDir => {}
+            _ => bail!(
+                "{field} {:?} must not contain '..'",
+                path.display().to_string()
+            ),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+pub(crate) fn checked_mounts(given: &[Mount], bundle: &Path) -> Result<Vec<MountSpec>> {
+    given
+        .iter()
+        .enumerate()
+        .map(|(i, m)| checked_mount(i, m, bundle))
+        .collect()
+}
+
+fn checked_mount(i: usize, m: &Mount, bundle: &Path) -> Result<MountSpec> {
+    let field = format!("mounts[{i}]");
+    let rel = inside_path(&format!("{field}.destination"), m.destination())?;
+    if rel.is_empty() {
+        bail!("{field}.destination / is the container's root: give a path below it");
+    }
+    if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+        bail!("{field} uidMappings/gidMappings (id-mapped mounts) are not supported yet");
+    }
+    let options = m.options().clone().unwrap_or_default();
+    let typ = m.typ().clone().filter(|t| !t.is_empty());
+    let bind_type = matches!(typ.as_deref(), Some("bind") | Some("none"));
+    let parsed = mounts::parse_options(&options, bind_type).map_err(|e| anyhow!("{field}: {e}"))?;
+    let mut source = m.source().clone();
+    if parsed.bind {
+        let Some(src) = source.as_ref().filter(|s| !s.as_os_str().is_empty()) else {
+            bail!("{field}: a bind mount needs a source (a host path)");
+        };
+        let host = if src.is_absolute() {
+            src.clone()
+        } else {
+            bundle.join(src)
+        };
+        let meta = std::fs::metadata(&host).map_err(|e| {
+            anyhow!(
+                "{field}: the bind source {} cannot be used: {e}",
+                host.display()
+            )
+        })?;
+        if meta.is_dir() && parsed.cleared.contains(nix::mount::MsFlags::MS_NODEV) {
+            bail!(
+                "{field}: option dev is not supported on a bound directory: minibox binds \
+                 directories nodev (no device cgroup keeps their nodes shut); bind the device \
+                 node itself, or list it in linux.devices"
+            );
+        }
+        source = Some(host);
+    } else {
+        let Some(t) = typ.as_deref().filter(|t| mounts::TYPES.contains(t)) else {
+            bail!(
+                "{field} type {:?} is not supported: use bind, {}",
+                typ.as_deref().unwrap_or(""),
+                mounts::TYPES.join(", ")
+            );
+        };
+        if t == "tmpfs" && parsed.cleared.contains(nix::mount::MsFlags::MS_NODEV) && rel != "dev" {
+            bail!(
+                "{field}: option dev is not supported on a tmpfs: minibox mounts every tmpfs \
+                 nodev (no device cgroup keeps nodes made there shut); list device nodes in \
+                 linux.devices"
+            );
+        }
+    }
+    Ok(MountSpec {
+        destination: m.destination().clone(),
+        typ,
+        source,
+        options,
+        parsed,
+    })
+}
+
+fn checked_paths(field: &str, given: &Option<Vec<String>>) -> Result<Vec<String>> {
+    given
+        .iter()
+        .flatten()
+        .map(|p| inside_path(field, Path::new(p)))
+        .collect()
+}
+
+fn checked_namespaces(list: &[LinuxNamespace]) -> Result<Namespaces> {
+    let mut seen = HashSet::new();
+    let mut ns = Namespaces::default();
+    for (i, n) in list.iter().enumerate() {
+        let kind = kind_of(n.typ());
+        let name = kind.oci_name();
+        if !seen.insert(kind) {
+            bail!("linux.namespaces[{i}]: {name} is listed twice");
+        }
+        if kind == Kind::Time && !Path::new("/proc/self/ns/time").exists() {
+            bail!("linux.namespaces[{i}] time: this kernel has no time namespaces");
+        }
+        match n.path() {
+            None => ns.new.push(kind),
+            Some(path) => {
+                if kind == Kind::Mount {
+                    bail!(
+                        "linux.namespaces[{i}] mount with path {}: joining a mount namespace is \
+                         not supported: minibox builds the container's root in one of its own",
+                        path.display()
+                    );
+                }
+                let found = namespaces::kind_of_file(path).map_err(|why| {
+                    anyhow!(
+                        "linux.namespaces[{i}] {name} path {}: {why}",
+                        path.display()
+                    )
+                })?;
+                if found != kind.flag() {
+                    bail!(
+                        "linux.namespaces[{i}] {name} path {} is not a {name} namespace",
+                        path.display()
+                    );
+                }
+                ns.join.push((kind, path.clone()));
+            }
+        }
+    }
+    if !ns.creates(Kind::Mount) {
+        bail!(
+            "linux.namespaces lacks mount: minibox builds the container's root in a mount \
+             namespace of its own; add {{\"type\": \"mount\"}}"
+        );
+    }
+    Ok(ns)
+}
+
+fn checked_id_maps(
+    linux: &Linux,
+    ns: &Namespaces,
+    (uid, gid, groups): (u32, u32, &[u32]),
+) -> Result<(Vec<IdMap>, Vec<IdMap>)> {
+    let read = |field: &str, given: &Option<Vec<LinuxIdMapping>>| -> Result<Vec<IdMap>> {
+        let list = given.clone().unwrap_or_default();
+        if list.len() > 340 {
+            bail!(
+                "linux.{field} has {} lines: the kernel takes at most 340",
+                list.len()
+            );
+        }
+        list.iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let ok = m.size() > 0
+                    && m.container_id().checked_add(m.size()).is_some()
+                    && m.host_id().checked_add(m.size()).is_some();
+                if !ok {
+                    bail!("linux.{field}[{i}] is invalid: size must be at least 1 and the range fit in 32 bits");
+                }
+                Ok(IdMap {
+                    inside: m.container_id(),
+                    outside: m.host_id(),
+                    count: m.size(),
+                })
+            })
+            .collect()
+    };
+    let uids = read("uidMappings", linux.uid_mappings())?;
+    let gids = read("gidMappings", linux.gid_mappings())?;
+    if !ns.creates(Kind::User) {
+        if !uids.is_empty() || !gids.is_empty() {
+            bail!(
+                "linux.uidMappings/gidMappings need a new user namespace: add {{\"type\": \
+                 \"user\"}} to linux.namespaces"
+            );
+        }
+        return Ok((uids, gids));
+    }
+    if uids.is_empty() || gids.is_empty() {
+        bail!(
+            "linux.namespaces has a new user namespace, which needs linux.uidMappings and \
+             linux.gidMappings (e.g. containerID 0, hostID 100000, size 65536)"
+        );
+    }
+    if !namespaces::is_mapped(&uids, uid) {
+        bail!("process.user.uid {uid} is not mapped by linux.uidMappings");
+    }
+    for g in std::iter::once(&gid).chain(groups) {
+        if !namespaces::is_mapped(&gids, *g) {
+            bail!("process.user gid {g} is not mapped by linux.gidMappings");
+        }
+    }
+    Ok((uids, gids))
+}
+
+fn checked_devices(given: &[LinuxDevice], mounts: &[MountSpec]) -> Result<Vec<DeviceNode>> {
+    if given.is_empty() {
+        return Ok(vec![]);
+    }
+    let dev_tmpfs = mounts
+        .iter()
+        .any(|m| m.destination == Path::new("/dev") && m.typ.as_deref() == Some("tmpfs"));
+    if !dev_tmpfs {
+        bail!(
+            "linux.devices needs a tmpfs mounted on /dev in mounts: minibox makes the nodes in \
+             a /dev of the container's own"
+        );
+    }
+    let mut seen = HashSet::new();
+    given
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let field = format!("linux.devices[{i}]");
+            let rel = inside_path(&format!("{field}.path"), d.path())?;
+            let Some(below) = rel.strip_prefix("dev/").filter(|r| !r.is_empty()) else {
+                bail!("{field}.path {} must be below /dev", d.path().display());
+            };
+            if DEVICES.iter().any(|(name, _, _)| *name == below) {
+                bail!("{field}.path /dev/{below} is one of the nodes minibox always makes");
+            }
+            if !seen.insert(below.to_string()) {
+                bail!("{field}.path /dev/{below} is listed twice");
+            }
+            let kind = match d.typ() {
+                LinuxDeviceType::C | LinuxDeviceType::U => 'c',
+                LinuxDeviceType::B => 'b',
+                LinuxDeviceType::P => 'p',
+                LinuxDeviceType::A => bail!("{field}.type a is not a kind of node: use c, b or p"),
+            };
+            if d.major() < 0 || d.minor() < 0 {
+                bail!("{field}: major and minor must not be negative");
+            }
+            Ok(DeviceNode {
+                path: below.to_string(),
+                kind,
+                major: d.major() as u64,
+                minor: d.minor() as u64,
+                mode: d.file_mode().unwrap_or(0o666) & 0o777,
+                uid: d.uid().unwrap_or(0),
+                gid: d.gid().unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// Whether the rule list (the device cgroup's, last match wins, all allowed before any rule)
+/// lets a process read and write the node.
+fn rules_allow(rules: &[LinuxDeviceCgroup], kind: char, major: u64, minor: u64) -> bool {
+    let mut allowed = true;
+    for r in rules {
+        let typ_ok = match r.typ() {
+            None | Some(LinuxDeviceType::A) => true,
+            Some(t) => t.as_str().starts_with(kind) || (kind == 'c' && t == LinuxDeviceType::U),
+        };
+        let num_ok = |n: Option<i64>, v: u64| n.is_none_or(|n| n < 0 || n as u64 == v);
+        let access = r.access().clone().unwrap_or_else(|| "rwm".into());
+        let covers_rw = access.contains('r') || access.contains('w');
+        if typ_ok && num_ok(r.major(), major) && num_ok(r.minor(), minor) && covers_rw {
+            allowed = r.allow() && access.contains('r') && access.contains('w');
+        }
+    }
+    allowed
+}
+
+/// minibox loads no device cgroup: instead every node it makes or binds must be one the rules
+/// allow (all others open nothing: every other mount is nodev). A rule list that denies a node
+/// the bundle also asks for is refused, never half-honoured.
+fn check_device_rules(
+    rules: &[LinuxDeviceCgroup],
+    devices: &[DeviceNode],
+    mounts: &[MountSpec],
+) -> Result<()> {
+    if rules.is_empty() {
+        return Ok(());
+    }
+    for (i, r) in rules.iter().enumerate() {
+        if let Some(a) = r.access() {
+            if a.is_empty() || !a.chars().all(|c| "rwm".contains(c)) {
+                bail!("linux.resources.devices[{i}].access {a:?} is invalid: use letters of rwm");
+            }
+        }
+    }
+    let has_dev = mounts
+        .iter()
+        .any(|m| m.destination == Path::new("/dev") && m.typ.as_deref() == Some("tmpfs"));
+    let defaults = DEVICES
+        .iter()
+        .filter(|_| has_dev)
+        .map(|(name, major, minor)| (format!("/dev/{name}"), 'c', *major, *minor));
+    let listed = devices
+        .iter()
+        .map(|d| (format!("/dev/{}", d.path), d.kind, d.major, d.minor));
+    let bound = mounts.iter().filter(|m| m.is_bind()).filter_map(|m| {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let source = m.source.as_ref()?;
+        let meta = std::fs::metadata(source).ok()?;
+        let kind = if meta.file_type().is_char_device() {
+            'c'
+        } else if meta.file_type().is_block_device() {
+            'b'
+        } else {
+            return None;
+        };
+        let rdev = meta.rdev();
+        Some((
+            source.display().to_string(),
+            kind,
+            nix::sys::stat::major(rdev),
+            nix::sys::stat::minor(rdev),
+        ))
+    });
+    for (path, kind, major, minor) in defaults.chain(listed).chain(bound) {
+        if !rules_allow(rules, kind, major, minor) {
+            bail!(
+                "linux.resources.devices does not allow {path} ({kind} {major}:{minor}) to be \
+                 read and written, yet the container would have it: minibox loads no device \
+                 cgroup to enforce partial rules; allow it (rw), or leave it out"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn checked_rlimits(given: &[PosixRlimit]) -> Result<Vec<Rlimit>> {
+    let mut seen = HashSet::new();
+    given
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let name = r.typ().to_string();
+            if kproc::resource(&name).is_none() {
+                bail!("process.rlimits[{i}] {name} is not known to this minibox");
+            }
+            if !seen.insert(name.clone()) {
+                bail!("process.rlimits[{i}]: {name} is listed twice");
+            }
+            if r.soft() > r.hard() {
+                bail!(
+                    "process.rlimits[{i}] {name}: soft {} is above hard {}",
+                    r.soft(),
+                    r.hard()
+                );
+            }
+            Ok(Rlimit {
+                name,
+                soft: r.soft(),
+                hard: r.hard(),
+            })
+        })
+        .collect()
+}
+
+fn checked_sysctl(
+    given: Option<&HashMap<String, String>>,
+    ns: &Namespaces,
+) -> Result<Vec<(String, String)>> {
+    let mut list: Vec<(String, String)> = given
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    list.sort();
+    for (key, value) in &list {
+        let ok = !key.is_empty()
+            && !key.contains("..")
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        if !ok || value.contains('\0') {
+            bail!("linux.sysctl {key:?} is not a sysctl name (letters, digits, '.', '_', '-')");
+        }
+        // A namespace the container shares with the host is never its to tune.
+        let has = |kind: Kind| ns.has(kind);
+        match kproc::sysctl_namespace(key) {
+            None => bail!(
+                "linux.sysctl {key} is not namespaced: setting it would change the host; \
+                 minibox allows net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, \
+                 kernel.hostname and kernel.domainname"
+            ),
+            Some("ipc") if !has(Kind::Ipc) => {
+                bail!("linux.sysctl {key} needs an ipc namespace of the container's")
+            }
+            Some("network") if !has(Kind::Net) => {
+                bail!("linux.sysctl {key} needs a network namespace of the container's")
+            }
+            Some("uts") if !has(Kind::Uts) => {
+                bail!("linux.sysctl {key} needs a uts namespace of the container's")
+            }
+            _ => {}
+        }
+    }
+    Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rule(v: serde_json::Value) -> LinuxDeviceCgroup {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn device_rules_last_match_wins() {
+        let engine = vec![
+            rule(json!({"allow": false, "access": "rwm"})),
+            rule(json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"})),
+            rule(json!({"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"})),
+            rule(json!({"allow": true, "type": "c", "major": 136, "access": "rwm"})),
+        ];
+        assert!(rules_allow(&engine, 'c', 1, 3));
+        assert!(rules_allow(&engine, 'c', 10, 229));
+        assert!(rules_allow(&engine, 'c', 136, 7));
+        assert!(!rules_allow(&engine, 'c', 1, 5));
+        assert!(!rules_allow(&engine, 'b', 1, 3));
+        assert!(rules_allow(&[], 'b', 8, 0));
+        let read_only = vec![rule(json!({"allow": true, "type": "c", "access": "r"}))];
+        assert!(!rules_allow(&read_only, 'c', 1, 3));
+        let mknod_only = vec![
+            rule(json!({"allow": false, "access": "rwm"})),
+            rule(json!({"allow": true, "type": "c", "access": "m"})),
+        ];
+        assert!(!rules_allow(&mknod_only, 'c', 1, 3));
+    }
+
+    #[test]
+    fn sysctls_must_be_the_containers() {
+        let ns = Namespaces::docker(true);
+        let map = |k: &str| HashMap::from([(k.to_string(), "1".to_string())]);
+        assert!(checked_sysctl(Some(&map("net.ipv4.ip_forward")), &ns).is_ok());
+        assert!(checked_sysctl(Some(&map("kernel.shmmax")), &ns).is_ok());
+        let err =
+            |k: &str, ns: &Namespaces| checked_sysctl(Some(&map(k)), ns).unwrap_err().to_string();
+        assert!(err("kernel.pid_max", &ns).contains("not namespaced"));
+        assert!(err("vm.swappiness", &ns).contains("vm.swappiness is not namespaced"));
+        assert!(err("net.ipv4/../x", &ns).contains("not a sysctl name"));
+        assert!(err("net.ipv4.ip_forward", &Namespaces::docker(false))
+            .contains("needs a network namespace"));
+    }
+
+    #[test]
+    fn namespaces_must_be_of_their_type() {
+        let ns =
+            |v: serde_json::Value| -> Vec<LinuxNamespace> { serde_json::from_value(v).unwrap() };
+        let ok = checked_namespaces(&ns(json!([
+            {"type": "mount"}, {"type": "network", "path": "/proc/self/ns/net"}
+        ])))
+        .unwrap();
+        assert_eq!(ok.new, [Kind::Mount]);
+        assert!(ok.has(Kind::Net) && !ok.creates(Kind::Net) && !ok.has(Kind::Pid));
+        let e = checked_namespaces(&ns(json!([
+            {"type": "mount"}, {"type": "network", "path": "/proc/self/ns/uts"}
+        ])))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("is not a network namespace"), "{e}");
+        let e = checked_namespaces(&ns(json!([
+            {"type": "mount"}, {"type": "ipc", "path": "/etc/passwd"}
+        ])))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("it is not a namespace file"), "{e}");
+        let e = checked_namespaces(&ns(json!([{"type": "pid"}])))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lacks mount"), "{e}");
+    }
+
+    #[test]
+    fn mounts_are_checked_by_name() {
+        let m = |v: serde_json::Value| -> Vec<Mount> { serde_json::from_value(v).unwrap() };
+        let err = |v| {
+            checked_mounts(&m(v), Path::new("/"))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(json!([{"destination": "rel", "type": "tmpfs"}])).contains("absolute"));
+        assert!(err(json!([{"destination": "/x", "type": "nfs"}])).contains("type \"nfs\""));
+        assert!(
+            err(json!([{"destination": "/x", "type": "tmpfs", "options": ["dev"]}]))
+                .contains("option dev")
+        );
+        assert!(
+            err(json!([{"destination": "/x", "type": "bind", "source": "/nonexistent-mbx"}]))
+                .contains("/nonexistent-mbx")
+        );
+        assert!(
+            err(json!([{"destination": "/x", "options": ["rbind"]}])).contains("needs a source")
+        );
+        assert!(
+            err(json!([{"destination": "/x", "source": "/tmp", "options": ["bind", "dev"]}]))
+                .contains("option dev")
+        );
+        assert!(err(
+            json!([{"destination": "/x", "source": "/tmp", "options": ["bind", "mode=1"]}])
+        )
+        .contains("mode=1"));
+        let ok = checked_mounts(
+            &m(json!([{"destination": "/a/b", "source": "/tmp", "options": ["rbind", "ro"]}])),
+            Path::new("/"),
+        )
+        .unwrap();
+        assert!(ok[0].parsed.bind && ok[0].parsed.recursive);
+        let rel = checked_mounts(
+            &m(json!([{"destination": "/a", "source": "tmp", "type": "bind"}])),
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(rel[0].source.as_deref(), Some(Path::new("/tmp")));
+    }
+}
