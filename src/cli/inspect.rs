@@ -42,6 +42,11 @@ fn facts(c: &ContainerState) -> Result<Value> {
             "Pids": c.limits.pids,
         },
         "Ports": c.ports.iter().map(|p| p.display()).collect::<Vec<_>>(),
+        "Image": c.image.as_ref().map(|i| &i.reference),
+        "ImageId": c.image.as_ref().map(|i| &i.id),
+        "ExposedPorts": c.image.as_ref().map(|i| &i.exposed_ports),
+        "StopSignal": c.image.as_ref().and_then(|i| i.stop_signal.clone()).unwrap_or_else(|| "SIGTERM".into()),
+        "Volumes": c.volumes,
     });
     let Some(pid) = c
         .pid

@@ -10,25 +10,27 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Result};
 
+use crate::cli::images;
 use crate::cli::RunArgs;
 use crate::kernel::caps;
 use crate::kernel::cgroup::{self, Limits};
 use crate::kernel::net::{Network, PortMapping};
 use crate::model::spec::{
-    build_env, check_hostname, check_name, check_rootfs, check_workdir, new_id, read_in_rootfs,
+    build_env, check_hostname, check_name, check_rootfs, check_workdir, new_id, read_in_root,
     ContainerSpec, SHORT_ID_LEN,
 };
+use crate::model::volume::{self, ImageUse, VolumeMount};
 use crate::model::{oci, user};
 
 /// The container `minibox run` makes, from a bundle or from the flags; always through a `Spec`.
-pub fn container_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
+pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerSpec> {
     let (oci, bundle, id, name) = match &args.bundle {
         Some(dir) => {
             let name = bundle_id(args)?;
             (oci::load(dir)?, dir.clone(), new_id()?, Some(name))
         }
         None => {
-            let draft = spec_from_run_args(args)?;
+            let draft = spec_from_run_args(args, data_root)?;
             let oci = oci::spec_from_container(&draft);
             (oci, PathBuf::from("/"), draft.id, draft.name)
         }
@@ -37,8 +39,8 @@ pub fn container_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
     Ok(ContainerSpec {
         name,
         explain: args.explain,
-        // A bundle's root is its maker's; a ROOTFS of the user's is never written.
-        private_layer: args.bundle.is_none(),
+        // A bundle's root is its maker's; a ROOTFS of the user's, or an image, is never written.
+        private_layer: args.bundle.is_none() || checked.private_layer,
         ..checked
     })
 }
@@ -61,8 +63,22 @@ fn bundle_id(args: &RunArgs) -> Result<String> {
 }
 
 /// Drafts a container from `minibox run`'s flags, checking each before anything is made.
-pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
-    let rootfs = check_rootfs(&args.rootfs)?;
+/// The positional ROOTFS is a directory, or else an image of the store under `data_root`,
+/// whose config gives the defaults the flags override (as docker's).
+pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerSpec> {
+    let (rootfs, image) = match check_rootfs(&args.rootfs) {
+        Ok(dir) => (dir, None),
+        Err(not_dir) => match images::find_for_run(data_root, &args.rootfs)? {
+            Some((image, config)) => (image.lower[0].clone(), Some((image, config))),
+            None => bail!(
+                "{not_dir:#}; nor is it an image in the store {} (minibox images lists them; \
+                 minibox load or pull adds one)",
+                data_root.display()
+            ),
+        },
+    };
+    let config = image.as_ref().map(|(_, c)| c.clone()).unwrap_or_default();
+    let image = image.map(|(i, _)| i);
     let id = new_id()?;
     if let Some(name) = &args.name {
         check_name(name)?;
@@ -71,11 +87,20 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
         Some(h) => check_hostname(h)?,
         None => id[..SHORT_ID_LEN].to_string(),
     };
-    let workdir = check_workdir(&args.workdir)?;
+    let workdir = match (&args.workdir, &config.working_dir) {
+        (Some(w), _) => check_workdir(w)?,
+        (None, Some(w)) if !w.is_empty() => PathBuf::from("/").join(w),
+        _ => PathBuf::from("/"),
+    };
+    let command = command_of(args, &config, image.as_ref())?;
 
-    let passwd = read_in_rootfs(&rootfs, "etc/passwd")?;
-    let group = read_in_rootfs(&rootfs, "etc/group")?;
-    let identity = user::resolve(args.user.as_deref(), passwd.as_deref(), group.as_deref())?;
+    let passwd = read_in_root(&rootfs, image.as_ref(), "etc/passwd")?;
+    let group = read_in_root(&rootfs, image.as_ref(), "etc/group")?;
+    let user = args
+        .user
+        .as_deref()
+        .or(config.user.as_deref().filter(|u| !u.is_empty()));
+    let identity = user::resolve(user, passwd.as_deref(), group.as_deref())?;
 
     let capabilities = caps::resolve(identity.uid, &args.cap_add, &args.cap_drop)?;
     if identity.uid != 0 && !args.cap_add.is_empty() {
@@ -96,16 +121,25 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
     if network == Network::Host && !ports.is_empty() {
         bail!("-p cannot be used with --network host: the container already uses the host's ports");
     }
-    let env = build_env(&args.env, &hostname, &identity.home, |k| {
+    // The image's Env first (only KEY=VALUE entries: an image never reads the host's), then -e.
+    let env_flags: Vec<String> = config
+        .env
+        .iter()
+        .filter(|e| e.contains('='))
+        .chain(&args.env)
+        .cloned()
+        .collect();
+    let env = build_env(&env_flags, &hostname, &identity.home, |k| {
         std::env::var(k).ok()
     })?;
+    let volumes = volumes_of(args, data_root)?;
 
     let cgroup_path = check_cgroup_parent(&args.cgroup_parent)?.join(&id);
     Ok(ContainerSpec {
         id,
         name: args.name.clone(),
         rootfs,
-        args: args.command.clone(),
+        args: command,
         env,
         hostname,
         workdir,
@@ -118,7 +152,70 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
         ports,
         explain: args.explain,
         private_layer: true,
+        image,
+        volumes,
     })
+}
+
+/// docker's rule: `--entrypoint` replaces the image's Entrypoint (and drops its Cmd); CMD
+/// arguments replace the Cmd.
+fn command_of(
+    args: &RunArgs,
+    config: &images::RunConfig,
+    image: Option<&ImageUse>,
+) -> Result<Vec<String>> {
+    let Some(image) = image else {
+        if args.command.is_empty() {
+            bail!(
+                "the following required arguments were not provided: <CMD>: give the program to \
+                 run after ROOTFS"
+            );
+        }
+        return Ok(args.command.clone());
+    };
+    let entrypoint = match &args.entrypoint {
+        Some(e) if e.is_empty() => vec![],
+        Some(e) => vec![e.clone()],
+        None => config.entrypoint.clone(),
+    };
+    let cmd = if !args.command.is_empty() {
+        args.command.clone()
+    } else if args.entrypoint.is_some() {
+        vec![]
+    } else {
+        config.cmd.clone()
+    };
+    let all: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if all.is_empty() {
+        bail!(
+            "the image {} has no Entrypoint or Cmd: give the program to run after the image",
+            image.reference
+        );
+    }
+    Ok(all)
+}
+
+fn volumes_of(args: &RunArgs, data_root: &Path) -> Result<Vec<VolumeMount>> {
+    let mut all = vec![];
+    for v in &args.volume {
+        all.push(volume::parse_volume(v, data_root)?);
+    }
+    for m in &args.mount {
+        all.push(volume::parse_mount(m, data_root)?);
+    }
+    for t in &args.tmpfs {
+        all.push(volume::parse_tmpfs(t)?);
+    }
+    let mut seen = std::collections::HashSet::new();
+    for v in &all {
+        if !seen.insert(v.target.clone()) {
+            bail!(
+                "{} is mounted twice: give each container path once",
+                v.target.display()
+            );
+        }
+    }
+    Ok(all)
 }
 
 /// `--cgroup-parent`: a path of groups (a leading `/` changes nothing), never climbing out.

@@ -6,3 +6,4 @@ pub mod cgroup;
 pub mod namespaces;
 pub mod net;
 pub mod rootfs;
+pub mod volumes;

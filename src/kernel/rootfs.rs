@@ -74,7 +74,7 @@ pub fn open_dir(path: &Path) -> Result<OwnedFd> {
 }
 
 /// Resolves `rel` inside `root` as if `root` were `/`, following no magic links.
-fn open_in(root: &impl AsFd, rel: &str, flags: OFlag) -> nix::Result<OwnedFd> {
+pub(crate) fn open_in(root: &impl AsFd, rel: &str, flags: OFlag) -> nix::Result<OwnedFd> {
     let how = OpenHow::new()
         .flags(flags | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
@@ -129,12 +129,12 @@ fn file_kind(mode: libc::mode_t) -> &'static str {
 }
 
 /// The path through which mount(2) reaches exactly the file `fd` holds.
-fn fd_path(fd: &impl AsRawFd) -> String {
+pub(crate) fn fd_path(fd: &impl AsRawFd) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
 
 /// Opens directory `rel` inside `root`, creating it and any missing parent (mode 0755).
-fn ensure_dir(root: &impl AsFd, rel: &str) -> Result<OwnedFd> {
+pub(crate) fn ensure_dir(root: &impl AsFd, rel: &str) -> Result<OwnedFd> {
     let dir_flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
     match open_in(root, rel, dir_flags) {
         Err(Errno::ENOENT) => {}
@@ -202,10 +202,11 @@ pub fn make_mounts_private() -> Result<()> {
         .context("making / a recursive slave mount")
 }
 
-/// The directories of a container's root: ROOTFS below, the container's own layer above.
+/// The directories of a container's root: ROOTFS (or an image's layers) below, the
+/// container's own layer above.
 pub struct OverlayDirs<'a> {
-    /// ROOTFS: only ever read.
-    pub lower: &'a Path,
+    /// ROOTFS, or an image's layers top first: only ever read.
+    pub lower: &'a [&'a Path],
     /// Where the container's writes land.
     pub upper: &'a Path,
     /// overlayfs's scratch directory, on the same filesystem as `upper`.
@@ -239,16 +240,29 @@ pub fn bind_rootfs(rootfs: &Path) -> Result<OwnedFd> {
 /// The directories reach overlayfs as `/proc/self/fd/N`: a `,`, `:` or `\` in a host path
 /// cannot break its option string, and the string stays far below its one-page limit.
 pub fn mount_overlay(dirs: &OverlayDirs) -> Result<OwnedFd> {
-    let lower = open_dir(dirs.lower)?;
+    let lower = dirs
+        .lower
+        .iter()
+        .map(|l| open_dir(l))
+        .collect::<Result<Vec<_>>>()?;
     let upper = open_own_dir(dirs.upper)?;
     let work = open_own_dir(dirs.work)?;
     let merged = open_own_dir(dirs.merged)?;
+    let lowerdir: Vec<String> = lower.iter().map(fd_path).collect();
     let options = format!(
         "lowerdir={},upperdir={},workdir={}",
-        fd_path(&lower),
+        lowerdir.join(":"),
         fd_path(&upper),
         fd_path(&work)
     );
+    // The kernel takes one page of options: ~18 bytes a layer leaves room for some 200.
+    if options.len() >= 4096 {
+        bail!(
+            "the image has {} layers, more than one overlay mount can name (its options must \
+             fit in 4096 bytes): flatten the image (docker export | minibox import)",
+            dirs.lower.len()
+        );
+    }
     let target = fd_path(&merged);
     let ovl = Some("overlay");
     match mount(
@@ -268,7 +282,7 @@ pub fn mount_overlay(dirs: &OverlayDirs) -> Result<OwnedFd> {
              {} is likely on a filesystem that cannot hold an overlay's upper layer \
              (overlayfs, some FUSE or network filesystems); give --data-root (or \
              MINIBOX_DATA_ROOT) a directory on ext4, xfs, btrfs or tmpfs",
-            dirs.lower.display(),
+            dirs.lower[dirs.lower.len() - 1].display(),
             dirs.data_root.display()
         ),
     }

@@ -6,3 +6,4 @@ pub mod names;
 pub mod oci;
 pub mod spec;
 pub mod user;
+pub mod volume;

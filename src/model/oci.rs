@@ -51,13 +51,29 @@ use crate::kernel::caps::{Capability, CapsHashSet};
 use crate::kernel::cgroup::{Limits, CPU_PERIOD_US, MIN_MEMORY};
 use crate::kernel::net::{Network, PortMapping};
 use crate::kernel::rootfs::{MASKED_PATHS, READONLY_PATHS};
-use crate::model::spec::{build_env, check_hostname, read_in_rootfs, ContainerSpec, SHORT_ID_LEN};
+use crate::model::spec::{build_env, check_hostname, read_in_root, ContainerSpec, SHORT_ID_LEN};
 use crate::model::user::{self, Identity, NOBODY};
+use crate::model::volume::{ImageUse, VolumeMount, VolumeSource};
 
 /// `--network`, for a config.json.
 pub const ANNOTATION_NETWORK: &str = "org.minibox.network";
 /// `-p`, for a config.json.
 pub const ANNOTATION_PORTS: &str = "org.minibox.ports";
+
+/// The image a container is made from (`hello:1`), its id, its layer directories (a JSON
+/// array, top first; `root.path` is the first), its stop signal and exposed ports.
+pub const ANNOTATION_IMAGE: &str = "org.minibox.image";
+pub const ANNOTATION_IMAGE_ID: &str = "org.minibox.image.id";
+pub const ANNOTATION_IMAGE_LAYERS: &str = "org.minibox.image.layers";
+pub const ANNOTATION_STOP_SIGNAL: &str = "org.minibox.image.stop-signal";
+pub const ANNOTATION_EXPOSED_PORTS: &str = "org.minibox.image.exposed-ports";
+const IMAGE_ANNOTATIONS: [&str; 5] = [
+    ANNOTATION_IMAGE,
+    ANNOTATION_IMAGE_ID,
+    ANNOTATION_IMAGE_LAYERS,
+    ANNOTATION_STOP_SIGNAL,
+    ANNOTATION_EXPOSED_PORTS,
+];
 
 /// The umask every container starts with (docker's); init sets it.
 pub const UMASK: u32 = 0o022;
@@ -132,7 +148,9 @@ pub fn spec_from_container(c: &ContainerSpec) -> Spec {
     spec.set_root(Some(root));
     spec.set_process(Some(process_of(c)));
     spec.set_hostname(Some(c.hostname.clone()));
-    spec.set_mounts(Some(MOUNTS.iter().map(mount_of).collect()));
+    let mut mounts: Vec<Mount> = MOUNTS.iter().map(mount_of).collect();
+    mounts.extend(c.volumes.iter().map(volume_mount_of));
+    spec.set_mounts(Some(mounts));
     spec.set_linux(Some(linux_of(c)));
     let mut annotations = HashMap::new();
     annotations.insert(
@@ -142,6 +160,28 @@ pub fn spec_from_container(c: &ContainerSpec) -> Spec {
     if !c.ports.is_empty() {
         let ports: Vec<String> = c.ports.iter().map(port_text).collect();
         annotations.insert(ANNOTATION_PORTS.to_string(), ports.join(","));
+    }
+    if let Some(image) = &c.image {
+        annotations.insert(ANNOTATION_IMAGE.into(), image.reference.clone());
+        annotations.insert(ANNOTATION_IMAGE_ID.into(), image.id.clone());
+        let layers: Vec<String> = image
+            .lower
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        annotations.insert(
+            ANNOTATION_IMAGE_LAYERS.into(),
+            serde_json::to_string(&layers).unwrap_or_default(),
+        );
+        if let Some(sig) = &image.stop_signal {
+            annotations.insert(ANNOTATION_STOP_SIGNAL.into(), sig.clone());
+        }
+        if !image.exposed_ports.is_empty() {
+            annotations.insert(
+                ANNOTATION_EXPOSED_PORTS.into(),
+                image.exposed_ports.join(","),
+            );
+        }
     }
     spec.set_annotations(Some(annotations));
     spec
@@ -184,6 +224,152 @@ fn mount_of(m: &FixedMount) -> Mount {
     mount.set_source(Some(m.source.into()));
     mount.set_options(Some(m.options.iter().map(|o| o.to_string()).collect()));
     mount
+}
+
+/// A `-v`, `--mount` or `--tmpfs` mount, as config.json writes it.
+fn volume_mount_of(v: &VolumeMount) -> Mount {
+    let mut mount = Mount::default();
+    mount.set_destination(v.target.clone());
+    let mut options: Vec<String> = vec![];
+    match &v.source {
+        VolumeSource::Bind(path) | VolumeSource::Named { path, .. } => {
+            mount.set_typ(Some("bind".into()));
+            mount.set_source(Some(path.clone()));
+            options.push("rbind".into());
+        }
+        VolumeSource::Tmpfs { size, mode } => {
+            mount.set_typ(Some("tmpfs".into()));
+            mount.set_source(Some("tmpfs".into()));
+            options.extend(size.map(|s| format!("size={s}")));
+            options.extend(mode.map(|m| format!("mode={m:o}")));
+        }
+    }
+    options.extend(["nosuid".to_string(), "nodev".to_string()]);
+    if v.read_only {
+        options.push("ro".into());
+    }
+    mount.set_options(Some(options));
+    mount
+}
+
+/// A mount after minibox's fixed ones: exactly what `volume_mount_of` writes.
+fn checked_volume(i: usize, m: &Mount) -> Result<VolumeMount> {
+    let refuse = |why: &str| {
+        anyhow!(
+            "mounts[{i}] ({} on {}) is not supported yet: {why}",
+            m.typ().as_deref().unwrap_or("?"),
+            m.destination().display()
+        )
+    };
+    let target = crate::model::volume::check_target(
+        &m.destination().to_string_lossy(),
+        &format!("mounts[{i}].destination"),
+    )?;
+    let mut read_only = false;
+    let (mut nosuid, mut nodev) = (false, false);
+    let (mut size, mut mode, mut bind) = (None, None, false);
+    for o in m.options().iter().flatten() {
+        match o.as_str() {
+            "ro" => read_only = true,
+            "rw" => read_only = false,
+            "nosuid" => nosuid = true,
+            "nodev" => nodev = true,
+            "bind" | "rbind" => bind = true,
+            o => match o.split_once('=') {
+                Some(("size", v)) => {
+                    size = Some(v.parse::<u64>().map_err(|_| refuse("size= takes bytes"))?)
+                }
+                Some(("mode", v)) => {
+                    mode = Some(u32::from_str_radix(v, 8).map_err(|_| refuse("mode= takes octal"))?)
+                }
+                _ => return Err(refuse(&format!("option {o:?}"))),
+            },
+        }
+    }
+    if !(nosuid && nodev) {
+        return Err(refuse("extra mounts must be nosuid,nodev"));
+    }
+    let source = match (m.typ().as_deref(), bind) {
+        (Some("tmpfs"), false) => VolumeSource::Tmpfs { size, mode },
+        (Some("bind") | None, true) if size.is_none() && mode.is_none() => {
+            let src = m
+                .source()
+                .clone()
+                .ok_or_else(|| refuse("a bind needs a source"))?;
+            let path = src
+                .canonicalize()
+                .map_err(|e| anyhow!("mounts[{i}].source {}: {e}", src.display()))?;
+            if path == Path::new("/") {
+                return Err(refuse("binding the host's / is refused"));
+            }
+            let named = path
+                .parent()
+                .filter(|_| path.file_name().is_some_and(|n| n == "_data"))
+                .and_then(|p| Some((p.parent()?.file_name()? == "volumes", p.file_name()?)))
+                .filter(|(v, _)| *v)
+                .map(|(_, n)| n.to_string_lossy().into_owned());
+            match named {
+                Some(name) => VolumeSource::Named { name, path },
+                None => VolumeSource::Bind(path),
+            }
+        }
+        _ => {
+            return Err(refuse(
+                "only bind and tmpfs mounts are supported after minibox's own",
+            ))
+        }
+    };
+    Ok(VolumeMount {
+        source,
+        target,
+        read_only,
+    })
+}
+
+/// The image annotations, checked: every layer an existing directory, the first `root.path`.
+fn checked_image(
+    annotations: Option<&HashMap<String, String>>,
+    rootfs: &Path,
+) -> Result<Option<ImageUse>> {
+    let Some(a) = annotations else {
+        return Ok(None);
+    };
+    let Some(layers) = a.get(ANNOTATION_IMAGE_LAYERS) else {
+        if a.contains_key(ANNOTATION_IMAGE) {
+            bail!("annotation {ANNOTATION_IMAGE} without {ANNOTATION_IMAGE_LAYERS}: give both");
+        }
+        return Ok(None);
+    };
+    let layers: Vec<PathBuf> = serde_json::from_str(layers).map_err(|e| {
+        anyhow!("annotation {ANNOTATION_IMAGE_LAYERS} is not a JSON array of paths: {e}")
+    })?;
+    let mut lower = vec![];
+    for (i, l) in layers.iter().enumerate() {
+        let p = l
+            .canonicalize()
+            .ok()
+            .filter(|p| p.is_dir() && p != Path::new("/") && l.is_absolute())
+            .ok_or_else(|| {
+                anyhow!(
+                    "annotation {ANNOTATION_IMAGE_LAYERS}[{i}] {} is not an absolute path of a                      directory: pull or load the image again",
+                    l.display()
+                )
+            })?;
+        lower.push(p);
+    }
+    if lower.first().map(PathBuf::as_path) != Some(rootfs) {
+        bail!("annotation {ANNOTATION_IMAGE_LAYERS} must start with root.path");
+    }
+    Ok(Some(ImageUse {
+        reference: a.get(ANNOTATION_IMAGE).cloned().unwrap_or_default(),
+        id: a.get(ANNOTATION_IMAGE_ID).cloned().unwrap_or_default(),
+        lower,
+        stop_signal: a.get(ANNOTATION_STOP_SIGNAL).cloned(),
+        exposed_ports: a
+            .get(ANNOTATION_EXPOSED_PORTS)
+            .map(|p| p.split(',').map(str::to_string).collect())
+            .unwrap_or_default(),
+    }))
 }
 
 fn linux_of(c: &ContainerSpec) -> Linux {
@@ -267,6 +453,8 @@ pub fn default_bundle_spec() -> Spec {
         ports: vec![],
         explain: false,
         private_layer: false,
+        image: None,
+        volumes: vec![],
     };
     spec_from_container(&container)
 }
@@ -339,10 +527,11 @@ pub fn container_from_spec(oci: &Spec, bundle: &Path, id: &str) -> Result<Contai
     let env = checked_env(process)?;
     let workdir = checked_cwd(process)?;
     let (uid, gid, groups) = checked_user(process.user())?;
-    let passwd = read_in_rootfs(&rootfs, "etc/passwd")?;
+    let image = checked_image(oci.annotations().as_ref(), &rootfs)?;
+    let passwd = read_in_root(&rootfs, image.as_ref(), "etc/passwd")?;
     let (name, home) = user::describe(uid, passwd.as_deref());
     let capabilities = checked_capabilities(process, uid)?;
-    check_mounts(oci.mounts().as_deref().unwrap_or_default())?;
+    let volumes = check_mounts(oci.mounts().as_deref().unwrap_or_default())?;
     let linux = oci.linux().as_ref().context(
         "linux is missing: minibox needs linux.namespaces (mount, pid, uts, ipc, cgroup)",
     )?;
@@ -385,7 +574,10 @@ pub fn container_from_spec(oci: &Spec, bundle: &Path, id: &str) -> Result<Contai
         network,
         ports,
         explain: false,
-        private_layer: false,
+        // An image's layers are shared: a container always writes into a layer of its own.
+        private_layer: image.is_some(),
+        image,
+        volumes,
     })
 }
 
@@ -639,7 +831,7 @@ fn checked_capabilities(p: &Process, uid: u32) -> Result<CapsHashSet> {
     Ok(bounding)
 }
 
-fn check_mounts(given: &[Mount]) -> Result<()> {
+fn check_mounts(given: &[Mount]) -> Result<Vec<VolumeMount>> {
     let ours = || {
         MOUNTS
             .iter()
@@ -647,7 +839,12 @@ fn check_mounts(given: &[Mount]) -> Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let mut volumes = vec![];
     for (i, m) in given.iter().enumerate() {
+        if i >= MOUNTS.len() {
+            volumes.push(checked_volume(i, m)?);
+            continue;
+        }
         let options = m.options().as_deref().unwrap_or_default();
         let bind = options.iter().any(|o| o == "bind" || o == "rbind");
         let typ = match m.typ().as_deref() {
@@ -679,7 +876,7 @@ fn check_mounts(given: &[Mount]) -> Result<()> {
             ours()
         );
     }
-    Ok(())
+    Ok(volumes)
 }
 
 impl FixedMount {
@@ -997,7 +1194,11 @@ fn checked_extras(
     let mut keys: Vec<&String> = annotations.keys().collect();
     keys.sort();
     for key in keys {
-        if key.starts_with("org.minibox.") && key != ANNOTATION_NETWORK && key != ANNOTATION_PORTS {
+        if key.starts_with("org.minibox.")
+            && key != ANNOTATION_NETWORK
+            && key != ANNOTATION_PORTS
+            && !IMAGE_ANNOTATIONS.contains(&key.as_str())
+        {
             bail!(
                 "annotation {key:?} is not known to this minibox (it knows \
                  {ANNOTATION_NETWORK} and {ANNOTATION_PORTS})"
@@ -1079,7 +1280,7 @@ mod tests {
         let crate::cli::Command::Run(args) = cli.command else {
             panic!("not a run command: {argv:?}");
         };
-        crate::cli::run::spec_from_run_args(&args).unwrap()
+        crate::cli::run::spec_from_run_args(&args, Path::new("/nonexistent-minibox-data")).unwrap()
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::convert::Infallible;
 use std::ffi::CString;
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
@@ -18,7 +18,7 @@ use nix::unistd::execve;
 
 use crate::kernel::net::Network;
 use crate::kernel::rootfs::OverlayDirs;
-use crate::kernel::{caps, namespaces, net, rootfs};
+use crate::kernel::{caps, namespaces, net, rootfs, volumes};
 use crate::model::spec::ContainerSpec;
 use crate::model::user;
 use crate::runtime::channel::ChildEnd;
@@ -69,7 +69,7 @@ fn set_up_and_exec(
     rootfs::make_mounts_private()?;
     // ROOTFS below, the container's own layer above, so every write (the mount points and the
     // workdir made below included) lands in the layer; or a bundle's root, as its maker gave it.
-    let root = mount_root(&spec.rootfs, layer)?;
+    let root = mount_root(spec, layer)?;
     // A procfs of our own PID namespace: the container sees its own processes only.
     rootfs::mount_proc(&root)?;
     // The kernel's view of devices, read-only.
@@ -80,6 +80,8 @@ fn set_up_and_exec(
     let masked = rootfs::mask_paths(&root)?;
     // Freeze the kernel knobs the container must not turn (docker's read-only paths).
     let frozen = rootfs::make_paths_readonly(&root)?;
+    // -v, --mount, --tmpfs: each at its path resolved inside the root, nosuid and nodev.
+    volumes::mount_volumes(&root, &spec.volumes)?;
     say("mounts", &|| explain::mounts(masked, frozen));
     // The rootfs becomes /, and the host's root is detached: no path leads back out.
     rootfs::pivot_into(&root)?;
@@ -122,16 +124,20 @@ fn set_up_and_exec(
     exec_command(spec)
 }
 
-fn mount_root(rootfs: &Path, layer: Option<&Layer>) -> Result<OwnedFd> {
+fn mount_root(spec: &ContainerSpec, layer: Option<&Layer>) -> Result<OwnedFd> {
+    let lower: Vec<&Path> = match &spec.image {
+        Some(image) => image.lower.iter().map(PathBuf::as_path).collect(),
+        None => vec![spec.rootfs.as_path()],
+    };
     match layer {
         Some(layer) => rootfs::mount_overlay(&OverlayDirs {
-            lower: rootfs,
+            lower: &lower,
             upper: &layer.upper,
             work: &layer.work,
             merged: &layer.merged,
             data_root: &layer.data_root,
         }),
-        None => rootfs::bind_rootfs(rootfs),
+        None => rootfs::bind_rootfs(&spec.rootfs),
     }
 }
 

@@ -69,6 +69,12 @@ pub struct ContainerState {
     /// is made so that `rm` always finds it.
     #[serde(default)]
     pub layer: Option<PathBuf>,
+    /// The image it was made from (its layers, stop signal, exposed ports).
+    #[serde(default)]
+    pub image: Option<crate::model::volume::ImageUse>,
+    /// Its `-v`, `--mount` and `--tmpfs` mounts, as `SOURCE:TARGET[:ro]`.
+    #[serde(default)]
+    pub volumes: Vec<String>,
 }
 
 /// A process as the kernel names it for good: its pid and its start time (`/proc/PID/stat`
@@ -167,6 +173,8 @@ impl ContainerState {
             oom_killed: false,
             ports: vec![],
             layer: None,
+            image: spec.image.clone(),
+            volumes: spec.volumes.iter().map(|v| v.display()).collect(),
         }
     }
 
@@ -557,6 +565,8 @@ mod tests {
             ports: vec![],
             explain: false,
             private_layer: true,
+            image: None,
+            volumes: vec![],
         }
     }
 
