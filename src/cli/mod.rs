@@ -322,7 +322,7 @@ pub struct RunArgs {
 
     /// Directory holding the container's files (becomes its /), or an image in the store
     /// (NAME[:TAG], sha256:ID or an id prefix). With --bundle: the container's ID.
-    #[arg(value_name = "ROOTFS|IMAGE")]
+    #[arg(value_name = "ROOTFS")]
     pub rootfs: PathBuf,
 
     /// Program to run (a path inside the root) and its arguments [default for an image: its

@@ -296,9 +296,21 @@ fn checked_volume(i: usize, m: &Mount) -> Result<VolumeMount> {
                 .source()
                 .clone()
                 .ok_or_else(|| refuse("a bind needs a source"))?;
-            let path = src
-                .canonicalize()
-                .map_err(|e| anyhow!("mounts[{i}].source {}: {e}", src.display()))?;
+            // A named volume is made on first use, after the container is decided.
+            let unmade_volume = src.is_absolute()
+                && src.file_name().is_some_and(|n| n == "_data")
+                && src
+                    .parent()
+                    .and_then(Path::parent)
+                    .and_then(Path::file_name)
+                    .is_some_and(|n| n == "volumes")
+                && !src.exists();
+            let path = if unmade_volume {
+                src.clone()
+            } else {
+                src.canonicalize()
+                    .map_err(|e| anyhow!("mounts[{i}].source {}: {e}", src.display()))?
+            };
             if path == Path::new("/") {
                 return Err(refuse("binding the host's / is refused"));
             }
@@ -841,10 +853,6 @@ fn check_mounts(given: &[Mount]) -> Result<Vec<VolumeMount>> {
     };
     let mut volumes = vec![];
     for (i, m) in given.iter().enumerate() {
-        if i >= MOUNTS.len() {
-            volumes.push(checked_volume(i, m)?);
-            continue;
-        }
         let options = m.options().as_deref().unwrap_or_default();
         let bind = options.iter().any(|o| o == "bind" || o == "rbind");
         let typ = match m.typ().as_deref() {
@@ -857,6 +865,12 @@ fn check_mounts(given: &[Mount]) -> Result<Vec<VolumeMount>> {
         }
         if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
             bail!("mounts[{i}] uidMappings/gidMappings (id-mapped mounts) are not supported yet");
+        }
+        // After minibox's own: the -v, --mount and --tmpfs mounts, as spec_from_container
+        // writes them.
+        if i >= MOUNTS.len() {
+            volumes.push(checked_volume(i, m)?);
+            continue;
         }
         if !MOUNTS.get(i).is_some_and(|f| f.is(m)) {
             bail!(

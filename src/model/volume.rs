@@ -163,10 +163,9 @@ fn tmpfs_options<'a>(
     for o in opts {
         match o.split_once('=') {
             Some(("size" | "tmpfs-size", v)) => {
-                size =
-                    Some(crate::kernel::cgroup::parse_memory(v).with_context(|| {
-                        format!("invalid {flag} size {v:?}: use bytes or 64m, 1g")
-                    })?)
+                size = Some(parse_size(v).with_context(|| {
+                    format!("invalid {flag} size {v:?}: use bytes, or a number with k, m or g")
+                })?)
             }
             Some(("mode" | "tmpfs-mode", v)) => {
                 mode = Some(
@@ -184,6 +183,24 @@ fn tmpfs_options<'a>(
         }
     }
     Ok((size, mode, ro))
+}
+
+/// `64m`, `1g`, `512k`, `4096`: bytes.
+fn parse_size(text: &str) -> Option<u64> {
+    let lower = text.to_ascii_lowercase();
+    let (digits, unit) = match lower.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => lower.split_at(i),
+        None => (lower.as_str(), ""),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let shift = match unit {
+        "" | "b" => 0,
+        "k" | "kb" => 10,
+        "m" | "mb" => 20,
+        "g" | "gb" => 30,
+        _ => return None,
+    };
+    n.checked_mul(1 << shift).filter(|n| *n > 0)
 }
 
 /// `--mount type=bind|volume|tmpfs,source=…,target=…[,readonly][,tmpfs-size=…][,tmpfs-mode=…]`.

@@ -42,7 +42,7 @@ fn merge(lowers_top_first: &[PathBuf]) -> Result<BTreeMap<Vec<u8>, usize>> {
     for (idx, layer) in lowers_top_first.iter().enumerate().rev() {
         let root = open_dir(None, layer.as_os_str())
             .with_context(|| format!("opening the layer {}", layer.display()))?;
-        walk_layer(&root, &mut vec![], idx, &mut merged)
+        walk_layer(&root, &[], idx, &mut merged)
             .with_context(|| format!("reading the layer {}", layer.display()))?;
     }
     Ok(merged)
@@ -63,7 +63,7 @@ fn remove_below(merged: &mut BTreeMap<Vec<u8>, usize>, path: &[u8]) {
 
 fn walk_layer(
     dir: &OwnedFd,
-    path: &mut Vec<u8>,
+    path: &[u8],
     idx: usize,
     merged: &mut BTreeMap<Vec<u8>, usize>,
 ) -> Result<()> {
@@ -84,7 +84,7 @@ fn walk_layer(
             Err(Errno::ENOENT) => continue,
             Err(e) => return Err(e.into()),
         };
-        let mut child = path.clone();
+        let mut child = path.to_vec();
         if !child.is_empty() {
             child.push(b'/');
         }
@@ -110,7 +110,7 @@ fn walk_layer(
             remove_below(merged, &child);
         }
         merged.insert(child.clone(), idx);
-        walk_layer(&sub, &mut child, idx, merged)?;
+        walk_layer(&sub, &child, idx, merged)?;
     }
     Ok(())
 }

@@ -245,8 +245,8 @@ fn apply<R: Read>(
         if kind != T::Directory {
             bail!("the layer's root must be a directory");
         }
-        fchown(&root, owner.0, owner.1)?;
-        fchmod(&root, perms)?;
+        fchown(root, owner.0, owner.1)?;
+        fchmod(root, perms)?;
         dir_times.push((vec![], mtime));
         return Ok(0);
     };
