@@ -578,3 +578,29 @@ fn a_layer_whose_digest_does_not_match_fails_the_pull_and_stores_nothing() {
     assert!(env.scratch().is_empty(), "{:?}", env.scratch());
     assert_eq!(env.ok(&["images"]).lines().count(), 1, "only the header");
 }
+
+/// A load cut short (a truncated archive, a killed process) leaves no layer that a later run
+/// would use; what a dead load left in the scratch directory is swept by the next one.
+#[test]
+fn an_interrupted_load_leaves_nothing_used_later() {
+    if !need_root() {
+        return;
+    }
+    let env = Env::new();
+    let full = docker_save(&[payload_layer()], &json!({}), "cut:1");
+    // Cut inside the layer: its data is there in part only.
+    let cut = &full[..full.len() / 2];
+    let file = env.dir.path().join("cut.tar");
+    fs::write(&file, cut).unwrap();
+    let err = env.fails(&["load", "-i", file.to_str().unwrap()]);
+    assert!(!err.is_empty());
+    assert!(env.layers().is_empty(), "{:?}", env.layers());
+    assert!(env.scratch().is_empty(), "{:?}", env.scratch());
+    assert_eq!(env.ok(&["images"]).lines().count(), 1);
+    // A killed load's half-made layer (its pid gone) is removed by the next command.
+    let stale = env.data().join("tmp/999999999-layer-0123456789abcdef");
+    fs::create_dir_all(stale.join("usr/bin")).unwrap();
+    env.load("ok.tar", &full);
+    assert!(!stale.exists(), "a dead load's scratch was kept");
+    assert_eq!(env.layers().len(), 1);
+}
