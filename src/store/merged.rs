@@ -179,9 +179,7 @@ pub fn write_tar(lowers_top_first: &[PathBuf], sub: Option<&str>, out: impl Writ
                 let os = OsStr::from_bytes(&name);
                 let st = fstatat(&parent, os, AtFlags::AT_SYMLINK_NOFOLLOW)?;
                 let kind = st.st_mode & libc::S_IFMT;
-                if kind == libc::S_IFDIR && sub.as_ref() == Some(&path) && is_dir_in_view(&st) {
-                    (st, None, None)
-                } else if kind == libc::S_IFLNK {
+                if kind == libc::S_IFLNK {
                     let target = readlinkat(&parent, os)?;
                     (st, Some(PathBuf::from(target)), None)
                 } else if kind == libc::S_IFREG {
@@ -253,10 +251,6 @@ pub fn write_tar(lowers_top_first: &[PathBuf], sub: Option<&str>, out: impl Writ
     }
     builder.finish()?;
     Ok(true)
-}
-
-fn is_dir_in_view(st: &FileStat) -> bool {
-    st.st_mode & libc::S_IFMT == libc::S_IFDIR
 }
 
 /// Whether one layer decides what a path is in the merged view.
