@@ -42,7 +42,10 @@ done
 work=$(mktemp -d /var/tmp/minibox-bench-images.XXXXXX)
 registry_pid=
 cleanup() {
-    [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
+    if [ -n "$registry_pid" ]; then
+        kill "$registry_pid" 2>/dev/null || true
+        wait "$registry_pid" 2>/dev/null || true
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -54,8 +57,8 @@ mkdir -p "$rootfs/etc" "$rootfs/tmp" "$rootfs/proc" "$rootfs/sys" "$rootfs/dev"
 cp "$PAYLOAD" "$rootfs/payload"
 printf 'root:x:0:0::/root:/sbin/nologin\nnobody:x:65534:65534::/nonexistent:/sbin/nologin\n' >"$rootfs/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
-find /usr/lib/x86_64-linux-gnu -type f -printf '%s %P\n' | sort -k2 |
-    awk -v max=$((mib << 20)) '{ s += $1; if (s > max) exit; print $2 }' >"$work/files"
+find /usr/lib/x86_64-linux-gnu -type f -links 1 -printf '%s %P\n' | sort -k2 >"$work/all"
+awk -v max=$((mib << 20)) '{ if (s + $1 > max) next; s += $1; print $2 }' "$work/all" >"$work/files"
 mkdir -p "$rootfs/usr/lib/x86_64-linux-gnu"
 tar -C /usr/lib/x86_64-linux-gnu -cf - -T "$work/files" | tar -C "$rootfs/usr/lib/x86_64-linux-gnu" -xf -
 
