@@ -604,3 +604,34 @@ fn an_interrupted_load_leaves_nothing_used_later() {
     assert!(!stale.exists(), "a dead load's scratch was kept");
     assert_eq!(env.layers().len(), 1);
 }
+
+/// A device node an image ships is made as it says, yet opens nothing: the container's root
+/// is mounted nodev.
+#[test]
+fn an_image_device_node_opens_nothing_in_the_container() {
+    if !need_root() {
+        return;
+    }
+    let env = Env::new();
+    let nodes = layer(&[E::Char("mem-null", 1, 3, 0o666)]);
+    env.load(
+        "dev.tar",
+        &docker_save(
+            &[payload_layer(), nodes],
+            &json!({"Entrypoint": ["/payload"]}),
+            "dev:1",
+        ),
+    );
+    let stat = env.ok(&["run", "--rm", "-u", "0", "dev:1", "stat", "/mem-null"]);
+    assert!(
+        stat.contains("type=c") && stat.contains("rdev=1:3"),
+        "{stat}"
+    );
+    let out = env.mb(&["run", "--rm", "-u", "0", "dev:1", "cat", "/mem-null"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("Permission denied"),
+        "{}",
+        stderr(&out)
+    );
+}

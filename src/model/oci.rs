@@ -1322,6 +1322,20 @@ mod tests {
             &["-e", "A=1", "-e", "EMPTY=", "-e", "EQ=a=b"],
             &["-w", "/srv", "--hostname", "h1"],
             &["--cgroup-parent", "/outer/inner"],
+            &[
+                "-v",
+                "/tmp:/host-tmp:ro",
+                "-v",
+                "vol:/data",
+                "--tmpfs",
+                "/t:size=1m,mode=700",
+            ],
+            &[
+                "--mount",
+                "type=tmpfs,target=/run",
+                "--mount",
+                "type=bind,source=/etc,target=/e",
+            ],
         ];
         for flags in cases {
             // A bundle's root is used as given: the private layer is the front end's to add.

@@ -311,9 +311,10 @@ impl Images {
         result
     }
 
-    /// Records an image and points `tags` at it.
-    pub fn add_image(&self, record: ImageRecord, tags: &[String]) -> Result<()> {
-        let lock = self.lock()?;
+    /// Records an image and points `tags` at it. The caller holds the lock from before its
+    /// first layer was put in place: `rmi`'s garbage collection, under the same lock, never
+    /// sees a layer that is placed but not yet recorded.
+    pub fn add_image(&self, lock: &IndexLock, record: ImageRecord, tags: &[String]) -> Result<()> {
         let mut index = self.index()?;
         for layer in &record.layers {
             if !self.has_layer(layer) {
@@ -324,7 +325,7 @@ impl Images {
             index.tags.insert(normalize(tag), record.id.clone());
         }
         index.images.insert(record.id.clone(), record);
-        self.write_index(&lock, &index)
+        self.write_index(lock, &index)
     }
 
     /// The layer directories of an image, top first (overlayfs's lowerdir order).

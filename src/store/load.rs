@@ -348,6 +348,7 @@ pub fn store_image<F: FnMut(&str) -> Result<File>>(
         );
     }
     let id = sha256_digest(config_bytes);
+    let lock = images.lock()?;
     let mut size = 0;
     for ((name, digest), diff_id) in layers.iter().zip(diff_ids) {
         digest_hex(diff_id).context("the config's rootfs.diff_ids")?;
@@ -366,6 +367,7 @@ pub fn store_image<F: FnMut(&str) -> Result<File>>(
         images.put_blob(digest, bytes)?;
     }
     images.add_image(
+        &lock,
         ImageRecord {
             id: id.clone(),
             manifest: manifest.map(|(d, _)| d.to_string()),
@@ -409,6 +411,7 @@ pub fn dir_size(dir: &Path) -> u64 {
 /// here (linux/amd64, no command).
 pub fn import(images: &Images, file: &Path, reference: &str) -> Result<String> {
     let input = File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let lock = images.lock()?;
     let (diff_id, size) = images.add_layer(input, None, None)?;
     let config = serde_json::json!({
         "created": now_rfc3339(),
@@ -422,6 +425,7 @@ pub fn import(images: &Images, file: &Path, reference: &str) -> Result<String> {
     let id = sha256_digest(&bytes);
     images.put_blob(&id, &bytes)?;
     images.add_image(
+        &lock,
         ImageRecord {
             id: id.clone(),
             manifest: None,
