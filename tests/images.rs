@@ -635,3 +635,158 @@ fn an_image_device_node_opens_nothing_in_the_container() {
         stderr(&out)
     );
 }
+
+/// A registry of the test's own that wants a Bearer token (as Docker Hub does) and serves an
+/// index of two platforms: pull gets the token, picks linux/amd64, and checks every digest.
+#[test]
+fn pull_takes_a_bearer_token_and_picks_linux_amd64_from_an_index() {
+    use std::collections::HashMap;
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    if !need_root() {
+        return;
+    }
+    let env = Env::new();
+    let layers = [payload_layer()];
+    let config = config_for(&layers, &json!({"Cmd": ["/payload", "id"]}));
+    let put = |m: &mut HashMap<String, (String, Vec<u8>)>, media: &str, bytes: Vec<u8>| {
+        let d = sha256(&bytes);
+        m.insert(d.clone(), (media.to_string(), bytes));
+        d
+    };
+    let mut blobs = HashMap::new();
+    let cfg = put(&mut blobs, "application/octet-stream", config.clone());
+    let layer_digest = put(&mut blobs, "application/octet-stream", layers[0].clone());
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": layers[0].len()}],
+    }))
+    .unwrap();
+    let m = put(
+        &mut blobs,
+        "application/vnd.oci.image.manifest.v1+json",
+        manifest.clone(),
+    );
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha256(b"other"), "size": 5,
+             "platform": {"architecture": "arm64", "os": "linux"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": m, "size": manifest.len(),
+             "platform": {"architecture": "amd64", "os": "linux"}},
+        ],
+    }))
+    .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tokens = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (t, r, halt) = (tokens.clone(), refused.clone(), stop.clone());
+    listener.set_nonblocking(true).unwrap();
+    let server = std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        while start.elapsed().as_secs() < 30 && !halt.load(Ordering::SeqCst) {
+            let Ok((stream, _)) = listener.accept() else {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                continue;
+            };
+            stream.set_nonblocking(false).unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let path = line.split(' ').nth(1).unwrap_or("").to_string();
+            let mut auth = String::new();
+            loop {
+                let mut h = String::new();
+                reader.read_line(&mut h).unwrap();
+                if h.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = h
+                    .strip_prefix("authorization: ")
+                    .or_else(|| h.strip_prefix("Authorization: "))
+                {
+                    auth = v.trim().to_string();
+                }
+            }
+            let mut out = stream;
+            let reply = |out: &mut std::net::TcpStream,
+                         status: &str,
+                         headers: &str,
+                         body: &[u8]| {
+                let _ = write!(
+                    out,
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n",
+                    body.len()
+                );
+                let _ = out.write_all(body);
+            };
+            if path.starts_with("/token?") {
+                assert!(
+                    path.contains("scope=repository%3Aauth%2Fimg%3Apull")
+                        || path.contains("scope=repository:auth/img:pull"),
+                    "{path}"
+                );
+                t.fetch_add(1, Ordering::SeqCst);
+                reply(
+                    &mut out,
+                    "200 OK",
+                    "Content-Type: application/json\r\n",
+                    br#"{"token":"secret"}"#,
+                );
+                continue;
+            }
+            if auth != "Bearer secret" {
+                r.fetch_add(1, Ordering::SeqCst);
+                let challenge = format!(
+                    "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"reg\",scope=\"repository:auth/img:pull\"\r\n"
+                );
+                reply(&mut out, "401 Unauthorized", &challenge, b"");
+                continue;
+            }
+            let (media, body) = if path == "/v2/auth/img/manifests/1" {
+                (
+                    "application/vnd.oci.image.index.v1+json".to_string(),
+                    index.clone(),
+                )
+            } else if let Some(d) = path
+                .strip_prefix("/v2/auth/img/manifests/")
+                .or_else(|| path.strip_prefix("/v2/auth/img/blobs/"))
+            {
+                match blobs.get(d) {
+                    Some((media, bytes)) => (media.clone(), bytes.clone()),
+                    None => {
+                        reply(&mut out, "404 Not Found", "", b"");
+                        continue;
+                    }
+                }
+            } else {
+                reply(&mut out, "404 Not Found", "", b"");
+                continue;
+            };
+            reply(
+                &mut out,
+                "200 OK",
+                &format!("Content-Type: {media}\r\n"),
+                &body,
+            );
+        }
+    });
+    let reference = format!("127.0.0.1:{port}/auth/img:1");
+    let out = env.ok(&["pull", "--insecure", &reference]);
+    assert!(out.contains(&sha256(&config)), "{out}");
+    assert!(tokens.load(Ordering::SeqCst) >= 1, "no token was asked for");
+    assert!(
+        refused.load(Ordering::SeqCst) >= 1,
+        "the registry never asked for a token"
+    );
+    let id = env.ok(&["run", "--rm", &reference]);
+    assert!(id.contains("uid=65534"), "{id}");
+    stop.store(true, Ordering::SeqCst);
+    server.join().unwrap();
+}
