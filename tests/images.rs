@@ -715,17 +715,15 @@ fn pull_takes_a_bearer_token_and_picks_linux_amd64_from_an_index() {
                 }
             }
             let mut out = stream;
-            let reply = |out: &mut std::net::TcpStream,
-                         status: &str,
-                         headers: &str,
-                         body: &[u8]| {
-                let _ = write!(
+            let reply =
+                |out: &mut std::net::TcpStream, status: &str, headers: &str, body: &[u8]| {
+                    let _ = write!(
                     out,
                     "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n",
                     body.len()
                 );
-                let _ = out.write_all(body);
-            };
+                    let _ = out.write_all(body);
+                };
             if path.starts_with("/token?") {
                 assert!(
                     path.contains("scope=repository%3Aauth%2Fimg%3Apull")
@@ -789,4 +787,29 @@ fn pull_takes_a_bearer_token_and_picks_linux_amd64_from_an_index() {
     assert!(id.contains("uid=65534"), "{id}");
     stop.store(true, Ordering::SeqCst);
     server.join().unwrap();
+}
+
+/// More layers than `/proc/self/fd/N` paths fit in one page of overlay options: the container
+/// still starts, its lower layers named by short links in its own layer directory.
+#[test]
+fn an_image_of_many_layers_still_mounts() {
+    if !need_root() {
+        return;
+    }
+    let env = Env::new();
+    let names: Vec<&'static str> = (0..240)
+        .map(|i| Box::leak(format!("f{i:03}").into_boxed_str()) as &'static str)
+        .collect();
+    let mut layers = vec![payload_layer()];
+    for n in &names {
+        layers.push(layer(&[E::File(n, n.as_bytes().to_vec(), 0o644)]));
+    }
+    env.load(
+        "many.tar",
+        &docker_save(&layers, &json!({"Entrypoint": ["/payload"]}), "many:1"),
+    );
+    let root = env.ok(&["run", "--rm", "many:1", "ls", "/"]);
+    let found = root.lines().filter(|l| l.starts_with('f')).count();
+    assert_eq!(found, 240, "{root}");
+    assert_eq!(env.ok(&["run", "--rm", "many:1", "cat", "/f239"]), "f239");
 }

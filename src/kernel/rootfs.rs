@@ -256,13 +256,13 @@ pub fn mount_overlay(dirs: &OverlayDirs) -> Result<OwnedFd> {
         fd_path(&work)
     );
     // The kernel takes one page of options: ~18 bytes a layer leaves room for some 200.
-    if options.len() >= 4096 {
-        bail!(
-            "the image has {} layers, more than one overlay mount can name (its options must \
-             fit in 4096 bytes): flatten the image (docker export | minibox import)",
-            dirs.lower.len()
-        );
-    }
+    // Beyond, docker overlay2's way: short links to the layers in the container's own
+    // (root-only) layer directory, named relative to it.
+    let options = if options.len() < 4096 {
+        options
+    } else {
+        short_lower_options(dirs)?
+    };
     let target = fd_path(&merged);
     let ovl = Some("overlay");
     match mount(
@@ -288,6 +288,39 @@ pub fn mount_overlay(dirs: &OverlayDirs) -> Result<OwnedFd> {
     }
     // The handle we had is the directory under the new mount: reach the overlay's root.
     open_dir(dirs.merged)
+}
+
+/// `lowerdir=l/0:l/1:…,upperdir=upper,workdir=work`, relative to the container's layer
+/// directory, which becomes our working directory; `l/N` links to the N-th lower layer.
+fn short_lower_options(dirs: &OverlayDirs) -> Result<String> {
+    let own = dirs
+        .upper
+        .parent()
+        .context("the container's layer directory")?;
+    let links = own.join("l");
+    match std::fs::create_dir(&links) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("creating {}", links.display())),
+    }
+    let mut names = vec![];
+    for (i, lower) in dirs.lower.iter().enumerate() {
+        let link = links.join(i.to_string());
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(lower, &link)
+            .with_context(|| format!("creating {}", link.display()))?;
+        names.push(format!("l/{i}"));
+    }
+    chdir(own).with_context(|| format!("entering {}", own.display()))?;
+    let options = format!("lowerdir={},upperdir=upper,workdir=work", names.join(":"));
+    if options.len() >= 4096 {
+        bail!(
+            "the image has {} layers, more than one overlay mount can name (its options must \
+             fit in 4096 bytes): flatten the image (docker export | minibox import)",
+            dirs.lower.len()
+        );
+    }
+    Ok(options)
 }
 
 /// Opens one of the container's layer directories, never through a symlink.
