@@ -69,6 +69,7 @@ fn an_oci_layout_loads_as_a_directory_and_as_a_tar() {
     assert!(out.contains("Loaded image: oci/pay:2"), "{out}");
     let id = env.ok(&["run", "--rm", "oci/pay:2"]);
     assert!(id.contains("uid=65534"), "{id}");
+    assert!(layer_dirs(&env.data()).is_empty(), "--rm left a layer");
     // The same as a tar on stdin: the layers are already there, nothing new is unpacked.
     let before = env.layers();
     let file = env.dir.path().join("layout.tar");
@@ -812,4 +813,54 @@ fn an_image_of_many_layers_still_mounts() {
     let found = root.lines().filter(|l| l.starts_with('f')).count();
     assert_eq!(found, 240, "{root}");
     assert_eq!(env.ok(&["run", "--rm", "many:1", "cat", "/f239"]), "f239");
+}
+
+/// docker 25's `docker save`: manifest.json naming `blobs/sha256/…` files of an OCI layout,
+/// here with gzip layers; a blob that does not hash to its name is refused.
+#[test]
+fn a_docker_25_archive_loads_and_its_blob_names_are_checked() {
+    if !need_root() {
+        return;
+    }
+    let env = Env::new();
+    let dir = env.dir.path().join("d25");
+    oci_layout(
+        &dir,
+        &[payload_layer()],
+        &json!({"Cmd": ["/payload", "id"]}),
+        "ignored",
+    );
+    let read = |p: &str| {
+        serde_json::from_slice::<serde_json::Value>(&fs::read(dir.join(p)).unwrap()).unwrap()
+    };
+    let index = read("index.json");
+    let m = index["manifests"][0]["digest"].as_str().unwrap()[7..].to_string();
+    let manifest = read(&format!("blobs/sha256/{m}"));
+    let cfg = manifest["config"]["digest"].as_str().unwrap()[7..].to_string();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap()[7..].to_string();
+    let entry = json!([{
+        "Config": format!("blobs/sha256/{cfg}"),
+        "RepoTags": ["new:25"],
+        "Layers": [format!("blobs/sha256/{layer}")],
+    }]);
+    fs::write(
+        dir.join("manifest.json"),
+        serde_json::to_vec(&entry).unwrap(),
+    )
+    .unwrap();
+    let out = env.load("d25.tar", &tar_dir(&dir));
+    assert!(out.contains("Loaded image: new:25"), "{out}");
+    assert!(env.ok(&["run", "--rm", "new:25"]).contains("uid=65534"));
+    // The same archive with the layer's bytes changed: refused, nothing new kept.
+    env.ok(&["rmi", "new:25"]);
+    let path = dir.join(format!("blobs/sha256/{layer}"));
+    let mut bytes = fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n - 10] ^= 0x55;
+    fs::write(&path, bytes).unwrap();
+    let file = env.dir.path().join("bad25.tar");
+    fs::write(&file, tar_dir(&dir)).unwrap();
+    let err = env.fails(&["load", "-i", file.to_str().unwrap()]);
+    assert!(err.contains("digest") || err.contains("corrupt"), "{err}");
+    assert!(env.layers().is_empty() && env.scratch().is_empty());
 }
