@@ -35,7 +35,7 @@ mod store;
 use anyhow::{bail, Result};
 use clap::Parser;
 
-use cli::{inspect, lifecycle, Cli, Command};
+use cli::{images, inspect, lifecycle, Cli, Command};
 use runtime::{launcher, status};
 use store::state;
 
@@ -70,17 +70,55 @@ fn main() {
 fn dispatch(cli: Cli) -> Result<i32> {
     // `spec` only describes a container: it needs no privileges and no state.
     if let Command::Spec(args) = &cli.command {
-        return cli::spec::print(&args.args);
+        return cli::spec::print(&args.args, &cli.data_root);
     }
     require_root()?;
     let state_root = state::check_root(&cli.root)?;
+    let data_root = cli.data_root.clone();
     let command = match cli.command {
         Command::Run(args) => return run(&args, &cli.root, &state_root, &cli.data_root),
+        Command::Load { input } => return images::load(&data_root, input.as_deref()),
+        Command::Pull {
+            insecure,
+            reference,
+        } => return images::pull(&data_root, &reference, insecure),
+        Command::Import { file, reference } => {
+            return images::import(&data_root, &file, &reference)
+        }
+        Command::Images { quiet } => return images::list(&data_root, quiet),
+        Command::Tag { source, target } => return images::tag(&data_root, &source, &target),
+        Command::Image {
+            command: cli::ImageCommand::Inspect { image },
+        } => return images::inspect(&data_root, &image),
         other => other,
     };
     let store = open_store(&cli.root)?;
     match command {
-        Command::Spec(_) | Command::Run(_) => unreachable!("handled above"),
+        Command::Spec(_)
+        | Command::Run(_)
+        | Command::Load { .. }
+        | Command::Pull { .. }
+        | Command::Import { .. }
+        | Command::Images { .. }
+        | Command::Tag { .. }
+        | Command::Image { .. } => unreachable!("handled above"),
+        Command::Rmi {
+            force,
+            images: keys,
+        } => images::rmi(&data_root, &store, force, &keys),
+        Command::Export { output, container } => {
+            images::export(&store, &container, output.as_deref())
+        }
+        Command::Volume { command } => {
+            use cli::VolumeCommand as V;
+            let (action, names) = match command {
+                V::Ls => ("ls", vec![]),
+                V::Create { names } => ("create", names),
+                V::Rm { names } => ("rm", names),
+                V::Inspect { names } => ("inspect", names),
+            };
+            images::volume(&data_root, &store, action, &names)
+        }
         Command::Ps { all, quiet, format } => lifecycle::ps(&store, all, quiet, format == "json"),
         Command::Stop { time, containers } => lifecycle::stop(&store, time, &containers),
         Command::Kill { signal, containers } => {
@@ -105,9 +143,11 @@ fn run(
     state_root: &std::path::Path,
     data_root: &std::path::Path,
 ) -> Result<i32> {
-    let spec = cli::run::container_from_run_args(args)?;
+    let spec = cli::run::container_from_run_args(args, data_root)?;
     model::spec::check_rootfs_apart_from_state(&spec.rootfs, state_root)?;
-    store::layers::check_apart(data_root, &spec.rootfs)?;
+    if spec.image.is_none() {
+        store::layers::check_apart(data_root, &spec.rootfs)?;
+    }
     let store = open_store(root)?;
     let layers = store::layers::Layers::open(data_root)?;
     let opts = launcher::RunOptions {
@@ -126,7 +166,7 @@ fn open_store(root: &std::path::Path) -> Result<state::Store> {
 }
 
 /// `KILL`, `SIGKILL`, `kill` or `9`.
-fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal> {
+pub(crate) fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal> {
     use std::str::FromStr;
     let bad =
         || anyhow::anyhow!("invalid signal {text:?}: use a name such as TERM or KILL, or a number");

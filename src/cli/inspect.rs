@@ -43,6 +43,11 @@ fn facts(c: &ContainerState) -> Result<Value> {
         },
         "Ports": c.ports.iter().map(|p| p.display()).collect::<Vec<_>>(),
         "Seccomp": { "Profile": c.seccomp },
+        "Image": c.image.as_ref().map(|i| &i.reference),
+        "ImageId": c.image.as_ref().map(|i| &i.id),
+        "ExposedPorts": c.image.as_ref().map(|i| &i.exposed_ports),
+        "StopSignal": c.image.as_ref().and_then(|i| i.stop_signal.clone()).unwrap_or_else(|| "SIGTERM".into()),
+        "Volumes": c.volumes,
     });
     let Some(pid) = c
         .pid

@@ -77,7 +77,8 @@ pub fn stop(store: &Store, grace: u64, keys: &[String]) -> Result<i32> {
         if !c.is_running() {
             return Ok(()); // as docker: stopping a stopped container is fine
         }
-        signal(c, Signal::SIGTERM)?;
+        // The image's StopSignal, as docker's stop sends it; SIGTERM otherwise.
+        signal(c, stop_signal_of(c))?;
         if !wait_exited(store, &c.id, Duration::from_secs(grace)) {
             let _ = signal(c, Signal::SIGKILL);
             if !wait_exited(store, &c.id, Duration::from_secs(10)) {
@@ -86,6 +87,14 @@ pub fn stop(store: &Store, grace: u64, keys: &[String]) -> Result<i32> {
         }
         Ok(())
     })
+}
+
+fn stop_signal_of(c: &ContainerState) -> Signal {
+    c.image
+        .as_ref()
+        .and_then(|i| i.stop_signal.as_deref())
+        .and_then(|s| crate::parse_signal(s).ok())
+        .unwrap_or(Signal::SIGTERM)
 }
 
 /// `minibox rm [-f] ID...`: forgets exited containers and removes all they left.
@@ -276,6 +285,7 @@ pub fn ps(store: &Store, all: bool, quiet: bool, json: bool) -> Result<i32> {
     let header = [
         "CONTAINER ID",
         "NAME",
+        "IMAGE",
         "STATUS",
         "PID",
         "CREATED",
@@ -286,11 +296,11 @@ pub fn ps(store: &Store, all: bool, quiet: bool, json: bool) -> Result<i32> {
         "PORTS",
     ];
     // Escaped before measuring: what a cell shows is what takes room.
-    let table: Vec<[String; 10]> = rows
+    let table: Vec<[String; 11]> = rows
         .iter()
         .map(|r| row_cells(r, now).map(|c| printable_cell(c.as_bytes())))
         .collect();
-    let widths: Vec<usize> = (0..10)
+    let widths: Vec<usize> = (0..11)
         .map(|i| {
             table
                 .iter()
@@ -414,7 +424,7 @@ fn ports_text(c: &ContainerState) -> String {
         .join(", ")
 }
 
-fn row_cells(r: &Row, now: u64) -> [String; 10] {
+fn row_cells(r: &Row, now: u64) -> [String; 11] {
     let c = &r.state;
     let mut command = format!("\"{}\"", c.command.join(" "));
     if command.chars().count() > 22 {
@@ -431,6 +441,7 @@ fn row_cells(r: &Row, now: u64) -> [String; 10] {
     [
         c.short_id().to_string(),
         c.name.clone(),
+        c.image.as_ref().map_or("-".into(), |i| i.reference.clone()),
         status_text(c, now),
         c.pid
             .filter(|_| c.status == Status::Running)
@@ -452,6 +463,7 @@ fn row_json(r: &Row, now: u64) -> serde_json::Value {
     json!({
         "ID": c.id,
         "Name": c.name,
+        "Image": c.image.as_ref().map(|i| &i.reference),
         "State": c.status,
         "Status": status_text(c, now),
         "Pid": c.pid.filter(|_| c.status == Status::Running).map(|p| p.pid),

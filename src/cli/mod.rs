@@ -1,6 +1,7 @@
 //! The front ends: the command line, docker-style (`run`, and the lifecycle commands in
 //! `lifecycle`), and what reads a container back (`inspect`, `top`).
 
+pub mod images;
 pub mod inspect;
 pub mod lifecycle;
 pub mod network;
@@ -111,6 +112,96 @@ pub enum Command {
         #[arg(value_name = "CONTAINER")]
         container: String,
     },
+    /// Load images from a `docker save` archive or an OCI image layout (tar or directory).
+    Load {
+        /// Read from FILE (a tar, possibly gzip/zstd, or a directory) instead of stdin.
+        #[arg(short, long, value_name = "FILE")]
+        input: Option<PathBuf>,
+    },
+    /// Pull an image from a registry (OCI distribution API v2).
+    Pull {
+        /// Use plain HTTP (a local registry without TLS).
+        #[arg(long)]
+        insecure: bool,
+        #[arg(value_name = "NAME[:TAG|@DIGEST]")]
+        reference: String,
+    },
+    /// Make a one-layer image from a plain rootfs tarball (as docker import).
+    Import {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        #[arg(value_name = "NAME[:TAG]")]
+        reference: String,
+    },
+    /// List images.
+    Images {
+        /// Only print image ids.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Remove images (untag; the image goes with its last tag). Refused while a container uses it.
+    Rmi {
+        /// Remove the image with all its tags.
+        #[arg(short, long)]
+        force: bool,
+        #[arg(value_name = "IMAGE", required = true)]
+        images: Vec<String>,
+    },
+    /// Give an image another name.
+    Tag {
+        #[arg(value_name = "SOURCE")]
+        source: String,
+        #[arg(value_name = "TARGET")]
+        target: String,
+    },
+    /// Image commands: inspect.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+    /// Write a container's filesystem (its image or ROOTFS, with its own writes) as a tar.
+    Export {
+        /// Write to FILE instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[arg(value_name = "CONTAINER")]
+        container: String,
+    },
+    /// Named volumes: ls, create, rm, inspect.
+    Volume {
+        #[command(subcommand)]
+        command: VolumeCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// An image's record and config, as JSON.
+    Inspect {
+        #[arg(value_name = "IMAGE")]
+        image: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeCommand {
+    /// List named volumes.
+    Ls,
+    /// Create named volumes.
+    Create {
+        #[arg(value_name = "NAME", required = true)]
+        names: Vec<String>,
+    },
+    /// Remove named volumes (refused while a container uses one).
+    Rm {
+        #[arg(value_name = "NAME", required = true)]
+        names: Vec<String>,
+    },
+    /// Show named volumes, as JSON.
+    Inspect {
+        #[arg(value_name = "NAME", required = true)]
+        names: Vec<String>,
+    },
 }
 
 /// `minibox network ...`
@@ -179,7 +270,8 @@ pub struct RunArgs {
     /// the container's ID (its name) after the flags.
     #[arg(short = 'b', long, value_name = "DIR", conflicts_with_all = [
         "name", "env", "hostname", "workdir", "user", "cap_add", "cap_drop", "read_only",
-        "network", "ip", "add_host", "dns", "network_alias", "publish", "memory", "cpus", "pids_limit", "cgroup_parent",
+        "network", "ip", "add_host", "dns", "network_alias", "publish", "memory", "cpus", "pids_limit", "cgroup_parent", "entrypoint",
+        "volume", "mount", "tmpfs",
     ])]
     pub bundle: Option<PathBuf>,
 
@@ -219,11 +311,32 @@ pub struct RunArgs {
     #[arg(long)]
     pub hostname: Option<String>,
 
-    /// Working directory inside the container.
-    #[arg(short = 'w', long, value_name = "DIR", default_value = "/")]
-    pub workdir: String,
+    /// Working directory inside the container [default: the image's WorkingDir, else /].
+    #[arg(short = 'w', long, value_name = "DIR")]
+    pub workdir: Option<String>,
 
-    /// Run as NAME|UID[:GROUP|GID], looked up in ROOTFS's /etc/passwd [default: 65534:65534].
+    /// Run this program instead of the image's Entrypoint ("" for none); CMD args follow it.
+    #[arg(long, value_name = "PROGRAM")]
+    pub entrypoint: Option<String>,
+
+    /// Mount HOST_PATH or the named volume NAME at CONTAINER_PATH (nosuid, nodev). Repeatable.
+    #[arg(
+        short = 'v',
+        long = "volume",
+        value_name = "HOST_PATH|NAME:CONTAINER_PATH[:ro]"
+    )]
+    pub volume: Vec<String>,
+
+    /// type=bind|volume|tmpfs,source=…,target=…[,readonly][,tmpfs-size=…][,tmpfs-mode=…].
+    #[arg(long = "mount", value_name = "SPEC")]
+    pub mount: Vec<String>,
+
+    /// Mount a fresh tmpfs at PATH (nosuid, nodev; mode 1777 unless given). Repeatable.
+    #[arg(long = "tmpfs", value_name = "PATH[:size=…,mode=…]")]
+    pub tmpfs: Vec<String>,
+
+    /// Run as NAME|UID[:GROUP|GID], looked up in the root's /etc/passwd [default: the
+    /// image's User, else 65534:65534].
     #[arg(short = 'u', long)]
     pub user: Option<String>,
 
@@ -286,14 +399,15 @@ pub struct RunArgs {
     #[arg(long = "cgroup-parent", value_name = "PATH", default_value = "minibox")]
     pub cgroup_parent: String,
 
-    /// Directory holding the container's files; becomes its /. With --bundle: the container's ID.
+    /// Directory holding the container's files (becomes its /), or an image in the store
+    /// (NAME[:TAG], sha256:ID or an id prefix). With --bundle: the container's ID.
     #[arg(value_name = "ROOTFS")]
     pub rootfs: PathBuf,
 
-    /// Program to run (a path inside ROOTFS) and its arguments.
+    /// Program to run (a path inside the root) and its arguments [default for an image: its
+    /// Entrypoint and Cmd].
     #[arg(
         value_name = "CMD",
-        required_unless_present = "bundle",
         trailing_var_arg = true,
         allow_hyphen_values = true
     )]

@@ -12,39 +12,56 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use crate::cli::images;
 use crate::cli::RunArgs;
 use crate::kernel::caps::{self, CapsHashSet};
 use crate::kernel::cgroup::{self, Limits};
 use crate::kernel::net::{NetOptions, Network, PortMapping};
 use crate::kernel::seccomp::SeccompProfile;
-use crate::model::setup::Setup;
+use crate::model::setup::{self, Setup};
 use crate::model::spec::{
-    build_env, check_hostname, check_name, check_rootfs, check_workdir, new_id, read_in_rootfs,
+    build_env, check_hostname, check_name, check_rootfs, check_workdir, new_id, read_in_root,
     ContainerSpec, SHORT_ID_LEN,
 };
+use crate::model::volume::{self, ImageUse, VolumeMount};
 use crate::model::{oci, user};
 use crate::runtime::status::StatusError;
 use crate::runtime::terminal;
+use crate::store::images::Images;
+use crate::store::volumes;
 
 /// The container `minibox run` makes, from a bundle or from the flags; always through a `Spec`.
-pub fn container_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
-    let (oci, bundle, id, name) = match &args.bundle {
+pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerSpec> {
+    let (oci, bundle, id, name, volumes) = match &args.bundle {
         Some(dir) => {
             let name = bundle_id(args)?;
-            (oci::load(dir)?, dir.clone(), new_id()?, Some(name))
+            (oci::load(dir)?, dir.clone(), new_id()?, Some(name), vec![])
         }
         None => {
-            let draft = spec_from_run_args(args)?;
+            let mut draft = spec_from_run_args(args, data_root)?;
+            // Named volumes are made on first use (seeded from the image), before their
+            // directories are checked as bind sources.
+            if draft.volumes.iter().any(VolumeMount::is_named) {
+                volumes::prepare(&Images::open(data_root)?, &draft)?;
+            }
+            // -v, --mount and --tmpfs join the mount list after docker's own mounts.
+            let extra: Vec<_> = draft.volumes.iter().map(oci::volume_mount_of).collect();
+            draft
+                .setup
+                .mounts
+                .extend(setup::checked_mounts(&extra, Path::new("/"))?);
             let oci = oci::spec_from_container(&draft);
-            (oci, PathBuf::from("/"), draft.id, draft.name)
+            (oci, PathBuf::from("/"), draft.id, draft.name, draft.volumes)
         }
     };
     let checked = oci::container_from_spec(&oci, &bundle, &id)?;
     Ok(ContainerSpec {
         name,
         explain: args.explain,
-        // A bundle's root is its maker's; a ROOTFS of the user's is never written.
-        private_layer: args.bundle.is_none(),
+        // What -v and --mount asked for, as `ps` and `inspect` show it (mounted as above).
+        volumes,
+        // A bundle's root is its maker's; a ROOTFS of the user's, or an image, is never written.
+        private_layer: args.bundle.is_none() || checked.private_layer,
         ..checked
     })
 }
@@ -67,7 +84,9 @@ fn bundle_id(args: &RunArgs) -> Result<String> {
 }
 
 /// Drafts a container from `minibox run`'s flags, checking each before anything is made.
-pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
+/// The positional ROOTFS is a directory, or else an image of the store under `data_root`,
+/// whose config gives the defaults the flags override (as docker's).
+pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerSpec> {
     // docker's check and words: typing into a terminal needs one to type on.
     if args.tty && args.interactive && !args.detach && !terminal::is_terminal(stdin().as_fd()) {
         bail!(StatusError {
@@ -75,7 +94,19 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
             message: "the input device is not a TTY".into()
         });
     }
-    let rootfs = check_rootfs(&args.rootfs)?;
+    let (rootfs, image) = match check_rootfs(&args.rootfs) {
+        Ok(dir) => (dir, None),
+        Err(not_dir) => match images::find_for_run(data_root, &args.rootfs)? {
+            Some((image, config)) => (image.lower[0].clone(), Some((image, config))),
+            None => bail!(
+                "{not_dir:#}; nor is it an image in the store {} (minibox images lists them; \
+                 minibox load or pull adds one)",
+                data_root.display()
+            ),
+        },
+    };
+    let config = image.as_ref().map(|(_, c)| c.clone()).unwrap_or_default();
+    let image = image.map(|(i, _)| i);
     let id = new_id()?;
     if let Some(name) = &args.name {
         check_name(name)?;
@@ -84,11 +115,20 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
         Some(h) => check_hostname(h)?,
         None => id[..SHORT_ID_LEN].to_string(),
     };
-    let workdir = check_workdir(&args.workdir)?;
+    let workdir = match (&args.workdir, &config.working_dir) {
+        (Some(w), _) => check_workdir(w)?,
+        (None, Some(w)) if !w.is_empty() => PathBuf::from("/").join(w),
+        _ => PathBuf::from("/"),
+    };
+    let command = command_of(args, &config, image.as_ref())?;
 
-    let passwd = read_in_rootfs(&rootfs, "etc/passwd")?;
-    let group = read_in_rootfs(&rootfs, "etc/group")?;
-    let identity = user::resolve(args.user.as_deref(), passwd.as_deref(), group.as_deref())?;
+    let passwd = read_in_root(&rootfs, image.as_ref(), "etc/passwd")?;
+    let group = read_in_root(&rootfs, image.as_ref(), "etc/group")?;
+    let user = args
+        .user
+        .as_deref()
+        .or(config.user.as_deref().filter(|u| !u.is_empty()));
+    let identity = user::resolve(user, passwd.as_deref(), group.as_deref())?;
 
     let capabilities =
         caps::CapSets::same(caps::resolve(identity.uid, &args.cap_add, &args.cap_drop)?);
@@ -127,13 +167,22 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
         &args.dns,
         &args.network_alias,
     )?;
-    let mut env = build_env(&args.env, &hostname, &identity.home, |k| {
+    // The image's Env first (only KEY=VALUE entries: an image never reads the host's), then -e.
+    let env_flags: Vec<String> = config
+        .env
+        .iter()
+        .filter(|e| e.contains('='))
+        .chain(&args.env)
+        .cloned()
+        .collect();
+    let mut env = build_env(&env_flags, &hostname, &identity.home, |k| {
         std::env::var(k).ok()
     })?;
     // A terminal needs a type for programs to drive it: docker's default, unless -e TERM=.
     if args.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
     }
+    let volumes = volumes_of(args, data_root)?;
 
     let cgroup_path = check_cgroup_parent(&args.cgroup_parent)?.join(&id);
     let setup = Setup::docker(network.has_own_namespace());
@@ -141,7 +190,7 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
         id,
         name: args.name.clone(),
         rootfs,
-        args: args.command.clone(),
+        args: command,
         env,
         hostname,
         workdir,
@@ -159,7 +208,70 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
         tty: args.tty,
         init: args.init,
         setup,
+        image,
+        volumes,
     })
+}
+
+/// docker's rule: `--entrypoint` replaces the image's Entrypoint (and drops its Cmd); CMD
+/// arguments replace the Cmd.
+fn command_of(
+    args: &RunArgs,
+    config: &images::RunConfig,
+    image: Option<&ImageUse>,
+) -> Result<Vec<String>> {
+    let Some(image) = image else {
+        if args.command.is_empty() {
+            bail!(
+                "the following required arguments were not provided: <CMD>: give the program to \
+                 run after ROOTFS"
+            );
+        }
+        return Ok(args.command.clone());
+    };
+    let entrypoint = match &args.entrypoint {
+        Some(e) if e.is_empty() => vec![],
+        Some(e) => vec![e.clone()],
+        None => config.entrypoint.clone(),
+    };
+    let cmd = if !args.command.is_empty() {
+        args.command.clone()
+    } else if args.entrypoint.is_some() {
+        vec![]
+    } else {
+        config.cmd.clone()
+    };
+    let all: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if all.is_empty() {
+        bail!(
+            "the image {} has no Entrypoint or Cmd: give the program to run after the image",
+            image.reference
+        );
+    }
+    Ok(all)
+}
+
+fn volumes_of(args: &RunArgs, data_root: &Path) -> Result<Vec<VolumeMount>> {
+    let mut all = vec![];
+    for v in &args.volume {
+        all.push(volume::parse_volume(v, data_root)?);
+    }
+    for m in &args.mount {
+        all.push(volume::parse_mount(m, data_root)?);
+    }
+    for t in &args.tmpfs {
+        all.push(volume::parse_tmpfs(t)?);
+    }
+    let mut seen = std::collections::HashSet::new();
+    for v in &all {
+        if !seen.insert(v.target.clone()) {
+            bail!(
+                "{} is mounted twice: give each container path once",
+                v.target.display()
+            );
+        }
+    }
+    Ok(all)
 }
 
 /// `--cgroup-parent`: a path of groups (a leading `/` changes nothing), never climbing out.

@@ -11,7 +11,7 @@ use crate::cli::{RunArgs, SpecCli};
 use crate::model::oci;
 
 /// Prints the config.json on stdout; returns the exit status.
-pub fn print(argv: &[OsString]) -> Result<i32> {
+pub fn print(argv: &[OsString], data_root: &std::path::Path) -> Result<i32> {
     let spec = if argv.is_empty() {
         oci::default_bundle_spec()
     } else {
@@ -24,7 +24,7 @@ pub fn print(argv: &[OsString]) -> Result<i32> {
             },
         };
         refuse_run_only_flags(&args)?;
-        oci::spec_from_container(&spec_from_run_args(&args)?)
+        oci::spec_from_container(&spec_from_run_args(&args, data_root)?)
     };
     out!("{}", oci::to_json(&spec)?);
     Ok(0)

@@ -187,10 +187,11 @@ pub fn make_mounts_private() -> Result<()> {
         .context("making / a recursive slave mount")
 }
 
-/// The directories of a container's root: ROOTFS below, the container's own layer above.
+/// The directories of a container's root: ROOTFS (or an image's layers) below, the
+/// container's own layer above.
 pub struct OverlayDirs<'a> {
-    /// ROOTFS: only ever read.
-    pub lower: &'a Path,
+    /// ROOTFS, or an image's layers top first: only ever read.
+    pub lower: &'a [&'a Path],
     /// Where the container's writes land.
     pub upper: &'a Path,
     /// overlayfs's scratch directory, on the same filesystem as `upper`.
@@ -224,16 +225,29 @@ pub fn bind_rootfs(rootfs: &Path) -> Result<OwnedFd> {
 /// The directories reach overlayfs as `/proc/self/fd/N`: a `,`, `:` or `\` in a host path
 /// cannot break its option string, and the string stays far below its one-page limit.
 pub fn mount_overlay(dirs: &OverlayDirs) -> Result<OwnedFd> {
-    let lower = open_dir(dirs.lower)?;
+    let lower = dirs
+        .lower
+        .iter()
+        .map(|l| open_dir(l))
+        .collect::<Result<Vec<_>>>()?;
     let upper = open_own_dir(dirs.upper)?;
     let work = open_own_dir(dirs.work)?;
     let merged = open_own_dir(dirs.merged)?;
+    let lowerdir: Vec<String> = lower.iter().map(fd_path).collect();
     let options = format!(
         "lowerdir={},upperdir={},workdir={}",
-        fd_path(&lower),
+        lowerdir.join(":"),
         fd_path(&upper),
         fd_path(&work)
     );
+    // The kernel takes one page of options: ~18 bytes a layer leaves room for some 200.
+    // Beyond, docker overlay2's way: short links to the layers in the container's own
+    // (root-only) layer directory, named relative to it.
+    let options = if options.len() < 4096 {
+        options
+    } else {
+        short_lower_options(dirs)?
+    };
     let target = fd_path(&merged);
     let ovl = Some("overlay");
     match mount(
@@ -253,12 +267,45 @@ pub fn mount_overlay(dirs: &OverlayDirs) -> Result<OwnedFd> {
              {} is likely on a filesystem that cannot hold an overlay's upper layer \
              (overlayfs, some FUSE or network filesystems); give --data-root (or \
              MINIBOX_DATA_ROOT) a directory on ext4, xfs, btrfs or tmpfs",
-            dirs.lower.display(),
+            dirs.lower[dirs.lower.len() - 1].display(),
             dirs.data_root.display()
         ),
     }
     // The handle we had is the directory under the new mount: reach the overlay's root.
     open_dir(dirs.merged)
+}
+
+/// `lowerdir=l/0:l/1:…,upperdir=upper,workdir=work`, relative to the container's layer
+/// directory, which becomes our working directory; `l/N` links to the N-th lower layer.
+fn short_lower_options(dirs: &OverlayDirs) -> Result<String> {
+    let own = dirs
+        .upper
+        .parent()
+        .context("the container's layer directory")?;
+    let links = own.join("l");
+    match std::fs::create_dir(&links) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("creating {}", links.display())),
+    }
+    let mut names = vec![];
+    for (i, lower) in dirs.lower.iter().enumerate() {
+        let link = links.join(i.to_string());
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(lower, &link)
+            .with_context(|| format!("creating {}", link.display()))?;
+        names.push(format!("l/{i}"));
+    }
+    chdir(own).with_context(|| format!("entering {}", own.display()))?;
+    let options = format!("lowerdir={},upperdir=upper,workdir=work", names.join(":"));
+    if options.len() >= 4096 {
+        bail!(
+            "the image has {} layers, more than one overlay mount can name (its options must \
+             fit in 4096 bytes): flatten the image (docker export | minibox import)",
+            dirs.lower.len()
+        );
+    }
+    Ok(options)
 }
 
 /// Opens one of the container's layer directories, never through a symlink.

@@ -7,3 +7,4 @@ pub mod oci;
 pub mod setup;
 pub mod spec;
 pub mod user;
+pub mod volume;

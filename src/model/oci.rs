@@ -62,8 +62,9 @@ use crate::kernel::namespaces::{self, Kind};
 use crate::kernel::net::{NetOptions, Network, PortMapping};
 use crate::kernel::seccomp::SeccompProfile;
 use crate::model::setup::{self, Setup};
-use crate::model::spec::{build_env, check_hostname, read_in_rootfs, ContainerSpec, SHORT_ID_LEN};
+use crate::model::spec::{build_env, check_hostname, read_in_root, ContainerSpec, SHORT_ID_LEN};
 use crate::model::user::{self, Identity, NOBODY};
+use crate::model::volume::{ImageUse, VolumeMount, VolumeSource};
 
 /// `--network`, for a config.json.
 pub const ANNOTATION_NETWORK: &str = "org.minibox.network";
@@ -87,6 +88,21 @@ const KNOWN_ANNOTATIONS: [&str; 8] = [
     ANNOTATION_DNS,
     ANNOTATION_ADD_HOSTS,
     ANNOTATION_ALIASES,
+];
+
+/// The image a container is made from (`hello:1`), its id, its layer directories (a JSON
+/// array, top first; `root.path` is the first), its stop signal and exposed ports.
+pub const ANNOTATION_IMAGE: &str = "org.minibox.image";
+pub const ANNOTATION_IMAGE_ID: &str = "org.minibox.image.id";
+pub const ANNOTATION_IMAGE_LAYERS: &str = "org.minibox.image.layers";
+pub const ANNOTATION_STOP_SIGNAL: &str = "org.minibox.image.stop-signal";
+pub const ANNOTATION_EXPOSED_PORTS: &str = "org.minibox.image.exposed-ports";
+const IMAGE_ANNOTATIONS: [&str; 5] = [
+    ANNOTATION_IMAGE,
+    ANNOTATION_IMAGE_ID,
+    ANNOTATION_IMAGE_LAYERS,
+    ANNOTATION_STOP_SIGNAL,
+    ANNOTATION_EXPOSED_PORTS,
 ];
 
 /// The umask every container starts with (docker's); init sets it.
@@ -195,6 +211,28 @@ pub fn spec_from_container(c: &ContainerSpec) -> Spec {
     if c.init {
         annotations.insert(ANNOTATION_INIT.to_string(), "true".into());
     }
+    if let Some(image) = &c.image {
+        annotations.insert(ANNOTATION_IMAGE.into(), image.reference.clone());
+        annotations.insert(ANNOTATION_IMAGE_ID.into(), image.id.clone());
+        let layers: Vec<String> = image
+            .lower
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        annotations.insert(
+            ANNOTATION_IMAGE_LAYERS.into(),
+            serde_json::to_string(&layers).unwrap_or_default(),
+        );
+        if let Some(sig) = &image.stop_signal {
+            annotations.insert(ANNOTATION_STOP_SIGNAL.into(), sig.clone());
+        }
+        if !image.exposed_ports.is_empty() {
+            annotations.insert(
+                ANNOTATION_EXPOSED_PORTS.into(),
+                image.exposed_ports.join(","),
+            );
+        }
+    }
     spec.set_annotations(Some(annotations));
     spec
 }
@@ -236,6 +274,78 @@ fn mount_of(m: &FixedMount) -> Mount {
     mount.set_source(Some(m.source.into()));
     mount.set_options(Some(m.options.iter().map(|o| o.to_string()).collect()));
     mount
+}
+
+/// A `-v`, `--mount` or `--tmpfs` mount, as config.json writes it.
+pub fn volume_mount_of(v: &VolumeMount) -> Mount {
+    let mut mount = Mount::default();
+    mount.set_destination(v.target.clone());
+    let mut options: Vec<String> = vec![];
+    match &v.source {
+        VolumeSource::Bind(path) | VolumeSource::Named { path, .. } => {
+            mount.set_typ(Some("bind".into()));
+            mount.set_source(Some(path.clone()));
+            options.push("rbind".into());
+        }
+        VolumeSource::Tmpfs { size, mode } => {
+            mount.set_typ(Some("tmpfs".into()));
+            mount.set_source(Some("tmpfs".into()));
+            options.extend(size.map(|s| format!("size={s}")));
+            options.extend(mode.map(|m| format!("mode={m:o}")));
+        }
+    }
+    options.extend(["nosuid".to_string(), "nodev".to_string()]);
+    if v.read_only {
+        options.push("ro".into());
+    }
+    mount.set_options(Some(options));
+    mount
+}
+
+/// The image annotations, checked: every layer an existing directory, the first `root.path`.
+fn checked_image(
+    annotations: Option<&HashMap<String, String>>,
+    rootfs: &Path,
+) -> Result<Option<ImageUse>> {
+    let Some(a) = annotations else {
+        return Ok(None);
+    };
+    let Some(layers) = a.get(ANNOTATION_IMAGE_LAYERS) else {
+        if a.contains_key(ANNOTATION_IMAGE) {
+            bail!("annotation {ANNOTATION_IMAGE} without {ANNOTATION_IMAGE_LAYERS}: give both");
+        }
+        return Ok(None);
+    };
+    let layers: Vec<PathBuf> = serde_json::from_str(layers).map_err(|e| {
+        anyhow!("annotation {ANNOTATION_IMAGE_LAYERS} is not a JSON array of paths: {e}")
+    })?;
+    let mut lower = vec![];
+    for (i, l) in layers.iter().enumerate() {
+        let p = l
+            .canonicalize()
+            .ok()
+            .filter(|p| p.is_dir() && p != Path::new("/") && l.is_absolute())
+            .ok_or_else(|| {
+                anyhow!(
+                    "annotation {ANNOTATION_IMAGE_LAYERS}[{i}] {} is not an absolute path of a                      directory: pull or load the image again",
+                    l.display()
+                )
+            })?;
+        lower.push(p);
+    }
+    if lower.first().map(PathBuf::as_path) != Some(rootfs) {
+        bail!("annotation {ANNOTATION_IMAGE_LAYERS} must start with root.path");
+    }
+    Ok(Some(ImageUse {
+        reference: a.get(ANNOTATION_IMAGE).cloned().unwrap_or_default(),
+        id: a.get(ANNOTATION_IMAGE_ID).cloned().unwrap_or_default(),
+        lower,
+        stop_signal: a.get(ANNOTATION_STOP_SIGNAL).cloned(),
+        exposed_ports: a
+            .get(ANNOTATION_EXPOSED_PORTS)
+            .map(|p| p.split(',').map(str::to_string).collect())
+            .unwrap_or_default(),
+    }))
 }
 
 /// `linux` but what `setup::write_oci` writes (namespaces, paths, devices...).
@@ -322,6 +432,8 @@ pub fn default_bundle_spec() -> Spec {
         explain: false,
         private_layer: false,
         setup: Setup::docker(true),
+        image: None,
+        volumes: vec![],
     };
     spec_from_container(&container)
 }
@@ -394,7 +506,8 @@ pub fn container_from_spec(oci: &Spec, bundle: &Path, id: &str) -> Result<Contai
     let env = checked_env(process)?;
     let workdir = checked_cwd(process)?;
     let (uid, gid, groups) = checked_user(process.user())?;
-    let passwd = read_in_rootfs(&rootfs, "etc/passwd")?;
+    let image = checked_image(oci.annotations().as_ref(), &rootfs)?;
+    let passwd = read_in_root(&rootfs, image.as_ref(), "etc/passwd")?;
     let (name, home) = user::describe(uid, passwd.as_deref());
     let capabilities = checked_capabilities(process)?;
     let linux = oci
@@ -449,8 +562,12 @@ pub fn container_from_spec(oci: &Spec, bundle: &Path, id: &str) -> Result<Contai
         ports,
         net,
         explain: false,
-        private_layer: false,
+        // An image's layers are shared: a container always writes into a layer of its own.
+        private_layer: image.is_some(),
         setup,
+        image,
+        // -v and --mount arrive as mounts (setup.mounts); the flags' own form is the front end's.
+        volumes: vec![],
     })
 }
 
@@ -972,7 +1089,10 @@ fn checked_extras(
     let mut keys: Vec<&String> = annotations.keys().collect();
     keys.sort();
     for key in keys {
-        if key.starts_with("org.minibox.") && !KNOWN_ANNOTATIONS.contains(&key.as_str()) {
+        if key.starts_with("org.minibox.")
+            && !KNOWN_ANNOTATIONS.contains(&key.as_str())
+            && !IMAGE_ANNOTATIONS.contains(&key.as_str())
+        {
             bail!(
                 "annotation {key:?} is not known to this minibox (it knows {})",
                 KNOWN_ANNOTATIONS.join(", ")
@@ -1088,7 +1208,7 @@ mod tests {
         let crate::cli::Command::Run(args) = cli.command else {
             panic!("not a run command: {argv:?}");
         };
-        crate::cli::run::spec_from_run_args(&args).unwrap()
+        crate::cli::run::spec_from_run_args(&args, Path::new("/nonexistent-minibox-data")).unwrap()
     }
 
     #[test]
@@ -1132,11 +1252,27 @@ mod tests {
             &["-e", "A=1", "-e", "EMPTY=", "-e", "EQ=a=b"],
             &["-w", "/srv", "--hostname", "h1"],
             &["--cgroup-parent", "/outer/inner"],
+            &[
+                "-v",
+                "/tmp:/host-tmp:ro",
+                "-v",
+                "vol:/data",
+                "--tmpfs",
+                "/t:size=1m,mode=700",
+            ],
+            &[
+                "--mount",
+                "type=tmpfs,target=/run",
+                "--mount",
+                "type=bind,source=/etc,target=/e",
+            ],
         ];
         for flags in cases {
-            // A bundle's root is used as given: the private layer is the front end's to add.
+            // A bundle's root is used as given: the private layer is the front end's to add;
+            // so are the volumes' flags (their mounts are in the mount list, see cli::run).
             let c = ContainerSpec {
                 private_layer: false,
+                volumes: vec![],
                 ..drafted(dir.path(), flags)
             };
             let oci = spec_from_container(&c);

@@ -16,6 +16,7 @@ use crate::kernel::net::{NetOptions, Network, PortMapping};
 use crate::kernel::seccomp::SeccompProfile;
 use crate::model::setup::Setup;
 use crate::model::user::Identity;
+use crate::model::volume::{ImageUse, VolumeMount};
 
 /// Docker's default `PATH` for a container.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -68,6 +69,11 @@ pub struct ContainerSpec {
     pub init: bool,
     /// Mounts, namespaces, devices, rlimits...: the rest of config.json that init honours.
     pub setup: Setup,
+    /// The image the container is made from: its root is an overlay of the image's layers
+    /// (`rootfs` is then the top one) and a layer of its own.
+    pub image: Option<ImageUse>,
+    /// `-v`, `--mount`, `--tmpfs`: mounted after the fixed mounts, in this order.
+    pub volumes: Vec<VolumeMount>,
 }
 
 impl ContainerSpec {
@@ -159,6 +165,23 @@ pub fn new_id() -> Result<String> {
         .and_then(|mut f| f.read_exact(&mut bytes))
         .context("reading /dev/urandom for a container id")?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Reads a file of the container's root as the container will see it: of ROOTFS, or of the
+/// image's layers (top first; a whiteout or an opaque directory hides what is below).
+pub fn read_in_root(rootfs: &Path, image: Option<&ImageUse>, rel: &str) -> Result<Option<Vec<u8>>> {
+    let Some(image) = image else {
+        return read_in_rootfs(rootfs, rel);
+    };
+    for layer in &image.lower {
+        match crate::store::merged::presence(layer, rel) {
+            crate::store::merged::Presence::Absent => continue,
+            crate::store::merged::Presence::Hidden => return Ok(None),
+            crate::store::merged::Presence::Here => return read_in_rootfs(layer, rel),
+            crate::store::merged::Presence::AbsentOpaque => return Ok(None),
+        }
+    }
+    Ok(None)
 }
 
 /// Reads a file of the rootfs without ever leaving it (symlinks resolve inside ROOTFS).
@@ -299,7 +322,7 @@ mod tests {
         let crate::cli::Command::Run(args) = cli.command else {
             panic!("not a run command: {argv:?}");
         };
-        crate::cli::run::spec_from_run_args(&args)
+        crate::cli::run::spec_from_run_args(&args, Path::new("/nonexistent-minibox-data"))
     }
 
     fn rootfs_with_passwd() -> tempfile::TempDir {

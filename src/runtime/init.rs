@@ -99,7 +99,7 @@ fn set_up_and_exec(
     rootfs::make_mounts_private()?;
     // ROOTFS below, the container's own layer above, so every write (the mount points and the
     // workdir made below included) lands in the layer; or a bundle's root, as its maker gave it.
-    let root = mount_root(&spec.rootfs, prepared.layer)?;
+    let root = mount_root(spec, prepared.layer)?;
     // The mount list in its order (docker's: our own /proc, /sys ro, a /dev of fresh nodes with
     // devpts and /dev/shm), each resolved inside the root; a /dev tmpfs gets the device nodes.
     let mounted = mounts::mount_all(&root, &spec.setup.mounts, &spec.setup.devices)?;
@@ -173,16 +173,20 @@ fn set_up_and_exec(
     exec_command(spec, prepared.init_binary)
 }
 
-fn mount_root(rootfs: &Path, layer: Option<&Layer>) -> Result<OwnedFd> {
+fn mount_root(spec: &ContainerSpec, layer: Option<&Layer>) -> Result<OwnedFd> {
+    let lower: Vec<&Path> = match &spec.image {
+        Some(image) => image.lower.iter().map(PathBuf::as_path).collect(),
+        None => vec![spec.rootfs.as_path()],
+    };
     match layer {
         Some(layer) => rootfs::mount_overlay(&OverlayDirs {
-            lower: rootfs,
+            lower: &lower,
             upper: &layer.upper,
             work: &layer.work,
             merged: &layer.merged,
             data_root: &layer.data_root,
         }),
-        None => rootfs::bind_rootfs(rootfs),
+        None => rootfs::bind_rootfs(&spec.rootfs),
     }
 }
 

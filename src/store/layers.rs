@@ -81,6 +81,11 @@ impl Layers {
         })
     }
 
+    /// The data root, canonical.
+    pub fn data_root(&self) -> &Path {
+        &self.data_root
+    }
+
     /// The layer of container `id` (nothing is made).
     pub fn layer(&self, id: &str) -> Layer {
         let dir = self.containers.join(id);

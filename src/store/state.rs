@@ -73,6 +73,12 @@ pub struct ContainerState {
     /// `None` in records older than seccomp.
     #[serde(default)]
     pub seccomp: Option<String>,
+    /// The image it was made from (its layers, stop signal, exposed ports).
+    #[serde(default)]
+    pub image: Option<crate::model::volume::ImageUse>,
+    /// Its `-v`, `--mount` and `--tmpfs` mounts, as `SOURCE:TARGET[:ro]`.
+    #[serde(default)]
+    pub volumes: Vec<String>,
 }
 
 /// A process as the kernel names it for good: its pid and its start time (`/proc/PID/stat`
@@ -178,6 +184,8 @@ impl ContainerState {
                         p.name.clone()
                     }),
             ),
+            image: spec.image.clone(),
+            volumes: spec.volumes.iter().map(|v| v.display()).collect(),
         }
     }
 
@@ -579,6 +587,8 @@ mod tests {
             tty: false,
             init: false,
             setup: crate::model::setup::Setup::docker(true),
+            image: None,
+            volumes: vec![],
         }
     }
 

@@ -1,0 +1,344 @@
+//! The image and volume commands: `load`, `pull`, `import`, `images`, `rmi`, `tag`,
+//! `image inspect`, `export`, `volume ls|create|rm|inspect`; and how `run IMAGE` finds an
+//! image and the defaults its config gives.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use oci_spec::image::ImageConfiguration;
+use serde_json::json;
+
+use crate::model::volume::ImageUse;
+use crate::store::images::{check_reference, normalize, split_tag, Images};
+use crate::store::state::Store;
+use crate::store::{load, merged, pull, volumes};
+
+/// What of an image's config `run` uses (docker's `config` object).
+#[derive(Debug, Clone, Default)]
+pub struct RunConfig {
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+}
+
+/// `run IMAGE`: the image in the store named `name`, if any.
+pub fn find_for_run(data_root: &Path, name: &Path) -> Result<Option<(ImageUse, RunConfig)>> {
+    let Some(key) = name.to_str() else {
+        return Ok(None);
+    };
+    let Some(images) = Images::open_existing(data_root)? else {
+        return Ok(None);
+    };
+    let index = images.index()?;
+    let Some(record) = index.find(key)? else {
+        return Ok(None);
+    };
+    let config: ImageConfiguration = serde_json::from_slice(&images.blob(&record.id)?)
+        .with_context(|| format!("the config of image {}", record.id))?;
+    let c = config.config().clone().unwrap_or_default();
+    let run = RunConfig {
+        entrypoint: c.entrypoint().clone().unwrap_or_default(),
+        cmd: c.cmd().clone().unwrap_or_default(),
+        env: c.env().clone().unwrap_or_default(),
+        user: c.user().clone(),
+        working_dir: c.working_dir().clone(),
+    };
+    let reference = if index.tags.contains_key(&normalize(key)) {
+        normalize(key)
+    } else {
+        record.id.clone()
+    };
+    let image = ImageUse {
+        reference,
+        id: record.id.clone(),
+        lower: images.lower_dirs(record)?,
+        stop_signal: c.stop_signal().clone(),
+        exposed_ports: c.exposed_ports().clone().unwrap_or_default(),
+    };
+    Ok(Some((image, run)))
+}
+
+fn short(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    &hex[..12.min(hex.len())]
+}
+
+/// `minibox load [-i FILE]`.
+pub fn load(data_root: &Path, input: Option<&Path>) -> Result<i32> {
+    let images = Images::open(data_root)?;
+    let loaded = load::load(&images, input)?;
+    for l in loaded {
+        if l.tags.is_empty() {
+            out!("Loaded image ID: {}", l.id);
+        }
+        for t in l.tags {
+            out!("Loaded image: {t}");
+        }
+    }
+    Ok(0)
+}
+
+/// `minibox pull NAME[:TAG|@DIGEST] [--insecure]`.
+pub fn pull(data_root: &Path, reference: &str, insecure: bool) -> Result<i32> {
+    let images = Images::open(data_root)?;
+    let id = pull::pull(&images, reference, insecure)?;
+    out!("{reference}: {id}");
+    Ok(0)
+}
+
+/// `minibox import FILE NAME[:TAG]`.
+pub fn import(data_root: &Path, file: &Path, reference: &str) -> Result<i32> {
+    let reference = check_reference(reference)?;
+    let images = Images::open(data_root)?;
+    out!("{}", load::import(&images, file, &reference)?);
+    Ok(0)
+}
+
+/// `minibox images`.
+pub fn list(data_root: &Path, quiet: bool) -> Result<i32> {
+    let index = match Images::open_existing(data_root)? {
+        Some(images) => images.index()?,
+        None => Default::default(),
+    };
+    let mut rows: Vec<[String; 5]> = vec![];
+    for (id, record) in &index.images {
+        let tags = index.tags_of(id);
+        let names: Vec<(String, String)> = if tags.is_empty() {
+            vec![("<none>".into(), "<none>".into())]
+        } else {
+            tags.iter()
+                .map(|t| {
+                    let (r, g) = split_tag(t);
+                    (r.to_string(), g.to_string())
+                })
+                .collect()
+        };
+        for (repo, tag) in names {
+            rows.push([
+                repo,
+                tag,
+                short(id).to_string(),
+                record.created.clone().unwrap_or_else(|| "-".into()),
+                crate::kernel::cgroup::human_bytes(record.size),
+            ]);
+        }
+    }
+    if quiet {
+        for r in &rows {
+            out!("{}", r[2]);
+        }
+        return Ok(0);
+    }
+    let header = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"];
+    let widths: Vec<usize> = (0..5)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[&str]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("   ")
+            .trim_end()
+            .to_string()
+    };
+    out!("{}", line(&header));
+    for r in &rows {
+        out!(
+            "{}",
+            line(&r.iter().map(String::as_str).collect::<Vec<_>>())
+        );
+    }
+    Ok(0)
+}
+
+/// `minibox tag SRC DST`.
+pub fn tag(data_root: &Path, src: &str, dst: &str) -> Result<i32> {
+    let dst = check_reference(dst)?;
+    let images = open_for(data_root, src)?;
+    let lock = images.lock()?;
+    let mut index = images.index()?;
+    let id = found(&index, src)?;
+    index.tags.insert(dst, id);
+    images.write_index(&lock, &index)?;
+    Ok(0)
+}
+
+fn open_for(data_root: &Path, key: &str) -> Result<Images> {
+    Images::open_existing(data_root)?.with_context(|| {
+        format!(
+            "no such image: {key} (the store {} is empty)",
+            data_root.display()
+        )
+    })
+}
+
+fn found(index: &crate::store::images::Index, key: &str) -> Result<String> {
+    Ok(index
+        .find(key)?
+        .with_context(|| format!("no such image: {key} (minibox images lists them)"))?
+        .id
+        .clone())
+}
+
+/// `minibox rmi [-f] IMAGE...`: untags; removes the image (and the layers no other uses) once
+/// no tag is left. Refused while any container record uses it.
+pub fn rmi(data_root: &Path, store: &Store, force: bool, keys: &[String]) -> Result<i32> {
+    let images = open_for(data_root, &keys[0])?;
+    for key in keys {
+        let lock = images.lock()?;
+        let mut index = images.index()?;
+        let id = found(&index, key)?;
+        let tags = index.tags_of(&id);
+        let by_tag = index.tags.contains_key(&normalize(key));
+        if by_tag && (tags.len() > 1) && !force {
+            // One name of several: the image stays, so containers may keep using it.
+            index.tags.remove(&normalize(key));
+            out!("Untagged: {}", normalize(key));
+        } else {
+            let users: Vec<String> = store
+                .list()?
+                .into_iter()
+                .filter(|c| c.image.as_ref().is_some_and(|i| i.id == id))
+                .map(|c| c.name)
+                .collect();
+            if !users.is_empty() {
+                bail!(
+                    "cannot remove image {key}: container(s) {} use it; remove them first \
+                     (minibox rm)",
+                    users.join(", ")
+                );
+            }
+            if !by_tag && tags.len() > 1 && !force {
+                bail!(
+                    "image {key} has several tags ({}): remove them one by one, or use rmi -f",
+                    tags.join(", ")
+                );
+            }
+            for t in tags {
+                index.tags.remove(&t);
+                out!("Untagged: {t}");
+            }
+            index.images.remove(&id);
+            out!("Deleted: {id}");
+        }
+        images.write_index(&lock, &index)?;
+        images.collect_garbage(&index)?;
+    }
+    Ok(0)
+}
+
+/// `minibox image inspect IMAGE`: the record and the config, as JSON.
+pub fn inspect(data_root: &Path, key: &str) -> Result<i32> {
+    let images = open_for(data_root, key)?;
+    let index = images.index()?;
+    let id = found(&index, key)?;
+    let record = &index.images[&id];
+    let config: serde_json::Value = serde_json::from_slice(&images.blob(&id)?)?;
+    let layers: Vec<PathBuf> = images.lower_dirs(record)?.into_iter().rev().collect();
+    let v = json!({
+        "Id": id,
+        "RepoTags": index.tags_of(&id),
+        "ManifestDigest": record.manifest,
+        "Created": record.created,
+        "Size": record.size,
+        "Architecture": config.get("architecture"),
+        "Os": config.get("os"),
+        "Config": config.get("config"),
+        "RootFS": {"Type": "layers", "Layers": record.layers},
+        "LayerDirs": layers,
+    });
+    out!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(0)
+}
+
+/// `minibox export CONTAINER [-o FILE]`: its merged filesystem (image or ROOTFS, then its own
+/// layer) as a tar stream.
+pub fn export(store: &Store, key: &str, output: Option<&Path>) -> Result<i32> {
+    let c = store.resolve(key)?;
+    let mut lower: Vec<PathBuf> = match &c.image {
+        Some(i) => i.lower.clone(),
+        None => vec![c.rootfs.clone()],
+    };
+    if let Some(layer) = &c.layer {
+        let upper = layer.join("upper");
+        if upper.is_dir() {
+            lower.insert(0, upper);
+        }
+    }
+    match output {
+        Some(path) => {
+            let tmp = path.with_extension("partial");
+            let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            merged::write_tar(&lower, None, &mut w)?;
+            w.flush()?;
+            std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+        }
+        None => {
+            if nix::unistd::isatty(std::io::stdout()).unwrap_or(false) {
+                bail!(
+                    "refusing to write a tar stream to a terminal: give -o FILE or redirect stdout"
+                );
+            }
+            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+            merged::write_tar(&lower, None, &mut w)?;
+            w.flush()?;
+        }
+    }
+    Ok(0)
+}
+
+/// `minibox volume ls|create|rm|inspect`.
+pub fn volume(data_root: &Path, store: &Store, action: &str, names: &[String]) -> Result<i32> {
+    match action {
+        "ls" => {
+            out!("DRIVER    VOLUME NAME");
+            for n in volumes::list(data_root)? {
+                out!("local     {n}");
+            }
+        }
+        "create" => {
+            let images = Images::open(data_root)?;
+            for n in names {
+                volumes::create(images.root(), n)?;
+                out!("{n}");
+            }
+        }
+        "rm" => {
+            for n in names {
+                volumes::remove(store, data_root, n)?;
+                out!("{n}");
+            }
+        }
+        "inspect" => {
+            let mut all = vec![];
+            for n in names {
+                let path = crate::model::volume::volume_path(data_root, n);
+                if !path.is_dir() {
+                    bail!("no such volume: {n}");
+                }
+                all.push(json!({
+                    "Name": n,
+                    "Driver": "local",
+                    "Mountpoint": path,
+                    "UsedBy": volumes::users(store, n)?,
+                }));
+            }
+            out!("{}", serde_json::to_string_pretty(&all)?);
+        }
+        other => bail!("unknown volume command {other:?}: use ls, create, rm or inspect"),
+    }
+    Ok(0)
+}

@@ -1,0 +1,300 @@
+//! The merged view of a stack of layers, as overlayfs shows it, written as a tar stream:
+//! `minibox export` (an image's layers and a container's own upper layer) and the seeding of
+//! a named volume from an image.
+//!
+//! Layers are read on the host, and a container's upper layer is the container's to shape
+//! (even while it runs), so every file is reached from its layer's root one component at a
+//! time with `O_NOFOLLOW`: a symlink is written as a symlink, never followed.
+//! Whiteouts are overlayfs's (a character device 0:0 hides a name below; the
+//! `trusted.overlay.opaque=y` attribute hides a directory's contents below).
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
+use nix::sys::stat::{fstatat, FileStat, Mode};
+
+use crate::store::unpack::{get_xattr, OPAQUE_XATTR};
+
+fn open_dir(at: Option<&OwnedFd>, name: &OsStr) -> nix::Result<OwnedFd> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    match at {
+        Some(at) => openat(at, name, flags, Mode::empty()),
+        None => nix::fcntl::open(name, flags, Mode::empty()),
+    }
+}
+
+fn is_whiteout(st: &FileStat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == 0
+}
+
+/// Every path of the merged view (relative, `/`-separated) → the layer (index into the list,
+/// top first) whose entry shows.
+fn merge(lowers_top_first: &[PathBuf]) -> Result<BTreeMap<Vec<u8>, usize>> {
+    let mut merged: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+    for (idx, layer) in lowers_top_first.iter().enumerate().rev() {
+        let root = open_dir(None, layer.as_os_str())
+            .with_context(|| format!("opening the layer {}", layer.display()))?;
+        walk_layer(&root, &[], idx, &mut merged)
+            .with_context(|| format!("reading the layer {}", layer.display()))?;
+    }
+    Ok(merged)
+}
+
+fn remove_below(merged: &mut BTreeMap<Vec<u8>, usize>, path: &[u8]) {
+    let mut prefix = path.to_vec();
+    prefix.push(b'/');
+    let doomed: Vec<Vec<u8>> = merged
+        .range(prefix.clone()..)
+        .take_while(|(k, _)| k.starts_with(&prefix))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in doomed {
+        merged.remove(&k);
+    }
+}
+
+fn walk_layer(
+    dir: &OwnedFd,
+    path: &[u8],
+    idx: usize,
+    merged: &mut BTreeMap<Vec<u8>, usize>,
+) -> Result<()> {
+    let listing = nix::dir::Dir::from_fd(nix::unistd::dup(dir)?)?;
+    let mut names: Vec<Vec<u8>> = vec![];
+    let mut listing = listing;
+    for e in listing.iter() {
+        let e = e?;
+        let name = e.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(name.to_vec());
+        }
+    }
+    for name in names {
+        let os = OsStr::from_bytes(&name);
+        let st = match fstatat(dir, os, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let mut child = path.to_vec();
+        if !child.is_empty() {
+            child.push(b'/');
+        }
+        child.extend_from_slice(&name);
+        if is_whiteout(&st) {
+            merged.remove(&child);
+            remove_below(merged, &child);
+            continue;
+        }
+        let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        let lower_is_dir = merged.contains_key(&child);
+        if !is_dir {
+            remove_below(merged, &child);
+            merged.insert(child, idx);
+            continue;
+        }
+        let sub = match open_dir(Some(dir), os) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) | Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if lower_is_dir && get_xattr(sub.as_raw_fd(), OPAQUE_XATTR).as_deref() == Some(b"y") {
+            remove_below(merged, &child);
+        }
+        merged.insert(child.clone(), idx);
+        walk_layer(&sub, &child, idx, merged)?;
+    }
+    Ok(())
+}
+
+/// Opens the parent directory of `rel` inside `root`, each component with `O_NOFOLLOW`.
+fn parent_of(root: &OwnedFd, rel: &[u8]) -> Result<(OwnedFd, Vec<u8>)> {
+    let mut parts: Vec<&[u8]> = rel.split(|&b| b == b'/').collect();
+    let name = parts.pop().unwrap_or_default().to_vec();
+    let mut cur = root.try_clone()?;
+    for p in parts {
+        cur = open_dir(Some(&cur), OsStr::from_bytes(p))?;
+    }
+    Ok((cur, name))
+}
+
+/// Writes the merged view of `lowers` (top first) as a tar stream. With `sub`, only what is
+/// below that directory, re-rooted there (its own entry becomes `./`). Returns whether `sub`
+/// exists as a directory in the view (always true without `sub`).
+pub fn write_tar(lowers_top_first: &[PathBuf], sub: Option<&str>, out: impl Write) -> Result<bool> {
+    let merged = merge(lowers_top_first)?;
+    let roots: Vec<OwnedFd> = lowers_top_first
+        .iter()
+        .map(|l| open_dir(None, l.as_os_str()).with_context(|| format!("opening {}", l.display())))
+        .collect::<Result<_>>()?;
+    let sub: Option<Vec<u8>> = sub
+        .map(|s| s.trim_matches('/').as_bytes().to_vec())
+        .filter(|s| !s.is_empty());
+    let mut builder = tar::Builder::new(out);
+    let mut seen: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    // The root directory itself, from the top layer.
+    let mut entries: Vec<(Vec<u8>, Option<usize>)> = vec![];
+    match &sub {
+        None => entries.push((vec![], None)),
+        Some(s) => match merged.get(s) {
+            Some(&idx) => entries.push((s.clone(), Some(idx))),
+            None => return Ok(false),
+        },
+    }
+    let prefix = sub.as_ref().map(|s| {
+        let mut p = s.clone();
+        p.push(b'/');
+        p
+    });
+    for (path, &idx) in &merged {
+        if let Some(p) = &prefix {
+            if !path.starts_with(p) {
+                continue;
+            }
+        }
+        entries.push((path.clone(), Some(idx)));
+    }
+    for (path, idx) in entries {
+        let name_in_tar: Vec<u8> = match (&sub, idx) {
+            (None, None) => b"./".to_vec(),
+            (None, Some(_)) => path.clone(),
+            (Some(s), _) if &path == s => b"./".to_vec(),
+            (Some(s), _) => path[s.len() + 1..].to_vec(),
+        };
+        let (st, link, file) = match idx {
+            None => {
+                let st = nix::sys::stat::fstat(&roots[0])?;
+                (st, None, None)
+            }
+            Some(idx) => {
+                let (parent, name) = parent_of(&roots[idx], &path)?;
+                let os = OsStr::from_bytes(&name);
+                let st = fstatat(&parent, os, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+                let kind = st.st_mode & libc::S_IFMT;
+                if kind == libc::S_IFLNK {
+                    let target = readlinkat(&parent, os)?;
+                    (st, Some(PathBuf::from(target)), None)
+                } else if kind == libc::S_IFREG {
+                    let fd = openat(
+                        &parent,
+                        os,
+                        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+                        Mode::empty(),
+                    )?;
+                    (st, None, Some(File::from(fd)))
+                } else {
+                    (st, None, None)
+                }
+            }
+        };
+        if sub.is_some()
+            && idx.is_some()
+            && name_in_tar == b"./"
+            && st.st_mode & libc::S_IFMT != libc::S_IFDIR
+        {
+            return Ok(false);
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(st.st_mode & 0o7777);
+        header.set_uid(st.st_uid as u64);
+        header.set_gid(st.st_gid as u64);
+        header.set_mtime(st.st_mtime.max(0) as u64);
+        header.set_size(0);
+        let tar_path = Path::new(OsStr::from_bytes(&name_in_tar)).to_path_buf();
+        let kind = st.st_mode & libc::S_IFMT;
+        // A file seen before under another name is a hard link to it.
+        if kind == libc::S_IFREG && st.st_nlink > 1 {
+            let key = (st.st_dev, st.st_ino);
+            if let Some(first) = seen.get(&key) {
+                header.set_entry_type(tar::EntryType::Link);
+                builder.append_link(&mut header, &tar_path, first)?;
+                continue;
+            }
+            seen.insert(key, tar_path.clone());
+        }
+        match kind {
+            libc::S_IFDIR => {
+                header.set_entry_type(tar::EntryType::Directory);
+                builder.append_data(&mut header, &tar_path, std::io::empty())?;
+            }
+            libc::S_IFREG => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(st.st_size as u64);
+                let file = file.context("a regular file without a handle")?;
+                builder.append_data(&mut header, &tar_path, file)?;
+            }
+            libc::S_IFLNK => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                builder.append_link(&mut header, &tar_path, link.unwrap_or_default())?;
+            }
+            libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO => {
+                header.set_entry_type(match kind {
+                    libc::S_IFCHR => tar::EntryType::Char,
+                    libc::S_IFBLK => tar::EntryType::Block,
+                    _ => tar::EntryType::Fifo,
+                });
+                header.set_device_major(nix::sys::stat::major(st.st_rdev) as u32)?;
+                header.set_device_minor(nix::sys::stat::minor(st.st_rdev) as u32)?;
+                builder.append_data(&mut header, &tar_path, std::io::empty())?;
+            }
+            // Sockets are not files an archive can hold.
+            _ => {}
+        }
+    }
+    builder.finish()?;
+    Ok(true)
+}
+
+/// Whether one layer decides what a path is in the merged view.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Presence {
+    /// The layer has the path: read it there.
+    Here,
+    /// A whiteout in the layer hides it.
+    Hidden,
+    /// The layer says nothing: look below.
+    Absent,
+    /// Not here, and an opaque directory on its way hides the layers below.
+    AbsentOpaque,
+}
+
+/// What `layer` says of `rel` (components walked with `O_NOFOLLOW`; a symlink on the way
+/// counts as the layer's answer).
+pub fn presence(layer: &Path, rel: &str) -> Presence {
+    let Ok(mut cur) = open_dir(None, layer.as_os_str()) else {
+        return Presence::Absent;
+    };
+    let parts: Vec<&str> = rel
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    let mut opaque = false;
+    for (i, part) in parts.iter().enumerate() {
+        let os = OsStr::new(part);
+        let st = match fstatat(&cur, os, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(_) if opaque => return Presence::AbsentOpaque,
+            Err(_) => return Presence::Absent,
+        };
+        if is_whiteout(&st) {
+            return Presence::Hidden;
+        }
+        if i + 1 == parts.len() || st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            return Presence::Here;
+        }
+        cur = match open_dir(Some(&cur), os) {
+            Ok(fd) => fd,
+            Err(_) => return Presence::Here,
+        };
+        opaque = get_xattr(cur.as_raw_fd(), OPAQUE_XATTR).as_deref() == Some(b"y");
+    }
+    Presence::Here
+}
