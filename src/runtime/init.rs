@@ -152,7 +152,7 @@ fn mount_root(rootfs: &Path, layer: Option<&Layer>) -> Result<OwnedFd> {
     }
 }
 
-fn join_new_session_keyring() -> Result<()> {
+pub fn join_new_session_keyring() -> Result<()> {
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
     // SAFETY: keyctl(JOIN_SESSION_KEYRING, NULL) reads no memory of ours (a NULL name asks for
     // a new anonymous keyring) and only changes this process's keyring.
@@ -196,18 +196,18 @@ fn bring_up_loopback_if_private(network: Network) -> Result<()> {
     }
 }
 
-fn install_seccomp_filter(filter: Option<&seccomp::Program>) -> Result<()> {
+pub fn install_seccomp_filter(filter: Option<&seccomp::Program>) -> Result<()> {
     match filter {
         Some(program) => seccomp::install(program),
         None => Ok(()),
     }
 }
 
-fn set_no_new_privs() -> Result<()> {
+pub fn set_no_new_privs() -> Result<()> {
     nix::sys::prctl::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS)")
 }
 
-fn enter_workdir(workdir: &Path) -> Result<()> {
+pub fn enter_workdir(workdir: &Path) -> Result<()> {
     std::env::set_current_dir(workdir)
         .with_context(|| format!("cannot enter the working directory {}", workdir.display()))?;
     // getcwd fails (ENOENT, "(unreachable)") when the cwd is not under our root.
@@ -252,7 +252,7 @@ fn cstrings(items: &[String], what: &str) -> Result<Vec<CString>> {
 /// `execve` CMD. A CMD without `/` is looked up in the container's `PATH`, as a shell would.
 /// With `--init`, the init is exec'd instead, with CMD's resolved path. Only returns on
 /// failure, with docker's status: 127 not found, 126 not executable.
-fn exec_command(spec: &ContainerSpec, init_binary: Option<&OwnedFd>) -> Result<Infallible> {
+pub fn exec_command(spec: &ContainerSpec, init_binary: Option<&OwnedFd>) -> Result<Infallible> {
     let argv = cstrings(&spec.args, "argument")?;
     let envp = cstrings(&spec.env, "environment entry")?;
     let cmd = &spec.args[0];
