@@ -73,6 +73,10 @@ fn dispatch(cli: Cli) -> Result<i32> {
         return cli::spec::print(&args.args, &cli.data_root);
     }
     require_root()?;
+    // exec joins containers: from a sealed copy of minibox, never the host's file.
+    if let Command::Exec(_) = &cli.command {
+        runtime::sealed_self::become_sealed_copy()?;
+    }
     let state_root = state::check_root(&cli.root)?;
     let data_root = cli.data_root.clone();
     let command = match cli.command {
@@ -129,6 +133,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Port { container } => lifecycle::port(&store, &container),
         Command::Top { container } => cli::top::top(&store, &container),
         Command::Network(command) => cli::network::dispatch(&store, command),
+        Command::Exec(args) => cli::exec::exec(&store, &args),
         Command::Inspect { format, container } => {
             inspect::inspect(&store, &container, format == "table")
         }

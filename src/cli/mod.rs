@@ -1,6 +1,7 @@
 //! The front ends: the command line, docker-style (`run`, and the lifecycle commands in
 //! `lifecycle`), and what reads a container back (`inspect`, `top`).
 
+pub mod exec;
 pub mod images;
 pub mod inspect;
 pub mod lifecycle;
@@ -96,6 +97,8 @@ pub enum Command {
         #[arg(value_name = "CONTAINER")]
         container: String,
     },
+    /// Run a command in a running container (docker's flags, or runc's: --process FILE...).
+    Exec(exec::ExecArgs),
     /// Show a container's processes, with their host and container pids.
     Top {
         #[arg(value_name = "CONTAINER")]

@@ -724,7 +724,7 @@ fn refuse_process_extras(p: &Process) -> Result<()> {
     Ok(())
 }
 
-fn checked_args(p: &Process) -> Result<Vec<String>> {
+pub(crate) fn checked_args(p: &Process) -> Result<Vec<String>> {
     let args = p.args().clone().unwrap_or_default();
     match args.first() {
         None => bail!("process.args is empty: give the program to run and its arguments"),
@@ -737,7 +737,7 @@ fn checked_args(p: &Process) -> Result<Vec<String>> {
     Ok(args)
 }
 
-fn checked_env(p: &Process) -> Result<Vec<String>> {
+pub(crate) fn checked_env(p: &Process) -> Result<Vec<String>> {
     let env = p.env().clone().unwrap_or_default();
     for (i, entry) in env.iter().enumerate() {
         let ok = entry.split_once('=').is_some_and(|(k, _)| !k.is_empty()) && !entry.contains('\0');
@@ -748,7 +748,7 @@ fn checked_env(p: &Process) -> Result<Vec<String>> {
     Ok(env)
 }
 
-fn checked_cwd(p: &Process) -> Result<PathBuf> {
+pub(crate) fn checked_cwd(p: &Process) -> Result<PathBuf> {
     let cwd = p.cwd();
     if !cwd.is_absolute() {
         bail!(

@@ -190,7 +190,7 @@ fn mount_root(spec: &ContainerSpec, layer: Option<&Layer>) -> Result<OwnedFd> {
     }
 }
 
-fn join_new_session_keyring() -> Result<()> {
+pub fn join_new_session_keyring() -> Result<()> {
     const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
     // SAFETY: keyctl(JOIN_SESSION_KEYRING, NULL) reads no memory of ours (a NULL name asks for
     // a new anonymous keyring) and only changes this process's keyring.
@@ -243,7 +243,7 @@ fn join_network_namespace(netns: Option<&File>) -> Result<()> {
     }
 }
 
-fn install_seccomp_filter(filter: Option<&seccomp::Program>, now: bool) -> Result<()> {
+pub fn install_seccomp_filter(filter: Option<&seccomp::Program>, now: bool) -> Result<()> {
     match filter {
         Some(program) if now => seccomp::install(program),
         _ => Ok(()),
@@ -254,6 +254,10 @@ fn set_no_new_privs_if_asked(asked: bool) -> Result<()> {
     if !asked {
         return Ok(());
     }
+    set_no_new_privs()
+}
+
+pub fn set_no_new_privs() -> Result<()> {
     nix::sys::prctl::set_no_new_privs().context("prctl(PR_SET_NO_NEW_PRIVS)")
 }
 
@@ -264,7 +268,7 @@ fn root_propagation(spec: &ContainerSpec) -> Option<nix::mount::MsFlags> {
         .and_then(crate::kernel::mounts::propagation)
 }
 
-fn enter_workdir(workdir: &Path) -> Result<()> {
+pub fn enter_workdir(workdir: &Path) -> Result<()> {
     std::env::set_current_dir(workdir)
         .with_context(|| format!("cannot enter the working directory {}", workdir.display()))?;
     // getcwd fails (ENOENT, "(unreachable)") when the cwd is not under our root.
@@ -309,7 +313,7 @@ fn cstrings(items: &[String], what: &str) -> Result<Vec<CString>> {
 /// `execve` CMD. A CMD without `/` is looked up in the container's `PATH`, as a shell would.
 /// With `--init`, the init is exec'd instead, with CMD's resolved path. Only returns on
 /// failure, with docker's status: 127 not found, 126 not executable.
-fn exec_command(spec: &ContainerSpec, init_binary: Option<&OwnedFd>) -> Result<Infallible> {
+pub fn exec_command(spec: &ContainerSpec, init_binary: Option<&OwnedFd>) -> Result<Infallible> {
     let argv = cstrings(&spec.args, "argument")?;
     let envp = cstrings(&spec.env, "environment entry")?;
     let cmd = &spec.args[0];

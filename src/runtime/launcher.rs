@@ -195,6 +195,8 @@ fn supervise(
     stdio: Stdio,
     start: &mut StartSignal,
 ) -> Result<i32> {
+    // What `exec` needs to make another process of this container: its description.
+    save_config(spec, store, state)?;
     // Host ports first: one already taken stops us before anything else is made.
     let ports = PublishedPorts::bind(&spec.ports)?;
     let mappings = ports.mappings();
@@ -296,6 +298,13 @@ fn supervise(
         s.finished_ms = Some(now_ms());
     });
     Ok(code)
+}
+
+/// The container's config.json in its state directory, for `minibox exec`.
+fn save_config(spec: &ContainerSpec, store: &Store, state: &ContainerState) -> Result<()> {
+    let path = store.dir(&state.id).join(crate::cli::exec::CONFIG_FILE);
+    let json = crate::model::oci::to_json(&crate::model::oci::spec_from_container(spec))?;
+    std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Gives a container's lease back when its supervisor is done with it.

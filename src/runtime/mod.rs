@@ -2,11 +2,13 @@
 //! container, and the child side (`init`) that sets it up and becomes its program.
 
 pub mod channel;
+pub mod exec;
 pub mod explain;
 pub mod init;
 pub mod launcher;
 pub mod network;
 pub mod pid1;
+pub mod sealed_self;
 pub mod signals;
 pub mod status;
 pub mod stdio;

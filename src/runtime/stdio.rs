@@ -364,6 +364,16 @@ struct PendingTerminal {
 }
 
 impl Relay {
+    /// Nothing to relay: the process holds its own stdio (OCI `exec`, `exec -d`).
+    pub fn none() -> Relay {
+        Relay {
+            streams: Vec::new(),
+            terminal: None,
+            master: None,
+            _raw: None,
+        }
+    }
+
     /// `-t`: takes the master the container sent while setting itself up (it is there once the
     /// container has exec'd CMD, already of the caller's window size), and relays the caller's
     /// stdin into it (`-i`) and all it prints out. The caller's terminal goes raw (`-i` on a

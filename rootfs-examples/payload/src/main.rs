@@ -159,6 +159,7 @@ const COMMANDS: &[Command] = &[
     Command { name: "orphans", args: &["N", "SECS"], help: "leave N orphans that exit, then sleep SECS", run: tty::orphans },
     Command { name: "exe-attack", args: &[], help: "open every /proc/PID/exe for writing (CVE-2019-5736)", run: tty::exe_attack },
     Command { name: "exec", args: &["PROGRAM", "ARGS..."], help: "become PROGRAM (execv)", run: process::exec },
+    Command { name: "exe-watch", args: &["SECS"], help: "for SECS, try to open every other /proc/PID/exe for writing (exec's CVE-2019-5736 race)", run: tty::exe_watch },
     Command { name: "later", args: &["SECS", "SUBCOMMAND", "ARGS..."], help: "sleep SECS, then run SUBCOMMAND", run: later },
     Command { name: "syscalls", args: &["PROBE..."], help: "try each PROBE syscall (in a child), print PROBE=OK|ERRNO|SIGNAL", run: syscalls::syscalls },
     Command { name: "getppid-loop", args: &["N"], help: "N raw getppid calls, print ns_per_call", run: syscalls::getppid_loop },

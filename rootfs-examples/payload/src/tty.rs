@@ -215,3 +215,85 @@ pub fn exe_attack(_: &[&OsStr]) -> Result {
     }
     Ok(())
 }
+
+/// `exe-watch SECS`: CVE-2019-5736 raced, for `exec`. For SECS seconds, scans /proc over and
+/// over; for every other process whose executable is not the container's `/payload`, it tries
+/// an O_WRONLY open of `/proc/PID/exe` and keeps an O_PATH handle (up to 256), which it
+/// reopens for writing at the end, once those processes are gone (the exploit's route). Prints
+/// `scans N`, `seen target=T dev=D ino=I count=C` per distinct executable (T is the errno
+/// name when the link itself was refused), and `open-ok PID T` / `reopen-ok T` for any
+/// open for writing that succeeded. Nothing is ever written.
+pub fn exe_watch(args: &[&OsStr]) -> Result {
+    let secs: f64 = parse_arg("SECS", args[0])?;
+    let me = std::process::id();
+    let deadline = std::time::Instant::now() + Duration::from_secs_f64(secs.max(0.0));
+    let mut seen: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut held: Vec<(c_int, String)> = Vec::new();
+    let mut wins: Vec<String> = Vec::new();
+    let mut scans = 0u64;
+    outln!("watching")?;
+    io::stdout()
+        .flush()
+        .map_err(|err| Error::io("stdout", &err))?;
+    while std::time::Instant::now() < deadline {
+        scans += 1;
+        let Ok(dir) = fs::read_dir("/proc") else {
+            continue;
+        };
+        for pid in dir
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        {
+            if pid == me {
+                continue;
+            }
+            let link = format!("/proc/{pid}/exe");
+            let target = match fs::read_link(&link) {
+                Ok(p) if p.as_os_str() == "/payload" => continue,
+                Ok(p) => p.display().to_string(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => describe(&e).split(' ').next().unwrap_or("?").to_string(),
+            };
+            let (dev, ino) = fs::metadata(&link).map_or((0, 0), |m| (m.dev(), m.ino()));
+            *seen
+                .entry(format!("target={target} dev={dev} ino={ino}"))
+                .or_default() += 1;
+            let c_link = CString::new(link.as_str()).expect("no NUL");
+            // SAFETY: a valid C string; a descriptor opened is closed at once.
+            let fd = unsafe { libc::open(c_link.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+            if fd >= 0 {
+                wins.push(format!("open-ok {pid} {target}"));
+                // SAFETY: ours.
+                unsafe { libc::close(fd) };
+            }
+            if held.len() < 256 {
+                // SAFETY: as above; the handle is kept for the end.
+                let path_fd =
+                    unsafe { libc::open(c_link.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+                if path_fd >= 0 {
+                    held.push((path_fd, target));
+                }
+            }
+        }
+    }
+    for (path_fd, target) in held {
+        let via = CString::new(format!("/proc/self/fd/{path_fd}")).expect("no NUL");
+        // SAFETY: a valid C string; descriptors are ours and closed here.
+        unsafe {
+            let fd = libc::open(via.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd >= 0 {
+                wins.push(format!("reopen-ok {target}"));
+                libc::close(fd);
+            }
+            libc::close(path_fd);
+        }
+    }
+    outln!("scans {scans}")?;
+    for (what, count) in seen {
+        outln!("seen {what} count={count}")?;
+    }
+    for win in wins {
+        outln!("{win}")?;
+    }
+    outln!("done")
+}
