@@ -54,10 +54,18 @@ fn main() {
         Command::Run(_) => status::RUNTIME_FAILED,
         _ => 1,
     };
+    let log = cli::oci_log::ErrorLog::new(cli.log.clone(), cli.log_format == "json");
+    if cli.debug {
+        log.debug(&format!(
+            "minibox {}",
+            std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+        ));
+    }
     let code = match dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
             say!("minibox: {err:#}");
+            log.error(&format!("{err:#}"));
             err.downcast_ref::<status::StatusError>()
                 .map_or(failure, |e| e.code)
         }
@@ -70,20 +78,54 @@ fn dispatch(cli: Cli) -> Result<i32> {
     if let Command::Spec(args) = &cli.command {
         return cli::spec::print(&args.args);
     }
+    if let Command::Features = &cli.command {
+        return cli::oci::features();
+    }
     require_root()?;
+    if cli.rootless.as_deref() == Some("true") {
+        bail!("--rootless=true is not supported: minibox runs containers as root only");
+    }
     let state_root = state::check_root(&cli.root)?;
     let command = match cli.command {
-        Command::Run(args) => return run(&args, &cli.root, &state_root, &cli.data_root),
+        Command::Run(args) => {
+            return run(
+                &args,
+                &cli.root,
+                &state_root,
+                &cli.data_root,
+                cli.systemd_cgroup,
+            )
+        }
+        Command::Create(args) => {
+            return cli::oci::create(&args, cli.systemd_cgroup, &cli.root, &state_root)
+        }
         other => other,
     };
     let store = open_store(&cli.root)?;
     match command {
-        Command::Spec(_) | Command::Run(_) => unreachable!("handled above"),
-        Command::Ps { all, quiet, format } => lifecycle::ps(&store, all, quiet, format == "json"),
-        Command::Stop { time, containers } => lifecycle::stop(&store, time, &containers),
-        Command::Kill { signal, containers } => {
-            lifecycle::kill(&store, parse_signal(&signal)?, &containers)
+        Command::Spec(_) | Command::Run(_) | Command::Create(_) | Command::Features => {
+            unreachable!("handled above")
         }
+        Command::Start { id } => cli::oci::start(&store, &id),
+        Command::State { id } => cli::oci::state(&store, &id),
+        Command::Delete { force, id } => cli::oci::delete(&store, &id, force),
+        Command::Pause { id } => cli::oci::freeze(&store, &id, true),
+        Command::Resume { id } => cli::oci::freeze(&store, &id, false),
+        Command::Update { resources, id } => cli::oci::update(&store, &id, &resources),
+        Command::Ps {
+            container: Some(id),
+            format,
+            ..
+        } => cli::oci::pids(&store, &id, format == "json"),
+        Command::Ps {
+            all, quiet, format, ..
+        } => lifecycle::ps(&store, all, quiet, format == "json"),
+        Command::Stop { time, containers } => lifecycle::stop(&store, time, &containers),
+        Command::Kill {
+            signal,
+            all,
+            containers,
+        } => cli::oci::kill(&store, signal.as_deref(), all, &containers),
         Command::Rm { force, containers } => lifecycle::rm(&store, force, &containers),
         Command::Logs { follow, container } => lifecycle::logs(&store, follow, &container),
         Command::Port { container } => lifecycle::port(&store, &container),
@@ -100,8 +142,20 @@ fn run(
     root: &std::path::Path,
     state_root: &std::path::Path,
     data_root: &std::path::Path,
+    systemd_cgroup: bool,
 ) -> Result<i32> {
+    let bundle = cli::run::bundle_of(args)?;
+    if let (Some(bundle), true) = (&bundle, args.detach) {
+        return cli::oci::run_detached(args, bundle, systemd_cgroup, root, state_root);
+    }
+    check_supervised_run_flags(args)?;
     let spec = cli::run::container_from_run_args(args)?;
+    if spec.terminal.is_some() {
+        bail!(
+            "process.terminal is true: minibox run --bundle in the foreground relays stdio \
+             through pipes; use create --console-socket, or run -d --console-socket"
+        );
+    }
     model::spec::check_rootfs_apart_from_state(&spec.rootfs, state_root)?;
     store::layers::check_apart(data_root, &spec.rootfs)?;
     let store = open_store(root)?;
@@ -113,15 +167,32 @@ fn run(
     launcher::run(&spec, &store, &layers, opts)
 }
 
+/// The flags only `create` (and `run -d` of a bundle) can honour.
+fn check_supervised_run_flags(args: &cli::RunArgs) -> Result<()> {
+    let o = &args.oci;
+    for (given, flag) in [
+        (o.pid_file.is_some(), "--pid-file"),
+        (o.console_socket.is_some(), "--console-socket"),
+        (o.no_pivot, "--no-pivot"),
+        (o.no_new_keyring, "--no-new-keyring"),
+        (o.preserve_fds > 0, "--preserve-fds"),
+    ] {
+        if given {
+            bail!("{flag} is for a bundle run in the background: use run -d --bundle DIR ID, or create");
+        }
+    }
+    Ok(())
+}
+
 /// The state store, once what a killed minibox left running or half-made is ended.
-fn open_store(root: &std::path::Path) -> Result<state::Store> {
+pub(crate) fn open_store(root: &std::path::Path) -> Result<state::Store> {
     let store = state::Store::open(root)?;
     lifecycle::sweep(&store);
     Ok(store)
 }
 
 /// `KILL`, `SIGKILL`, `kill` or `9`.
-fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal> {
+pub(crate) fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal> {
     use std::str::FromStr;
     let bad =
         || anyhow::anyhow!("invalid signal {text:?}: use a name such as TERM or KILL, or a number");
@@ -144,6 +215,7 @@ fn usage_error(e: clap::Error) -> i32 {
         None => 0,
         Some(message) => {
             say!("minibox: {message}; see 'minibox --help'");
+            cli::oci_log::ErrorLog::from_raw_args().error(&message);
             status::RUNTIME_FAILED
         }
     }

@@ -8,24 +8,26 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::cli::RunArgs;
 use crate::kernel::caps;
 use crate::kernel::cgroup::{self, Limits};
 use crate::kernel::net::{Network, PortMapping};
 use crate::model::spec::{
-    build_env, check_hostname, check_name, check_rootfs, check_workdir, new_id, read_in_rootfs,
-    ContainerSpec, SHORT_ID_LEN,
+    build_env, check_hostname, check_name, check_oci_id, check_rootfs, check_workdir, new_id,
+    read_in_rootfs, ContainerSpec, SHORT_ID_LEN,
 };
 use crate::model::{oci, user};
 
 /// The container `minibox run` makes, from a bundle or from the flags; always through a `Spec`.
 pub fn container_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
-    let (oci, bundle, id, name) = match &args.bundle {
+    let bundle_dir = bundle_of(args)?;
+    let (oci, bundle, id, name) = match &bundle_dir {
         Some(dir) => {
-            let name = bundle_id(args)?;
-            (oci::load(dir)?, dir.clone(), new_id()?, Some(name))
+            // The OCI id is the container's own id, and its name (ps, stop, logs find it).
+            let id = bundle_id(args)?;
+            (oci::load(dir)?, dir.clone(), id.clone(), Some(id))
         }
         None => {
             let draft = spec_from_run_args(args)?;
@@ -38,13 +40,38 @@ pub fn container_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
         name,
         explain: args.explain,
         // A bundle's root is its maker's; a ROOTFS of the user's is never written.
-        private_layer: args.bundle.is_none(),
+        private_layer: bundle_dir.is_none(),
         ..checked
     })
 }
 
-/// `run --bundle DIR ID`: the OCI id becomes the container's name (ps, stop, logs find it by
-/// that); the program comes from config.json, never from the command line.
+/// The bundle `run` runs, if it runs one: `--bundle DIR`, or runc's default, the current
+/// directory, when the only argument is an ID (`minibox run ID`: CMD is required otherwise, so
+/// the two forms never meet) and ./config.json exists.
+pub fn bundle_of(args: &RunArgs) -> Result<Option<PathBuf>> {
+    if let Some(dir) = &args.bundle {
+        return Ok(Some(absolute(dir)?));
+    }
+    if !args.command.is_empty() {
+        return Ok(None);
+    }
+    let id = args.rootfs.to_string_lossy();
+    if check_oci_id(&id).is_ok() && Path::new("config.json").is_file() {
+        return Ok(Some(absolute(Path::new("."))?));
+    }
+    bail!(
+        "the following required arguments were not provided: <CMD>...: give the program to run \
+         after ROOTFS (or, for an OCI bundle, --bundle DIR ID)"
+    )
+}
+
+/// The bundle's absolute path (state reports it so; hooks and engines read it).
+fn absolute(dir: &Path) -> Result<PathBuf> {
+    dir.canonicalize()
+        .with_context(|| format!("--bundle {}: cannot open it", dir.display()))
+}
+
+/// `run --bundle DIR ID`: the program comes from config.json, never from the command line.
 fn bundle_id(args: &RunArgs) -> Result<String> {
     if !args.command.is_empty() {
         bail!(
@@ -54,9 +81,7 @@ fn bundle_id(args: &RunArgs) -> Result<String> {
         );
     }
     let id = args.rootfs.to_string_lossy().into_owned();
-    check_name(&id).map_err(|_| {
-        anyhow::anyhow!("invalid container ID {id:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-]* is allowed")
-    })?;
+    check_oci_id(&id)?;
     Ok(id)
 }
 
@@ -118,6 +143,8 @@ pub fn spec_from_run_args(args: &RunArgs) -> Result<ContainerSpec> {
         ports,
         explain: args.explain,
         private_layer: true,
+        hooks: Default::default(),
+        terminal: None,
     })
 }
 

@@ -3,6 +3,7 @@
 
 pub mod caps;
 pub mod cgroup;
+pub mod console;
 pub mod namespaces;
 pub mod net;
 pub mod rootfs;

@@ -42,16 +42,18 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use oci_spec::runtime::{
-    Capabilities, Capability as OciCap, Linux, LinuxCapabilities, LinuxCpu, LinuxMemory,
-    LinuxNamespace, LinuxNamespaceType, LinuxPids, LinuxResources, Mount, Process, Root, Spec,
-    User,
+    Capabilities, Capability as OciCap, Hook, Hooks, Linux, LinuxCapabilities, LinuxCpu,
+    LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids, LinuxResources, Mount, Process,
+    Root, Spec, User,
 };
 
 use crate::kernel::caps::{Capability, CapsHashSet};
 use crate::kernel::cgroup::{Limits, CPU_PERIOD_US, MIN_MEMORY};
 use crate::kernel::net::{Network, PortMapping};
 use crate::kernel::rootfs::{MASKED_PATHS, READONLY_PATHS};
-use crate::model::spec::{build_env, check_hostname, read_in_rootfs, ContainerSpec, SHORT_ID_LEN};
+use crate::model::spec::{
+    build_env, check_hostname, read_in_rootfs, ConsoleSize, ContainerSpec, SHORT_ID_LEN,
+};
 use crate::model::user::{self, Identity, NOBODY};
 
 /// `--network`, for a config.json.
@@ -267,6 +269,8 @@ pub fn default_bundle_spec() -> Spec {
         ports: vec![],
         explain: false,
         private_layer: false,
+        hooks: Hooks::default(),
+        terminal: None,
     };
     spec_from_container(&container)
 }
@@ -331,10 +335,12 @@ pub fn container_from_spec(oci: &Spec, bundle: &Path, id: &str) -> Result<Contai
         .as_ref()
         .context("root.path is missing: give the directory of the container's files")?;
     let rootfs = root_path(root.path(), bundle)?;
+    let hooks = checked_hooks(oci.hooks().as_ref())?;
     let process = oci.process().as_ref().context(
         "process is missing: config.json must say what to run (process.args, process.cwd...)",
     )?;
     refuse_process_extras(process)?;
+    let terminal = checked_terminal(process)?;
     let args = checked_args(process)?;
     let env = checked_env(process)?;
     let workdir = checked_cwd(process)?;
@@ -386,7 +392,80 @@ pub fn container_from_spec(oci: &Spec, bundle: &Path, id: &str) -> Result<Contai
         ports,
         explain: false,
         private_layer: false,
+        hooks,
+        terminal,
     })
+}
+
+/// Every hook of every point: an absolute path, a timeout above zero when one is given. They
+/// run at the points the runtime spec names (`runtime::hooks`).
+fn checked_hooks(given: Option<&Hooks>) -> Result<Hooks> {
+    let Some(hooks) = given else {
+        return Ok(Hooks::default());
+    };
+    for (point, list) in hook_lists(hooks) {
+        for (i, hook) in list.iter().enumerate() {
+            if !hook.path().is_absolute() {
+                bail!(
+                    "hooks.{point}[{i}].path {} is not absolute: give the hook's full path",
+                    hook.path().display()
+                );
+            }
+            if hook.timeout().is_some_and(|t| t <= 0) {
+                bail!(
+                    "hooks.{point}[{i}].timeout {} is invalid: give seconds above zero, or no \
+                     timeout",
+                    hook.timeout().unwrap_or_default()
+                );
+            }
+            if let Some((j, bad)) = hook
+                .env()
+                .iter()
+                .flatten()
+                .enumerate()
+                .find(|(_, e)| !e.contains('='))
+            {
+                bail!("hooks.{point}[{i}].env[{j}] {bad:?} is not KEY=VALUE");
+            }
+        }
+    }
+    Ok(hooks.clone())
+}
+
+/// The hook lists by their config.json names, in the order the lifecycle reaches them.
+pub fn hook_lists(hooks: &Hooks) -> [(&'static str, &[Hook]); 6] {
+    #[allow(deprecated)]
+    let prestart = hooks.prestart();
+    fn list(l: &Option<Vec<Hook>>) -> &[Hook] {
+        l.as_deref().unwrap_or_default()
+    }
+    [
+        ("prestart", list(prestart)),
+        ("createRuntime", list(hooks.create_runtime())),
+        ("createContainer", list(hooks.create_container())),
+        ("startContainer", list(hooks.start_container())),
+        ("poststart", list(hooks.poststart())),
+        ("poststop", list(hooks.poststop())),
+    ]
+}
+
+/// `process.terminal`: `Some(size)` when the container gets a pty of its own.
+fn checked_terminal(p: &Process) -> Result<Option<Option<ConsoleSize>>> {
+    let size = match p.console_size() {
+        Some(b) => {
+            let fit = |n: u64, what: &str| {
+                u16::try_from(n).map_err(|_| {
+                    anyhow!("process.consoleSize.{what} {n} is too large (at most 65535)")
+                })
+            };
+            Some(ConsoleSize {
+                rows: fit(b.height(), "height")?,
+                cols: fit(b.width(), "width")?,
+            })
+        }
+        None => None,
+    };
+    Ok((p.terminal() == Some(true)).then_some(size))
 }
 
 fn check_version(version: &str) -> Result<()> {
@@ -403,23 +482,6 @@ fn check_version(version: &str) -> Result<()> {
 }
 
 fn refuse_outside_linux(oci: &Spec) -> Result<()> {
-    if let Some(hooks) = oci.hooks() {
-        #[allow(deprecated)]
-        let lists = [
-            ("prestart", hooks.prestart()),
-            ("createRuntime", hooks.create_runtime()),
-            ("createContainer", hooks.create_container()),
-            ("startContainer", hooks.start_container()),
-            ("poststart", hooks.poststart()),
-            ("poststop", hooks.poststop()),
-        ];
-        if let Some((name, _)) = lists
-            .iter()
-            .find(|(_, l)| l.as_ref().is_some_and(|l| !l.is_empty()))
-        {
-            bail!("hooks.{name} is not supported yet: minibox runs no hooks");
-        }
-    }
     if oci.domainname().as_ref().is_some_and(|d| !d.is_empty()) {
         bail!("domainname is not supported yet");
     }
@@ -486,12 +548,6 @@ fn root_path(path: &Path, bundle: &Path) -> Result<PathBuf> {
 
 fn refuse_process_extras(p: &Process) -> Result<()> {
     let not_yet = |field: &str| Err(anyhow!("process.{field} is not supported yet"));
-    if p.terminal() == Some(true) {
-        bail!("process.terminal is not supported yet: set it to false");
-    }
-    if p.console_size().is_some() {
-        return not_yet("consoleSize");
-    }
     if p.command_line().is_some() {
         bail!("process.commandLine is not supported (Windows only): give process.args");
     }
@@ -1305,11 +1361,10 @@ mod tests {
                 Some(json!([{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}])),
                 "process.rlimits is not supported yet",
             ),
-            ("/process/terminal", Some(json!(true)), "process.terminal"),
             (
                 "/process/consoleSize",
-                Some(json!({"height": 24, "width": 80})),
-                "process.consoleSize",
+                Some(json!({"height": 70000, "width": 80})),
+                "process.consoleSize.height 70000",
             ),
             (
                 "/process/noNewPrivileges",
@@ -1424,13 +1479,13 @@ mod tests {
             ("/domainname", Some(json!("example.org")), "domainname"),
             (
                 "/hooks",
-                Some(json!({"prestart": [{"path": "/bin/true"}]})),
-                "hooks.prestart",
+                Some(json!({"prestart": [{"path": "bin/true"}]})),
+                "hooks.prestart[0].path bin/true is not absolute",
             ),
             (
                 "/hooks",
-                Some(json!({"poststop": [{"path": "/bin/true"}]})),
-                "hooks.poststop",
+                Some(json!({"poststop": [{"path": "/bin/true", "timeout": 0}]})),
+                "hooks.poststop[0].timeout 0",
             ),
             ("/solaris", Some(json!({})), "solaris is not supported"),
             ("/linux", None, "linux is missing"),
@@ -1656,6 +1711,13 @@ mod tests {
         ok("/process/user/umask", None);
         ok("/process/capabilities", None);
         ok("/hooks", Some(json!({})));
+        let c = ok(
+            "/hooks",
+            Some(json!({"createRuntime": [{"path": "/bin/true", "timeout": 5}]})),
+        );
+        assert_eq!(c.hooks.create_runtime().as_ref().map(Vec::len), Some(1));
+        let c = ok("/process/terminal", Some(json!(true)));
+        assert_eq!(c.terminal, Some(None));
         // The runtime spec asks runtimes to ignore properties it does not define.
         ok("/linux/somethingNew", Some(json!(1)));
     }

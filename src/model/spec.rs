@@ -55,12 +55,25 @@ pub struct ContainerSpec {
     /// A copy-on-write layer of the container's own over `rootfs` (docker-style runs), or
     /// `rootfs` itself as the root (an OCI bundle: its maker owns it, writes land in it).
     pub private_layer: bool,
+    /// config.json's `hooks`: programs run at the lifecycle points the runtime spec names.
+    pub hooks: oci_spec::runtime::Hooks,
+    /// `process.terminal`: a pty made inside the container, its master handed to the caller
+    /// (`--console-socket`), with `process.consoleSize` if given.
+    pub terminal: Option<Option<ConsoleSize>>,
+}
+
+/// A terminal's size, in characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsoleSize {
+    pub rows: u16,
+    pub cols: u16,
 }
 
 impl ContainerSpec {
     /// The first 12 hex digits of the id, as docker shows it.
     pub fn short_id(&self) -> &str {
-        &self.id[..SHORT_ID_LEN]
+        // An OCI id may be shorter than a short id.
+        &self.id[..SHORT_ID_LEN.min(self.id.len())]
     }
 
     /// How messages name this container: its name if it has one, else its short id.
@@ -117,6 +130,24 @@ pub fn check_name(name: &str) -> Result<()> {
         bail!("invalid container name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-]* is allowed");
     }
     Ok(())
+}
+
+/// The longest OCI id: one directory name of the state root.
+pub const MAX_ID_LEN: usize = 255;
+
+/// An OCI container id, as engines pass it (runc's rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`; engines
+/// use 64 hex digits); it names the container's state directory, so no `/`, no `..`.
+pub fn check_oci_id(id: &str) -> Result<()> {
+    if id.len() > MAX_ID_LEN {
+        bail!(
+            "invalid container ID {:?}...: it is {} bytes long, at most {MAX_ID_LEN} are allowed",
+            id.chars().take(16).collect::<String>(),
+            id.len()
+        );
+    }
+    check_name(id).map_err(|_| {
+        anyhow::anyhow!("invalid container ID {id:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-]* is allowed")
+    })
 }
 
 /// A hostname the kernel will take: 1 to 64 bytes of letters, digits, `-` and `.`.

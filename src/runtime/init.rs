@@ -18,42 +18,55 @@ use nix::unistd::execve;
 
 use crate::kernel::net::Network;
 use crate::kernel::rootfs::OverlayDirs;
-use crate::kernel::{caps, namespaces, net, rootfs};
+use crate::kernel::{caps, console, namespaces, net, rootfs};
 use crate::model::spec::ContainerSpec;
 use crate::model::user;
 use crate::runtime::channel::ChildEnd;
+use crate::runtime::create::CallerAttach;
+use crate::runtime::hooks;
 use crate::runtime::status::{self, StatusError};
 use crate::runtime::stdio::ContainerStdio;
 use crate::runtime::{explain, signals};
 use crate::store::layers::Layer;
+
+/// Who the container's first process answers to.
+pub enum Attach<'a> {
+    /// A minibox supervisor: stdio through its pipes, and the container dies with it.
+    Supervised(&'a ContainerStdio),
+    /// OCI `create`: the caller (conmon, a containerd shim) supervises; the process keeps
+    /// create's stdio (or gets a pty), outlives create, and waits for `start`.
+    Caller(&'a CallerAttach),
+}
 
 /// Runs in the child after `clone`: becomes CMD, or reports why not and exits.
 pub fn container_main(
     spec: &ContainerSpec,
     layer: Option<&Layer>,
     chan: &ChildEnd,
-    stdio: &ContainerStdio,
+    attach: Attach,
 ) -> isize {
-    let Err(err) = set_up_and_exec(spec, layer, chan, stdio);
+    let Err(err) = set_up_and_exec(spec, layer, chan, &attach);
     chan.report_failure(status::code_of(&err), &format!("{err:#}"));
-    1
+    status::code_of(&err) as isize
 }
 
 fn set_up_and_exec(
     spec: &ContainerSpec,
     layer: Option<&Layer>,
     chan: &ChildEnd,
-    stdio: &ContainerStdio,
+    attach: &Attach,
 ) -> Result<Infallible> {
-    // If minibox dies, even by SIGKILL, the kernel kills the container with it.
-    die_with_parent()?;
+    // If a minibox supervisor dies, even by SIGKILL, the kernel kills the container with it
+    // (not under `create`: its caller supervises, and create's own exit must not end it).
+    die_with_parent_if_supervised(attach)?;
     // A session of our own: the caller's terminal is no longer our controlling terminal, so no
     // TIOCSTI can type into the host's shell, and Ctrl-C reaches us only through minibox.
     nix::unistd::setsid().context("setsid")?;
-    // A session keyring of our own: the caller's keys (ssh, kerberos...) are out of reach.
-    join_new_session_keyring()?;
+    // A session keyring of our own: the caller's keys (ssh, kerberos...) are out of reach
+    // (unless `create --no-new-keyring` asked to keep the caller's).
+    join_new_session_keyring_unless_asked(attach)?;
     // Wait until minibox has put us in our cgroup: from then on every page and cycle counts.
-    chan.wait_for_go()?;
+    let state = chan.wait_for_go()?;
     // Our cgroup becomes the root of our cgroup view: the host's groups are out of sight.
     namespaces::enter_cgroup_namespace()?;
     // (--explain: each `say` tells minibox what the kernel now holds; off, it does nothing.)
@@ -63,8 +76,9 @@ fn set_up_and_exec(
         }
     };
     say("clone", &|| explain::namespaces_of("self"));
-    // Our 0, 1, 2 become pipes minibox relays: no file of the caller's is ours to reopen or chmod.
-    stdio.install(spec.identity.uid, spec.identity.gid)?;
+    // Our 0, 1, 2 become pipes minibox relays: no file of the caller's is ours to reopen or
+    // chmod (under `create`, the OCI contract: create's own stdio stays ours).
+    install_stdio_if_supervised(attach, spec)?;
     // Nothing we mount from here on propagates back to the host.
     rootfs::make_mounts_private()?;
     // ROOTFS below, the container's own layer above, so every write (the mount points and the
@@ -81,13 +95,23 @@ fn set_up_and_exec(
     // Freeze the kernel knobs the container must not turn (docker's read-only paths).
     let frozen = rootfs::make_paths_readonly(&root)?;
     say("mounts", &|| explain::mounts(masked, frozen));
-    // The rootfs becomes /, and the host's root is detached: no path leads back out.
-    rootfs::pivot_into(&root)?;
+    // hooks.createRuntime and hooks.prestart run now, in the runtime's namespaces: minibox
+    // runs them while we wait (only when there are some: a round trip less otherwise).
+    wait_for_runtime_hooks_if_any(chan, spec)?;
+    // hooks.createContainer run in our namespaces, before the root switch (their path is the
+    // host's).
+    hooks::run(&spec.hooks, "createContainer", &state)?;
+    // The rootfs becomes /, and the host's root is detached: no path leads back out (`create
+    // --no-pivot`, for a root on an initramfs: moved over / and chroot'ed into instead).
+    enter_root(&root, attach)?;
     say("pivot_root", &|| explain::pivoted(&spec.rootfs));
     // The working directory must exist before we lose the right to create it.
     rootfs::ensure_workdir(&spec.workdir)?;
     // --read-only: every mount point exists now, so / can be frozen.
     make_root_readonly_if_asked(spec.read_only)?;
+    // process.terminal: a pty from our own devpts, its master sent to the caller, the slave our
+    // stdio and controlling terminal; made as root, before the identity change.
+    attach_console_if_asked(attach, spec)?;
     // Our own hostname, in our own UTS namespace (needs CAP_SYS_ADMIN: before the drop).
     namespaces::set_hostname(&spec.hostname)?;
     say("hostname", &explain::hostname);
@@ -106,19 +130,24 @@ fn set_up_and_exec(
     set_no_new_privs()?;
     say("privileges", &explain::privileges);
     // Changing uid cleared the parent-death signal: set it again, then check minibox is alive.
-    die_with_parent()?;
-    chan.check_parent_alive()?;
+    die_with_parent_if_supervised(attach)?;
+    check_parent_alive_if_supervised(attach, chan)?;
     // Files CMD creates get docker's default mode.
     umask(Mode::from_bits_truncate(0o022));
     // Start where asked, and prove the cwd is inside the container (runc CVE-2024-21626).
     enter_workdir(&spec.workdir)?;
     // Default signal dispositions, none blocked: as if CMD had been started afresh.
     signals::reset_for_exec()?;
-    // No descriptor of ours reaches CMD: all but 0, 1, 2 close on exec.
-    close_fds_on_exec()?;
+    // No descriptor of ours reaches CMD: all but 0, 1, 2 close on exec (and, under `create
+    // --preserve-fds N`, the caller's 3 .. 3+N).
+    close_fds_on_exec(preserved_fds(attach))?;
     // Become CMD; the exec closes the report pipe right after this last word.
     say("exec", &|| explain::exec(&spec.args, &spec.env));
-    chan.report_exec();
+    report_exec_or_ready(attach, chan);
+    // Under `create`: wait here, set up, until `start` opens the exec FIFO.
+    wait_for_start_if_created(attach)?;
+    // hooks.startContainer run inside the container, as it is now, just before the exec.
+    hooks::run(&spec.hooks, "startContainer", &started_state(&state))?;
     exec_command(spec)
 }
 
@@ -161,8 +190,84 @@ fn join_new_session_keyring() -> Result<()> {
     }
 }
 
-fn die_with_parent() -> Result<()> {
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).context("prctl(PR_SET_PDEATHSIG)")
+fn die_with_parent_if_supervised(attach: &Attach) -> Result<()> {
+    match attach {
+        Attach::Supervised(_) => {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).context("prctl(PR_SET_PDEATHSIG)")
+        }
+        Attach::Caller(_) => Ok(()),
+    }
+}
+
+fn check_parent_alive_if_supervised(attach: &Attach, chan: &ChildEnd) -> Result<()> {
+    match attach {
+        Attach::Supervised(_) => chan.check_parent_alive(),
+        Attach::Caller(_) => Ok(()),
+    }
+}
+
+fn join_new_session_keyring_unless_asked(attach: &Attach) -> Result<()> {
+    match attach {
+        Attach::Caller(c) if c.no_new_keyring => Ok(()),
+        _ => join_new_session_keyring(),
+    }
+}
+
+fn install_stdio_if_supervised(attach: &Attach, spec: &ContainerSpec) -> Result<()> {
+    match attach {
+        Attach::Supervised(stdio) => stdio.install(spec.identity.uid, spec.identity.gid),
+        Attach::Caller(_) => Ok(()),
+    }
+}
+
+fn wait_for_runtime_hooks_if_any(chan: &ChildEnd, spec: &ContainerSpec) -> Result<()> {
+    if crate::runtime::create::has_runtime_hooks(&spec.hooks) {
+        chan.wait_for_runtime_hooks()?;
+    }
+    Ok(())
+}
+
+fn enter_root(root: &OwnedFd, attach: &Attach) -> Result<()> {
+    match attach {
+        Attach::Caller(c) if c.no_pivot => rootfs::move_into(root),
+        _ => rootfs::pivot_into(root),
+    }
+}
+
+fn attach_console_if_asked(attach: &Attach, spec: &ContainerSpec) -> Result<()> {
+    match (attach, &spec.terminal) {
+        (Attach::Caller(c), Some(size)) => match &c.console {
+            Some(socket) => console::attach(socket, *size, spec.identity.uid),
+            None => bail!("process.terminal is true but no --console-socket was given"),
+        },
+        _ => Ok(()),
+    }
+}
+
+fn preserved_fds(attach: &Attach) -> u32 {
+    match attach {
+        Attach::Caller(c) => c.preserve_fds,
+        Attach::Supervised(_) => 0,
+    }
+}
+
+fn report_exec_or_ready(attach: &Attach, chan: &ChildEnd) {
+    match attach {
+        Attach::Supervised(_) => chan.report_exec(),
+        Attach::Caller(_) => chan.report_ready(),
+    }
+}
+
+fn wait_for_start_if_created(attach: &Attach) -> Result<()> {
+    match attach {
+        Attach::Caller(c) => c.wait_for_start(),
+        Attach::Supervised(_) => Ok(()),
+    }
+}
+
+/// The state the startContainer hooks read: the container as `start` sees it.
+fn started_state(created: &str) -> String {
+    created.replacen("\"status\":\"creating\"", "\"status\":\"created\"", 1)
 }
 
 fn make_root_readonly_if_asked(read_only: bool) -> Result<()> {
@@ -196,11 +301,13 @@ fn enter_workdir(workdir: &Path) -> Result<()> {
     }
 }
 
-fn close_fds_on_exec() -> Result<()> {
+fn close_fds_on_exec(preserved: u32) -> Result<()> {
+    let first = 3u32.saturating_add(preserved);
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC closes nothing now; it only marks fds
     // close-on-exec, so no Rust object is left holding a closed descriptor.
-    let rc = unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
-    Errno::result(rc).context("close_range(3.., CLOEXEC)")?;
+    let rc =
+        unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
+    Errno::result(rc).with_context(|| format!("close_range({first}.., CLOEXEC)"))?;
     Ok(())
 }
 

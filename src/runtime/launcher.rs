@@ -15,13 +15,14 @@ use crate::kernel::cgroup::{self, human_bytes, ContainerCgroup, Placement};
 use crate::kernel::namespaces;
 use crate::kernel::net::PublishedPorts;
 use crate::model::spec::ContainerSpec;
-use crate::runtime::channel::{self, ParentEnd};
+use crate::runtime::channel::{self, ParentEnd, Stop};
 use crate::runtime::explain;
 use crate::runtime::init;
 use crate::runtime::signals::{self, Forwarder};
 use crate::runtime::status;
 use crate::runtime::stdio::{self, Input, Output, Stdio};
 use crate::runtime::supervisor::{self, LogFile};
+use crate::runtime::{create, hooks};
 use crate::store::layers::{self, Layer, Layers};
 use crate::store::state::{now_ms, ContainerState, ProcessRef, Status, Store};
 
@@ -293,7 +294,12 @@ fn start_and_watch(
     let namespaces = namespaces::container_namespaces(spec.network);
     let pid = namespaces::clone_into_new_namespaces(namespaces, || {
         parent.close_in_child();
-        init::container_main(spec, layer, &child, &container_stdio)
+        init::container_main(
+            spec,
+            layer,
+            &child,
+            init::Attach::Supervised(&container_stdio),
+        )
     })?;
     drop(child);
     // Only the container may hold the write ends, so the relay sees EOF when it is gone.
@@ -303,7 +309,7 @@ fn start_and_watch(
     let admitted = netns
         .transpose()
         .context("opening the container's network namespace")
-        .and_then(|netns| admit(pid, cgroup, &parent, spec.explain).map(|()| netns));
+        .and_then(|netns| admit(pid, cgroup, &parent, spec).map(|()| netns));
     let netns = match admitted {
         Ok(netns) => netns,
         Err(e) => {
@@ -325,8 +331,13 @@ fn start_and_watch(
         s.pid = process;
         s.started_ms = Some(now_ms());
     });
-    if let Err(e) = recorded {
-        say!("minibox: container {}: {e:#}", spec.display_name());
+    match &recorded {
+        Err(e) => say!("minibox: container {}: {e:#}", spec.display_name()),
+        Ok(now) => hooks::run_warning_only(
+            &spec.hooks,
+            "poststart",
+            &create::state_json(now, "running").to_string(),
+        ),
     }
     // Whoever waits for the start (`run -d`) may go.
     start.started();
@@ -344,13 +355,15 @@ fn start_and_watch(
     Ok(status::from_wait(ended).unwrap_or(status::RUNTIME_FAILED))
 }
 
-/// Puts the waiting child in its cgroup, lets it go, and waits until it has exec'd CMD.
+/// Puts the waiting child in its cgroup, lets it go (running the runtime's hooks when it
+/// stops for them), and waits until it has exec'd CMD.
 fn admit(
     pid: Pid,
     cgroup: Option<&dyn ContainerCgroup>,
     parent: &ParentEnd,
-    explain: bool,
+    spec: &ContainerSpec,
 ) -> Result<()> {
+    let explain = spec.explain;
     if let Some(cg) = cgroup {
         let placed = cg
             .add(pid)
@@ -362,12 +375,36 @@ fn admit(
             return Err(parent.child_failure_or(e));
         }
     }
-    parent.send_go()?;
-    parent.wait_for_exec(|step, text| {
+    let on_step = |step: &str, text: &str| {
         if explain {
             explain_child_step(pid, step, text)
         }
+    };
+    if spec.hooks == Default::default() {
+        parent.send_go()?;
+        return parent.wait_for_exec(on_step);
+    }
+    let creating = hook_state(spec, pid);
+    parent.send_go_with(&creating)?;
+    while parent.next_stop(on_step)? == Stop::Hooks {
+        hooks::run(&spec.hooks, "prestart", &creating)?;
+        hooks::run(&spec.hooks, "createRuntime", &creating)?;
+        parent.send_continue()?;
+    }
+    parent.wait_for_exec_after_ready(on_step)
+}
+
+/// The state a bundle's hooks read while minibox makes it.
+fn hook_state(spec: &ContainerSpec, pid: Pid) -> String {
+    serde_json::json!({
+        "ociVersion": create::OCI_VERSION,
+        "id": spec.id,
+        "status": "creating",
+        "pid": pid.as_raw(),
+        "bundle": spec.rootfs.parent().unwrap_or(&spec.rootfs),
+        "annotations": {},
     })
+    .to_string()
 }
 
 /// The group as the kernel holds it now.

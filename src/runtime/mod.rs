@@ -2,7 +2,9 @@
 //! container, and the child side (`init`) that sets it up and becomes its program.
 
 pub mod channel;
+pub mod create;
 pub mod explain;
+pub mod hooks;
 pub mod init;
 pub mod launcher;
 pub mod signals;
