@@ -56,10 +56,18 @@ fn main() {
         Command::Run(_) => status::RUNTIME_FAILED,
         _ => 1,
     };
+    let log = cli::oci_log::ErrorLog::new(cli.log.clone(), cli.log_format == "json");
+    if cli.debug {
+        log.debug(&format!(
+            "minibox {}",
+            std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+        ));
+    }
     let code = match dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
             say!("minibox: {err:#}");
+            log.error(&format!("{err:#}"));
             err.downcast_ref::<status::StatusError>()
                 .map_or(failure, |e| e.code)
         }
@@ -72,15 +80,39 @@ fn dispatch(cli: Cli) -> Result<i32> {
     if let Command::Spec(args) = &cli.command {
         return cli::spec::print(&args.args, &cli.data_root);
     }
+    if let Command::Features = &cli.command {
+        return cli::oci::features();
+    }
     require_root()?;
-    // exec joins containers: from a sealed copy of minibox, never the host's file.
-    if let Command::Exec(_) = &cli.command {
+    if cli.rootless.as_deref() == Some("true") {
+        bail!("--rootless=true is not supported: minibox runs containers as root only");
+    }
+    // Whatever runs minibox's own code inside a container's namespaces (exec joining one, the
+    // init of a created container waiting for `start`) is a sealed copy of minibox, never the
+    // host's file, which /proc/PID/exe would otherwise hand to the container (CVE-2019-5736).
+    let sealed = match &cli.command {
+        Command::Exec(_) | Command::Create(_) => true,
+        Command::Run(args) => args.detach && matches!(cli::run::bundle_of(args), Ok(Some(_))),
+        _ => false,
+    };
+    if sealed {
         runtime::sealed_self::become_sealed_copy()?;
     }
     let state_root = state::check_root(&cli.root)?;
     let data_root = cli.data_root.clone();
     let command = match cli.command {
-        Command::Run(args) => return run(&args, &cli.root, &state_root, &cli.data_root),
+        Command::Run(args) => {
+            return run(
+                &args,
+                &cli.root,
+                &state_root,
+                &cli.data_root,
+                cli.systemd_cgroup,
+            )
+        }
+        Command::Create(args) => {
+            return cli::oci::create(&args, cli.systemd_cgroup, &cli.root, &state_root)
+        }
         Command::Load { input } => return images::load(&data_root, input.as_deref()),
         Command::Pull {
             insecure,
@@ -105,7 +137,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
         | Command::Import { .. }
         | Command::Images { .. }
         | Command::Tag { .. }
-        | Command::Image { .. } => unreachable!("handled above"),
+        | Command::Image { .. }
+        | Command::Create(_)
+        | Command::Features => unreachable!("handled above"),
         Command::Rmi {
             force,
             images: keys,
@@ -123,11 +157,26 @@ fn dispatch(cli: Cli) -> Result<i32> {
             };
             images::volume(&data_root, &store, action, &names)
         }
-        Command::Ps { all, quiet, format } => lifecycle::ps(&store, all, quiet, format == "json"),
+        Command::Start { id } => cli::oci::start(&store, &id),
+        Command::State { id } => cli::oci::state(&store, &id),
+        Command::Delete { force, id } => cli::oci::delete(&store, &id, force),
+        Command::Pause { id } => cli::oci::freeze(&store, &id, true),
+        Command::Resume { id } => cli::oci::freeze(&store, &id, false),
+        Command::Update { resources, id } => cli::oci::update(&store, &id, &resources),
+        Command::Ps {
+            container: Some(id),
+            format,
+            ..
+        } => cli::oci::pids(&store, &id, format == "json"),
+        Command::Ps {
+            all, quiet, format, ..
+        } => lifecycle::ps(&store, all, quiet, format == "json"),
         Command::Stop { time, containers } => lifecycle::stop(&store, time, &containers),
-        Command::Kill { signal, containers } => {
-            lifecycle::kill(&store, parse_signal(&signal)?, &containers)
-        }
+        Command::Kill {
+            signal,
+            all,
+            containers,
+        } => cli::oci::kill(&store, signal.as_deref(), all, &containers),
         Command::Rm { force, containers } => lifecycle::rm(&store, force, &containers),
         Command::Logs { follow, container } => lifecycle::logs(&store, follow, &container),
         Command::Port { container } => lifecycle::port(&store, &container),
@@ -147,7 +196,13 @@ fn run(
     root: &std::path::Path,
     state_root: &std::path::Path,
     data_root: &std::path::Path,
+    systemd_cgroup: bool,
 ) -> Result<i32> {
+    let bundle = cli::run::bundle_of(args)?;
+    if let (Some(bundle), true) = (&bundle, args.detach) {
+        return cli::oci::run_detached(args, bundle, systemd_cgroup, root, state_root);
+    }
+    check_supervised_run_flags(args)?;
     let spec = cli::run::container_from_run_args(args, data_root)?;
     model::spec::check_rootfs_apart_from_state(&spec.rootfs, state_root)?;
     if spec.image.is_none() {
@@ -157,14 +212,32 @@ fn run(
     let layers = store::layers::Layers::open(data_root)?;
     let opts = launcher::RunOptions {
         detach: args.detach,
-        remove: args.rm,
+        // runc's `run BUNDLE` forgets the container when it ends, unless --keep.
+        remove: args.rm || (bundle.is_some() && !args.keep),
         interactive: args.interactive,
     };
     launcher::run(&spec, &store, &layers, opts)
 }
 
+/// The flags only `create` (and `run -d` of a bundle) can honour.
+fn check_supervised_run_flags(args: &cli::RunArgs) -> Result<()> {
+    let o = &args.oci;
+    for (given, flag) in [
+        (o.pid_file.is_some(), "--pid-file"),
+        (o.console_socket.is_some(), "--console-socket"),
+        (o.no_pivot, "--no-pivot"),
+        (o.no_new_keyring, "--no-new-keyring"),
+        (o.preserve_fds > 0, "--preserve-fds"),
+    ] {
+        if given {
+            bail!("{flag} is for a bundle run in the background: use run -d --bundle DIR ID, or create");
+        }
+    }
+    Ok(())
+}
+
 /// The state store, once what a killed minibox left running or half-made is ended.
-fn open_store(root: &std::path::Path) -> Result<state::Store> {
+pub(crate) fn open_store(root: &std::path::Path) -> Result<state::Store> {
     let store = state::Store::open(root)?;
     lifecycle::sweep(&store);
     Ok(store)
@@ -194,6 +267,7 @@ fn usage_error(e: clap::Error) -> i32 {
         None => 0,
         Some(message) => {
             say!("minibox: {message}; see 'minibox --help'");
+            cli::oci_log::ErrorLog::from_raw_args().error(&message);
             status::RUNTIME_FAILED
         }
     }

@@ -784,12 +784,8 @@ fn minibox_killed_at_any_moment_leaves_no_cgroup_no_process_no_record() {
         );
         let _ = fs::remove_dir(dir);
     }
-    let left: Vec<String> = fs::read_dir(s.path())
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        // The lock, and compiled seccomp programs kept for the next run (not a container's).
-        .filter(|n| n != "lock" && !n.starts_with(".seccomp-"))
-        .collect();
+    // The lock, and compiled seccomp programs kept for the next run, are not a container's.
+    let left = state_leftovers(s.path());
     assert!(left.is_empty(), "state left: {left:?}");
 }
 

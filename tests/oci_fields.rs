@@ -645,15 +645,16 @@ fn devices_are_made_and_the_device_rules_checked() {
     ));
     let out = run_bundle(b.path(), "oci-devices-late");
     assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
-    // Rules that deny a node the container would have are refused, not half-honoured.
+    // Rules that deny a node the container would have are refused, not half-honoured (the six
+    // default nodes are always allowed, as runc appends them to every rule list).
     let mut denied = c.clone();
-    denied["linux"]["resources"]["devices"]
+    denied["linux"]["devices"]
         .as_array_mut()
         .unwrap()
-        .push(json!({"allow": false, "type": "c", "major": 1, "minor": 5, "access": "rwm"}));
+        .push(json!({"path": "/dev/myfuse", "type": "c", "major": 10, "minor": 229}));
     refused(
         &denied,
-        "linux.resources.devices does not allow /dev/zero (c 1:5)",
+        "linux.resources.devices does not allow /dev/myfuse (c 10:229)",
     );
 }
 

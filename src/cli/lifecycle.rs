@@ -154,6 +154,10 @@ pub fn sweep(store: &Store) {
         if c.status == Status::Exited || c.supervisor_alive() {
             continue;
         }
+        // Its caller supervises it: a stopped one keeps its group until `delete`, as runc's.
+        if c.caller_supervised() && c.pid.is_some() {
+            continue;
+        }
         if let Err(e) = end_orphan(store, &c.id) {
             say!("minibox: warning: container {}: {e:#}", c.name);
         }

@@ -6,6 +6,8 @@ pub mod images;
 pub mod inspect;
 pub mod lifecycle;
 pub mod network;
+pub mod oci;
+pub mod oci_log;
 pub mod run;
 pub mod spec;
 pub mod top;
@@ -30,6 +32,32 @@ pub struct Cli {
     #[arg(long = "data-root", global = true, value_name = "DIR", env = "MINIBOX_DATA_ROOT", default_value = crate::store::layers::DEFAULT_DATA_ROOT)]
     pub data_root: PathBuf,
 
+    /// Also append errors to FILE (engines read the last one from it).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+
+    /// How errors are written to --log: `text`, or `json` (one object a line, as runc's).
+    #[arg(long = "log-format", global = true, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
+    /// Also log each runtime command to --log (and stderr without it).
+    #[arg(long, global = true)]
+    pub debug: bool,
+
+    /// Read an OCI linux.cgroupsPath as systemd's `slice:prefix:name`; minibox does not drive
+    /// systemd: the group is made by hand at the path systemd would use
+    /// (`system.slice:libpod:abc` → `system.slice/libpod-abc.scope`).
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+
+    /// Accepted for runc's callers; minibox does not checkpoint, so it never runs CRIU.
+    #[arg(long, global = true, value_name = "PATH", hide = true)]
+    pub criu: Option<String>,
+
+    /// runc's: `false` or `auto` (minibox runs as root); `true` is refused.
+    #[arg(long, global = true, value_name = "BOOL", hide = true, value_parser = ["true", "false", "auto"])]
+    pub rootless: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -43,7 +71,48 @@ pub enum Command {
     /// Print the OCI config.json that `minibox run` with these flags would use (with no
     /// arguments: a default config for a bundle whose rootfs is in `rootfs/`).
     Spec(SpecArgs),
-    /// List containers, with their limits and usage.
+    /// OCI: make the container of the bundle, set up and waiting for `start` (runc create).
+    Create(CreateArgs),
+    /// OCI: let a created container run its program.
+    Start {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// OCI: the runtime-spec state of a container, as JSON.
+    State {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// OCI: remove a stopped (or created) container: its cgroup and record; runs poststop hooks.
+    Delete {
+        /// Kill a running container first.
+        #[arg(short, long)]
+        force: bool,
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// OCI: freeze every process of a container (cgroup freezer).
+    Pause {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// OCI: thaw a paused container.
+    Resume {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// OCI: change a running container's limits (LinuxResources JSON: memory, cpu, pids).
+    Update {
+        /// A file of LinuxResources JSON, or `-` for stdin.
+        #[arg(short = 'r', long, value_name = "FILE")]
+        resources: PathBuf,
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// OCI: what this runtime supports (runtime-spec features.md JSON).
+    Features,
+    /// List containers, with their limits and usage; with ID, the host pids of its processes.
+    #[command(visible_alias = "list")]
     Ps {
         /// Show all containers, exited ones too.
         #[arg(short, long)]
@@ -51,9 +120,12 @@ pub enum Command {
         /// Only print container ids.
         #[arg(short, long)]
         quiet: bool,
-        /// `table` (default) or `json` (one object per line).
-        #[arg(long, value_name = "FORMAT", default_value = "table", value_parser = ["table", "json"])]
+        /// `table` (default) or `json` (one object per line; with ID: a JSON array of pids).
+        #[arg(short = 'f', long, value_name = "FORMAT", default_value = "table", value_parser = ["table", "json"])]
         format: String,
+        /// A container whose processes to list (runc ps ID).
+        #[arg(value_name = "ID")]
+        container: Option<String>,
     },
     /// Stop containers: SIGTERM, then SIGKILL after a grace period.
     Stop {
@@ -68,11 +140,15 @@ pub enum Command {
         #[arg(value_name = "CONTAINER", required = true)]
         containers: Vec<String>,
     },
-    /// Send a signal to containers (default SIGKILL).
+    /// Send a signal to containers: `kill [-s SIGNAL] CONTAINER...` (default KILL), or runc's
+    /// `kill [--all] ID [SIGNAL]` (default TERM for a container made by create).
     Kill {
         /// Signal name (KILL, SIGTERM, ...) or number.
-        #[arg(short, long, value_name = "SIGNAL", default_value = "KILL")]
-        signal: String,
+        #[arg(short, long, value_name = "SIGNAL")]
+        signal: Option<String>,
+        /// Signal every process of the container, not only its first.
+        #[arg(short, long)]
+        all: bool,
         #[arg(value_name = "CONTAINER", required = true)]
         containers: Vec<String>,
     },
@@ -241,6 +317,39 @@ pub enum NetworkCommand {
     },
 }
 
+/// `minibox create`'s flags, as runc's.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The bundle directory (config.json and its rootfs) [default: the current directory].
+    #[arg(short = 'b', long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    #[command(flatten)]
+    pub oci: OciRunFlags,
+    /// The container's id: [a-zA-Z0-9][a-zA-Z0-9_.-]*.
+    #[arg(value_name = "ID")]
+    pub id: String,
+}
+
+/// What `create` and an OCI `run` share.
+#[derive(Debug, Args, Default)]
+pub struct OciRunFlags {
+    /// Write the container process's host pid to FILE.
+    #[arg(long = "pid-file", value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Send the pty's master (process.terminal) over this unix socket.
+    #[arg(long = "console-socket", value_name = "SOCKET")]
+    pub console_socket: Option<PathBuf>,
+    /// Switch root with MS_MOVE and chroot instead of pivot_root (a rootfs on an initramfs).
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Keep the caller's session keyring instead of a new one.
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// Pass the caller's descriptors 3 .. 3+N on to the container.
+    #[arg(long = "preserve-fds", value_name = "N", default_value_t = 0)]
+    pub preserve_fds: u32,
+}
+
 /// `minibox spec`'s arguments: none, or `minibox run`'s (parsed by `SpecCli`, so that none at
 /// all is allowed while ROOTFS and CMD stay required once any is given).
 #[derive(Debug, Args)]
@@ -278,9 +387,18 @@ pub struct RunArgs {
     ])]
     pub bundle: Option<PathBuf>,
 
-    /// Run in the background: print the container's id and return.
+    /// Run in the background: print the container's id and return (a bundle: create and start
+    /// it, and leave it to its caller, as runc run -d).
     #[arg(short, long)]
     pub detach: bool,
+
+    #[command(flatten)]
+    pub oci: OciRunFlags,
+
+    /// With --bundle in the foreground: keep the container's record after it exits (as runc's
+    /// `run --keep`; without it the record goes, as in runc).
+    #[arg(long)]
+    pub keep: bool,
 
     /// Narrate each step of making the container, with what the kernel says of it (stderr).
     #[arg(long)]
@@ -408,7 +526,8 @@ pub struct RunArgs {
     pub rootfs: PathBuf,
 
     /// Program to run (a path inside the root) and its arguments [default for an image: its
-    /// Entrypoint and Cmd].
+    /// Entrypoint and Cmd]. Without it (and without --bundle or an image), the one argument is
+    /// an OCI ID and the bundle the current directory.
     #[arg(
         value_name = "CMD",
         trailing_var_arg = true,

@@ -20,8 +20,8 @@ use crate::kernel::net::{NetOptions, Network, PortMapping};
 use crate::kernel::seccomp::SeccompProfile;
 use crate::model::setup::{self, Setup};
 use crate::model::spec::{
-    build_env, check_hostname, check_name, check_rootfs, check_workdir, new_id, read_in_root,
-    ContainerSpec, SHORT_ID_LEN,
+    build_env, check_hostname, check_name, check_oci_id, check_rootfs, check_workdir, new_id,
+    read_in_root, ContainerSpec, SHORT_ID_LEN,
 };
 use crate::model::volume::{self, ImageUse, VolumeMount};
 use crate::model::{oci, user};
@@ -32,10 +32,12 @@ use crate::store::volumes;
 
 /// The container `minibox run` makes, from a bundle or from the flags; always through a `Spec`.
 pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerSpec> {
-    let (oci, bundle, id, name, volumes) = match &args.bundle {
+    let bundle_dir = bundle_of(args)?;
+    let (oci, bundle, id, name, volumes) = match &bundle_dir {
         Some(dir) => {
-            let name = bundle_id(args)?;
-            (oci::load(dir)?, dir.clone(), new_id()?, Some(name), vec![])
+            // The OCI id is the container's own id, and its name (ps, stop, logs find it).
+            let id = bundle_id(args)?;
+            (oci::load(dir)?, dir.clone(), id.clone(), Some(id), vec![])
         }
         None => {
             let mut draft = spec_from_run_args(args, data_root)?;
@@ -61,13 +63,36 @@ pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<Conta
         // What -v and --mount asked for, as `ps` and `inspect` show it (mounted as above).
         volumes,
         // A bundle's root is its maker's; a ROOTFS of the user's, or an image, is never written.
-        private_layer: args.bundle.is_none() || checked.private_layer,
+        private_layer: bundle_dir.is_none() || checked.private_layer,
         ..checked
     })
 }
 
-/// `run --bundle DIR ID`: the OCI id becomes the container's name (ps, stop, logs find it by
-/// that); the program comes from config.json, never from the command line.
+/// The bundle `run` runs, if it runs one: `--bundle DIR`, or runc's default, the current
+/// directory, when the only argument is an ID (`minibox run ID`: CMD is required otherwise, so
+/// the two forms never meet) and ./config.json exists.
+pub fn bundle_of(args: &RunArgs) -> Result<Option<PathBuf>> {
+    if let Some(dir) = &args.bundle {
+        return Ok(Some(absolute(dir)?));
+    }
+    if !args.command.is_empty() {
+        return Ok(None);
+    }
+    let id = args.rootfs.to_string_lossy();
+    if check_oci_id(&id).is_ok() && Path::new("config.json").is_file() {
+        return Ok(Some(absolute(Path::new("."))?));
+    }
+    // An image brings its own command; a ROOTFS without CMD is said so when it is decided.
+    Ok(None)
+}
+
+/// The bundle's absolute path (state reports it so; hooks and engines read it).
+fn absolute(dir: &Path) -> Result<PathBuf> {
+    dir.canonicalize()
+        .with_context(|| format!("--bundle {}: cannot open it", dir.display()))
+}
+
+/// `run --bundle DIR ID`: the program comes from config.json, never from the command line.
 fn bundle_id(args: &RunArgs) -> Result<String> {
     if !args.command.is_empty() {
         bail!(
@@ -77,9 +102,7 @@ fn bundle_id(args: &RunArgs) -> Result<String> {
         );
     }
     let id = args.rootfs.to_string_lossy().into_owned();
-    check_name(&id).map_err(|_| {
-        anyhow::anyhow!("invalid container ID {id:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-]* is allowed")
-    })?;
+    check_oci_id(&id)?;
     Ok(id)
 }
 
@@ -210,6 +233,8 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
         setup,
         image,
         volumes,
+        hooks: Default::default(),
+        console_size: None,
     })
 }
 

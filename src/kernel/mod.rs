@@ -4,6 +4,7 @@
 
 pub mod caps;
 pub mod cgroup;
+pub mod console;
 pub mod mounts;
 pub mod namespaces;
 pub mod net;

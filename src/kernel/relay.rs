@@ -344,6 +344,14 @@ mod tests {
         let idle: Vec<TcpStream> = (0..300)
             .map(|_| connect_to(IpAddr::V4(Ipv4Addr::LOCALHOST), front_port).unwrap())
             .collect();
+        // Each idle client is relayed end to end (one byte there and back), then waits: what is
+        // timed below is a new client among them, not the relay's backlog of accepts.
+        for mut c in &idle {
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            c.write_all(b"x").unwrap();
+            let mut one = [0u8; 1];
+            c.read_exact(&mut one).unwrap();
+        }
         let began = Instant::now();
         let mut c = connect_to(IpAddr::V4(Ipv4Addr::LOCALHOST), front_port).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

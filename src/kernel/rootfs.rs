@@ -441,6 +441,16 @@ pub fn set_root_propagation(propagation: Option<MsFlags>) -> Result<()> {
     }
 }
 
+/// `create --no-pivot` (a root on an initramfs, where `pivot_root` is refused): the rootfs is
+/// moved over `/` and chroot'ed into. Weaker than `pivot_root`: the host's root stays
+/// mounted underneath, reachable by a process that can escape a chroot (CAP_SYS_CHROOT).
+pub fn move_into(root: &OwnedFd) -> Result<()> {
+    fchdir(root).context("entering the rootfs")?;
+    mount(Some("."), "/", NONE, MsFlags::MS_MOVE, NONE).context("moving the rootfs over /")?;
+    nix::unistd::chroot(".").context("chroot into the rootfs")?;
+    chdir("/").context("chdir /")
+}
+
 /// `--read-only`: remounts `/` read-only, keeping the flags it already had (nosuid, nodev...).
 pub fn make_root_readonly() -> Result<()> {
     remount_bind(Path::new("/"), MsFlags::MS_RDONLY).context("remounting / read-only")

@@ -52,8 +52,8 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use oci_spec::runtime::{
-    Capabilities, Capability as OciCap, Linux, LinuxCapabilities, LinuxCpu, LinuxMemory, LinuxPids,
-    LinuxResources, Mount, Process, Root, Spec, User,
+    Capabilities, Capability as OciCap, Hook, Hooks, Linux, LinuxCapabilities, LinuxCpu,
+    LinuxMemory, LinuxPids, LinuxResources, Mount, Process, Root, Spec, User,
 };
 
 use crate::kernel::caps::{CapSets, Capability, CapsHashSet};
@@ -62,7 +62,9 @@ use crate::kernel::namespaces::{self, Kind};
 use crate::kernel::net::{NetOptions, Network, PortMapping};
 use crate::kernel::seccomp::SeccompProfile;
 use crate::model::setup::{self, Setup};
-use crate::model::spec::{build_env, check_hostname, read_in_root, ContainerSpec, SHORT_ID_LEN};
+use crate::model::spec::{
+    build_env, check_hostname, read_in_root, ConsoleSize, ContainerSpec, SHORT_ID_LEN,
+};
 use crate::model::user::{self, Identity, NOBODY};
 use crate::model::volume::{ImageUse, VolumeMount, VolumeSource};
 
@@ -254,6 +256,13 @@ fn process_of(c: &ContainerSpec) -> Process {
     caps.set_ambient(Some(set(&sets.ambient)));
     let mut process = Process::default();
     process.set_terminal(Some(c.tty));
+    process.set_console_size(c.console_size.and_then(|s| {
+        oci_spec::runtime::BoxBuilder::default()
+            .height(u64::from(s.rows))
+            .width(u64::from(s.cols))
+            .build()
+            .ok()
+    }));
     process.set_user(user);
     process.set_args(Some(c.args.clone()));
     process.set_env(Some(c.env.clone()));
@@ -434,6 +443,8 @@ pub fn default_bundle_spec() -> Spec {
         setup: Setup::docker(true),
         image: None,
         volumes: vec![],
+        hooks: Hooks::default(),
+        console_size: None,
     };
     spec_from_container(&container)
 }
@@ -498,10 +509,12 @@ pub fn container_from_spec(oci: &Spec, bundle: &Path, id: &str) -> Result<Contai
         .as_ref()
         .context("root.path is missing: give the directory of the container's files")?;
     let rootfs = root_path(root.path(), bundle)?;
+    let hooks = checked_hooks(oci.hooks().as_ref())?;
     let process = oci.process().as_ref().context(
         "process is missing: config.json must say what to run (process.args, process.cwd...)",
     )?;
     refuse_process_extras(process)?;
+    let console_size = checked_console_size(process)?;
     let args = checked_args(process)?;
     let env = checked_env(process)?;
     let workdir = checked_cwd(process)?;
@@ -568,6 +581,8 @@ pub fn container_from_spec(oci: &Spec, bundle: &Path, id: &str) -> Result<Contai
         image,
         // -v and --mount arrive as mounts (setup.mounts); the flags' own form is the front end's.
         volumes: vec![],
+        hooks,
+        console_size,
     })
 }
 
@@ -601,6 +616,77 @@ fn checked_seccomp(oci: &Spec, linux: &Linux) -> Option<SeccompProfile> {
     })
 }
 
+/// Every hook of every point: an absolute path, a timeout above zero when one is given. They
+/// run at the points the runtime spec names (`runtime::hooks`).
+fn checked_hooks(given: Option<&Hooks>) -> Result<Hooks> {
+    let Some(hooks) = given else {
+        return Ok(Hooks::default());
+    };
+    for (point, list) in hook_lists(hooks) {
+        for (i, hook) in list.iter().enumerate() {
+            if !hook.path().is_absolute() {
+                bail!(
+                    "hooks.{point}[{i}].path {} is not absolute: give the hook's full path",
+                    hook.path().display()
+                );
+            }
+            if hook.timeout().is_some_and(|t| t <= 0) {
+                bail!(
+                    "hooks.{point}[{i}].timeout {} is invalid: give seconds above zero, or no \
+                     timeout",
+                    hook.timeout().unwrap_or_default()
+                );
+            }
+            if let Some((j, bad)) = hook
+                .env()
+                .iter()
+                .flatten()
+                .enumerate()
+                .find(|(_, e)| !e.contains('='))
+            {
+                bail!("hooks.{point}[{i}].env[{j}] {bad:?} is not KEY=VALUE");
+            }
+        }
+    }
+    Ok(hooks.clone())
+}
+
+/// The hook lists by their config.json names, in the order the lifecycle reaches them.
+pub fn hook_lists(hooks: &Hooks) -> [(&'static str, &[Hook]); 6] {
+    #[allow(deprecated)]
+    let prestart = hooks.prestart();
+    fn list(l: &Option<Vec<Hook>>) -> &[Hook] {
+        l.as_deref().unwrap_or_default()
+    }
+    [
+        ("prestart", list(prestart)),
+        ("createRuntime", list(hooks.create_runtime())),
+        ("createContainer", list(hooks.create_container())),
+        ("startContainer", list(hooks.start_container())),
+        ("poststart", list(hooks.poststart())),
+        ("poststop", list(hooks.poststop())),
+    ]
+}
+
+/// `process.consoleSize`: the size of the terminal the container gets (`process.terminal`).
+fn checked_console_size(p: &Process) -> Result<Option<ConsoleSize>> {
+    let size = match p.console_size() {
+        Some(b) => {
+            let fit = |n: u64, what: &str| {
+                u16::try_from(n).map_err(|_| {
+                    anyhow!("process.consoleSize.{what} {n} is too large (at most 65535)")
+                })
+            };
+            Some(ConsoleSize {
+                rows: fit(b.height(), "height")?,
+                cols: fit(b.width(), "width")?,
+            })
+        }
+        None => None,
+    };
+    Ok(size.filter(|_| p.terminal() == Some(true)))
+}
+
 fn check_version(version: &str) -> Result<()> {
     if version.is_empty() {
         bail!("ociVersion is missing: give the runtime-spec version, e.g. \"1.1.0\"");
@@ -615,23 +701,6 @@ fn check_version(version: &str) -> Result<()> {
 }
 
 fn refuse_outside_linux(oci: &Spec) -> Result<()> {
-    if let Some(hooks) = oci.hooks() {
-        #[allow(deprecated)]
-        let lists = [
-            ("prestart", hooks.prestart()),
-            ("createRuntime", hooks.create_runtime()),
-            ("createContainer", hooks.create_container()),
-            ("startContainer", hooks.start_container()),
-            ("poststart", hooks.poststart()),
-            ("poststop", hooks.poststop()),
-        ];
-        if let Some((name, _)) = lists
-            .iter()
-            .find(|(_, l)| l.as_ref().is_some_and(|l| !l.is_empty()))
-        {
-            bail!("hooks.{name} is not supported yet: minibox runs no hooks");
-        }
-    }
     for (field, set) in [
         ("solaris", oci.solaris().is_some()),
         ("windows", oci.windows().is_some()),
@@ -695,9 +764,6 @@ fn root_path(path: &Path, bundle: &Path) -> Result<PathBuf> {
 
 fn refuse_process_extras(p: &Process) -> Result<()> {
     let not_yet = |field: &str| Err(anyhow!("process.{field} is not supported yet"));
-    if p.console_size().is_some() {
-        return not_yet("consoleSize");
-    }
     if p.command_line().is_some() {
         bail!("process.commandLine is not supported (Windows only): give process.args");
     }
@@ -1494,8 +1560,8 @@ mod tests {
             ),
             (
                 "/process/consoleSize",
-                Some(json!({"height": 24, "width": 80})),
-                "process.consoleSize",
+                Some(json!({"height": 70000, "width": 80})),
+                "process.consoleSize.height 70000",
             ),
             (
                 "/process/apparmorProfile",
@@ -1601,13 +1667,13 @@ mod tests {
             ),
             (
                 "/hooks",
-                Some(json!({"prestart": [{"path": "/bin/true"}]})),
-                "hooks.prestart",
+                Some(json!({"prestart": [{"path": "bin/true"}]})),
+                "hooks.prestart[0].path bin/true is not absolute",
             ),
             (
                 "/hooks",
-                Some(json!({"poststop": [{"path": "/bin/true"}]})),
-                "hooks.poststop",
+                Some(json!({"poststop": [{"path": "/bin/true", "timeout": 0}]})),
+                "hooks.poststop[0].timeout 0",
             ),
             ("/solaris", Some(json!({})), "solaris is not supported"),
             ("/linux", None, "linux is missing"),
@@ -1713,11 +1779,6 @@ mod tests {
                 "/linux/resources",
                 Some(json!({"pids": {"limit": 0}})),
                 "linux.resources.pids.limit 0",
-            ),
-            (
-                "/linux/resources",
-                Some(json!({"devices": [{"allow": false, "access": "rwm"}]})),
-                "linux.resources.devices does not allow /dev/null (c 1:3)",
             ),
             (
                 "/linux/resources",
@@ -1860,6 +1921,14 @@ mod tests {
         ok("/process/user/umask", None);
         ok("/process/capabilities", None);
         ok("/hooks", Some(json!({})));
+        let c = ok(
+            "/hooks",
+            Some(json!({"createRuntime": [{"path": "/bin/true", "timeout": 5}]})),
+        );
+        assert_eq!(c.hooks.create_runtime().as_ref().map(Vec::len), Some(1));
+        let c = ok("/process/terminal", Some(json!(true)));
+        assert!(c.tty);
+        assert_eq!(c.console_size, None);
         // The runtime spec asks runtimes to ignore properties it does not define.
         ok("/linux/somethingNew", Some(json!(1)));
     }

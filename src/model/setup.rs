@@ -578,13 +578,14 @@ fn check_device_rules(
             }
         }
     }
-    let has_dev = mounts
-        .iter()
-        .any(|m| m.destination == Path::new("/dev") && m.typ.as_deref() == Some("tmpfs"));
-    let defaults = DEVICES
-        .iter()
-        .filter(|_| has_dev)
-        .map(|(name, major, minor)| (format!("/dev/{name}"), 'c', *major, *minor));
+    // The six default nodes are always allowed, whatever the rules say: runc appends them to
+    // every container's list, and engines (podman) write rules that count on it.
+    let is_default = |kind: char, major: u64, minor: u64| {
+        kind == 'c'
+            && DEVICES
+                .iter()
+                .any(|(_, ma, mi)| *ma == major && *mi == minor)
+    };
     let listed = devices
         .iter()
         .map(|d| (format!("/dev/{}", d.path), d.kind, d.major, d.minor));
@@ -607,7 +608,10 @@ fn check_device_rules(
             nix::sys::stat::minor(rdev),
         ))
     });
-    for (path, kind, major, minor) in defaults.chain(listed).chain(bound) {
+    for (path, kind, major, minor) in listed.chain(bound) {
+        if is_default(kind, major, minor) {
+            continue;
+        }
         if !rules_allow(rules, kind, major, minor) {
             bail!(
                 "linux.resources.devices does not allow {path} ({kind} {major}:{minor}) to be \

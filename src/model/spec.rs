@@ -74,12 +74,24 @@ pub struct ContainerSpec {
     pub image: Option<ImageUse>,
     /// `-v`, `--mount`, `--tmpfs`: mounted after the fixed mounts, in this order.
     pub volumes: Vec<VolumeMount>,
+    /// config.json's `hooks`: programs run at the lifecycle points the runtime spec names.
+    pub hooks: oci_spec::runtime::Hooks,
+    /// `process.consoleSize`: the size of the terminal (`tty`) when config.json gives one.
+    pub console_size: Option<ConsoleSize>,
+}
+
+/// A terminal's size, in characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsoleSize {
+    pub rows: u16,
+    pub cols: u16,
 }
 
 impl ContainerSpec {
     /// The first 12 hex digits of the id, as docker shows it.
     pub fn short_id(&self) -> &str {
-        &self.id[..SHORT_ID_LEN]
+        // An OCI id may be shorter than a short id.
+        &self.id[..SHORT_ID_LEN.min(self.id.len())]
     }
 
     /// How messages name this container: its name if it has one, else its short id.
@@ -134,6 +146,29 @@ pub fn check_name(name: &str) -> Result<()> {
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
     if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
         bail!("invalid container name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-]* is allowed");
+    }
+    Ok(())
+}
+
+/// The longest OCI id: one directory name of the state root.
+pub const MAX_ID_LEN: usize = 255;
+
+/// An OCI container id, as engines pass it (runc's rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`; engines
+/// use 64 hex digits); it names the container's state directory, so no `/`, no `..`.
+pub fn check_oci_id(id: &str) -> Result<()> {
+    if id.len() > MAX_ID_LEN {
+        bail!(
+            "invalid container ID {:?}...: it is {} bytes long, at most {MAX_ID_LEN} are allowed",
+            id.chars().take(16).collect::<String>(),
+            id.len()
+        );
+    }
+    check_name(id).map_err(|_| {
+        anyhow::anyhow!("invalid container ID {id:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-]* is allowed")
+    })?;
+    // The state root keeps its networks beside the containers, under this name.
+    if id == crate::store::networks::DIR {
+        bail!("invalid container ID {id:?}: it is reserved (the state root's networks)");
     }
     Ok(())
 }

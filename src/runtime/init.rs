@@ -20,10 +20,12 @@ use nix::unistd::{access, execve, execveat, AccessFlags};
 
 use crate::kernel::net::Network;
 use crate::kernel::rootfs::OverlayDirs;
-use crate::kernel::{caps, mounts, namespaces, net, process, rootfs, seccomp};
+use crate::kernel::{caps, console, mounts, namespaces, net, process, rootfs, seccomp};
 use crate::model::spec::ContainerSpec;
 use crate::model::user;
 use crate::runtime::channel::ChildEnd;
+use crate::runtime::create::CallerAttach;
+use crate::runtime::hooks;
 use crate::runtime::status::{self, StatusError};
 use crate::runtime::stdio::ContainerStdio;
 use crate::runtime::{explain, pid1, signals};
@@ -49,34 +51,45 @@ pub struct Prepared<'a> {
     pub net: &'a InitNet,
 }
 
+/// Who the container's first process answers to.
+pub enum Attach<'a> {
+    /// A minibox supervisor: stdio through its pipes, and the container dies with it.
+    Supervised(&'a ContainerStdio),
+    /// OCI `create`: the caller (conmon, a containerd shim) supervises; the process keeps
+    /// create's stdio (or gets a pty), outlives create, and waits for `start`.
+    Caller(&'a CallerAttach),
+}
+
 /// Runs in the child after `clone`: becomes CMD (or, with `--init`, the init that starts it),
 /// or reports why not and exits.
 pub fn container_main(
     spec: &ContainerSpec,
     prepared: &Prepared,
     chan: &ChildEnd,
-    stdio: &ContainerStdio,
+    attach: Attach,
 ) -> isize {
-    let Err(err) = set_up_and_exec(spec, prepared, chan, stdio);
+    let Err(err) = set_up_and_exec(spec, prepared, chan, &attach);
     chan.report_failure(status::code_of(&err), &format!("{err:#}"));
-    1
+    status::code_of(&err) as isize
 }
 
 fn set_up_and_exec(
     spec: &ContainerSpec,
     prepared: &Prepared,
     chan: &ChildEnd,
-    stdio: &ContainerStdio,
+    attach: &Attach,
 ) -> Result<Infallible> {
-    // If minibox dies, even by SIGKILL, the kernel kills the container with it.
-    die_with_parent()?;
+    // If a minibox supervisor dies, even by SIGKILL, the kernel kills the container with it
+    // (not under `create`: its caller supervises, and create's own exit must not end it).
+    die_with_parent_if_supervised(attach)?;
     // A session of our own: the caller's terminal is no longer our controlling terminal, so no
     // TIOCSTI can type into the host's shell, and Ctrl-C reaches us only through minibox.
     nix::unistd::setsid().context("setsid")?;
-    // A session keyring of our own: the caller's keys (ssh, kerberos...) are out of reach.
-    join_new_session_keyring()?;
+    // A session keyring of our own: the caller's keys (ssh, kerberos...) are out of reach
+    // (unless `create --no-new-keyring` asked to keep the caller's).
+    join_new_session_keyring_unless_asked(attach)?;
     // Wait until minibox has put us in our cgroup: from then on every page and cycle counts.
-    chan.wait_for_go()?;
+    let state = chan.wait_for_go()?;
     // With the ids mapped, we become root of a new user namespace: what we make has an owner.
     namespaces::become_root_of_new_user_namespace(&spec.setup.namespaces)?;
     // Namespaces config.json names by path are joined (the user one first: it grants the rest).
@@ -93,8 +106,9 @@ fn set_up_and_exec(
         }
     };
     say("clone", &|| explain::namespaces_of("self"));
-    // Our 0, 1, 2 become pipes minibox relays: no file of the caller's is ours to reopen or chmod.
-    stdio.install(spec.identity.uid, spec.identity.gid)?;
+    // Our 0, 1, 2 become pipes minibox relays: no file of the caller's is ours to reopen or
+    // chmod (under `create`, the OCI contract: create's own stdio stays ours).
+    install_stdio_if_supervised(attach, spec)?;
     // Nothing we mount from here on propagates back to the host.
     rootfs::make_mounts_private()?;
     // ROOTFS below, the container's own layer above, so every write (the mount points and the
@@ -110,20 +124,31 @@ fn set_up_and_exec(
     let masked = rootfs::mask_paths(&root, &spec.setup.masked_paths)?;
     // Freeze the kernel knobs the container must not turn (docker's read-only paths by default).
     let frozen = rootfs::make_paths_readonly(&root, &spec.setup.readonly_paths)?;
-    // minibox's /etc/hosts, /etc/hostname, /etc/resolv.conf over the rootfs's (never edited).
-    rootfs::mount_etc_files(&root, &prepared.net.files, prepared.layer.is_some())?;
+    // minibox's /etc/hosts, /etc/hostname, /etc/resolv.conf over the rootfs's (never edited);
+    // a bundle's are its maker's (engines bind their own in config.json's mounts).
+    mount_etc_files_unless_bundle(&root, spec, prepared)?;
     say("mounts", &|| explain::mounts(mounted, masked, frozen));
-    // The rootfs becomes /, and the host's root is detached: no path leads back out.
-    rootfs::pivot_into(&root)?;
+    // hooks.createRuntime and hooks.prestart run now, in the runtime's namespaces: minibox
+    // runs them while we wait (only when there are some: a round trip less otherwise).
+    wait_for_runtime_hooks_if_any(chan, spec)?;
+    // hooks.createContainer run in our namespaces, before the root switch (their path is the
+    // host's).
+    hooks::run(&spec.hooks, "createContainer", &state)?;
+    // The rootfs becomes /, and the host's root is detached: no path leads back out (`create
+    // --no-pivot`, for a root on an initramfs: moved over / and chroot'ed into instead).
+    enter_root(&root, attach)?;
     // The new root shares mounts with its peers only as asked (linux.rootfsPropagation).
     rootfs::set_root_propagation(root_propagation(spec))?;
     say("pivot_root", &|| explain::pivoted(&spec.rootfs));
     // -t: a terminal from our own devpts becomes our 0, 1, 2 and controlling terminal.
-    stdio.install_terminal(spec.identity.uid)?;
+    install_terminal_if_supervised(attach, spec)?;
     // The working directory must exist before we lose the right to create it.
     rootfs::ensure_workdir(&spec.workdir)?;
     // --read-only: every mount point exists now, so / can be frozen.
     make_root_readonly_if_asked(spec.read_only)?;
+    // process.terminal: a pty from our own devpts, its master sent to the caller, the slave our
+    // stdio and controlling terminal; made as root, before the identity change.
+    attach_console_if_asked(attach, spec)?;
     // Our own hostname, in our own UTS namespace (needs CAP_SYS_ADMIN: before the drop).
     namespaces::set_hostname(&spec.setup.namespaces, &spec.hostname)?;
     // Its NIS domain name too (domainname), same namespace, same right.
@@ -154,22 +179,27 @@ fn set_up_and_exec(
     set_no_new_privs_if_asked(spec.setup.no_new_privs)?;
     say("privileges", &explain::privileges);
     // Changing uid cleared the parent-death signal: set it again, then check minibox is alive.
-    die_with_parent()?;
-    chan.check_parent_alive()?;
+    die_with_parent_if_supervised(attach)?;
+    check_parent_alive_if_supervised(attach, chan)?;
     // Files CMD creates get the asked mode (process.user.umask; docker's 022 by default).
     umask(Mode::from_bits_truncate(spec.setup.umask));
     // Start where asked, and prove the cwd is inside the container (runc CVE-2024-21626).
     enter_workdir(&spec.workdir)?;
     // Default signal dispositions, none blocked: as if CMD had been started afresh.
     signals::reset_for_exec()?;
-    // No descriptor of ours reaches CMD: all but 0, 1, 2 close on exec.
-    close_fds_on_exec()?;
+    // No descriptor of ours reaches CMD: all but 0, 1, 2 close on exec (and, under `create
+    // --preserve-fds N`, the caller's 3 .. 3+N).
+    close_fds_on_exec(preserved_fds(attach))?;
     // Last, the syscall filter (with no_new_privs): it only has to allow what CMD does.
     install_seccomp_filter(prepared.filter, spec.setup.no_new_privs)?;
     say("seccomp", &|| explain::seccomp(prepared.filter));
     // Become CMD; the exec closes the report pipe right after this last word.
     say("exec", &|| explain::exec(&spec.args, &spec.env));
-    chan.report_exec();
+    report_exec_or_ready(attach, chan);
+    // Under `create`: wait here, set up, until `start` opens the exec FIFO.
+    wait_for_start_if_created(attach)?;
+    // hooks.startContainer run inside the container, as it is now, just before the exec.
+    hooks::run(&spec.hooks, "startContainer", &started_state(&state))?;
     exec_command(spec, prepared.init_binary)
 }
 
@@ -216,8 +246,102 @@ pub fn join_new_session_keyring() -> Result<()> {
     }
 }
 
-fn die_with_parent() -> Result<()> {
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).context("prctl(PR_SET_PDEATHSIG)")
+fn die_with_parent_if_supervised(attach: &Attach) -> Result<()> {
+    match attach {
+        Attach::Supervised(_) => {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).context("prctl(PR_SET_PDEATHSIG)")
+        }
+        Attach::Caller(_) => Ok(()),
+    }
+}
+
+fn check_parent_alive_if_supervised(attach: &Attach, chan: &ChildEnd) -> Result<()> {
+    match attach {
+        Attach::Supervised(_) => chan.check_parent_alive(),
+        Attach::Caller(_) => Ok(()),
+    }
+}
+
+fn join_new_session_keyring_unless_asked(attach: &Attach) -> Result<()> {
+    match attach {
+        Attach::Caller(c) if c.no_new_keyring => Ok(()),
+        _ => join_new_session_keyring(),
+    }
+}
+
+fn install_stdio_if_supervised(attach: &Attach, spec: &ContainerSpec) -> Result<()> {
+    match attach {
+        Attach::Supervised(stdio) => stdio.install(spec.identity.uid, spec.identity.gid),
+        Attach::Caller(_) => Ok(()),
+    }
+}
+
+fn mount_etc_files_unless_bundle(
+    root: &OwnedFd,
+    spec: &ContainerSpec,
+    prepared: &Prepared,
+) -> Result<()> {
+    if spec.private_layer {
+        rootfs::mount_etc_files(root, &prepared.net.files, true)?;
+    }
+    Ok(())
+}
+
+fn install_terminal_if_supervised(attach: &Attach, spec: &ContainerSpec) -> Result<()> {
+    match attach {
+        Attach::Supervised(stdio) => stdio.install_terminal(spec.identity.uid),
+        Attach::Caller(_) => Ok(()),
+    }
+}
+
+fn wait_for_runtime_hooks_if_any(chan: &ChildEnd, spec: &ContainerSpec) -> Result<()> {
+    if crate::runtime::create::has_runtime_hooks(&spec.hooks) {
+        chan.wait_for_runtime_hooks()?;
+    }
+    Ok(())
+}
+
+fn enter_root(root: &OwnedFd, attach: &Attach) -> Result<()> {
+    match attach {
+        Attach::Caller(c) if c.no_pivot => rootfs::move_into(root),
+        _ => rootfs::pivot_into(root),
+    }
+}
+
+fn attach_console_if_asked(attach: &Attach, spec: &ContainerSpec) -> Result<()> {
+    match (attach, spec.tty) {
+        (Attach::Caller(c), true) => match &c.console {
+            Some(socket) => console::attach(socket, spec.console_size, spec.identity.uid),
+            None => bail!("process.terminal is true but no --console-socket was given"),
+        },
+        _ => Ok(()),
+    }
+}
+
+fn preserved_fds(attach: &Attach) -> u32 {
+    match attach {
+        Attach::Caller(c) => c.preserve_fds,
+        Attach::Supervised(_) => 0,
+    }
+}
+
+fn report_exec_or_ready(attach: &Attach, chan: &ChildEnd) {
+    match attach {
+        Attach::Supervised(_) => chan.report_exec(),
+        Attach::Caller(_) => chan.report_ready(),
+    }
+}
+
+fn wait_for_start_if_created(attach: &Attach) -> Result<()> {
+    match attach {
+        Attach::Caller(c) => c.wait_for_start(),
+        Attach::Supervised(_) => Ok(()),
+    }
+}
+
+/// The state the startContainer hooks read: the container as `start` sees it.
+fn started_state(created: &str) -> String {
+    created.replacen("\"status\":\"creating\"", "\"status\":\"created\"", 1)
 }
 
 fn make_root_readonly_if_asked(read_only: bool) -> Result<()> {
@@ -281,11 +405,13 @@ pub fn enter_workdir(workdir: &Path) -> Result<()> {
     }
 }
 
-fn close_fds_on_exec() -> Result<()> {
+fn close_fds_on_exec(preserved: u32) -> Result<()> {
+    let first = 3u32.saturating_add(preserved);
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC closes nothing now; it only marks fds
     // close-on-exec, so no Rust object is left holding a closed descriptor.
-    let rc = unsafe { libc::close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
-    Errno::result(rc).context("close_range(3.., CLOEXEC)")?;
+    let rc =
+        unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
+    Errno::result(rc).with_context(|| format!("close_range({first}.., CLOEXEC)"))?;
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use crate::kernel::cgroup::{self, human_bytes, ContainerCgroup, Placement};
 use crate::kernel::net::{relay::Upstream, Network, PublishedPorts};
 use crate::kernel::{namespaces, seccomp};
 use crate::model::spec::ContainerSpec;
-use crate::runtime::channel::{self, ParentEnd};
+use crate::runtime::channel::{self, ParentEnd, Stop};
 use crate::runtime::explain;
 use crate::runtime::init::{self, InitNet};
 use crate::runtime::network::{self, Attachment};
@@ -24,6 +24,7 @@ use crate::runtime::signals::{self, Forwarder};
 use crate::runtime::status;
 use crate::runtime::stdio::{self, Input, Output, Stdio};
 use crate::runtime::supervisor::{self, LogFile};
+use crate::runtime::{create, hooks};
 use crate::store::layers::{self, Layer, Layers};
 use crate::store::state::{now_ms, ContainerState, ProcessRef, Status, Store};
 
@@ -59,17 +60,19 @@ pub fn run(spec: &ContainerSpec, store: &Store, layers: &Layers, opts: RunOption
         terminal: spec.tty,
     };
     let result = supervise(spec, store, layers, &state, stdio, &mut StartSignal(None));
-    forget_if(store, layers, &state, result.is_err() || opts.remove);
+    forget_if(store, &state, result.is_err() || opts.remove);
     result
 }
 
 /// A container that never started leaves nothing behind; one that ran keeps its record (for
 /// `ps -a`, `logs`, its files) unless `--rm` asked otherwise. The layer goes first: should it
 /// not go, the record stays, so that `minibox rm` can try again.
-fn forget_if(store: &Store, layers: &Layers, state: &ContainerState, forget: bool) {
+fn forget_if(store: &Store, state: &ContainerState, forget: bool) {
     if forget {
-        let layer = layers.layer(&state.id);
-        if let Err(e) = layers::remove(&layer.dir).and_then(|()| store.remove(&state.id)) {
+        // Only a layer the record names (recorded before it was made): a bundle has none.
+        let layer = store.load(&state.id).ok().and_then(|s| s.layer);
+        let removed = layer.map_or(Ok(()), |dir| layers::remove(&dir));
+        if let Err(e) = removed.and_then(|()| store.remove(&state.id)) {
             say!("minibox: {e:#}");
         }
     }
@@ -109,13 +112,13 @@ fn run_detached(
             let mut start = StartSignal(Some(File::from(ready_w)));
             let code = match become_supervisor(spec, store, layers, state, &mut start) {
                 Ok(_) => {
-                    forget_if(store, layers, state, remove);
+                    forget_if(store, state, remove);
                     0
                 }
                 Err(e) => {
                     say!("minibox: {e:#}");
                     start.failed(&e);
-                    forget_if(store, layers, state, true);
+                    forget_if(store, state, true);
                     status::RUNTIME_FAILED
                 }
             };
@@ -301,7 +304,11 @@ fn supervise(
 }
 
 /// The container's config.json in its state directory, for `minibox exec`.
-fn save_config(spec: &ContainerSpec, store: &Store, state: &ContainerState) -> Result<()> {
+pub(crate) fn save_config(
+    spec: &ContainerSpec,
+    store: &Store,
+    state: &ContainerState,
+) -> Result<()> {
     let path = store.dir(&state.id).join(crate::cli::exec::CONFIG_FILE);
     let json = crate::model::oci::to_json(&crate::model::oci::spec_from_container(spec))?;
     std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))
@@ -399,7 +406,12 @@ fn start_and_watch(
             init_binary: init_binary.as_ref(),
             net: &net.init,
         };
-        init::container_main(spec, &prepared, &child, &container_stdio)
+        init::container_main(
+            spec,
+            &prepared,
+            &child,
+            init::Attach::Supervised(&container_stdio),
+        )
     })?;
     drop(child);
     drop(init_binary);
@@ -446,8 +458,13 @@ fn start_and_watch(
         s.pid = process;
         s.started_ms = Some(now_ms());
     });
-    if let Err(e) = recorded {
-        say!("minibox: container {}: {e:#}", spec.display_name());
+    match &recorded {
+        Err(e) => say!("minibox: container {}: {e:#}", spec.display_name()),
+        Ok(now) => hooks::run_warning_only(
+            &spec.hooks,
+            "poststart",
+            &create::state_json(now, "running").to_string(),
+        ),
     }
     // Whoever waits for the start (`run -d`) may go.
     start.started();
@@ -465,8 +482,8 @@ fn start_and_watch(
     Ok(status::from_wait(ended).unwrap_or(status::RUNTIME_FAILED))
 }
 
-/// Puts the waiting child in its cgroup, maps its user namespace's ids, lets it go, and waits
-/// until it has exec'd CMD.
+/// Puts the waiting child in its cgroup, maps its user namespace's ids, lets it go (running the
+/// runtime's hooks when it stops for them), and waits until it has exec'd CMD.
 fn admit(
     pid: Pid,
     spec: &ContainerSpec,
@@ -495,12 +512,36 @@ fn admit(
             return Err(parent.child_failure_or(e));
         }
     }
-    parent.send_go()?;
-    parent.wait_for_exec(|step, text| {
+    let on_step = |step: &str, text: &str| {
         if explain {
             explain_child_step(pid, step, text)
         }
+    };
+    if spec.hooks == Default::default() {
+        parent.send_go()?;
+        return parent.wait_for_exec(on_step);
+    }
+    let creating = hook_state(spec, pid);
+    parent.send_go_with(&creating)?;
+    while parent.next_stop(on_step)? == Stop::Hooks {
+        hooks::run(&spec.hooks, "prestart", &creating)?;
+        hooks::run(&spec.hooks, "createRuntime", &creating)?;
+        parent.send_continue()?;
+    }
+    parent.wait_for_exec_after_ready(on_step)
+}
+
+/// The state a bundle's hooks read while minibox makes it.
+fn hook_state(spec: &ContainerSpec, pid: Pid) -> String {
+    serde_json::json!({
+        "ociVersion": create::OCI_VERSION,
+        "id": spec.id,
+        "status": "creating",
+        "pid": pid.as_raw(),
+        "bundle": spec.rootfs.parent().unwrap_or(&spec.rootfs),
+        "annotations": {},
     })
+    .to_string()
 }
 
 /// The group as the kernel holds it now.

@@ -2,8 +2,10 @@
 //! container, and the child side (`init`) that sets it up and becomes its program.
 
 pub mod channel;
+pub mod create;
 pub mod exec;
 pub mod explain;
+pub mod hooks;
 pub mod init;
 pub mod launcher;
 pub mod network;

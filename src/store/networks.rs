@@ -153,9 +153,12 @@ pub fn check_network_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The directory of the state root that holds networks and leases, beside the containers'.
+pub const DIR: &str = "networks";
+
 impl Networks {
     pub fn open(state_root: &Path) -> Result<Networks> {
-        let dir = state_root.join("networks");
+        let dir = state_root.join(DIR);
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -166,7 +169,7 @@ impl Networks {
 
     /// Without creating anything: `None` when no network was ever made there.
     pub fn existing(state_root: &Path) -> Option<Networks> {
-        let dir = state_root.join("networks");
+        let dir = state_root.join(DIR);
         dir.is_dir().then_some(Networks { dir })
     }
 

@@ -79,6 +79,25 @@ pub struct ContainerState {
     /// Its `-v`, `--mount` and `--tmpfs` mounts, as `SOURCE:TARGET[:ro]`.
     #[serde(default)]
     pub volumes: Vec<String>,
+    /// What an OCI container (a bundle's) adds: `state` reports it, `delete` runs its hooks.
+    #[serde(default)]
+    pub oci: Option<OciRecord>,
+}
+
+/// An OCI container's own facts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OciRecord {
+    /// The bundle directory, absolute.
+    pub bundle: PathBuf,
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, String>,
+    /// The hooks still to come (`poststart`, `poststop`), as config.json gave them.
+    #[serde(default)]
+    pub hooks: oci_spec::runtime::Hooks,
+    /// Made by `create` (or `run -d` of a bundle): the caller (conmon, a containerd shim) is
+    /// the container's supervisor, not a minibox process; it lives as long as its process.
+    #[serde(default)]
+    pub caller_supervised: bool,
 }
 
 /// A process as the kernel names it for good: its pid and its start time (`/proc/PID/stat`
@@ -186,7 +205,13 @@ impl ContainerState {
             ),
             image: spec.image.clone(),
             volumes: spec.volumes.iter().map(|v| v.display()).collect(),
+            oci: None,
         }
+    }
+
+    /// True for a container whose supervisor is its caller (OCI `create`), not minibox.
+    pub fn caller_supervised(&self) -> bool {
+        self.oci.as_ref().is_some_and(|o| o.caller_supervised)
     }
 
     pub fn short_id(&self) -> &str {
@@ -213,8 +238,10 @@ impl ContainerState {
     }
 
     /// True while the minibox process that answers for the container lives.
+    /// A caller-supervised container answers for itself: it lives while its process does.
     pub fn supervisor_alive(&self) -> bool {
         self.supervisor.is_some_and(|s| s.is_alive())
+            || (self.caller_supervised() && self.pid.is_some_and(|p| p.is_alive()))
     }
 
     pub fn is_running(&self) -> bool {
@@ -368,7 +395,25 @@ impl Store {
     /// Records a new container, making sure its name is unique (a generated one when none is
     /// given). Fails, changing nothing, when the name is taken.
     pub fn create(&self, spec: &ContainerSpec, detached: bool) -> Result<ContainerState> {
+        self.create_with(spec, detached, None)
+    }
+
+    /// `create`, for an OCI container: its id is the one its caller chose, so it may be taken.
+    pub fn create_with(
+        &self,
+        spec: &ContainerSpec,
+        detached: bool,
+        oci: Option<OciRecord>,
+    ) -> Result<ContainerState> {
         let _lock = lock_file(&self.root.join(LOCK_FILE))?;
+        if self.dir(&spec.id).exists() {
+            bail!(
+                "container {} already exists: delete it first (minibox delete {}) or choose \
+                 another ID",
+                spec.id,
+                spec.id
+            );
+        }
         let existing = self.list()?;
         let taken = |n: &str| existing.iter().any(|c| c.name == n);
         let name = match &spec.name {
@@ -384,6 +429,7 @@ impl Store {
             None => crate::model::names::generate(&spec.id, taken),
         };
         let mut state = ContainerState::new(spec, name, detached);
+        state.oci = oci;
         // Until a supervisor takes over, the creating process answers for the container.
         state.supervisor = Some(ProcessRef::of(std::process::id() as i32)?);
         fs::DirBuilder::new()
@@ -449,7 +495,8 @@ impl Store {
             fs::read_dir(&self.root).with_context(|| format!("listing {}", self.root.display()))?;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let is_record = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+            // A generated id, or an OCI one (the caller's).
+            let is_record = crate::model::spec::check_oci_id(&name).is_ok();
             if is_record && entry.path().is_dir() && !entry.path().join(STATE_FILE).exists() {
                 self.remove(&name)?;
             }
@@ -589,6 +636,8 @@ mod tests {
             setup: crate::model::setup::Setup::docker(true),
             image: None,
             volumes: vec![],
+            hooks: Default::default(),
+            console_size: None,
         }
     }
 

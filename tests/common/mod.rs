@@ -415,3 +415,13 @@ pub fn processes_running(argv: &[&str]) -> Vec<u32> {
         .filter(|pid| process_lives(*pid))
         .collect()
 }
+
+/// What a state root holds besides its lock and the compiled seccomp programs minibox keeps for
+/// the next run (`.seccomp-*`): the records and leftovers of containers.
+pub fn state_leftovers(root: &Path) -> Vec<String> {
+    fs::read_dir(root)
+        .expect("read the state root")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n != "lock" && !n.starts_with(".seccomp-"))
+        .collect()
+}

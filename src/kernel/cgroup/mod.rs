@@ -72,8 +72,7 @@ impl Tuning {
 
     /// OCI's shares (2..262144) as a cgroup v2 weight (1..10000), runc's formula.
     pub fn cpu_weight(&self) -> Option<u64> {
-        self.cpu_shares
-            .map(|s| 1 + ((s.clamp(2, 262_144) - 2) * 9999) / 262_142)
+        self.cpu_shares.map(shares_to_weight)
     }
 
     /// What v2's `memory.swap.max` gets for a memory limit of `memory` bytes.
@@ -89,6 +88,41 @@ impl Tuning {
     fn is_empty(&self) -> bool {
         *self == Tuning::default()
     }
+}
+
+/// New limits for a live group, in the OCI runtime spec's terms (`LinuxResources`): `None`
+/// leaves a value as it is; `-1` means unlimited where the spec says so.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitsUpdate {
+    /// Bytes, or -1.
+    pub memory: Option<i64>,
+    /// Memory plus swap, in bytes, or -1.
+    pub memory_swap: Option<i64>,
+    /// Microseconds per period, or -1.
+    pub cpu_quota: Option<i64>,
+    /// Microseconds.
+    pub cpu_period: Option<u64>,
+    /// cgroup v1 shares (2..262144); v2 gets the equivalent weight.
+    pub cpu_shares: Option<u64>,
+    /// Processes, or -1 (0 too, as runc).
+    pub pids: Option<i64>,
+}
+
+/// A limit as cgroup files write it: a number, or `max` (v2) / `-1` (v1) for none.
+fn limit_text(value: i64, unlimited: &str) -> String {
+    if value < 0 {
+        unlimited.to_string()
+    } else {
+        value.to_string()
+    }
+}
+
+/// cgroup v1 `cpu.shares` as cgroup v2 `cpu.weight` (the conversion runc and crun use).
+pub fn shares_to_weight(shares: u64) -> u64 {
+    if shares == 0 {
+        return 100;
+    }
+    1 + (shares.clamp(2, 262_144) - 2) * 9999 / 262_142
 }
 
 /// What the kernel measured for the group.
@@ -122,6 +156,14 @@ pub trait ContainerCgroup {
     }
     /// True while a process is in the group.
     fn has_processes(&self) -> bool;
+    /// The host pids of every process in the group (`minibox ps ID`, `kill --all`).
+    fn processes(&self) -> Vec<i32>;
+    /// Freezes (`pause`) or thaws (`resume`) every process in the group.
+    fn set_frozen(&self, frozen: bool) -> Result<()>;
+    /// True while the group is frozen.
+    fn is_frozen(&self) -> bool;
+    /// Changes limits of a running container (`minibox update`).
+    fn update(&self, change: &LimitsUpdate) -> Result<()>;
     /// Kills whatever still runs in the group, then removes it.
     fn destroy(&self) -> Result<()>;
 }

@@ -18,8 +18,9 @@ use nix::unistd::Pid;
 
 use super::{ContainerCgroup, Limits, Placement, Tuning, Usage, CPU_PERIOD_US};
 
-/// The controllers a container's groups use: cpuacct only measures, the others also limit.
-pub const CONTROLLERS: [&str; 4] = ["memory", "cpu", "cpuacct", "pids"];
+/// The controllers a container's groups use: cpuacct only measures, freezer pauses, the others
+/// also limit.
+pub const CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "freezer"];
 
 /// How long `destroy` keeps killing and retrying before it gives up on a group.
 const DESTROY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -542,6 +543,7 @@ fn controllers_by_files(group: &Path) -> Vec<&'static str> {
         ("cpuacct", "cpuacct.usage"),
         ("pids", "pids.max"),
         ("cpuset", "cpuset.cpus"),
+        ("freezer", "freezer.state"),
     ]
     .into_iter()
     .filter(|(_, file)| group.join(file).exists())
@@ -605,11 +607,91 @@ impl ContainerCgroup for Group {
         !self.processes().is_empty()
     }
 
+    fn processes(&self) -> Vec<i32> {
+        Group::processes(self)
+    }
+
+    fn set_frozen(&self, frozen: bool) -> Result<()> {
+        let want = if frozen { "FROZEN" } else { "THAWED" };
+        self.write("freezer", "freezer.state", want)?;
+        // FREEZING until every task is stopped: `pause` returns with the freeze done.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self
+            .read("freezer", "freezer.state")
+            .as_deref()
+            .map(str::trim)
+            != Some(want)
+        {
+            if Instant::now() >= deadline {
+                bail!("the freezer group did not become {want} within 5 s");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+            // The kernel wants the write repeated to go on from FREEZING.
+            self.write("freezer", "freezer.state", want)?;
+        }
+        Ok(())
+    }
+
+    fn is_frozen(&self) -> bool {
+        self.read("freezer", "freezer.state")
+            .is_some_and(|s| s.trim() != "THAWED")
+    }
+
+    fn update(&self, change: &super::LimitsUpdate) -> Result<()> {
+        let text = |v: i64| super::limit_text(v, "-1");
+        if change.memory.is_some() || change.memory_swap.is_some() {
+            let memory = change.memory.map(text);
+            let swap = change
+                .memory_swap
+                .filter(|_| {
+                    self.dir("memory")
+                        .is_some_and(|d| d.join("memory.memsw.limit_in_bytes").exists())
+                })
+                .map(text);
+            // The kernel wants memsw ≥ memory at every moment: one order raises, the other
+            // lowers; the second is tried when the first is refused.
+            let write_memory = || match &memory {
+                Some(m) => self.write("memory", "memory.limit_in_bytes", m),
+                None => Ok(()),
+            };
+            let write_swap = || match &swap {
+                Some(s) => self.write("memory", "memory.memsw.limit_in_bytes", s),
+                None => Ok(()),
+            };
+            if write_memory().and_then(|()| write_swap()).is_err() {
+                write_swap()?;
+                write_memory()?;
+            }
+        }
+        if let Some(period) = change.cpu_period {
+            self.write("cpu", "cpu.cfs_period_us", &period.to_string())?;
+        }
+        if let Some(quota) = change.cpu_quota {
+            self.write("cpu", "cpu.cfs_quota_us", &text(quota))?;
+        }
+        if let Some(shares) = change.cpu_shares {
+            self.write("cpu", "cpu.shares", &shares.to_string())?;
+        }
+        if let Some(pids) = change.pids {
+            let value = if pids <= 0 {
+                "max".to_string()
+            } else {
+                pids.to_string()
+            };
+            self.write("pids", "pids.max", &value)?;
+        }
+        Ok(())
+    }
+
     /// Kills what is left, removes every group (last made, first removed), then the parents
     /// that are left empty. Every group is tried even if one fails; the first failure is
     /// returned.
     fn destroy(&self) -> Result<()> {
         let deadline = Instant::now() + DESTROY_TIMEOUT;
+        // A paused container's processes die only once thawed.
+        if self.is_frozen() {
+            let _ = self.write("freezer", "freezer.state", "THAWED");
+        }
         self.kill_all(deadline);
         let mut first_error = None;
         for m in self.members.iter().rev() {
@@ -645,6 +727,7 @@ mod tests {
 33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
 34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset
 35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+37 31 0:34 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer
 39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
 40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
@@ -652,6 +735,7 @@ mod tests {
     const SEPARATE_CGROUP: &str = "\
 9:name=systemd:/
 8:pids:/
+6:freezer:/
 4:memory:/process_api/1821744e
 3:cpuset:/
 2:cpuacct:/
@@ -667,9 +751,11 @@ mod tests {
 30 25 0:28 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:14 - cgroup cgroup rw,cpu,cpuacct
 31 25 0:29 / /sys/fs/cgroup/memory rw,nosuid shared:15 - cgroup cgroup rw,memory
 33 25 0:31 / /sys/fs/cgroup/pids rw,nosuid shared:17 - cgroup cgroup rw,pids
+34 25 0:32 / /sys/fs/cgroup/freezer rw,nosuid shared:18 - cgroup cgroup rw,freezer
 ";
     const COMOUNTED_CGROUP: &str = "\
 12:pids:/user.slice/user-1000.slice/session-2.scope
+10:freezer:/
 9:memory:/user.slice/user-1000.slice/session-2.scope
 4:cpu,cpuacct:/user.slice
 1:name=systemd:/user.slice/user-1000.slice/session-2.scope
@@ -692,6 +778,7 @@ mod tests {
                 hierarchy(&["cpu"], "/sys/fs/cgroup/cpu"),
                 hierarchy(&["cpuacct"], "/sys/fs/cgroup/cpuacct"),
                 hierarchy(&["memory"], "/sys/fs/cgroup/memory/process_api/1821744e"),
+                hierarchy(&["freezer"], "/sys/fs/cgroup/freezer"),
                 hierarchy(&["pids"], "/sys/fs/cgroup/pids"),
             ]
         );
@@ -713,6 +800,7 @@ mod tests {
                     &["pids"],
                     "/sys/fs/cgroup/pids/user.slice/user-1000.slice/session-2.scope"
                 ),
+                hierarchy(&["freezer"], "/sys/fs/cgroup/freezer/"),
             ]
         );
         assert!(h.missing.is_empty(), "{:?}", h.missing);
@@ -738,7 +826,7 @@ mod tests {
             .map(|l| format!("{l}\n"))
             .collect();
         let h = Hierarchies::from_tables(&no_pids, SEPARATE_CGROUP);
-        assert_eq!(h.found.len(), 3);
+        assert_eq!(h.found.len(), 4);
         assert_eq!(h.why_missing("memory"), None);
         let why = h.why_missing("pids").unwrap();
         assert!(why.contains("/proc/self/mountinfo"), "{why}");

@@ -189,6 +189,14 @@ impl Group {
         self.read(file)?.trim().parse().ok()
     }
 
+    /// A number, or -1 for `max`.
+    fn read_i64(&self, file: &str) -> Option<i64> {
+        match self.read(file)?.trim() {
+            "max" => Some(-1),
+            n => n.parse().ok(),
+        }
+    }
+
     /// A `key value` line of a flat-keyed file such as memory.events or cpu.stat.
     fn read_key(&self, file: &str, key: &str) -> Option<u64> {
         super::flat_key(&self.read(file)?, key)
@@ -304,8 +312,83 @@ impl ContainerCgroup for Group {
         self.is_populated()
     }
 
+    fn processes(&self) -> Vec<i32> {
+        let mut pids: Vec<i32> = self
+            .read("cgroup.procs")
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        pids.sort_unstable();
+        pids
+    }
+
+    fn set_frozen(&self, frozen: bool) -> Result<()> {
+        self.write("cgroup.freeze", if frozen { "1" } else { "0" })?;
+        // The freeze is done when cgroup.events says so: `pause` returns with it done.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.read_key("cgroup.events", "frozen") != Some(u64::from(frozen)) {
+            if Instant::now() >= deadline {
+                anyhow::bail!(
+                    "{} did not become {} within 5 s",
+                    self.path.display(),
+                    if frozen { "frozen" } else { "thawed" }
+                );
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
+    fn is_frozen(&self) -> bool {
+        self.read_key("cgroup.events", "frozen") == Some(1)
+    }
+
+    fn update(&self, change: &super::LimitsUpdate) -> Result<()> {
+        if let Some(bytes) = change.memory {
+            self.write("memory.max", &super::limit_text(bytes, "max"))?;
+        }
+        // OCI's swap is memory+swap; v2 counts swap alone.
+        if let Some(total) = change.memory_swap {
+            let swap = match (total, change.memory.or_else(|| self.read_i64("memory.max"))) {
+                (t, _) if t < 0 => -1,
+                (t, Some(m)) if m >= 0 => (t - m).max(0),
+                (t, _) => t,
+            };
+            self.write("memory.swap.max", &super::limit_text(swap, "max"))?;
+        }
+        if change.cpu_quota.is_some() || change.cpu_period.is_some() {
+            let now = self.read("cpu.max").unwrap_or_default();
+            let mut parts = now.split_whitespace();
+            let (old_quota, old_period) = (parts.next().unwrap_or("max"), parts.next());
+            let quota = change
+                .cpu_quota
+                .map_or(old_quota.to_string(), |q| super::limit_text(q, "max"));
+            let period = change
+                .cpu_period
+                .map_or(old_period.unwrap_or("100000").to_string(), |p| {
+                    p.to_string()
+                });
+            self.write("cpu.max", &format!("{quota} {period}"))?;
+        }
+        if let Some(shares) = change.cpu_shares {
+            self.write("cpu.weight", &super::shares_to_weight(shares).to_string())?;
+        }
+        if let Some(pids) = change.pids {
+            self.write(
+                "pids.max",
+                &super::limit_text(if pids == 0 { -1 } else { pids }, "max"),
+            )?;
+        }
+        Ok(())
+    }
+
     fn destroy(&self) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(10);
+        // A paused container's processes die only once thawed.
+        if self.is_frozen() {
+            let _ = self.write("cgroup.freeze", "0");
+        }
         if self.is_populated() {
             self.kill_all()?;
         }

@@ -1,0 +1,459 @@
+//! The OCI runtime lifecycle, runc's way: `create` makes the container's process, set up up to
+//! the exec of `process.args`, and returns; `start` lets it exec. Between the two no minibox
+//! process exists: the caller (conmon, a containerd shim) has made itself a child subreaper, so
+//! the container's process, orphaned when `create` exits, becomes its child.
+//!
+//! The process waits for `start` by opening the FIFO `exec.fifo` in its state directory for
+//! writing, which blocks until `start` opens it for reading (runc's mechanism). It reaches the
+//! FIFO through an `O_PATH` descriptor opened on the host before the root switch
+//! (`/proc/self/fd/N`), so the state directory is never visible inside the container.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::stat::Mode;
+use oci_spec::runtime::Hooks;
+use serde_json::{json, Value};
+
+use crate::kernel::cgroup::{self, ContainerCgroup, Placement};
+use crate::kernel::{namespaces, seccomp};
+use crate::model::spec::ContainerSpec;
+use crate::runtime::channel::{self, Stop};
+use crate::runtime::init::{self, Attach};
+use crate::runtime::{hooks, pid1};
+use crate::store::state::{now_ms, ContainerState, OciRecord, ProcessRef, Status, Store};
+
+/// The runtime-spec version minibox reports in `state` and `features`.
+pub const OCI_VERSION: &str = "1.1.0";
+
+const EXEC_FIFO: &str = "exec.fifo";
+
+/// `create`'s flags.
+#[derive(Debug, Default)]
+pub struct CreateOptions {
+    /// The bundle, absolute.
+    pub bundle: PathBuf,
+    pub annotations: std::collections::BTreeMap<String, String>,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// What the container's first process needs under `create` (see `init::Attach`).
+pub struct CallerAttach {
+    /// `exec.fifo`, as an `O_PATH` handle.
+    pub exec_fifo: OwnedFd,
+    /// `--console-socket`, connected.
+    pub console: Option<UnixStream>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// The signals a waiting container's process dies of. As PID 1 of its namespace it would
+/// ignore them with the default disposition; runc's waiting init (a Go program) dies of them.
+const DEADLY_WHILE_WAITING: [Signal; 6] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+extern "C" fn die_of_signal(sig: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe and touches no memory of ours.
+    unsafe { libc::_exit(128 + sig) }
+}
+
+impl CallerAttach {
+    /// Blocks until `start` opens the FIFO, then tells it we go. A signal meant for the
+    /// container ends the wait (and the process), as it would end the program.
+    pub fn wait_for_start(&self) -> Result<()> {
+        let die = nix::sys::signal::SigAction::new(
+            nix::sys::signal::SigHandler::Handler(die_of_signal),
+            nix::sys::signal::SaFlags::empty(),
+            nix::sys::signal::SigSet::empty(),
+        );
+        for sig in DEADLY_WHILE_WAITING {
+            // SAFETY: the handler only calls _exit.
+            unsafe { nix::sys::signal::sigaction(sig, &die) }.context("sigaction")?;
+        }
+        let path = format!("/proc/self/fd/{}", self.exec_fifo.as_raw_fd());
+        let mut fifo = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+            .context("waiting for start on the exec FIFO")?;
+        fifo.write_all(b"0")
+            .context("answering start on the exec FIFO")?;
+        drop(fifo);
+        let default = nix::sys::signal::SigAction::new(
+            nix::sys::signal::SigHandler::SigDfl,
+            nix::sys::signal::SaFlags::empty(),
+            nix::sys::signal::SigSet::empty(),
+        );
+        for sig in DEADLY_WHILE_WAITING {
+            // SAFETY: restoring the default disposition installs no code of ours.
+            unsafe { nix::sys::signal::sigaction(sig, &default) }.context("sigaction")?;
+        }
+        Ok(())
+    }
+}
+
+/// True when `create` must stop the child before its root switch to run hooks.
+pub fn has_runtime_hooks(h: &Hooks) -> bool {
+    !hooks::of(h, "prestart").is_empty() || !hooks::of(h, "createRuntime").is_empty()
+}
+
+/// `minibox create`: returns once the container's process waits for `start`. Whatever fails
+/// leaves nothing behind: no process, cgroup or record.
+pub fn create(spec: &ContainerSpec, store: &Store, opts: &CreateOptions) -> Result<()> {
+    check_attachment(spec, opts)?;
+    // Connected before anything is made: a wrong socket costs nothing.
+    let console = opts
+        .console_socket
+        .as_ref()
+        .map(|path| {
+            UnixStream::connect(path)
+                .with_context(|| format!("connecting to --console-socket {}", path.display()))
+        })
+        .transpose()?;
+    let record = OciRecord {
+        bundle: opts.bundle.clone(),
+        annotations: opts.annotations.clone(),
+        hooks: spec.hooks.clone(),
+        caller_supervised: true,
+    };
+    let state = store.create_with(spec, true, Some(record))?;
+    let mut made = Made::default();
+    let result = create_recorded(spec, store, opts, &state, console, &mut made);
+    if result.is_err() {
+        made.undo(store, &state.id);
+    }
+    result
+}
+
+/// What `create` has made so far, to be undone if it fails.
+#[derive(Default)]
+struct Made {
+    pid: Option<nix::unistd::Pid>,
+    cgroup: Option<Box<dyn ContainerCgroup>>,
+}
+
+impl Made {
+    fn undo(&self, store: &Store, id: &str) {
+        if let Some(pid) = self.pid {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.destroy();
+        }
+        if let Ok(c) = store.load(id) {
+            if let Some(cg) = c.cgroup.as_ref().and_then(cgroup::reopen) {
+                let _ = cg.destroy();
+            }
+        }
+        let _ = store.remove(id);
+    }
+}
+
+/// A terminal needs a socket to send it through, and a socket is only for a terminal (runc's
+/// rules); published ports need a minibox supervisor, which `create` does not leave.
+fn check_attachment(spec: &ContainerSpec, opts: &CreateOptions) -> Result<()> {
+    match (spec.tty, &opts.console_socket) {
+        (true, None) => bail!(
+            "process.terminal is true: give --console-socket SOCKET to receive the pty's master"
+        ),
+        (false, Some(_)) => bail!(
+            "--console-socket was given but process.terminal is false: set process.terminal \
+             to true, or drop --console-socket"
+        ),
+        _ => {}
+    }
+    if !spec.ports.is_empty() {
+        bail!(
+            "published ports (annotation org.minibox.ports) need a minibox supervisor: use \
+             minibox run --bundle without -d, or let the engine publish them"
+        );
+    }
+    Ok(())
+}
+
+fn create_recorded(
+    spec: &ContainerSpec,
+    store: &Store,
+    opts: &CreateOptions,
+    state: &ContainerState,
+    console: Option<UnixStream>,
+    made: &mut Made,
+) -> Result<()> {
+    let dir = store.dir(&state.id);
+    // What `minibox exec` rebuilds the container's process from.
+    crate::runtime::launcher::save_config(spec, store, state)?;
+    let fifo_path = dir.join(EXEC_FIFO);
+    nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o600))
+        .with_context(|| format!("mkfifo {}", fifo_path.display()))?;
+    // Writable by the container's user, whoever that is: the FIFO is reached only through our
+    // descriptor, in a directory only root can enter.
+    std::fs::set_permissions(&fifo_path, std::fs::Permissions::from_mode(0o622))
+        .with_context(|| format!("chmod {}", fifo_path.display()))?;
+    let exec_fifo: OwnedFd = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(&fifo_path)
+        .with_context(|| format!("opening {}", fifo_path.display()))?
+        .into();
+    let place = Placement {
+        parent: spec.cgroup_path.parent().unwrap_or(Path::new("")).into(),
+        id: spec.cgroup_path.file_name().map_or_else(
+            || spec.id.clone(),
+            |leaf| leaf.to_string_lossy().into_owned(),
+        ),
+    };
+    let plan = cgroup::plan(&place, &spec.limits, &spec.setup.resources)?;
+    if let Some(record) = plan.record() {
+        store.update(&state.id, |s| s.cgroup = Some(record))?;
+    }
+    made.cgroup = plan.create()?;
+    let attach = CallerAttach {
+        exec_fifo,
+        console,
+        no_pivot: opts.no_pivot,
+        no_new_keyring: opts.no_new_keyring,
+        preserve_fds: opts.preserve_fds,
+    };
+    // The seccomp profile is compiled here, never in the container: the child only loads it.
+    let filter = spec
+        .seccomp
+        .as_ref()
+        .map(|p| {
+            seccomp::compile(p, store.root())
+                .with_context(|| format!("compiling the seccomp profile {}", p.name))
+        })
+        .transpose()?;
+    // org.minibox.init: the init is made (sealed, in memory) now.
+    let init_binary = spec.init.then(pid1::sealed_init).transpose()?;
+    // A bundle's network is its maker's (a namespace given by path is joined by init).
+    let net = init::InitNet {
+        join: None,
+        files: dir.clone(),
+    };
+    let (parent, child) = channel::pair()?;
+    // A PID namespace given by path is the one our next child is born in.
+    namespaces::join_pid_for_children(&spec.setup.namespaces)?;
+    let flags = spec.setup.namespaces.clone_flags();
+    let pid = namespaces::clone_into_new_namespaces(flags, || {
+        parent.close_in_child();
+        let prepared = init::Prepared {
+            layer: None,
+            filter: filter.as_ref(),
+            init_binary: init_binary.as_ref(),
+            net: &net,
+        };
+        init::container_main(spec, &prepared, &child, Attach::Caller(&attach))
+    })?;
+    made.pid = Some(pid);
+    drop(child);
+    drop(attach);
+    if let Some(cg) = &made.cgroup {
+        cg.add(pid).map_err(|e| {
+            let _ = kill(pid, Signal::SIGKILL);
+            parent.child_failure_or(
+                e.context(format!("moving the container into {}", cg.path().display())),
+            )
+        })?;
+    }
+    // Only a process outside the new user namespace can write its maps, once, and the child
+    // needs them before it goes on.
+    if spec.setup.new_user_namespace() {
+        namespaces::write_id_maps(pid, &spec.setup.uid_mappings, &spec.setup.gid_mappings)
+            .map_err(|e| {
+                let _ = kill(pid, Signal::SIGKILL);
+                parent.child_failure_or(e)
+            })?;
+    }
+    let mut seen = state.clone();
+    seen.pid = ProcessRef::of(pid.as_raw()).ok();
+    let creating = state_json(&seen, "creating").to_string();
+    parent.send_go_with(&creating)?;
+    // The child stops once for the runtime's hooks (if it has any), then once set up.
+    while parent.next_stop(|_, _| {})? == Stop::Hooks {
+        hooks::run(&spec.hooks, "prestart", &creating)?;
+        hooks::run(&spec.hooks, "createRuntime", &creating)?;
+        parent.send_continue()?;
+    }
+    let process = ProcessRef::of(pid.as_raw())?;
+    store.update(&state.id, |s| {
+        s.pid = Some(process);
+        s.status = Status::Created;
+        // From now on its caller answers for it.
+        s.supervisor = None;
+    })?;
+    if let Some(path) = &opts.pid_file {
+        write_pid_file(path, pid.as_raw())?;
+    }
+    Ok(())
+}
+
+/// `--pid-file`: the container's host pid, written whole or not at all (a temp file renamed).
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .with_context(|| format!("--pid-file {} names no file", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, pid.to_string())
+        .with_context(|| format!("writing --pid-file {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing --pid-file {}", path.display()))
+}
+
+/// `minibox start ID`: the waiting process execs `process.args`.
+pub fn start(store: &Store, id: &str) -> Result<()> {
+    let lock = store.lock(id).map_err(|_| does_not_exist(id))?;
+    let c = store.load(id).map_err(|_| does_not_exist(id))?.observed();
+    match c.status {
+        Status::Created if c.caller_supervised() => {}
+        Status::Created => bail!("container {id} is being created by minibox run: it starts itself"),
+        Status::Running => bail!("cannot start container {id}: it is already running (start runs a created container once)"),
+        Status::Exited => bail!("cannot start container {id}: it is stopped; delete it and create it again"),
+    }
+    let Some(pid) = c.pid else {
+        bail!("cannot start container {id}: it has no process");
+    };
+    let fifo_path = store.dir(id).join(EXEC_FIFO);
+    let fifo = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&fifo_path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("cannot start container {id}: it was started already")
+        }
+        Err(e) => return Err(e).with_context(|| format!("opening {}", fifo_path.display())),
+    };
+    await_exec(&fifo, pid, id)?;
+    let _ = std::fs::remove_file(&fifo_path);
+    // Under the lock taken above (`update` would take it again).
+    let mut now = store.load(id)?;
+    now.status = Status::Running;
+    now.started_ms = Some(now_ms());
+    store.write(&now)?;
+    drop(lock);
+    if let Some(oci) = &now.oci {
+        hooks::run_warning_only(
+            &oci.hooks,
+            "poststart",
+            &state_json(&now, "running").to_string(),
+        );
+    }
+    Ok(())
+}
+
+/// Waits for the container's byte on the FIFO, checking that its process still lives.
+fn await_exec(fifo: &File, pid: ProcessRef, id: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(50u16)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e).context("polling the exec FIFO"),
+        }
+        let mut byte = [0u8; 1];
+        match (&*fifo).read(&mut byte) {
+            Ok(1) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e).context("reading the exec FIFO"),
+        }
+        if !pid.is_alive() {
+            bail!("cannot start container {id}: its process has exited (killed while created?)");
+        }
+        if Instant::now() >= deadline {
+            bail!("cannot start container {id}: its process did not answer within 60 s");
+        }
+    }
+}
+
+/// The one-line error engines match for an unknown id.
+pub fn does_not_exist(id: &str) -> anyhow::Error {
+    anyhow::anyhow!("container {id} does not exist (no such container)")
+}
+
+/// The runtime-spec state of a container (runtime.md "State"), with runc's extra fields.
+pub fn state_json(c: &ContainerState, status: &str) -> Value {
+    let pid = match status {
+        "stopped" => 0,
+        _ => c.pid.map_or(0, |p| p.pid),
+    };
+    let (bundle, annotations) = match &c.oci {
+        Some(o) => (o.bundle.clone(), json!(o.annotations)),
+        None => (PathBuf::new(), json!({})),
+    };
+    json!({
+        "ociVersion": OCI_VERSION,
+        "id": c.id,
+        "status": status,
+        "pid": pid,
+        "bundle": bundle,
+        "rootfs": c.rootfs,
+        "created": rfc3339(c.created_ms),
+        "owner": "",
+        "annotations": annotations,
+    })
+}
+
+/// `2024-05-01T12:00:00.123Z`, from milliseconds since the epoch (UTC; the civil date by
+/// Howard Hinnant's days-from-civil inverse).
+pub fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(1_714_564_800_123), "2024-05-01T12:00:00.123Z");
+    }
+}
