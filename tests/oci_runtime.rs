@@ -132,15 +132,58 @@ fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     false
 }
 
-/// The minibox processes alive now (by their exe).
+/// The minibox processes alive now (by their exe: the binary, or a sealed copy of it).
 fn minibox_processes() -> Vec<u32> {
     let bin = fs::canonicalize(minibox_bin()).unwrap();
     fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e == bin))
+        .filter(|pid| {
+            fs::read_link(format!("/proc/{pid}/exe"))
+                .is_ok_and(|e| e == bin || e.to_string_lossy().starts_with("/memfd:minibox"))
+        })
         .collect()
+}
+
+/// runc CVE-2019-5736: while a created container waits for `start`, its process runs minibox's
+/// code inside the container's namespaces. Its `/proc/PID/exe` must not be the host's binary,
+/// which a process of the container (one that `exec` started, or one sharing its PID namespace)
+/// could open and overwrite once minibox exits.
+#[test]
+fn a_created_container_holds_no_host_binary_cve_2019_5736() {
+    if !need_root() {
+        return;
+    }
+    let b = Bundle::new(&["exit", "0"]);
+    let log = b.dir.path().join("out");
+    let pid_file = b.dir.path().join("pid");
+    let bin = minibox_bin();
+    let before = fs::read(&bin).unwrap();
+    let host = fs::metadata(&bin).unwrap();
+    b.create("oci-cve", &["--pid-file", pid_file.to_str().unwrap()], &log);
+    let pid: u32 = fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(
+        exe.to_string_lossy().starts_with("/memfd:minibox"),
+        "the waiting init runs {}",
+        exe.display()
+    );
+    // What the container would get by opening it is not the host's inode, and it is sealed
+    // against writes.
+    use std::os::unix::fs::MetadataExt;
+    let seen = fs::metadata(format!("/proc/{pid}/exe")).unwrap();
+    assert_ne!((seen.dev(), seen.ino()), (host.dev(), host.ino()));
+    let write = fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{pid}/exe"));
+    assert!(write.is_err(), "the sealed copy opened for writing");
+    b.ok(&["start", "oci-cve"]);
+    assert!(wait_until(Duration::from_secs(5), || b.state("oci-cve")
+        ["status"]
+        == "stopped"));
+    b.ok(&["delete", "oci-cve"]);
+    assert_eq!(fs::read(&bin).unwrap(), before, "the host binary changed");
 }
 
 fn ppid(pid: u32) -> u32 {

@@ -56,7 +56,7 @@ fn running_from_memfd() -> bool {
 fn sealed_copy_of_self() -> Result<File> {
     let fd = memfd_create(
         // What /proc/PID/exe then shows: `/memfd:minibox-exec (deleted)`.
-        c"minibox-exec",
+        c"minibox-sealed",
         MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
     )
     .context("memfd_create for minibox's sealed copy")?;
