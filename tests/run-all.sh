@@ -8,6 +8,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# What minibox links and what the tests drive, from Debian's packages (installed when missing):
+# libseccomp (the seccomp compiler), nftables/iproute2/util-linux (bridge networks, throwaway
+# network namespaces), podman/containerd (engines driving minibox), skopeo/docker-registry (a
+# local registry to pull from).
+packages=(libseccomp-dev pkg-config nftables iproute2 util-linux podman containerd skopeo
+    docker-registry)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "== installing ${missing[*]}"
+    sudo=()
+    [ "$(id -u)" = 0 ] || sudo=(sudo)
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
 ./rootfs-examples/build.sh
 
 if [ "$(id -u)" != 0 ]; then
