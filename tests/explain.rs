@@ -50,6 +50,9 @@ fn explained(
                     f(pid);
                 }
             }
+        } else if line.trim().starts_with("(config.json: ") {
+            // The fields a step carries out, kept apart from what it says the kernel holds.
+            steps.insert(format!("{current}:fields"), line.trim().to_string());
         } else {
             let entry = steps
                 .get_mut(&current)
@@ -265,4 +268,42 @@ fn inspect_reads_the_running_container_from_the_kernel() {
         "{table}"
     );
     minibox().args(["rm", "-f", &id]).output().unwrap();
+}
+
+/// Every container is made from a config.json (`minibox spec` prints it): each step names the
+/// fields it carries out, for a bundle's run as for `minibox run`'s flags.
+#[test]
+fn each_step_names_the_config_json_fields_behind_it() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    let steps = explained(&r, &[], &["exit", "0"], |_| {});
+    for (step, field) in [
+        ("cgroup", "linux.resources"),
+        ("clone", "linux.namespaces"),
+        ("mounts", "mounts[]"),
+        ("pivot_root", "root.path"),
+        ("identity", "process.user"),
+        ("privileges", "process.capabilities"),
+        ("seccomp", "linux.seccomp"),
+        ("exec", "process.args"),
+    ] {
+        let fields = &steps[&format!("{step}:fields")];
+        assert!(fields.contains(field), "{step}: {fields}");
+    }
+    // The same from a bundle's config.json.
+    let bundle = tempfile::tempdir().unwrap();
+    let spec = run_minibox(&["spec", &r.arg(), "/payload", "exit", "0"]);
+    assert_eq!(spec.status.code(), Some(0), "{}", stderr(&spec));
+    fs::write(bundle.path().join("config.json"), &spec.stdout).unwrap();
+    let dir = bundle.path().to_string_lossy().into_owned();
+    let out = run_minibox(&["run", "--explain", "--bundle", &dir, "explain-bundle"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("(config.json: root.path, root.readonly)"),
+        "{err}"
+    );
+    assert!(err.contains("(config.json: linux.namespaces"), "{err}");
 }

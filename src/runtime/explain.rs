@@ -7,18 +7,28 @@ use std::fs;
 
 use nix::unistd::{getgroups, getresgid, getresuid};
 
-/// The steps, in order; their number is their place here.
-const STEPS: [&str; 10] = [
-    "cgroup",
-    "clone",
-    "mounts",
-    "pivot_root",
-    "hostname",
-    "identity",
-    "privileges",
-    "seccomp",
-    "exec",
-    "exit",
+/// The steps, in order (their number is their place here), each with the config.json fields
+/// it carries out: every container, `minibox run`'s too, is made from one (`minibox spec`).
+const STEPS: [(&str, &str); 10] = [
+    ("cgroup", "linux.cgroupsPath, linux.resources"),
+    (
+        "clone",
+        "linux.namespaces, linux.uidMappings, linux.gidMappings",
+    ),
+    (
+        "mounts",
+        "mounts[], linux.maskedPaths, linux.readonlyPaths, linux.devices",
+    ),
+    ("pivot_root", "root.path, root.readonly"),
+    ("hostname", "hostname, domainname"),
+    ("identity", "process.user"),
+    (
+        "privileges",
+        "process.capabilities, process.rlimits, process.noNewPrivileges",
+    ),
+    ("seccomp", "linux.seccomp"),
+    ("exec", "process.args, process.env, process.cwd"),
+    ("exit", ""),
 ];
 
 /// The namespaces a container has, as `/proc/PID/ns` names them.
@@ -77,10 +87,18 @@ fn push_printable(out: &mut String, c: char, escape: fn(char) -> bool) {
 }
 
 /// Prints one step: `[3/10] mounts      TEXT`, continuation lines aligned under TEXT.
+/// The step's config.json fields close its text: `(config.json: linux.namespaces)`.
 pub fn print(step: &str, text: &str) {
-    let n = STEPS.iter().position(|s| *s == step).map_or(0, |i| i + 1);
+    let place = STEPS.iter().position(|(s, _)| *s == step);
+    let n = place.map_or(0, |i| i + 1);
     let indent = " ".repeat(19);
-    let text = text.replace('\n', &format!("\n{indent}"));
+    let mut text = text.replace('\n', &format!("\n{indent}"));
+    if let Some((_, fields)) = place
+        .and_then(|i| STEPS.get(i))
+        .filter(|(_, f)| !f.is_empty())
+    {
+        text.push_str(&format!("\n{indent}(config.json: {fields})"));
+    }
     say!("[{n}/{}] {step:<11} {text}", STEPS.len());
 }
 
