@@ -133,6 +133,21 @@ fn podman_runs_its_containers_with_minibox() {
     assert_eq!(id.len(), 64, "{id}");
     let ps = ok(&mut p.cmd(&["ps", "--no-trunc", "--format", "{{.ID}} {{.Status}}"]));
     assert!(ps.contains(&id) && ps.contains("Up"), "{ps}");
+    // exec: podman calls `minibox exec --process FILE --detach --pid-file ...` through conmon;
+    // the process is in the container (its PID namespace: not pid 1, but a low pid), with
+    // the container's user, and its exit status comes back.
+    let out = ok(&mut p.cmd(&["exec", &id, "/payload", "id"]));
+    assert!(out.starts_with("uid=0 "), "{out}");
+    let out = ok(&mut p.cmd(&["exec", &id, "/payload", "pid"]));
+    assert!(
+        out.starts_with("pid=") && !out.starts_with("pid=1 "),
+        "{out}"
+    );
+    let out = run(
+        &mut p.cmd(&["exec", &id, "/payload", "exit", "5"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     ok(&mut p.cmd(&["stop", "-t", "10", &id]));
     let logs = ok(&mut p.cmd(&["logs", &id]));
     assert!(
