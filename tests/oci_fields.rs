@@ -864,3 +864,68 @@ fn resources_reach_the_containers_cgroup() {
         refused(&unified, "linux.resources.unified needs cgroup v2");
     }
 }
+
+/// A bundle that joins, by path, a namespace minibox itself runs in (the caller's: the host's
+/// or a pod's) must not rename it nor tune it: no default hostname is set there, and a
+/// hostname or a namespaced sysctl for it is refused. Run inside a throwaway uts + network
+/// namespace playing the host, so that a regression renames nothing real.
+#[test]
+fn a_joined_namespace_of_the_callers_own_is_not_renamed_or_tuned() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    let mut c = config(&r, &[], &["hostname"]);
+    // Join the uts and network namespaces of whoever runs minibox (the shell below).
+    let namespaces: Vec<Value> = c["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] != "uts" && n["type"] != "network")
+        .cloned()
+        .chain([
+            json!({"type": "uts", "path": "/proc/self/ns/uts"}),
+            json!({"type": "network", "path": "/proc/self/ns/net"}),
+        ])
+        .collect();
+    c["linux"]["namespaces"] = json!(namespaces);
+    c["annotations"]
+        .as_object_mut()
+        .unwrap()
+        .remove("org.minibox.network");
+    c.as_object_mut().unwrap().remove("hostname");
+    let state = tempfile::tempdir().unwrap();
+    let in_throwaway_host = |config: &Value, id: &str| {
+        let b = bundle(config);
+        let script = format!(
+            "hostname before-{id}; {bin} --root {root} run --bundle {dir} {id}; echo \"rc=$?\"; \
+             hostname; cat /proc/sys/net/ipv4/ip_default_ttl",
+            bin = minibox_bin().display(),
+            root = state.path().display(),
+            dir = b.path().display(),
+        );
+        let out = std::process::Command::new("unshare")
+            .args(["--uts", "--net", "sh", "-c", &script])
+            .env("MINIBOX_DATA_ROOT", test_data_root())
+            .output()
+            .unwrap();
+        (stdout(&out), stderr(&out))
+    };
+    // No hostname asked: the joined namespace keeps its name (the container sees it too).
+    let (out, err) = in_throwaway_host(&c, "joinuts");
+    assert_eq!(out, "before-joinuts\nrc=0\nbefore-joinuts\n64\n", "{err}");
+    // A hostname, or a net.* sysctl, for the caller's own namespace: refused, nothing changed.
+    let mut named = c.clone();
+    named["hostname"] = json!("renamed");
+    let (out, err) = in_throwaway_host(&named, "joinname");
+    assert_eq!(out, "rc=125\nbefore-joinname\n64\n", "{err}");
+    assert!(err.contains("would rename the host"), "{err}");
+    let mut tuned = c.clone();
+    tuned["linux"]["sysctl"] = json!({"net.ipv4.ip_default_ttl": "99"});
+    let (out, err) = in_throwaway_host(&tuned, "jointtl");
+    assert_eq!(out, "rc=125\nbefore-jointtl\n64\n", "{err}");
+    assert!(
+        err.contains("needs a network namespace of the container's"),
+        "{err}"
+    );
+}

@@ -553,3 +553,25 @@ fn run_detached_bundle_is_create_and_start_and_features_say_what_minibox_does() 
     assert_eq!(f["linux"]["seccomp"]["enabled"], false);
     assert!(f["hooks"].as_array().unwrap().len() == 6);
 }
+
+/// runc's order: a program that cannot run fails `create` itself (with docker's 127), and
+/// leaves nothing; `start` never reports a success that did not happen.
+#[test]
+fn create_of_a_program_that_cannot_run_fails_and_leaves_nothing() {
+    if !need_root() {
+        return;
+    }
+    let b = Bundle::new(&[]);
+    let mut config = b.config();
+    config["process"]["args"] = json!(["/nope"]);
+    b.write(&config);
+    let out = b.mb(&["create", "--bundle", b.path(), "oci-nope"]);
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot run \"/nope\""),
+        "{}",
+        stderr(&out)
+    );
+    b.refused(&["state", "oci-nope"], "does not exist");
+    assert_eq!(state_leftovers(b.state.path()), Vec::<String>::new());
+}

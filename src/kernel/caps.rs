@@ -51,15 +51,33 @@ fn parse(names: &[String]) -> Result<CapsHashSet> {
 }
 
 /// The set a container with this uid keeps.
+/// `ALL` means every capability minibox itself holds (its bounding set: a host may withhold
+/// some); one named outright that minibox lacks is refused by name, as no container can get it.
 pub fn resolve(uid: u32, add: &[String], drop: &[String]) -> Result<CapsHashSet> {
+    let named: Vec<String> = add
+        .iter()
+        .filter(|a| !a.eq_ignore_ascii_case("all"))
+        .cloned()
+        .collect();
+    let named = parse(&named)?;
     let add = parse(add)?;
     let drop = parse(drop)?;
     if uid != 0 {
         return Ok(CapsHashSet::new());
     }
+    let held = caps::read(None, caps::CapSet::Bounding).unwrap_or_else(|_| caps::all());
+    let mut missing: Vec<String> = named.difference(&held).map(|c| c.to_string()).collect();
+    if !missing.is_empty() {
+        missing.sort();
+        bail!(
+            "--cap-add {}: minibox itself does not hold it (not in its own bounding set, \
+             /proc/self/status CapBnd), so no container it makes can",
+            missing.join(", ")
+        );
+    }
     let mut keep: CapsHashSet = DOCKER_DEFAULT.into_iter().collect();
     keep.extend(add.iter().copied());
-    keep.retain(|c| !drop.contains(c) || add.contains(c));
+    keep.retain(|c| (!drop.contains(c) || add.contains(c)) && held.contains(c));
     Ok(keep)
 }
 
@@ -172,10 +190,23 @@ mod tests {
             keep.into_iter().collect::<Vec<_>>(),
             vec![Capability::CAP_NET_BIND_SERVICE]
         );
-        assert_eq!(
-            resolve(0, &s(&["all"]), &[]).unwrap().len(),
-            caps::all().len()
-        );
+        // ALL: every capability minibox itself holds (this host may withhold some).
+        let held = caps::read(None, caps::CapSet::Bounding).unwrap();
+        assert_eq!(resolve(0, &s(&["all"]), &[]).unwrap(), held);
+    }
+
+    #[test]
+    fn a_capability_minibox_lacks_is_refused_by_name() {
+        let held = caps::read(None, caps::CapSet::Bounding).unwrap();
+        match caps::all().difference(&held).next() {
+            Some(lacking) => {
+                let name = lacking.to_string();
+                let e = resolve(0, &[name.clone()], &[]).unwrap_err().to_string();
+                assert!(e.contains(&name) && e.contains("does not hold it"), "{e}");
+            }
+            // A host that withholds nothing: every named capability is granted.
+            None => assert!(resolve(0, &s(&["SYS_ADMIN"]), &[]).is_ok()),
+        }
     }
 
     #[test]

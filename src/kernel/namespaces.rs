@@ -95,6 +95,24 @@ impl Namespaces {
     }
 }
 
+/// Whether the namespace file at `path` is the very namespace of that kind minibox runs in
+/// (the host's, for whoever called minibox): the container would share it, not own it.
+pub fn is_callers_own(kind: Kind, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let name = match kind {
+        Kind::Mount => "mnt",
+        Kind::Pid => "pid",
+        Kind::Uts => "uts",
+        Kind::Ipc => "ipc",
+        Kind::Net => "net",
+        Kind::Cgroup => "cgroup",
+        Kind::User => "user",
+        Kind::Time => "time",
+    };
+    let id = |p: &Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino()));
+    matches!((id(path), id(Path::new(&format!("/proc/self/ns/{name}")))), (Ok(a), Ok(b)) if a == b)
+}
+
 /// What kind of namespace the file at `path` is (NS_GET_NSTYPE), or why it is none.
 pub fn kind_of_file(path: &Path) -> Result<CloneFlags, String> {
     const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
@@ -226,6 +244,17 @@ pub fn check_uts(ns: &Namespaces, field: &str) -> Result<()> {
     if !ns.has(Kind::Uts) {
         bail!("{field} needs a uts namespace: add {{\"type\": \"uts\"}} to linux.namespaces");
     }
+    if let Some((_, path)) = ns
+        .join
+        .iter()
+        .find(|(k, p)| *k == Kind::Uts && is_callers_own(Kind::Uts, p))
+    {
+        bail!(
+            "{field} would rename the host: linux.namespaces joins the uts namespace {} that \
+             minibox itself runs in",
+            path.display()
+        );
+    }
     Ok(())
 }
 
@@ -247,7 +276,8 @@ pub fn clone_into_new_namespaces(flags: CloneFlags, child: impl FnMut() -> isize
 /// The container's hostname lives in its own UTS namespace; the host's is untouched. Without
 /// one (the host's UTS namespace) nothing is set: the spec check refused a name then.
 pub fn set_hostname(ns: &Namespaces, name: &str) -> Result<()> {
-    if !ns.has(Kind::Uts) {
+    // No name (a joined UTS namespace keeps its owner's: a pod's, the host's).
+    if !ns.has(Kind::Uts) || name.is_empty() {
         return Ok(());
     }
     nix::unistd::sethostname(name).with_context(|| format!("sethostname({name:?})"))

@@ -537,7 +537,8 @@ pub fn container_from_spec(oci: &Spec, bundle: &Path, id: &str) -> Result<Contai
     };
     let cgroup_path = checked_cgroup_path(linux.cgroups_path().as_deref(), id)?;
     let (network, ports, net) = checked_extras(oci.annotations().as_ref(), netns)?;
-    let uts = setup.namespaces.has(Kind::Uts);
+    // A joined UTS namespace keeps its owner's name (a pod's, the host's) unless asked.
+    let uts = setup.namespaces.creates(Kind::Uts);
     let hostname = match oci.hostname().as_deref().filter(|h| !h.is_empty()) {
         Some(h) => {
             check_hostname(h).map_err(|_| {

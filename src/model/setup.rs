@@ -671,8 +671,15 @@ fn checked_sysctl(
         if !ok || value.contains('\0') {
             bail!("linux.sysctl {key:?} is not a sysctl name (letters, digits, '.', '_', '-')");
         }
-        // A namespace the container shares with the host is never its to tune.
-        let has = |kind: Kind| ns.has(kind);
+        // A namespace the container shares with the host is never its to tune: one made for
+        // it, or one joined by path that is not minibox's own (the host's).
+        let has = |kind: Kind| {
+            ns.creates(kind)
+                || ns
+                    .join
+                    .iter()
+                    .any(|(k, p)| *k == kind && !namespaces::is_callers_own(kind, p))
+        };
         match kproc::sysctl_namespace(key) {
             None => bail!(
                 "linux.sysctl {key} is not namespaced: setting it would change the host; \

@@ -82,6 +82,15 @@ pub fn check_target(text: &str, flag: &str) -> Result<PathBuf> {
     if clean == Path::new("/") {
         bail!("invalid {flag} target {text:?}: the container's / cannot be a mount");
     }
+    // What the kernel shows the container (its own processes, its read-only sysfs with the
+    // masked and read-only paths) and its /dev are minibox's to mount, never a volume's: over
+    // them a volume would hide procfs or the device nodes, or plant its own (runc refuses too).
+    if clean.starts_with("/proc") || clean.starts_with("/sys") || clean == Path::new("/dev") {
+        bail!(
+            "invalid {flag} target {text:?}: /proc, /sys and /dev are the container's own \
+             (procfs, sysfs, its device nodes); mount the volume elsewhere"
+        );
+    }
     Ok(clean)
 }
 
@@ -279,6 +288,14 @@ mod tests {
         assert!(parse_volume("/nonexistent-minibox:/x", d).is_err());
         assert!(parse_volume("bad name:/x", d).is_err());
         assert!(parse_volume("/:/x", d).is_err());
+        // procfs, sysfs and /dev are the container's own.
+        for target in ["/proc", "/proc/sys", "/sys", "/sys/fs/cgroup", "/dev"] {
+            let err = parse_volume(&format!("/tmp:{target}"), d).unwrap_err();
+            assert!(err.to_string().contains("are the container's own"), "{err}");
+            assert!(parse_tmpfs(target).is_err(), "{target}");
+        }
+        assert!(parse_volume("/tmp:/dev/shm2", d).is_ok());
+        assert!(parse_volume("/tmp:/procfs", d).is_ok());
         let t = parse_tmpfs("/tmp:size=1m,mode=1777").unwrap();
         assert_eq!(
             t.source,

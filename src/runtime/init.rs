@@ -195,6 +195,8 @@ fn set_up_and_exec(
     say("seccomp", &|| explain::seccomp(prepared.filter));
     // Become CMD; the exec closes the report pipe right after this last word.
     say("exec", &|| explain::exec(&spec.args, &spec.env));
+    // Under `create`, CMD must be there to run before `create` says the container is made.
+    check_program_if_created(attach, spec)?;
     report_exec_or_ready(attach, chan);
     // Under `create`: wait here, set up, until `start` opens the exec FIFO.
     wait_for_start_if_created(attach)?;
@@ -442,20 +444,7 @@ fn cstrings(items: &[String], what: &str) -> Result<Vec<CString>> {
 pub fn exec_command(spec: &ContainerSpec, init_binary: Option<&OwnedFd>) -> Result<Infallible> {
     let argv = cstrings(&spec.args, "argument")?;
     let envp = cstrings(&spec.env, "environment entry")?;
-    let cmd = &spec.args[0];
-    let candidates: Vec<String> = if cmd.contains('/') {
-        vec![cmd.clone()]
-    } else {
-        let path = spec
-            .env
-            .iter()
-            .find_map(|e| e.strip_prefix("PATH="))
-            .unwrap_or("");
-        path.split(':')
-            .filter(|d| !d.is_empty())
-            .map(|d| format!("{d}/{cmd}"))
-            .collect()
-    };
+    let candidates = program_candidates(spec);
     let mut first_error = Errno::ENOENT;
     for candidate in &candidates {
         let path = CString::new(candidate.as_str()).context("CMD contains a NUL byte")?;
@@ -475,6 +464,47 @@ pub fn exec_command(spec: &ContainerSpec, init_binary: Option<&OwnedFd>) -> Resu
             first_error = errno;
         }
     }
+    Err(cannot_run(spec, &candidates, first_error))
+}
+
+/// Where CMD may be: itself when it holds a `/`, else each directory of the container's PATH.
+fn program_candidates(spec: &ContainerSpec) -> Vec<String> {
+    let cmd = &spec.args[0];
+    if cmd.contains('/') {
+        return vec![cmd.clone()];
+    }
+    let path = spec
+        .env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("");
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| format!("{d}/{cmd}"))
+        .collect()
+}
+
+/// Under `create`: a CMD that cannot run is said now, by `create` (runc's order), not by a
+/// `start` that would then report success.
+fn check_program_if_created(attach: &Attach, spec: &ContainerSpec) -> Result<()> {
+    if let Attach::Supervised(_) = attach {
+        return Ok(());
+    }
+    let candidates = program_candidates(spec);
+    let mut first_error = Errno::ENOENT;
+    for candidate in &candidates {
+        match access(Path::new(candidate), AccessFlags::X_OK) {
+            Ok(()) => return Ok(()),
+            Err(errno) if first_error == Errno::ENOENT => first_error = errno,
+            Err(_) => {}
+        }
+    }
+    Err(cannot_run(spec, &candidates, first_error))
+}
+
+/// docker's statuses for a CMD that does not run: 127 not found, 126 not executable.
+fn cannot_run(spec: &ContainerSpec, candidates: &[String], first_error: Errno) -> anyhow::Error {
+    let cmd = &spec.args[0];
     let (code, why) = match first_error {
         Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP => {
             let exists = candidates.iter().any(|c| Path::new(c).exists());
@@ -497,5 +527,5 @@ pub fn exec_command(spec: &ContainerSpec, init_binary: Option<&OwnedFd>) -> Resu
         "cannot run {cmd:?} in container {}: {why}",
         spec.display_name()
     );
-    bail!(StatusError { code, message })
+    anyhow::Error::new(StatusError { code, message })
 }

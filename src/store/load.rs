@@ -20,7 +20,7 @@ use nix::sys::stat::Mode;
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 use serde::Deserialize;
 
-use crate::store::images::{digest_hex, normalize, verify, ImageRecord, Images};
+use crate::store::images::{check_reference, digest_hex, normalize, verify, ImageRecord, Images};
 use crate::store::unpack::{self, sha256_digest};
 
 /// The files of an archive, by their path inside it.
@@ -213,15 +213,18 @@ fn load_docker(images: &Images, source: &Source) -> Result<Vec<Loaded>> {
             .iter()
             .map(|l| (l.clone(), blob_digest_of_name(l)))
             .collect();
+        // The archive's tags are the image's words: checked as `tag` checks the user's,
+        // before anything is stored.
+        let tags: Vec<String> = entry
+            .repo_tags
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .map(|t| check_reference(t).context("manifest.json RepoTags"))
+            .collect::<Result<_>>()?;
         let id = store_image(images, &config_bytes, None, &layers, |name| {
             source.open(name)
         })?;
-        let tags: Vec<String> = entry
-            .repo_tags
-            .unwrap_or_default()
-            .iter()
-            .map(|t| normalize(t))
-            .collect();
         tag(images, &id, &tags)?;
         loaded.push(Loaded { id, tags });
     }
