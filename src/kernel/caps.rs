@@ -201,7 +201,9 @@ mod tests {
         match caps::all().difference(&held).next() {
             Some(lacking) => {
                 let name = lacking.to_string();
-                let e = resolve(0, &[name.clone()], &[]).unwrap_err().to_string();
+                let e = resolve(0, std::slice::from_ref(&name), &[])
+                    .unwrap_err()
+                    .to_string();
                 assert!(e.contains(&name) && e.contains("does not hold it"), "{e}");
             }
             // A host that withholds nothing: every named capability is granted.
