@@ -23,7 +23,7 @@ use nix::sys::stat::Mode;
 use oci_spec::runtime::Hooks;
 use serde_json::{json, Value};
 
-use crate::kernel::cgroup::{self, ContainerCgroup, Placement};
+use crate::kernel::cgroup::{self, ContainerCgroup};
 use crate::kernel::{namespaces, seccomp};
 use crate::model::spec::ContainerSpec;
 use crate::runtime::channel::{self, Stop};
@@ -215,18 +215,7 @@ fn create_recorded(
         .open(&fifo_path)
         .with_context(|| format!("opening {}", fifo_path.display()))?
         .into();
-    let place = Placement {
-        parent: spec.cgroup_path.parent().unwrap_or(Path::new("")).into(),
-        id: spec.cgroup_path.file_name().map_or_else(
-            || spec.id.clone(),
-            |leaf| leaf.to_string_lossy().into_owned(),
-        ),
-    };
-    let plan = cgroup::plan(&place, &spec.limits, &spec.setup.resources)?;
-    if let Some(record) = plan.record() {
-        store.update(&state.id, |s| s.cgroup = Some(record))?;
-    }
-    made.cgroup = plan.create()?;
+    made.cgroup = crate::runtime::launcher::make_cgroup(spec, store, state)?;
     let attach = CallerAttach {
         exec_fifo,
         console,
@@ -235,14 +224,7 @@ fn create_recorded(
         preserve_fds: opts.preserve_fds,
     };
     // The seccomp profile is compiled here, never in the container: the child only loads it.
-    let filter = spec
-        .seccomp
-        .as_ref()
-        .map(|p| {
-            seccomp::compile(p, store.root())
-                .with_context(|| format!("compiling the seccomp profile {}", p.name))
-        })
-        .transpose()?;
+    let filter = seccomp::compile_for(spec.seccomp.as_ref(), store.root())?;
     // org.minibox.init: the init is made (sealed, in memory) now.
     let init_binary = spec.init.then(pid1::sealed_init).transpose()?;
     // A bundle's network is its maker's (a namespace given by path is joined by init).

@@ -88,15 +88,7 @@ pub fn run(
     // Held from now on, so that no signal meant for the process is lost before it exists.
     let forwarder = Forwarder::block()?;
     // The profile is compiled here, on the host side: the joining child only loads it.
-    let filter = process
-        .spec
-        .seccomp
-        .as_ref()
-        .map(|p| {
-            seccomp::compile(p, store.root())
-                .with_context(|| format!("compiling the seccomp profile {}", p.name))
-        })
-        .transpose()?;
+    let filter = seccomp::compile_for(process.spec.seccomp.as_ref(), store.root())?;
     let pidfd = open_container(target)?;
     let namespaces = namespaces_to_join(target)?;
     // No process of the container may open our memory or our exe through /proc (they are not

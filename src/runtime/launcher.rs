@@ -223,20 +223,7 @@ fn supervise(
         false => None,
     };
     // The limits exist before any code of the container runs.
-    let place = Placement {
-        parent: spec.cgroup_path.parent().unwrap_or(Path::new("")).into(),
-        id: spec.cgroup_path.file_name().map_or_else(
-            || spec.id.clone(),
-            |leaf| leaf.to_string_lossy().into_owned(),
-        ),
-    };
-    let plan = cgroup::plan(&place, &spec.limits, &spec.setup.resources)?;
-    // Recorded before it is made: a minibox killed right after the mkdir leaves a group that
-    // `rm` and the sweep of the next minibox command find.
-    if let Some(record) = plan.record() {
-        store.update(&state.id, |s| s.cgroup = Some(record))?;
-    }
-    let cgroup = plan.create()?;
+    let cgroup = make_cgroup(spec, store, state)?;
     if spec.explain {
         explain::print("cgroup", &explain_cgroup(cgroup.as_deref()));
     }
@@ -362,6 +349,28 @@ struct Networking<'a> {
     init: InitNet,
 }
 
+/// The container's cgroup, with its limits written. Recorded before it is made: a minibox
+/// killed right after the mkdir leaves a group that `rm` and the sweep of the next minibox
+/// command find.
+pub(crate) fn make_cgroup(
+    spec: &ContainerSpec,
+    store: &Store,
+    state: &ContainerState,
+) -> Result<Option<Box<dyn ContainerCgroup>>> {
+    let place = Placement {
+        parent: spec.cgroup_path.parent().unwrap_or(Path::new("")).into(),
+        id: spec.cgroup_path.file_name().map_or_else(
+            || spec.id.clone(),
+            |leaf| leaf.to_string_lossy().into_owned(),
+        ),
+    };
+    let plan = cgroup::plan(&place, &spec.limits, &spec.setup.resources)?;
+    if let Some(record) = plan.record() {
+        store.update(&state.id, |s| s.cgroup = Some(record))?;
+    }
+    plan.create()
+}
+
 /// Clones the container's first process into its namespaces and cgroup, lets it set itself up,
 /// records it as running, then passes signals on (and relays output) until it ends.
 fn start_and_watch(
@@ -376,14 +385,7 @@ fn start_and_watch(
     // Held from now on, so that no signal meant for the container is lost before it exists.
     let forwarder = Forwarder::block()?;
     // The seccomp profile is compiled here, never in the container: the child only loads it.
-    let filter = spec
-        .seccomp
-        .as_ref()
-        .map(|p| {
-            seccomp::compile(p, store.root())
-                .with_context(|| format!("compiling the seccomp profile {}", p.name))
-        })
-        .transpose()?;
+    let filter = seccomp::compile_for(spec.seccomp.as_ref(), store.root())?;
     let (parent, child) = channel::pair()?;
     let (mut relay, container_stdio) = stdio::pipes(stdio)?;
     if spec.setup.new_user_namespace() {

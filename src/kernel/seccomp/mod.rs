@@ -177,6 +177,16 @@ fn conditions(field: &str, rule: &LinuxSyscall) -> Result<Vec<Vec<ScmpArgCompare
     })
 }
 
+/// The filter a container's process gets, compiled in the parent (never in the container:
+/// the child only loads it); `None` when it runs unconfined.
+pub fn compile_for(profile: Option<&SeccompProfile>, dir: &Path) -> Result<Option<Program>> {
+    profile
+        .map(|p| {
+            compile(p, dir).with_context(|| format!("compiling the seccomp profile {}", p.name))
+        })
+        .transpose()
+}
+
 /// Compiles a profile to BPF, with libseccomp, in this (the parent) process; any front end
 /// (docker's flags, an OCI `linux.seccomp` section) comes here.
 ///
