@@ -143,7 +143,11 @@ impl AttachPoint {
             if !client.out.is_empty() {
                 events |= PollFlags::POLLOUT;
             }
-            all.push((Ready::Client, client.fd.as_fd(), events));
+            // Nothing to wait for (keys held back by a full terminal, no output): not polled,
+            // or a hung-up client would wake the loop again and again.
+            if !events.is_empty() {
+                all.push((Ready::Client, client.fd.as_fd(), events));
+            }
         }
         all
     }
