@@ -179,6 +179,10 @@ fn dispatch(cli: Cli) -> Result<i32> {
         } => cli::oci::kill(&store, signal.as_deref(), all, &containers),
         Command::Rm { force, containers } => lifecycle::rm(&store, force, &containers),
         Command::Logs { follow, container } => lifecycle::logs(&store, follow, &container),
+        Command::Attach {
+            detach_keys,
+            container,
+        } => cli::attach::attach(&store, &detach_keys, &container),
         Command::Port { container } => lifecycle::port(&store, &container),
         Command::Top { container } => cli::top::top(&store, &container),
         Command::Network(command) => cli::network::dispatch(&store, command),

@@ -1,6 +1,7 @@
 //! The front ends: the command line, docker-style (`run`, and the lifecycle commands in
 //! `lifecycle`), and what reads a container back (`inspect`, `top`).
 
+pub mod attach;
 pub mod exec;
 pub mod images;
 pub mod inspect;
@@ -183,6 +184,14 @@ pub enum Command {
     /// Manage networks: create, ls, inspect, rm.
     #[command(subcommand)]
     Network(NetworkCommand),
+    /// Attach the terminal to a detached container's (`run -d -t`); Ctrl-P Ctrl-Q detaches.
+    Attach {
+        /// The keys that detach, leaving the container running (docker's form).
+        #[arg(long, value_name = "KEYS", default_value = attach::DEFAULT_DETACH_KEYS)]
+        detach_keys: String,
+        #[arg(value_name = "CONTAINER")]
+        container: String,
+    },
     /// Show what a detached container wrote to stdout and stderr.
     Logs {
         /// Keep following the output until the container exits.

@@ -15,6 +15,7 @@ use crate::kernel::cgroup::{self, human_bytes, ContainerCgroup, Placement};
 use crate::kernel::net::{relay::Upstream, Network, PublishedPorts};
 use crate::kernel::{namespaces, seccomp};
 use crate::model::spec::ContainerSpec;
+use crate::runtime::attach::AttachPoint;
 use crate::runtime::channel::{self, ParentEnd, Stop};
 use crate::runtime::explain;
 use crate::runtime::init::{self, InitNet};
@@ -48,7 +49,7 @@ pub fn run(spec: &ContainerSpec, store: &Store, layers: &Layers, opts: RunOption
         ..spec.clone()
     };
     if opts.detach {
-        return run_detached(spec, store, layers, &state, opts.remove);
+        return run_detached(spec, store, layers, &state, opts);
     }
     let stdio = Stdio {
         input: if opts.interactive {
@@ -84,8 +85,9 @@ fn run_detached(
     store: &Store,
     layers: &Layers,
     state: &ContainerState,
-    remove: bool,
+    opts: RunOptions,
 ) -> Result<i32> {
+    let remove = opts.remove;
     let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC).context("creating the start pipe")?;
     // SAFETY: minibox is single-threaded here, so the child's copy of memory holds no lock
     // that another thread was holding; the child goes on with ordinary code and exits.
@@ -110,18 +112,19 @@ fn run_detached(
             drop(ready_r);
             close_inherited_fds(&[ready_w.as_raw_fd()]);
             let mut start = StartSignal(Some(File::from(ready_w)));
-            let code = match become_supervisor(spec, store, layers, state, &mut start) {
-                Ok(_) => {
-                    forget_if(store, state, remove);
-                    0
-                }
-                Err(e) => {
-                    say!("minibox: {e:#}");
-                    start.failed(&e);
-                    forget_if(store, state, true);
-                    status::RUNTIME_FAILED
-                }
-            };
+            let code =
+                match become_supervisor(spec, store, layers, state, opts.interactive, &mut start) {
+                    Ok(_) => {
+                        forget_if(store, state, remove);
+                        0
+                    }
+                    Err(e) => {
+                        say!("minibox: {e:#}");
+                        start.failed(&e);
+                        forget_if(store, state, true);
+                        status::RUNTIME_FAILED
+                    }
+                };
             std::process::exit(code);
         }
     }
@@ -151,6 +154,7 @@ fn become_supervisor(
     store: &Store,
     layers: &Layers,
     state: &ContainerState,
+    interactive: bool,
     start: &mut StartSignal,
 ) -> Result<i32> {
     nix::unistd::setsid().context("setsid")?;
@@ -161,10 +165,18 @@ fn become_supervisor(
     log.become_stdio()?;
     let me = ProcessRef::of(std::process::id() as i32)?;
     store.update(&state.id, |s| s.supervisor = Some(me))?;
-    // Nobody is there to type: the container's stdin is empty.
+    // Nobody is there to type: the container's stdin is empty. With a terminal, whoever
+    // `minibox attach`es later sees it (and types into it, with -i).
+    let output = match spec.tty {
+        true => Output::LogAndAttach(
+            log,
+            AttachPoint::listen(&store.dir(&state.id), interactive)?,
+        ),
+        false => Output::Log(log),
+    };
     let stdio = Stdio {
         input: Input::Empty,
-        output: Output::Log(log),
+        output,
         terminal: spec.tty,
     };
     supervise(spec, store, layers, state, stdio, start)

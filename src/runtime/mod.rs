@@ -1,6 +1,7 @@
 //! The runtime: the parent side (`launcher`, `supervisor`, `signals`) that makes and watches a
 //! container, and the child side (`init`) that sets it up and becomes its program.
 
+pub mod attach;
 pub mod channel;
 pub mod create;
 pub mod exec;

@@ -14,6 +14,7 @@ use nix::poll::PollFlags;
 use nix::unistd::{pipe2, Gid, Uid};
 
 use crate::kernel::pty;
+use crate::runtime::attach::{self, AttachPoint};
 use crate::runtime::supervisor::LogFile;
 use crate::runtime::terminal::{self, RawMode};
 
@@ -32,6 +33,8 @@ pub enum Output {
     Caller,
     /// One pipe for both, into the container's log (a detached container).
     Log(LogFile),
+    /// `run -d -t`: the terminal's output into the log, and to whoever `minibox attach`es.
+    LogAndAttach(LogFile, AttachPoint),
 }
 
 /// The container's side of its stdio, for init to make its 0, 1 and 2.
@@ -132,6 +135,7 @@ pub fn pipes(stdio: Stdio) -> Result<(Relay, ContainerStdio)> {
                 output: stdio.output,
             }),
             master: None,
+            attach: None,
             _raw: None,
         };
         let size = terminal::caller_window_size();
@@ -169,7 +173,8 @@ pub fn pipes(stdio: Stdio) -> Result<(Relay, ContainerStdio)> {
             streams.push(Stream::new(Role::Output, err_r, to(err.as_fd())));
             err_w
         }
-        Output::Log(log) => {
+        // Without a terminal there is nothing to attach to.
+        Output::Log(log) | Output::LogAndAttach(log, _) => {
             streams.push(Stream::new(Role::Output, out_r, Sink::Log(log)));
             out_w.try_clone().context("duplicating the output pipe")?
         }
@@ -183,6 +188,7 @@ pub fn pipes(stdio: Stdio) -> Result<(Relay, ContainerStdio)> {
         streams,
         terminal: None,
         master: None,
+        attach: None,
         _raw: None,
     };
     Ok((relay, stdio))
@@ -237,6 +243,8 @@ struct Stream {
     from: Option<OwnedFd>,
     to: Sink,
     pending: Vec<u8>,
+    /// `run -d -t` (the terminal's output): what was read, for an attached client too.
+    copy: Option<Vec<u8>>,
 }
 
 impl Stream {
@@ -246,6 +254,7 @@ impl Stream {
             from: Some(from),
             to,
             pending: Vec::new(),
+            copy: None,
         }
     }
 
@@ -289,6 +298,9 @@ impl Stream {
             Err(Errno::EIO) if self.role == Role::Output => self.from = None,
             Ok(n) => {
                 buf.truncate(n);
+                if let Some(copy) = &mut self.copy {
+                    copy.extend_from_slice(&buf);
+                }
                 self.pending = buf;
                 // A log or a closed sink takes the bytes at once.
                 if matches!(self.to, Sink::Log(_) | Sink::Gone) {
@@ -352,9 +364,19 @@ pub struct Relay {
     terminal: Option<PendingTerminal>,
     /// `-t`: the container's terminal, to give it the caller's window size.
     master: Option<OwnedFd>,
+    /// `run -d -t`: where `minibox attach` connects.
+    attach: Option<AttachPoint>,
     /// `-it` on a terminal: the caller's terminal stays raw while the relay lives.
     _raw: Option<RawMode>,
 }
+
+/// The attach point's descriptors in `Relay::interests`, after every stream's.
+const ATTACH_FIRST: usize = usize::MAX - 8;
+const ATTACH_READY: [attach::Ready; 3] = [
+    attach::Ready::Listener,
+    attach::Ready::Client,
+    attach::Ready::Master,
+];
 
 /// What a `-t` relay serves once the master has come.
 struct PendingTerminal {
@@ -370,6 +392,7 @@ impl Relay {
             streams: Vec::new(),
             terminal: None,
             master: None,
+            attach: None,
             _raw: None,
         }
     }
@@ -394,9 +417,17 @@ impl Relay {
         let to = match output {
             Output::Caller => caller(std::io::stdout().as_fd()).map_or(Sink::Gone, Sink::Caller),
             Output::Log(log) => Sink::Log(log),
+            Output::LogAndAttach(log, mut point) => {
+                point.set_master(dup(&master)?);
+                self.attach = Some(point);
+                Sink::Log(log)
+            }
         };
-        self.streams
-            .push(Stream::new(Role::Output, dup(&master)?, to));
+        let mut output = Stream::new(Role::Output, dup(&master)?, to);
+        if self.attach.is_some() {
+            output.copy = Some(Vec::new());
+        }
+        self.streams.push(output);
         let stdin = std::io::stdin();
         if input == Input::Caller {
             if let Some(from) = caller(stdin.as_fd()) {
@@ -419,18 +450,46 @@ impl Relay {
         }
     }
 
-    /// What to poll: (stream index, descriptor, events).
+    /// What to poll: (stream index, descriptor, events); the attach point's descriptors
+    /// come last, numbered from `ATTACH_FIRST`.
     pub fn interests(&self) -> Vec<(usize, BorrowedFd<'_>, PollFlags)> {
-        self.streams
+        let streams = self
+            .streams
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| s.interest().map(|(fd, ev)| (i, fd, ev)))
-            .collect()
+            .filter_map(|(i, s)| s.interest().map(|(fd, ev)| (i, fd, ev)));
+        let attach = self.attach.iter().flat_map(|a| {
+            a.interests()
+                .into_iter()
+                .map(|(ready, fd, ev)| (ATTACH_FIRST + ready as usize, fd, ev))
+        });
+        streams.chain(attach).collect()
     }
 
-    /// Serves stream `i`, whose descriptor poll found ready.
+    /// Serves stream `i` (or the attach point), whose descriptor poll found ready.
     pub fn step(&mut self, i: usize) -> Result<()> {
-        self.streams[i].step()
+        if i >= ATTACH_FIRST {
+            if let Some(point) = &mut self.attach {
+                point.step(ATTACH_READY[i - ATTACH_FIRST]);
+            }
+            return Ok(());
+        }
+        let stream = &mut self.streams[i];
+        let stepped = stream.step();
+        if let (Some(copy), Some(point)) = (&mut stream.copy, &mut self.attach) {
+            if !copy.is_empty() {
+                point.output(copy);
+                copy.clear();
+            }
+        }
+        stepped
+    }
+
+    /// The container has ended with `code`: an attached client hears it.
+    pub fn ended(&mut self, code: i32) {
+        if let Some(point) = &mut self.attach {
+            point.ended(code);
+        }
     }
 
     /// The container is gone: its stdin goes (nobody reads it), and from now on only the

@@ -103,6 +103,7 @@ pub fn watch(child: Pid, forwarder: &Forwarder, mut relay: Relay) -> Result<Wait
     loop {
         if let Some(status) = reap(child)? {
             drain(&mut relay)?;
+            relay.ended(crate::runtime::status::from_wait(status).unwrap_or(1));
             if relay.lost() > 0 {
                 say!(
                     "minibox: {} bytes of the container's output were lost (log not writable)",

@@ -155,6 +155,7 @@ const COMMANDS: &[Command] = &[
     Command { name: "peer", args: &["PORT"], help: "TCP server answering each client \"peer IP:PORT\" (its address as seen)", run: net::peer },
     Command { name: "tty-info", args: &[], help: "isatty, tty, session, foreground group, /dev/tty, size, TERM", run: tty::info },
     Command { name: "tty-trap", args: &["N"], help: "as trap, for INT QUIT TSTP WINCH(+size) HUP TERM", run: tty::trap },
+    Command { name: "echo-lines", args: &[], help: "got: LINE for each stdin line; `size`: size: ROWSxCOLS; `exit N` exits N", run: tty::echo_lines },
     Command { name: "tiocsti", args: &["TEXT"], help: "TIOCSTI TEXT into fds 0-2 and /dev/tty: fdN=ok|ERR", run: tty::tiocsti },
     Command { name: "orphans", args: &["N", "SECS"], help: "leave N orphans that exit, then sleep SECS", run: tty::orphans },
     Command { name: "exe-attack", args: &[], help: "open every /proc/PID/exe for writing (CVE-2019-5736)", run: tty::exe_attack },

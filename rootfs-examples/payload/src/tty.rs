@@ -297,3 +297,27 @@ pub fn exe_watch(args: &[&OsStr]) -> Result {
     }
     outln!("done")
 }
+
+/// `echo-lines`: `got: LINE` for each line read on stdin, until its end; the line `size`
+/// answers `size: ROWSxCOLS` (of stdin's terminal), `exit N` ends the program with status N.
+pub fn echo_lines(_: &[&OsStr]) -> Result {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = io::stdin()
+            .read_line(&mut line)
+            .map_err(|err| Error::io("stdin", &err))?;
+        if n == 0 {
+            return Ok(());
+        }
+        let text = line.trim_end();
+        if let Some(code) = text.strip_prefix("exit ") {
+            std::process::exit(code.parse().unwrap_or(1));
+        }
+        if text == "size" {
+            outln!("size: {}", window_size(0))?;
+            continue;
+        }
+        outln!("got: {text}")?;
+    }
+}
