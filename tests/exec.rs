@@ -189,6 +189,16 @@ fn exec_keeps_status_user_workdir_and_environment() {
     assert!(stderr(&out).contains("no such file"), "{}", stderr(&out));
     let out = exec(&[&id, "/etc/passwd"]);
     assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
+    // A process exec cannot set up is docker's 126 too, in one line naming why.
+    for (flags, why) in [
+        (&["-u", "nosuch"][..], "unknown user \"nosuch\""),
+        (&["-w", "/nonexistent-dir"][..], "/nonexistent-dir"),
+    ] {
+        let out = exec(&[flags, &[id.as_str(), "/payload", "exit", "0"]].concat());
+        assert_eq!(out.status.code(), Some(126), "{flags:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(why), "{flags:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    }
     // The container's user, or -u (a uid, or a name from the container's own passwd).
     assert!(exec_ok(&[&id, "/payload", "id"]).starts_with("uid=65534 "));
     assert!(exec_ok(&["-u", "0", &id, "/payload", "id"]).starts_with("uid=0 "));

@@ -119,17 +119,35 @@ pub fn exec(store: &Store, args: &ExecArgs) -> Result<i32> {
     let state = store.resolve(&args.container)?;
     let target = running(store, &state)?;
     let container = container_of(store, &state)?;
-    let (process, stdio) = if oci_form {
-        oci_process(args, &container, &target)?
-    } else {
-        docker_process(args, &container, &target)?
-    };
-    let opts = ExecOptions {
+    if oci_form {
+        let (process, stdio) = oci_process(args, &container, &target)?;
+        return crate::runtime::exec::run(store, &target, &process, &exec_options(args, stdio));
+    }
+    // docker's form: a process that could not be set up (no such user, no such directory...)
+    // is docker's 126, as CMD's own 126/127 are kept.
+    let (process, stdio) = docker_process(args, &container, &target).map_err(exec_failed)?;
+    crate::runtime::exec::run(store, &target, &process, &exec_options(args, stdio))
+        .map_err(exec_failed)
+}
+
+fn exec_options(args: &ExecArgs, stdio: ExecStdio) -> ExecOptions {
+    ExecOptions {
         detach: args.detach,
         pid_file: args.pid_file.clone(),
         stdio,
-    };
-    crate::runtime::exec::run(store, &target, &process, &opts)
+    }
+}
+
+/// docker's status for an exec whose process could not be started: 126, unless the failure
+/// already carries its own (CMD missing: 127, not executable: 126).
+fn exec_failed(err: anyhow::Error) -> anyhow::Error {
+    match err.downcast_ref::<StatusError>() {
+        Some(e) if e.code != crate::runtime::status::RUNTIME_FAILED => err,
+        _ => anyhow::Error::new(StatusError {
+            code: crate::runtime::status::CANNOT_EXECUTE,
+            message: format!("{err:#}"),
+        }),
+    }
 }
 
 /// What each form can and cannot be asked.
