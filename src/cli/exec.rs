@@ -550,20 +550,7 @@ fn process_from_file(file: &Path, container: &ContainerSpec) -> Result<ExecProce
 /// (`noNewPrivileges` false is accepted: minibox sets no_new_privs on every process, as the
 /// container's own has it.)
 fn refuse_unsupported(p: &Process) -> Result<()> {
-    if p.command_line().is_some() {
-        bail!("process.commandLine is not supported (Windows only): give process.args");
-    }
-    for (field, value) in [
-        ("apparmorProfile", p.apparmor_profile()),
-        ("selinuxLabel", p.selinux_label()),
-    ] {
-        if value.as_ref().is_some_and(|v| !v.is_empty()) {
-            bail!(
-                "process.{field} is not supported: minibox cannot apply it, and running without \
-                 it would weaken the container's isolation"
-            );
-        }
-    }
+    oci::refuse_unenforceable(p)?;
     for (field, set) in [
         ("oomScoreAdj", p.oom_score_adj().is_some()),
         ("ioPriority", p.io_priority().is_some()),

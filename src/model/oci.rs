@@ -763,8 +763,9 @@ fn root_path(path: &Path, bundle: &Path) -> Result<PathBuf> {
     Ok(canonical)
 }
 
-fn refuse_process_extras(p: &Process) -> Result<()> {
-    let not_yet = |field: &str| Err(anyhow!("process.{field} is not supported yet"));
+/// What no process of minibox's can have, a container's first or an exec'd one: refused by
+/// name, since running without it would weaken the isolation asked for (or it is Windows').
+pub(crate) fn refuse_unenforceable(p: &Process) -> Result<()> {
     if p.command_line().is_some() {
         bail!("process.commandLine is not supported (Windows only): give process.args");
     }
@@ -779,6 +780,12 @@ fn refuse_process_extras(p: &Process) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+fn refuse_process_extras(p: &Process) -> Result<()> {
+    let not_yet = |field: &str| Err(anyhow!("process.{field} is not supported yet"));
+    refuse_unenforceable(p)?;
     if p.io_priority().is_some() {
         return not_yet("ioPriority");
     }

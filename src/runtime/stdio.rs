@@ -88,10 +88,7 @@ impl ContainerStdio {
         else {
             return Ok(());
         };
-        let (uid, gid) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
-        for pipe in [stdin, stdout, stderr] {
-            nix::unistd::fchown(pipe, uid, gid).context("chown of a stdio pipe")?;
-        }
+        self.give_to(uid, gid)?;
         nix::unistd::dup2_stdin(stdin).context("dup2 of the stdin pipe onto 0")?;
         nix::unistd::dup2_stdout(stdout).context("dup2 of the stdout pipe onto 1")?;
         nix::unistd::dup2_stderr(stderr).context("dup2 of the stderr pipe onto 2")?;
