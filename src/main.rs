@@ -5,26 +5,8 @@
 //! container from it, using one module per kernel object (`kernel`) and keeping its records
 //! in `store`.
 
-/// A line on stderr. A closed stderr (`minibox ... 2>&1 | head`) is not worth a panic, which
-/// would skip the cleanup of the container's cgroup and state. Messages may quote what a
-/// container or image chose (a path, a name): control characters are shown escaped, never
-/// sent to the caller's terminal.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let line = format!($($arg)*);
-        let _ = writeln!(std::io::stderr(), "{}", $crate::runtime::explain::printable(&line));
-    }};
-}
-
-/// A line on stdout, likewise (`minibox ps | head -1`), escaped likewise.
-macro_rules! out {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let line = format!($($arg)*);
-        let _ = writeln!(std::io::stdout(), "{}", $crate::runtime::explain::printable(&line));
-    }};
-}
+#[macro_use]
+mod text;
 
 mod cli;
 mod kernel;

@@ -8,8 +8,9 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::kernel::cgroup;
-use crate::runtime::explain::{namespace_link, printable_bytes, NAMESPACES};
+use crate::runtime::explain::{namespace_link, NAMESPACES};
 use crate::store::state::{ContainerState, Store};
+use crate::text::printable_bytes;
 
 /// `minibox inspect [--format json|table] CONTAINER`
 pub fn inspect(store: &Store, key: &str, table: bool) -> Result<i32> {

@@ -14,10 +14,10 @@ use nix::unistd::Pid;
 use serde_json::json;
 
 use crate::kernel::cgroup::{self, Usage};
-use crate::runtime::explain::printable_cell;
 use crate::runtime::supervisor::log_paths;
 use crate::store::layers;
 use crate::store::state::{now_ms, ContainerState, Status, Store};
+use crate::text::printable_cell;
 
 /// Runs `act` on each container named, docker's way: errors are printed one per line and the
 /// command fails (status 1) if any did.

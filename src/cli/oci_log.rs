@@ -6,8 +6,8 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
-use crate::runtime::create::rfc3339;
 use crate::store::state::now_ms;
+use crate::text::rfc3339;
 
 pub struct ErrorLog {
     file: Option<PathBuf>,

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
-use crate::runtime::explain::printable_cell;
 use crate::store::state::Store;
+use crate::text::printable_cell;
 
 /// One process, as read from `/proc/PID/status` and `cmdline`.
 struct Row {

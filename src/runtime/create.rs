@@ -398,44 +398,8 @@ pub fn state_json(c: &ContainerState, status: &str) -> Value {
         "pid": pid,
         "bundle": bundle,
         "rootfs": c.rootfs,
-        "created": rfc3339(c.created_ms),
+        "created": crate::text::rfc3339(c.created_ms),
         "owner": "",
         "annotations": annotations,
     })
-}
-
-/// `2024-05-01T12:00:00.123Z`, from milliseconds since the epoch (UTC; the civil date by
-/// Howard Hinnant's days-from-civil inverse).
-pub fn rfc3339(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_are_rfc3339() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(rfc3339(1_714_564_800_123), "2024-05-01T12:00:00.123Z");
-    }
 }

@@ -34,58 +34,6 @@ const STEPS: [(&str, &str); 10] = [
 /// The namespaces a container has, as `/proc/PID/ns` names them.
 pub const NAMESPACES: [&str; 6] = ["mnt", "pid", "uts", "ipc", "net", "cgroup"];
 
-/// Text fit for a terminal: control characters (ESC, BEL, CR, the C1 set...) become visible
-/// escapes such as `\x1b`, so that no text a container chose (a mount source, a command, a
-/// file name quoted in an error) can move the cursor, retitle the window or type into the
-/// caller's shell. Newlines and tabs stay: they are layout, and harmless.
-pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(needs_escape) {
-        return text.into();
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        push_printable(&mut out, c, needs_escape);
-    }
-    out.into()
-}
-
-/// The same for bytes that may not be UTF-8: a byte that is not part of a character shows as
-/// `\xNN`.
-pub fn printable_bytes(bytes: &[u8]) -> String {
-    escape_bytes(bytes, needs_escape)
-}
-
-/// The same for one cell of a table (`ps`, `top`): newlines and tabs are escaped too, so a
-/// value cannot break the table's rows.
-pub fn printable_cell(bytes: &[u8]) -> String {
-    escape_bytes(bytes, char::is_control)
-}
-
-fn escape_bytes(bytes: &[u8], escape: fn(char) -> bool) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            push_printable(&mut out, c, escape);
-        }
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    out
-}
-
-fn needs_escape(c: char) -> bool {
-    c.is_control() && c != '\n' && c != '\t'
-}
-
-fn push_printable(out: &mut String, c: char, escape: fn(char) -> bool) {
-    match c {
-        c if !escape(c) => out.push(c),
-        c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
-        c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-    }
-}
-
 /// Prints one step: `[3/10] mounts      TEXT`, continuation lines aligned under TEXT.
 /// The step's config.json fields close its text: `(config.json: linux.namespaces)`.
 pub fn print(step: &str, text: &str) {
@@ -236,41 +184,5 @@ pub fn seccomp(filter: Option<&crate::kernel::seccomp::Program>) -> String {
     match filter {
         Some(program) => format!("{}\nkernel: {kernel}", program.summary),
         None => format!("unconfined: no filter\nkernel: {kernel}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn control_characters_become_visible_escapes() {
-        assert_eq!(
-            printable("plain text\tand\nlines"),
-            "plain text\tand\nlines"
-        );
-        assert_eq!(
-            printable("\x1b]0;pwned\x07\x1b[31mred\r"),
-            "\\x1b]0;pwned\\x07\\x1b[31mred\\x0d"
-        );
-        // The 8-bit CSI, which some terminals obey, and DEL.
-        assert_eq!(printable("a\u{9b}2Jb\x7f"), "a\\u{9b}2Jb\\x7f");
-        assert_eq!(printable("é ✓"), "é ✓");
-    }
-
-    #[test]
-    fn a_table_cell_keeps_to_its_row() {
-        let hostile = b"sh -c \x1b]0;pwned\x07\nrm\t\xff";
-        assert_eq!(
-            printable_cell(hostile),
-            "sh -c \\x1b]0;pwned\\x07\\x0arm\\x09\\xff"
-        );
-        assert_eq!(printable_cell("plain é".as_bytes()), "plain é");
-    }
-
-    #[test]
-    fn bytes_that_are_not_utf8_are_shown_as_hex() {
-        assert_eq!(printable_bytes(b"ok\xff\xfe/\x1b"), "ok\\xff\\xfe/\\x1b");
-        assert_eq!(printable_bytes("é".as_bytes()), "é");
     }
 }

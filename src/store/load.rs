@@ -417,7 +417,7 @@ pub fn import(images: &Images, file: &Path, reference: &str) -> Result<String> {
     let lock = images.lock()?;
     let (diff_id, size) = images.add_layer(input, None, None)?;
     let config = serde_json::json!({
-        "created": now_rfc3339(),
+        "created": crate::text::now_rfc3339_seconds(),
         "architecture": "amd64",
         "os": "linux",
         "config": {},
@@ -439,30 +439,4 @@ pub fn import(images: &Images, file: &Path, reference: &str) -> Result<String> {
         &[reference.to_string()],
     )?;
     Ok(id)
-}
-
-/// The time now as RFC 3339 (UTC), without a date crate.
-pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs()) as i64;
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
