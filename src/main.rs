@@ -110,7 +110,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         } => return images::inspect(&data_root, &image),
         other => other,
     };
-    let store = open_store(&cli.root)?;
+    let store = lifecycle::open_store(&cli.root)?;
     match command {
         Command::Spec(_)
         | Command::Run(_)
@@ -194,7 +194,7 @@ fn run(
     if spec.image.is_none() {
         store::layers::check_apart(data_root, &spec.rootfs)?;
     }
-    let store = open_store(root)?;
+    let store = lifecycle::open_store(root)?;
     let layers = store::layers::Layers::open(data_root)?;
     let opts = launcher::RunOptions {
         detach: args.detach,
@@ -222,63 +222,15 @@ fn check_supervised_run_flags(args: &cli::RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// The state store, once what a killed minibox left running or half-made is ended.
-pub(crate) fn open_store(root: &std::path::Path) -> Result<state::Store> {
-    let store = state::Store::open(root)?;
-    lifecycle::sweep(&store);
-    Ok(store)
-}
-
-/// `KILL`, `SIGKILL`, `kill` or `9`.
-pub(crate) fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal> {
-    use std::str::FromStr;
-    let bad =
-        || anyhow::anyhow!("invalid signal {text:?}: use a name such as TERM or KILL, or a number");
-    if let Ok(n) = text.parse::<i32>() {
-        return nix::sys::signal::Signal::try_from(n).map_err(|_| bad());
-    }
-    let upper = text.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    nix::sys::signal::Signal::from_str(&name).map_err(|_| bad())
-}
-
 /// Help and version go to stdout with status 0; a usage error is one line and status 125, as
 /// docker's flag errors are.
 fn usage_error(e: clap::Error) -> i32 {
-    match usage_message(e) {
+    match cli::usage_message(e) {
         None => 0,
         Some(message) => {
             say!("minibox: {message}; see 'minibox --help'");
             cli::oci_log::ErrorLog::from_raw_args().error(&message);
             status::RUNTIME_FAILED
-        }
-    }
-}
-
-/// A clap error as one line; `None` for help and version, which it has printed.
-pub(crate) fn usage_message(e: clap::Error) -> Option<String> {
-    use clap::error::ErrorKind;
-    match e.kind() {
-        ErrorKind::DisplayHelp
-        | ErrorKind::DisplayVersion
-        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            let _ = e.print();
-            None
-        }
-        _ => {
-            let text = e.render().to_string();
-            let what: Vec<&str> = text
-                .split("\n\n")
-                .next()
-                .unwrap_or_default()
-                .lines()
-                .map(|l| l.trim().trim_start_matches("error: "))
-                .collect();
-            Some(what.join(" "))
         }
     }
 }

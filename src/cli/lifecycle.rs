@@ -93,7 +93,7 @@ fn stop_signal_of(c: &ContainerState) -> Signal {
     c.image
         .as_ref()
         .and_then(|i| i.stop_signal.as_deref())
-        .and_then(|s| crate::parse_signal(s).ok())
+        .and_then(|s| parse_signal(s).ok())
         .unwrap_or(Signal::SIGTERM)
 }
 
@@ -483,6 +483,30 @@ fn row_json(r: &Row, now: u64) -> serde_json::Value {
         "Cgroup": c.cgroup,
         "Ports": ports_text(c),
     })
+}
+
+/// The state store, once what a killed minibox left running or half-made is ended.
+pub fn open_store(root: &std::path::Path) -> Result<Store> {
+    let store = Store::open(root)?;
+    sweep(&store);
+    Ok(store)
+}
+
+/// `KILL`, `SIGKILL`, `kill` or `9`.
+pub fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal> {
+    use std::str::FromStr;
+    let bad =
+        || anyhow::anyhow!("invalid signal {text:?}: use a name such as TERM or KILL, or a number");
+    if let Ok(n) = text.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n).map_err(|_| bad());
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    nix::sys::signal::Signal::from_str(&name).map_err(|_| bad())
 }
 
 #[cfg(test)]

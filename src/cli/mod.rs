@@ -544,3 +544,27 @@ pub struct RunArgs {
     )]
     pub command: Vec<String>,
 }
+
+/// A clap error as one line; `None` for help and version, which it has printed.
+pub fn usage_message(e: clap::Error) -> Option<String> {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            None
+        }
+        _ => {
+            let text = e.render().to_string();
+            let what: Vec<&str> = text
+                .split("\n\n")
+                .next()
+                .unwrap_or_default()
+                .lines()
+                .map(|l| l.trim().trim_start_matches("error: "))
+                .collect();
+            Some(what.join(" "))
+        }
+    }
+}

@@ -144,7 +144,7 @@ fn create_from(
         .with_context(|| format!("--bundle {}: cannot open it", dir.display()))?;
     let (spec, annotations) = load_bundle(&bundle, id, systemd_cgroup)?;
     check_rootfs_apart_from_state(&spec.rootfs, state_root)?;
-    let store = crate::open_store(store_root)?;
+    let store = lifecycle::open_store(store_root)?;
     let opts = CreateOptions {
         bundle,
         annotations,
@@ -250,11 +250,11 @@ pub fn kill(store: &Store, signal: Option<&str>, all: bool, keys: &[String]) -> 
         if all {
             bail!("kill --all takes one container: kill --all ID [SIGNAL]");
         }
-        let sig = crate::parse_signal(signal.unwrap_or("KILL"))?;
+        let sig = lifecycle::parse_signal(signal.unwrap_or("KILL"))?;
         return lifecycle::kill(store, sig, keys);
     }
     let text = signal.or(keys.get(1).map(String::as_str)).unwrap_or("TERM");
-    let sig = crate::parse_signal(text)?;
+    let sig = lifecycle::parse_signal(text)?;
     kill_one(store, &keys[0], sig, all)?;
     Ok(0)
 }

@@ -18,7 +18,7 @@ pub fn print(argv: &[OsString], data_root: &std::path::Path) -> Result<i32> {
         let words = std::iter::once(OsString::from("minibox spec")).chain(argv.iter().cloned());
         let args = match SpecCli::try_parse_from(words) {
             Ok(cli) => cli.run,
-            Err(e) => match crate::usage_message(e) {
+            Err(e) => match crate::cli::usage_message(e) {
                 None => return Ok(0),
                 Some(message) => bail!("{message}; see 'minibox spec --help'"),
             },
