@@ -16,12 +16,13 @@ use crate::cli::images;
 use crate::cli::RunArgs;
 use crate::kernel::caps::{self, CapsHashSet};
 use crate::kernel::cgroup::{self, Limits};
-use crate::kernel::net::{NetOptions, Network, PortMapping};
 use crate::kernel::seccomp::SeccompProfile;
+use crate::model::names::check_name;
+use crate::model::network::{NetOptions, Network, PortMapping};
 use crate::model::setup::{self, Setup};
 use crate::model::spec::{
-    build_env, check_hostname, check_name, check_oci_id, check_rootfs, check_workdir, new_id,
-    read_in_root, ContainerSpec, SHORT_ID_LEN,
+    build_env, check_hostname, check_oci_id, check_rootfs, check_workdir, new_id, read_in_root,
+    ContainerSpec, SHORT_ID_LEN,
 };
 use crate::model::volume::{self, ImageUse, VolumeMount};
 use crate::model::{oci, user};

@@ -3,6 +3,7 @@
 //! ends build it; the runtime only reads it.
 
 pub mod names;
+pub mod network;
 pub mod oci;
 pub mod setup;
 pub mod spec;

@@ -1,4 +1,17 @@
-//! Generated container names, docker-style: `adjective_scientist`.
+//! What a container is called: docker's rule for names, and the names minibox generates,
+//! docker-style: `adjective_scientist`.
+
+use anyhow::{bail, Result};
+
+/// Docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub fn check_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+        bail!("invalid container name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-]* is allowed");
+    }
+    Ok(())
+}
 
 const ADJECTIVES: [&str; 24] = [
     "brave", "calm", "clever", "eager", "fervent", "gentle", "happy", "jolly", "keen", "kind",
@@ -42,7 +55,7 @@ mod tests {
     fn names_are_valid_and_avoid_taken_ones() {
         let id = "0123456789abcdef";
         let first = generate(id, |_| false);
-        crate::model::spec::check_name(&first).unwrap();
+        check_name(&first).unwrap();
         let second = generate(id, |n| n == first);
         assert_ne!(first, second);
         let numbered = generate(id, |n| !n.chars().last().unwrap().is_ascii_digit());

@@ -12,8 +12,9 @@ use anyhow::{bail, Context, Result};
 
 use crate::kernel::caps::CapSets;
 use crate::kernel::cgroup::Limits;
-use crate::kernel::net::{NetOptions, Network, PortMapping};
 use crate::kernel::seccomp::SeccompProfile;
+use crate::model::names::check_name;
+use crate::model::network::{NetOptions, Network, PortMapping};
 use crate::model::setup::Setup;
 use crate::model::user::Identity;
 use crate::model::volume::{ImageUse, VolumeMount};
@@ -140,16 +141,6 @@ pub fn check_rootfs_apart_from_state(rootfs: &Path, state_root: &Path) -> Result
     Ok(())
 }
 
-/// Docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
-pub fn check_name(name: &str) -> Result<()> {
-    let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
-        bail!("invalid container name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-]* is allowed");
-    }
-    Ok(())
-}
-
 /// The longest OCI id: one directory name of the state root.
 pub const MAX_ID_LEN: usize = 255;
 
@@ -167,7 +158,7 @@ pub fn check_oci_id(id: &str) -> Result<()> {
         anyhow::anyhow!("invalid container ID {id:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-]* is allowed")
     })?;
     // The state root keeps its networks beside the containers, under this name.
-    if id == crate::store::networks::DIR {
+    if id == crate::model::network::NETWORKS_DIR {
         bail!("invalid container ID {id:?}: it is reserved (the state root's networks)");
     }
     Ok(())

@@ -18,9 +18,9 @@ use nix::sys::signal::Signal;
 use nix::sys::stat::{umask, Mode};
 use nix::unistd::{access, execve, execveat, AccessFlags};
 
-use crate::kernel::net::Network;
 use crate::kernel::rootfs::OverlayDirs;
-use crate::kernel::{caps, console, mounts, namespaces, net, process, rootfs, seccomp};
+use crate::kernel::{caps, console, loopback, mounts, namespaces, process, rootfs, seccomp};
+use crate::model::network::Network;
 use crate::model::spec::ContainerSpec;
 use crate::model::user;
 use crate::runtime::channel::ChildEnd;
@@ -356,7 +356,7 @@ fn make_root_readonly_if_asked(read_only: bool) -> Result<()> {
 fn bring_up_loopback_if_private(network: &Network) -> Result<()> {
     match network {
         // (a bridge network's lo was brought up by the supervisor, with eth0)
-        Network::Private => net::bring_up_loopback(),
+        Network::Private => loopback::bring_up_loopback(),
         _ => Ok(()),
     }
 }

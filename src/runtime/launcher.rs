@@ -12,8 +12,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::{pipe2, ForkResult, Pid};
 
 use crate::kernel::cgroup::{self, human_bytes, ContainerCgroup, Placement};
-use crate::kernel::net::{relay::Upstream, Network, PublishedPorts};
 use crate::kernel::{namespaces, seccomp};
+use crate::model::network::Network;
 use crate::model::spec::ContainerSpec;
 use crate::runtime::attach::AttachPoint;
 use crate::runtime::channel::{self, ParentEnd, Stop};
@@ -21,6 +21,7 @@ use crate::runtime::explain;
 use crate::runtime::init::{self, InitNet};
 use crate::runtime::network::{self, Attachment};
 use crate::runtime::pid1;
+use crate::runtime::ports::{PublishedPorts, Upstream};
 use crate::runtime::signals::{self, Forwarder};
 use crate::runtime::status;
 use crate::runtime::stdio::{self, Input, Output, Stdio};

@@ -20,12 +20,12 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use crate::kernel::net::{Network, PortMapping};
 use crate::kernel::netlink::Netlink;
-use crate::kernel::nft;
+use crate::model::network::{check_network_name, Network, PortMapping};
 use crate::model::spec::ContainerSpec;
+use crate::runtime::nft;
 use crate::store::networks::{
-    self, free_address, pick_subnet, Lease, NetworkRecord, Networks, Subnet, DEFAULT_NETWORK,
+    free_address, pick_subnet, Lease, NetworkRecord, Networks, Subnet, DEFAULT_NETWORK,
     DEFAULT_SUBNET,
 };
 use crate::store::state::{now_ms, Status, Store};
@@ -47,7 +47,7 @@ pub fn create(
     subnet: Option<&str>,
     gateway: Option<&str>,
 ) -> Result<NetworkRecord> {
-    networks::check_network_name(name)?;
+    check_network_name(name)?;
     let subnet = subnet.map(Subnet::parse).transpose()?;
     let gateway = gateway
         .map(|g| {

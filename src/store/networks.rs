@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::kernel::net::PortMapping;
+use crate::model::network::{PortMapping, NETWORKS_DIR};
 use crate::store::state::{lock_file, Lock};
 
 /// The network `--network bridge` (and a container on no network flag... see README) uses,
@@ -136,29 +136,9 @@ pub struct Networks {
     dir: PathBuf,
 }
 
-/// Network names follow container names' rule.
-pub fn check_network_name(name: &str) -> Result<()> {
-    let mut chars = name.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-        && name.len() <= 64;
-    if !ok {
-        bail!("invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-]* (64 at most) is allowed");
-    }
-    if ["host", "none", "private", "default"].contains(&name)
-        || name.starts_with("container") && name.contains(':')
-    {
-        bail!("network name {name:?} is reserved: it names a network mode of --network");
-    }
-    Ok(())
-}
-
-/// The directory of the state root that holds networks and leases, beside the containers'.
-pub const DIR: &str = "networks";
-
 impl Networks {
     pub fn open(state_root: &Path) -> Result<Networks> {
-        let dir = state_root.join(DIR);
+        let dir = state_root.join(NETWORKS_DIR);
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -169,7 +149,7 @@ impl Networks {
 
     /// Without creating anything: `None` when no network was ever made there.
     pub fn existing(state_root: &Path) -> Option<Networks> {
-        let dir = state_root.join(DIR);
+        let dir = state_root.join(NETWORKS_DIR);
         dir.is_dir().then_some(Networks { dir })
     }
 
@@ -335,8 +315,5 @@ mod tests {
         };
         let picked = pick_subnet(&[rec("10.89.0.0/24"), rec("10.89.1.0/24")]).unwrap();
         assert_eq!(picked.to_string(), "10.89.2.0/24");
-        assert!(check_network_name("bridge").is_ok());
-        assert!(check_network_name("host").is_err());
-        assert!(check_network_name("a b").is_err());
     }
 }

@@ -64,7 +64,7 @@ pub struct ContainerState {
     pub oom_killed: bool,
     /// Published ports, as bound (kernel-chosen host ports filled in).
     #[serde(default)]
-    pub ports: Vec<crate::kernel::net::PortMapping>,
+    pub ports: Vec<crate::model::network::PortMapping>,
     /// The container's own writable layer (`<data-root>/containers/<id>`), recorded before it
     /// is made so that `rm` always finds it.
     #[serde(default)]

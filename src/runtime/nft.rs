@@ -145,7 +145,7 @@ pub fn apply(script: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::net::PortMapping;
+    use crate::model::network::PortMapping;
     use crate::store::networks::Subnet;
     use std::path::PathBuf;
 

@@ -1,4 +1,5 @@
-//! The userland relay of published ports: one thread per container, one `epoll` loop over all
+//! Published ports on the supervisor's side: the host ports, bound before the container starts
+//! (`PublishedPorts`), and the userland relay that serves them: one thread per container, one `epoll` loop over all
 //! its listening sockets and connections, every socket non-blocking.
 //!
 //! An idle connection costs two descriptors and a few bytes (buffers are only kept for bytes a
@@ -23,7 +24,54 @@ use nix::sys::socket::{
     SockFlag, SockType, SockaddrIn,
 };
 
-use crate::kernel::net::PortMapping;
+use crate::model::network::PortMapping;
+
+/// The host side of the published ports, bound before the container starts (a port in use is
+/// an error then, with nothing started) and held until it ends.
+pub struct PublishedPorts {
+    listeners: Vec<(PortMapping, TcpListener)>,
+}
+
+/// Why `-p` could not bind, in the user's terms: a port taken and an address this host does
+/// not have are different mistakes.
+fn bind_error(e: std::io::Error, asked: PortMapping, addr: SocketAddr) -> anyhow::Error {
+    let why = match e.raw_os_error() {
+        Some(libc::EADDRNOTAVAIL) => format!(
+            "the address {} is not on this host (no interface has it); use one of the \
+             host's addresses, or 0.0.0.0 for all",
+            asked.host_ip
+        ),
+        Some(libc::EADDRINUSE) => {
+            format!("host port {addr} is not free (another program listens on it?)")
+        }
+        Some(libc::EACCES) => format!("binding {addr} is not permitted"),
+        _ => format!("cannot listen on {addr}"),
+    };
+    anyhow::Error::new(e).context(format!("cannot publish {}: {why}", asked.display()))
+}
+
+impl PublishedPorts {
+    pub fn bind(ports: &[PortMapping]) -> Result<PublishedPorts> {
+        let mut listeners = vec![];
+        for &asked in ports {
+            let addr = SocketAddr::new(asked.host_ip, asked.host_port);
+            let listener = TcpListener::bind(addr).map_err(|e| bind_error(e, asked, addr))?;
+            let host_port = listener.local_addr().context("local_addr")?.port();
+            listeners.push((PortMapping { host_port, ..asked }, listener));
+        }
+        Ok(PublishedPorts { listeners })
+    }
+
+    /// The mappings as bound (kernel-chosen host ports filled in).
+    pub fn mappings(&self) -> Vec<PortMapping> {
+        self.listeners.iter().map(|(m, _)| *m).collect()
+    }
+
+    /// Starts serving: one thread for all of this container's ports (see `start`).
+    pub fn serve(self, upstream: Upstream) -> Result<()> {
+        start(self.listeners, upstream)
+    }
+}
 
 /// Where the relay's connections go.
 pub enum Upstream {
@@ -365,5 +413,26 @@ mod tests {
             began.elapsed()
         );
         drop(idle);
+    }
+
+    #[test]
+    fn a_port_in_use_is_refused_before_anything_starts() {
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let asked = PortMapping::parse(&format!("127.0.0.1:{port}:80")).unwrap();
+        let e = PublishedPorts::bind(&[asked]).err().unwrap().to_string();
+        assert!(e.contains("is not free"), "{e}");
+        let any = PortMapping::parse("127.0.0.1::80").unwrap();
+        let bound = PublishedPorts::bind(&[any]).unwrap().mappings();
+        assert_ne!(bound[0].host_port, 0);
+    }
+
+    #[test]
+    fn an_address_not_on_this_host_is_said_so_not_a_busy_port() {
+        // 192.0.2.0/24 is TEST-NET-1: documentation only, never a host's address.
+        let asked = PortMapping::parse("192.0.2.1:18090:80").unwrap();
+        let e = format!("{:#}", PublishedPorts::bind(&[asked]).err().unwrap());
+        assert!(e.contains("192.0.2.1 is not on this host"), "{e}");
+        assert!(!e.contains("not free"), "{e}");
     }
 }

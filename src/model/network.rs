@@ -1,22 +1,22 @@
-//! Network modes, published ports, and the loopback of a new network namespace.
+//! The container's network as the model holds it: its mode (`--network`), what its name
+//! resolution and address are made of (`--ip`, `--add-host`, `--dns`, `--network-alias`), and
+//! its published ports (`-p`), each parsed and checked by the rules below.
 //!
 //! `private` (minibox's default): the container's own namespace holds only `lo`. Published ports
-//! (`-p`) are then served by the supervisor's relay (`relay`): it listens on the host and, for
+//! are then served by the supervisor's relay (`runtime::ports`): it listens on the host and, for
 //! each connection, connects to `127.0.0.1:PORT` from *inside* the container's network
 //! namespace and relays the bytes. On a bridge network (`bridge`, or one made by `minibox
 //! network create`; see `runtime::network`) the kernel forwards published ports (DNAT in
 //! minibox's nftables table); the host port is still bound, so no other program takes it, and
 //! the relay serves only what DNAT cannot: connections from the host's own loopback.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
-use std::os::fd::AsRawFd;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-
-pub use crate::kernel::relay;
-use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
+
+use crate::model::names::check_name;
 
 /// `--network`: where the container's network namespace comes from, and what is in it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -47,7 +47,7 @@ impl Network {
             "host" => Ok(Network::Host),
             _ => match text.strip_prefix("container:") {
                 Some(name) => {
-                    crate::model::spec::check_name(name).map_err(|_| {
+                    check_name(name).map_err(|_| {
                         anyhow::anyhow!(
                             "invalid --network {text:?}: container:NAME needs a container's \
                              name or id"
@@ -56,7 +56,7 @@ impl Network {
                     Ok(Network::Container(name.to_string()))
                 }
                 None => {
-                    crate::store::networks::check_network_name(text).map_err(|e| {
+                    check_network_name(text).map_err(|e| {
                         anyhow::anyhow!(
                             "invalid --network {text:?}: use private, none, host, bridge, \
                              container:NAME or the name of a network ({e})"
@@ -246,81 +246,26 @@ impl PortMapping {
     }
 }
 
-/// Brings `lo` up in the container's (new, empty) network namespace, so the program can talk to
-/// itself on 127.0.0.1 — nothing else is reachable.
-pub fn bring_up_loopback() -> Result<()> {
-    let sock = socket(
-        AddressFamily::Inet,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .context("socket() to configure lo")?;
-    // SAFETY: `ifreq` is plain old data, zero is a valid value for all of it.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
-        *dst = *src as libc::c_char;
+/// Network names follow container names' rule.
+pub fn check_network_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        && name.len() <= 64;
+    if !ok {
+        bail!("invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-]* (64 at most) is allowed");
     }
-    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the `ifreq` we own, whose name is
-    // NUL-terminated; the flags union member is the one these requests use.
-    unsafe {
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
-            return Err(std::io::Error::last_os_error()).context("reading the flags of lo");
-        }
-        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
-            return Err(std::io::Error::last_os_error()).context("bringing lo up");
-        }
+    if ["host", "none", "private", "default"].contains(&name)
+        || name.starts_with("container") && name.contains(':')
+    {
+        bail!("network name {name:?} is reserved: it names a network mode of --network");
     }
     Ok(())
 }
 
-/// The host side of the published ports, bound before the container starts (a port in use is
-/// an error then, with nothing started) and held until it ends.
-pub struct PublishedPorts {
-    listeners: Vec<(PortMapping, TcpListener)>,
-}
-
-/// Why `-p` could not bind, in the user's terms: a port taken and an address this host does
-/// not have are different mistakes.
-fn bind_error(e: std::io::Error, asked: PortMapping, addr: SocketAddr) -> anyhow::Error {
-    let why = match e.raw_os_error() {
-        Some(libc::EADDRNOTAVAIL) => format!(
-            "the address {} is not on this host (no interface has it); use one of the \
-             host's addresses, or 0.0.0.0 for all",
-            asked.host_ip
-        ),
-        Some(libc::EADDRINUSE) => {
-            format!("host port {addr} is not free (another program listens on it?)")
-        }
-        Some(libc::EACCES) => format!("binding {addr} is not permitted"),
-        _ => format!("cannot listen on {addr}"),
-    };
-    anyhow::Error::new(e).context(format!("cannot publish {}: {why}", asked.display()))
-}
-
-impl PublishedPorts {
-    pub fn bind(ports: &[PortMapping]) -> Result<PublishedPorts> {
-        let mut listeners = vec![];
-        for &asked in ports {
-            let addr = SocketAddr::new(asked.host_ip, asked.host_port);
-            let listener = TcpListener::bind(addr).map_err(|e| bind_error(e, asked, addr))?;
-            let host_port = listener.local_addr().context("local_addr")?.port();
-            listeners.push((PortMapping { host_port, ..asked }, listener));
-        }
-        Ok(PublishedPorts { listeners })
-    }
-
-    /// The mappings as bound (kernel-chosen host ports filled in).
-    pub fn mappings(&self) -> Vec<PortMapping> {
-        self.listeners.iter().map(|(m, _)| *m).collect()
-    }
-
-    /// Starts serving: one thread for all of this container's ports (see `relay`).
-    pub fn serve(self, upstream: relay::Upstream) -> Result<()> {
-        relay::start(self.listeners, upstream)
-    }
-}
+/// The directory of the state root that holds networks and leases, beside the containers' (no
+/// container may take it for its id).
+pub const NETWORKS_DIR: &str = "networks";
 
 #[cfg(test)]
 mod tests {
@@ -392,23 +337,9 @@ mod tests {
     }
 
     #[test]
-    fn a_port_in_use_is_refused_before_anything_starts() {
-        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = taken.local_addr().unwrap().port();
-        let asked = PortMapping::parse(&format!("127.0.0.1:{port}:80")).unwrap();
-        let e = PublishedPorts::bind(&[asked]).err().unwrap().to_string();
-        assert!(e.contains("is not free"), "{e}");
-        let any = PortMapping::parse("127.0.0.1::80").unwrap();
-        let bound = PublishedPorts::bind(&[any]).unwrap().mappings();
-        assert_ne!(bound[0].host_port, 0);
-    }
-
-    #[test]
-    fn an_address_not_on_this_host_is_said_so_not_a_busy_port() {
-        // 192.0.2.0/24 is TEST-NET-1: documentation only, never a host's address.
-        let asked = PortMapping::parse("192.0.2.1:18090:80").unwrap();
-        let e = format!("{:#}", PublishedPorts::bind(&[asked]).err().unwrap());
-        assert!(e.contains("192.0.2.1 is not on this host"), "{e}");
-        assert!(!e.contains("not free"), "{e}");
+    fn network_names_follow_container_names_rule() {
+        assert!(check_network_name("bridge").is_ok());
+        assert!(check_network_name("host").is_err());
+        assert!(check_network_name("a b").is_err());
     }
 }
