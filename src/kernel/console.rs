@@ -14,7 +14,12 @@ use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use nix::sys::stat::Mode;
 
-use crate::model::spec::ConsoleSize;
+/// A terminal's size, in characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsoleSize {
+    pub rows: u16,
+    pub cols: u16,
+}
 
 /// Opens a pty from our `/dev/ptmx` (after the root switch: the container's own devpts),
 /// hands its master to the caller through `socket`, and makes the slave our stdin, stdout,

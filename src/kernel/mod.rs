@@ -9,6 +9,7 @@ pub mod loopback;
 pub mod mounts;
 pub mod namespaces;
 pub mod netlink;
+pub mod overlay;
 pub mod process;
 pub mod pty;
 pub mod rootfs;

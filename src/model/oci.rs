@@ -58,13 +58,12 @@ use oci_spec::runtime::{
 
 use crate::kernel::caps::{CapSets, Capability, CapsHashSet};
 use crate::kernel::cgroup::{Limits, Tuning, CPU_PERIOD_US, MIN_MEMORY};
+use crate::kernel::console::ConsoleSize;
 use crate::kernel::namespaces::{self, Kind};
 use crate::kernel::seccomp::SeccompProfile;
 use crate::model::network::{NetOptions, Network, PortMapping};
 use crate::model::setup::{self, Setup};
-use crate::model::spec::{
-    build_env, check_hostname, read_in_root, ConsoleSize, ContainerSpec, SHORT_ID_LEN,
-};
+use crate::model::spec::{build_env, check_hostname, read_in_root, ContainerSpec, SHORT_ID_LEN};
 use crate::model::user::{self, Identity, NOBODY};
 use crate::model::volume::{ImageUse, VolumeMount, VolumeSource};
 

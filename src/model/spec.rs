@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::kernel::caps::CapSets;
 use crate::kernel::cgroup::Limits;
+use crate::kernel::console::ConsoleSize;
 use crate::kernel::seccomp::SeccompProfile;
 use crate::model::names::check_name;
 use crate::model::network::{NetOptions, Network, PortMapping};
@@ -79,13 +80,6 @@ pub struct ContainerSpec {
     pub hooks: oci_spec::runtime::Hooks,
     /// `process.consoleSize`: the size of the terminal (`tty`) when config.json gives one.
     pub console_size: Option<ConsoleSize>,
-}
-
-/// A terminal's size, in characters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConsoleSize {
-    pub rows: u16,
-    pub cols: u16,
 }
 
 impl ContainerSpec {
@@ -200,11 +194,11 @@ pub fn read_in_root(rootfs: &Path, image: Option<&ImageUse>, rel: &str) -> Resul
         return read_in_rootfs(rootfs, rel);
     };
     for layer in &image.lower {
-        match crate::store::merged::presence(layer, rel) {
-            crate::store::merged::Presence::Absent => continue,
-            crate::store::merged::Presence::Hidden => return Ok(None),
-            crate::store::merged::Presence::Here => return read_in_rootfs(layer, rel),
-            crate::store::merged::Presence::AbsentOpaque => return Ok(None),
+        match crate::kernel::overlay::presence(layer, rel) {
+            crate::kernel::overlay::Presence::Absent => continue,
+            crate::kernel::overlay::Presence::Hidden => return Ok(None),
+            crate::kernel::overlay::Presence::Here => return read_in_rootfs(layer, rel),
+            crate::kernel::overlay::Presence::AbsentOpaque => return Ok(None),
         }
     }
     Ok(None)

@@ -19,21 +19,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
-use nix::sys::stat::{fstatat, FileStat, Mode};
+use nix::sys::stat::{fstatat, Mode};
 
-use crate::store::unpack::{get_xattr, OPAQUE_XATTR};
-
-fn open_dir(at: Option<&OwnedFd>, name: &OsStr) -> nix::Result<OwnedFd> {
-    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    match at {
-        Some(at) => openat(at, name, flags, Mode::empty()),
-        None => nix::fcntl::open(name, flags, Mode::empty()),
-    }
-}
-
-fn is_whiteout(st: &FileStat) -> bool {
-    st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == 0
-}
+use crate::kernel::overlay::{get_xattr, is_whiteout, open_dir, OPAQUE_XATTR};
 
 /// Every path of the merged view (relative, `/`-separated) → the layer (index into the list,
 /// top first) whose entry shows.
@@ -251,50 +239,4 @@ pub fn write_tar(lowers_top_first: &[PathBuf], sub: Option<&str>, out: impl Writ
     }
     builder.finish()?;
     Ok(true)
-}
-
-/// Whether one layer decides what a path is in the merged view.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Presence {
-    /// The layer has the path: read it there.
-    Here,
-    /// A whiteout in the layer hides it.
-    Hidden,
-    /// The layer says nothing: look below.
-    Absent,
-    /// Not here, and an opaque directory on its way hides the layers below.
-    AbsentOpaque,
-}
-
-/// What `layer` says of `rel` (components walked with `O_NOFOLLOW`; a symlink on the way
-/// counts as the layer's answer).
-pub fn presence(layer: &Path, rel: &str) -> Presence {
-    let Ok(mut cur) = open_dir(None, layer.as_os_str()) else {
-        return Presence::Absent;
-    };
-    let parts: Vec<&str> = rel
-        .split('/')
-        .filter(|p| !p.is_empty() && *p != ".")
-        .collect();
-    let mut opaque = false;
-    for (i, part) in parts.iter().enumerate() {
-        let os = OsStr::new(part);
-        let st = match fstatat(&cur, os, AtFlags::AT_SYMLINK_NOFOLLOW) {
-            Ok(st) => st,
-            Err(_) if opaque => return Presence::AbsentOpaque,
-            Err(_) => return Presence::Absent,
-        };
-        if is_whiteout(&st) {
-            return Presence::Hidden;
-        }
-        if i + 1 == parts.len() || st.st_mode & libc::S_IFMT != libc::S_IFDIR {
-            return Presence::Here;
-        }
-        cur = match open_dir(Some(&cur), os) {
-            Ok(fd) => fd,
-            Err(_) => return Presence::Here,
-        };
-        opaque = get_xattr(cur.as_raw_fd(), OPAQUE_XATTR).as_deref() == Some(b"y");
-    }
-    Presence::Here
 }

@@ -32,11 +32,11 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 use sha2::{Digest, Sha256};
 
+use crate::kernel::overlay::{open_dir, OPAQUE_XATTR};
+
 /// The OCI whiteout prefix, and the opaque-directory marker.
 pub const WHITEOUT: &str = ".wh.";
 pub const OPAQUE: &str = ".wh..wh..opq";
-/// overlayfs's opaque-directory attribute.
-pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
 /// A reader that hashes what passes through it (sha256), for digests and diff ids.
 pub struct Hashing<R> {
@@ -103,8 +103,8 @@ pub struct Unpacked {
 
 /// Unpacks the uncompressed tar stream `tar` into the existing, empty directory `dest`.
 pub fn unpack(tar: impl Read, dest: &Path) -> Result<Unpacked> {
-    let root = open_dir_at(None, dest.as_os_str())
-        .with_context(|| format!("opening {}", dest.display()))?;
+    let root =
+        open_dir(None, dest.as_os_str()).with_context(|| format!("opening {}", dest.display()))?;
     let mut hashing = Hashing::new(tar);
     let mut size = 0;
     let mut dir_times: Vec<(Vec<Vec<u8>>, i64)> = vec![];
@@ -155,26 +155,16 @@ fn os(b: &[u8]) -> &OsStr {
     OsStr::from_bytes(b)
 }
 
-/// Opens directory `name` under `at` (or the path `name` when `at` is None), never through a
-/// symlink.
-fn open_dir_at(at: Option<&OwnedFd>, name: &OsStr) -> nix::Result<OwnedFd> {
-    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    match at {
-        Some(at) => openat(at, name, flags, Mode::empty()),
-        None => nix::fcntl::open(name, flags, Mode::empty()),
-    }
-}
-
 /// The directory `parts` below `root`, each component opened by us with `O_NOFOLLOW`; with
 /// `create`, missing ones are made (0755, root's).
 fn walk(root: &OwnedFd, parts: &[Vec<u8>], create: bool) -> Result<OwnedFd> {
     let mut cur = root.try_clone()?;
     for (i, part) in parts.iter().enumerate() {
         let name = os(part);
-        let next = match open_dir_at(Some(&cur), name) {
+        let next = match open_dir(Some(&cur), name) {
             Err(Errno::ENOENT) if create => {
                 mkdirat(&cur, name, Mode::from_bits_truncate(0o755))?;
-                let fd = open_dir_at(Some(&cur), name)?;
+                let fd = open_dir(Some(&cur), name)?;
                 fchmod(&fd, Mode::from_bits_truncate(0o755))?;
                 Ok(fd)
             }
@@ -312,7 +302,7 @@ fn apply<R: Read>(
             if !make_room(&parent, base, true)? {
                 mkdirat(&parent, base, Mode::from_bits_truncate(0o700))?;
             }
-            let dir = open_dir_at(Some(&parent), base)?;
+            let dir = open_dir(Some(&parent), base)?;
             fchown(&dir, owner.0, owner.1)?;
             fchmod(&dir, perms)?;
             apply_xattrs(entry, dir.as_fd())?;
@@ -416,19 +406,6 @@ fn set_xattr_fd(fd: i32, name: &str, value: &[u8]) -> Result<()> {
     let rc = unsafe { libc::fsetxattr(fd, cname.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
     Errno::result(rc).with_context(|| format!("setting the attribute {name}"))?;
     Ok(())
-}
-
-/// Reads an extended attribute of an open file; `None` when it has none.
-pub fn get_xattr(fd: i32, name: &str) -> Option<Vec<u8>> {
-    let cname = CString::new(name).ok()?;
-    let mut buf = vec![0u8; 256];
-    // SAFETY: fd is open; cname is NUL-terminated; buf is a writable buffer of buf.len() bytes.
-    let rc = unsafe { libc::fgetxattr(fd, cname.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if rc < 0 {
-        return None;
-    }
-    buf.truncate(rc as usize);
-    Some(buf)
 }
 
 #[cfg(test)]
