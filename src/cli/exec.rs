@@ -8,7 +8,7 @@
 //!   a terminal's master goes over `--console-socket`, and `--detach` leaves no minibox behind.
 //!
 //! Either way the container is the one its config.json (kept in its state directory since it
-//! was made) describes, rebuilt through `oci::container_from_spec`: the same capabilities,
+//! was made) describes, rebuilt through `oci::read::container_from_spec`: the same capabilities,
 //! seccomp profile and environment as its first process.
 
 use std::io::Read;
@@ -214,8 +214,8 @@ fn container_of(store: &Store, state: &ContainerState) -> Result<ContainerSpec> 
             dir.display()
         );
     }
-    let spec = oci::load(&dir)?;
-    oci::container_from_spec(&spec, &dir, &state.id)
+    let spec = oci::read::load(&dir)?;
+    oci::read::container_from_spec(&spec, &dir, &state.id)
         .with_context(|| format!("reading {}", path.display()))
         .map(|c| ContainerSpec {
             name: Some(state.name.clone()),
@@ -299,7 +299,7 @@ fn plain_process(spec: ContainerSpec, bounding: CapsHashSet) -> ExecProcess {
         bounding,
         rlimits: vec![],
         preserve_fds: 0,
-        umask: oci::UMASK,
+        umask: crate::model::setup::DOCKER_UMASK,
         console_size: None,
     }
 }
@@ -478,9 +478,9 @@ fn process_from_file(file: &Path, container: &ContainerSpec) -> Result<ExecProce
     })?;
     let what = |e: anyhow::Error| e.context(format!("--process {}", file.display()));
     refuse_unsupported(&p).map_err(what)?;
-    let args = oci::checked_args(&p).map_err(what)?;
-    let env = oci::checked_env(&p).map_err(what)?;
-    let workdir = oci::checked_cwd(&p).map_err(what)?;
+    let args = oci::read::checked_args(&p).map_err(what)?;
+    let env = oci::read::checked_env(&p).map_err(what)?;
+    let workdir = oci::read::checked_cwd(&p).map_err(what)?;
     let u = p.user();
     for (field, id) in [("uid", u.uid()), ("gid", u.gid())] {
         if id == user::RESERVED_ID {
@@ -541,7 +541,7 @@ fn process_from_file(file: &Path, container: &ContainerSpec) -> Result<ExecProce
         bounding,
         rlimits,
         preserve_fds: 0,
-        umask: u.umask().unwrap_or(oci::UMASK),
+        umask: u.umask().unwrap_or(crate::model::setup::DOCKER_UMASK),
         console_size,
     })
 }
@@ -550,7 +550,7 @@ fn process_from_file(file: &Path, container: &ContainerSpec) -> Result<ExecProce
 /// (`noNewPrivileges` false is accepted: minibox sets no_new_privs on every process, as the
 /// container's own has it.)
 fn refuse_unsupported(p: &Process) -> Result<()> {
-    oci::refuse_unenforceable(p)?;
+    oci::refuse::refuse_unenforceable(p)?;
     for (field, set) in [
         ("oomScoreAdj", p.oom_score_adj().is_some()),
         ("ioPriority", p.io_priority().is_some()),

@@ -31,11 +31,11 @@ pub fn load_bundle(
     systemd_cgroup: bool,
 ) -> Result<(ContainerSpec, BTreeMap<String, String>)> {
     check_oci_id(id)?;
-    let mut spec = oci::load(dir)?;
+    let mut spec = oci::read::load(dir)?;
     if systemd_cgroup {
         systemd_to_cgroupfs(&mut spec)?;
     }
-    let container = oci::container_from_spec(&spec, dir, id)?;
+    let container = oci::read::container_from_spec(&spec, dir, id)?;
     let annotations = spec
         .annotations()
         .clone()

@@ -4,7 +4,7 @@
 //! Both forms of `run` reach the launcher through the OCI description (see `model::oci`):
 //! `ROOTFS CMD` drafts a container from the flags and turns it into the config.json that
 //! `minibox spec` prints; `--bundle DIR ID` reads DIR/config.json. Either way
-//! `oci::container_from_spec` makes the one checked `ContainerSpec` the launcher sees.
+//! `oci::read::container_from_spec` makes the one checked `ContainerSpec` the launcher sees.
 
 use std::io::stdin;
 use std::os::fd::AsFd;
@@ -17,12 +17,12 @@ use crate::cli::RunArgs;
 use crate::kernel::caps::{self, CapsHashSet};
 use crate::kernel::cgroup::{self, Limits};
 use crate::kernel::seccomp::SeccompProfile;
-use crate::model::names::check_name;
+use crate::model::names::{check_hostname, check_name};
 use crate::model::network::{NetOptions, Network, PortMapping};
 use crate::model::setup::{self, Setup};
 use crate::model::spec::{
-    build_env, check_hostname, check_oci_id, check_rootfs, check_workdir, new_id, read_in_root,
-    ContainerSpec, SHORT_ID_LEN,
+    build_env, check_oci_id, check_rootfs, check_workdir, new_id, read_in_root, ContainerSpec,
+    SHORT_ID_LEN,
 };
 use crate::model::volume::{self, ImageUse, VolumeMount};
 use crate::model::{oci, user};
@@ -38,7 +38,13 @@ pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<Conta
         Some(dir) => {
             // The OCI id is the container's own id, and its name (ps, stop, logs find it).
             let id = bundle_id(args)?;
-            (oci::load(dir)?, dir.clone(), id.clone(), Some(id), vec![])
+            (
+                oci::read::load(dir)?,
+                dir.clone(),
+                id.clone(),
+                Some(id),
+                vec![],
+            )
         }
         None => {
             let mut draft = spec_from_run_args(args, data_root)?;
@@ -48,16 +54,20 @@ pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<Conta
                 volumes::prepare(&Images::open(data_root)?, &draft)?;
             }
             // -v, --mount and --tmpfs join the mount list after docker's own mounts.
-            let extra: Vec<_> = draft.volumes.iter().map(oci::volume_mount_of).collect();
+            let extra: Vec<_> = draft
+                .volumes
+                .iter()
+                .map(oci::write::volume_mount_of)
+                .collect();
             draft
                 .setup
                 .mounts
                 .extend(setup::checked_mounts(&extra, Path::new("/"))?);
-            let oci = oci::spec_from_container(&draft);
+            let oci = oci::write::spec_from_container(&draft);
             (oci, PathBuf::from("/"), draft.id, draft.name, draft.volumes)
         }
     };
-    let checked = oci::container_from_spec(&oci, &bundle, &id)?;
+    let checked = oci::read::container_from_spec(&oci, &bundle, &id)?;
     Ok(ContainerSpec {
         name,
         explain: args.explain,

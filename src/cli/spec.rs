@@ -13,7 +13,7 @@ use crate::model::oci;
 /// Prints the config.json on stdout; returns the exit status.
 pub fn print(argv: &[OsString], data_root: &std::path::Path) -> Result<i32> {
     let spec = if argv.is_empty() {
-        oci::default_bundle_spec()
+        oci::write::default_bundle_spec()
     } else {
         let words = std::iter::once(OsString::from("minibox spec")).chain(argv.iter().cloned());
         let args = match SpecCli::try_parse_from(words) {
@@ -24,9 +24,9 @@ pub fn print(argv: &[OsString], data_root: &std::path::Path) -> Result<i32> {
             },
         };
         refuse_run_only_flags(&args)?;
-        oci::spec_from_container(&spec_from_run_args(&args, data_root)?)
+        oci::write::spec_from_container(&spec_from_run_args(&args, data_root)?)
     };
-    out!("{}", oci::to_json(&spec)?);
+    out!("{}", oci::write::to_json(&spec)?);
     Ok(0)
 }
 

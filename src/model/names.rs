@@ -1,5 +1,5 @@
-//! What a container is called: docker's rule for names, and the names minibox generates,
-//! docker-style: `adjective_scientist`.
+//! What a container is called: docker's rule for names, the hostname the kernel takes, and
+//! the names minibox generates, docker-style: `adjective_scientist`.
 
 use anyhow::{bail, Result};
 
@@ -11,6 +11,18 @@ pub fn check_name(name: &str) -> Result<()> {
         bail!("invalid container name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-]* is allowed");
     }
     Ok(())
+}
+
+/// A hostname the kernel will take: 1 to 64 bytes of letters, digits, `-` and `.`.
+pub fn check_hostname(h: &str) -> Result<String> {
+    let ok = !h.is_empty()
+        && h.len() <= 64
+        && h.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if !ok {
+        bail!("invalid --hostname {h:?}: use 1 to 64 letters, digits, '-' or '.'");
+    }
+    Ok(h.to_string())
 }
 
 const ADJECTIVES: [&str; 24] = [

@@ -20,6 +20,71 @@ use crate::kernel::namespaces::{self, IdMap, Kind, Namespaces};
 use crate::kernel::process::{self as kproc, Rlimit};
 use crate::kernel::rootfs::{DEVICES, MASKED_PATHS, READONLY_PATHS};
 
+/// A filesystem minibox mounts in every container, as config.json writes it.
+struct FixedMount {
+    destination: &'static str,
+    typ: &'static str,
+    source: &'static str,
+    options: &'static [&'static str],
+}
+
+/// The mounts `kernel::rootfs` makes, in its order and with its flags (tests/oci_spec.rs checks
+/// them against a container's mountinfo). The six device nodes bound into `/dev` are the
+/// runtime spec's default devices, which `linux.devices` does not list.
+const MOUNTS: [FixedMount; 5] = [
+    FixedMount {
+        destination: "/proc",
+        typ: "proc",
+        source: "proc",
+        options: &["nosuid", "noexec", "nodev"],
+    },
+    FixedMount {
+        destination: "/sys",
+        typ: "sysfs",
+        source: "sysfs",
+        options: &["nosuid", "noexec", "nodev", "ro"],
+    },
+    FixedMount {
+        destination: "/dev",
+        typ: "tmpfs",
+        source: "tmpfs",
+        options: &["nosuid", "nodev", "strictatime", "mode=755", "size=65536k"],
+    },
+    FixedMount {
+        destination: "/dev/pts",
+        typ: "devpts",
+        source: "devpts",
+        options: &[
+            "nosuid",
+            "noexec",
+            "newinstance",
+            "ptmxmode=0666",
+            "mode=0620",
+            "gid=5",
+        ],
+    },
+    FixedMount {
+        destination: "/dev/shm",
+        typ: "tmpfs",
+        source: "shm",
+        options: &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+    },
+];
+
+/// minibox's default mounts (docker's), as config.json writes them.
+pub fn default_mounts() -> Vec<Mount> {
+    MOUNTS.iter().map(fixed_mount_of).collect()
+}
+
+fn fixed_mount_of(m: &FixedMount) -> Mount {
+    let mut mount = Mount::default();
+    mount.set_destination(m.destination.into());
+    mount.set_typ(Some(m.typ.into()));
+    mount.set_source(Some(m.source.into()));
+    mount.set_options(Some(m.options.iter().map(|o| o.to_string()).collect()));
+    mount
+}
+
 /// The umask every docker-style container starts with.
 pub const DOCKER_UMASK: u32 = 0o022;
 
@@ -62,7 +127,7 @@ pub struct Setup {
 impl Setup {
     /// docker's: its mounts, masked and read-only paths, namespaces, umask and no_new_privs.
     pub fn docker(network_namespace: bool) -> Setup {
-        let mounts = crate::model::oci::default_mounts();
+        let mounts = default_mounts();
         Setup {
             mounts: checked_mounts(&mounts, Path::new("/"))
                 .expect("minibox's own default mounts are valid"),
@@ -120,7 +185,7 @@ pub fn from_oci(
     let domainname = match oci.domainname().as_deref() {
         None | Some("") => None,
         Some(d) => {
-            crate::model::spec::check_hostname(d).map_err(|_| {
+            crate::model::names::check_hostname(d).map_err(|_| {
                 anyhow!("domainname {d:?} is invalid: use 1 to 64 letters, digits, '-' or '.'")
             })?;
             namespaces::check_uts(&namespaces, "domainname")?;
@@ -151,7 +216,7 @@ pub fn from_oci(
         oom_score_adj,
         domainname,
         sysctl: checked_sysctl(linux.sysctl().as_ref(), &namespaces)?,
-        // Read with the limits (`oci::checked_limits`).
+        // Read with the limits (`oci::read::checked_limits`).
         resources: Tuning::default(),
         mounts,
         namespaces,

@@ -158,18 +158,6 @@ pub fn check_oci_id(id: &str) -> Result<()> {
     Ok(())
 }
 
-/// A hostname the kernel will take: 1 to 64 bytes of letters, digits, `-` and `.`.
-pub fn check_hostname(h: &str) -> Result<String> {
-    let ok = !h.is_empty()
-        && h.len() <= 64
-        && h.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-    if !ok {
-        bail!("invalid --hostname {h:?}: use 1 to 64 letters, digits, '-' or '.'");
-    }
-    Ok(h.to_string())
-}
-
 pub fn check_workdir(w: &str) -> Result<PathBuf> {
     let p = PathBuf::from(w);
     if !p.is_absolute() {
@@ -252,6 +240,7 @@ pub fn build_env(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::names::check_hostname;
 
     fn host(k: &str) -> Option<String> {
         (k == "FROM_HOST").then(|| "hostval".to_string())

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{Hook, Hooks};
 
-use crate::model::oci::hook_lists;
+use crate::model::oci::read::hook_lists;
 
 /// The hooks of one point (`createRuntime`, ...), by their config.json name.
 pub fn of<'a>(hooks: &'a Hooks, point: &str) -> &'a [Hook] {

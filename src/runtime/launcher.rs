@@ -310,7 +310,8 @@ pub(crate) fn save_config(
     state: &ContainerState,
 ) -> Result<()> {
     let path = store.dir(&state.id).join(crate::cli::exec::CONFIG_FILE);
-    let json = crate::model::oci::to_json(&crate::model::oci::spec_from_container(spec))?;
+    let json =
+        crate::model::oci::write::to_json(&crate::model::oci::write::spec_from_container(spec))?;
     std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))
 }
 
