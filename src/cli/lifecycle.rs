@@ -14,7 +14,7 @@ use nix::unistd::Pid;
 use serde_json::json;
 
 use crate::kernel::cgroup::{self, Usage};
-use crate::runtime::supervisor::log_paths;
+use crate::runtime::log::log_paths;
 use crate::store::layers;
 use crate::store::state::{now_ms, ContainerState, Status, Store};
 use crate::text::printable_cell;

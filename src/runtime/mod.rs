@@ -9,6 +9,7 @@ pub mod explain;
 pub mod hooks;
 pub mod init;
 pub mod launcher;
+pub mod log;
 pub mod network;
 pub mod nft;
 pub mod pid1;

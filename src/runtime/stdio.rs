@@ -15,7 +15,7 @@ use nix::unistd::{pipe2, Gid, Uid};
 
 use crate::kernel::pty;
 use crate::runtime::attach::{self, AttachPoint};
-use crate::runtime::supervisor::LogFile;
+use crate::runtime::log::LogFile;
 use crate::runtime::terminal::{self, RawMode};
 
 /// What the container reads on its stdin.
