@@ -27,10 +27,7 @@ use crate::model::user::{self, Identity};
 use crate::runtime::exec::{ExecOptions, ExecProcess, ExecStdio, Target};
 use crate::runtime::status::StatusError;
 use crate::runtime::terminal;
-use crate::store::state::{ContainerState, Store};
-
-/// The file in a container's state directory that describes it (written when it is made).
-pub const CONFIG_FILE: &str = "config.json";
+use crate::store::state::{ContainerState, Store, CONFIG_FILE};
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {

@@ -20,9 +20,9 @@ use crate::cli::{lifecycle, CreateArgs, OciRunFlags, RunArgs};
 use crate::kernel::cgroup::{self, LimitsUpdate, CPU_PERIOD_US};
 use crate::model::spec::{check_oci_id, ContainerSpec};
 use crate::model::{oci, spec::check_rootfs_apart_from_state};
-use crate::runtime::create::{self, does_not_exist, state_json, CreateOptions};
+use crate::runtime::create::{self, does_not_exist, CreateOptions};
 use crate::runtime::hooks;
-use crate::store::state::{ContainerState, Status, Store};
+use crate::store::state::{state_json, ContainerState, Status, Store, OCI_VERSION};
 
 /// A bundle's container, checked: `config.json` read, `--systemd-cgroup` applied.
 pub fn load_bundle(
@@ -464,7 +464,7 @@ pub fn features() -> Result<i32> {
     let caps: Vec<String> = caps::all::<Vec<String>>();
     let f = json!({
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": create::OCI_VERSION,
+        "ociVersionMax": OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": ["ro", "rw", "nosuid", "nodev", "noexec", "strictatime", "bind", "rbind"],
         "linux": {

@@ -21,7 +21,6 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::Mode;
 use oci_spec::runtime::Hooks;
-use serde_json::{json, Value};
 
 use crate::kernel::cgroup::{self, ContainerCgroup};
 use crate::kernel::{namespaces, seccomp};
@@ -29,10 +28,9 @@ use crate::model::spec::ContainerSpec;
 use crate::runtime::channel::{self, Stop};
 use crate::runtime::init::{self, Attach};
 use crate::runtime::{hooks, pid1};
-use crate::store::state::{now_ms, ContainerState, OciRecord, ProcessRef, Status, Store};
-
-/// The runtime-spec version minibox reports in `state` and `features`.
-pub const OCI_VERSION: &str = "1.1.0";
+use crate::store::state::{
+    now_ms, save_config, state_json, ContainerState, OciRecord, ProcessRef, Status, Store,
+};
 
 const EXEC_FIFO: &str = "exec.fifo";
 
@@ -201,7 +199,7 @@ fn create_recorded(
 ) -> Result<()> {
     let dir = store.dir(&state.id);
     // What `minibox exec` rebuilds the container's process from.
-    crate::runtime::launcher::save_config(spec, store, state)?;
+    save_config(spec, store, state)?;
     let fifo_path = dir.join(EXEC_FIFO);
     nix::unistd::mkfifo(&fifo_path, Mode::from_bits_truncate(0o600))
         .with_context(|| format!("mkfifo {}", fifo_path.display()))?;
@@ -379,27 +377,4 @@ fn await_exec(fifo: &File, pid: ProcessRef, id: &str) -> Result<()> {
 /// The one-line error engines match for an unknown id.
 pub fn does_not_exist(id: &str) -> anyhow::Error {
     anyhow::anyhow!("container {id} does not exist (no such container)")
-}
-
-/// The runtime-spec state of a container (runtime.md "State"), with runc's extra fields.
-pub fn state_json(c: &ContainerState, status: &str) -> Value {
-    let pid = match status {
-        "stopped" => 0,
-        _ => c.pid.map_or(0, |p| p.pid),
-    };
-    let (bundle, annotations) = match &c.oci {
-        Some(o) => (o.bundle.clone(), json!(o.annotations)),
-        None => (PathBuf::new(), json!({})),
-    };
-    json!({
-        "ociVersion": OCI_VERSION,
-        "id": c.id,
-        "status": status,
-        "pid": pid,
-        "bundle": bundle,
-        "rootfs": c.rootfs,
-        "created": crate::text::rfc3339(c.created_ms),
-        "owner": "",
-        "annotations": annotations,
-    })
 }

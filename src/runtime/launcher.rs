@@ -18,6 +18,7 @@ use crate::model::spec::ContainerSpec;
 use crate::runtime::attach::AttachPoint;
 use crate::runtime::channel::{self, ParentEnd, Stop};
 use crate::runtime::explain;
+use crate::runtime::hooks;
 use crate::runtime::init::{self, InitNet};
 use crate::runtime::log::LogFile;
 use crate::runtime::network::{self, Attachment};
@@ -27,9 +28,10 @@ use crate::runtime::signals::{self, Forwarder};
 use crate::runtime::status;
 use crate::runtime::stdio::{self, Input, Output, Stdio};
 use crate::runtime::supervisor;
-use crate::runtime::{create, hooks};
 use crate::store::layers::{self, Layer, Layers};
-use crate::store::state::{now_ms, ContainerState, ProcessRef, Status, Store};
+use crate::store::state::{
+    now_ms, save_config, state_json, ContainerState, ProcessRef, Status, Store, OCI_VERSION,
+};
 
 /// How `minibox run` was asked to run.
 #[derive(Debug, Clone, Copy, Default)]
@@ -304,18 +306,6 @@ fn supervise(
     Ok(code)
 }
 
-/// The container's config.json in its state directory, for `minibox exec`.
-pub(crate) fn save_config(
-    spec: &ContainerSpec,
-    store: &Store,
-    state: &ContainerState,
-) -> Result<()> {
-    let path = store.dir(&state.id).join(crate::cli::exec::CONFIG_FILE);
-    let json =
-        crate::model::oci::write::to_json(&crate::model::oci::write::spec_from_container(spec))?;
-    std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))
-}
-
 /// Gives a container's lease back when its supervisor is done with it.
 struct Released<'a>(&'a Store, &'a str, bool);
 
@@ -480,7 +470,7 @@ fn start_and_watch(
         Ok(now) => hooks::run_warning_only(
             &spec.hooks,
             "poststart",
-            &create::state_json(now, "running").to_string(),
+            &state_json(now, "running").to_string(),
         ),
     }
     // Whoever waits for the start (`run -d`) may go.
@@ -551,7 +541,7 @@ fn admit(
 /// The state a bundle's hooks read while minibox makes it.
 fn hook_state(spec: &ContainerSpec, pid: Pid) -> String {
     serde_json::json!({
-        "ociVersion": create::OCI_VERSION,
+        "ociVersion": OCI_VERSION,
         "id": spec.id,
         "status": "creating",
         "pid": pid.as_raw(),

@@ -16,6 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 use crate::kernel::cgroup::Limits;
 use crate::model::spec::{ContainerSpec, SHORT_ID_LEN};
@@ -604,6 +605,46 @@ impl Store {
             Err(e) => Err(e).with_context(|| format!("removing {}", doomed.display())),
         }
     }
+}
+
+// What the runtime spec says a container's state is, and the config.json a container's state
+// directory keeps (`exec` rebuilds the container's processes from it).
+
+/// The runtime-spec version minibox reports in `state` and `features`.
+pub const OCI_VERSION: &str = "1.1.0";
+
+/// The file in a container's state directory that describes it (written when it is made).
+pub const CONFIG_FILE: &str = "config.json";
+
+/// The runtime-spec state of a container (runtime.md "State"), with runc's extra fields.
+pub fn state_json(c: &ContainerState, status: &str) -> Value {
+    let pid = match status {
+        "stopped" => 0,
+        _ => c.pid.map_or(0, |p| p.pid),
+    };
+    let (bundle, annotations) = match &c.oci {
+        Some(o) => (o.bundle.clone(), json!(o.annotations)),
+        None => (PathBuf::new(), json!({})),
+    };
+    json!({
+        "ociVersion": OCI_VERSION,
+        "id": c.id,
+        "status": status,
+        "pid": pid,
+        "bundle": bundle,
+        "rootfs": c.rootfs,
+        "created": crate::text::rfc3339(c.created_ms),
+        "owner": "",
+        "annotations": annotations,
+    })
+}
+
+/// The container's config.json in its state directory, for `minibox exec`.
+pub fn save_config(spec: &ContainerSpec, store: &Store, state: &ContainerState) -> Result<()> {
+    let path = store.dir(&state.id).join(CONFIG_FILE);
+    let json =
+        crate::model::oci::write::to_json(&crate::model::oci::write::spec_from_container(spec))?;
+    std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
