@@ -8,7 +8,7 @@
 //!   a terminal's master goes over `--console-socket`, and `--detach` leaves no minibox behind.
 //!
 //! Either way the container is the one its config.json (kept in its state directory since it
-//! was made) describes, rebuilt through `oci::read::container_from_spec`: the same capabilities,
+//! was made) describes, rebuilt through `read::container_from_spec`: the same capabilities,
 //! seccomp profile and environment as its first process.
 
 use std::io::Read;
@@ -17,11 +17,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use nix::sys::resource::Resource;
-use oci_spec::runtime::{PosixRlimitType, Process};
+use oci_spec::runtime::Process;
 
 use crate::kernel::caps::{CapSets, Capability, CapsHashSet};
-use crate::model::oci;
+use crate::model::oci::read;
+use crate::model::setup::DOCKER_UMASK;
 use crate::model::spec::{check_workdir, ContainerSpec};
 use crate::model::user::{self, Identity};
 use crate::runtime::exec::{ExecOptions, ExecProcess, ExecStdio, Target};
@@ -211,8 +211,8 @@ fn container_of(store: &Store, state: &ContainerState) -> Result<ContainerSpec> 
             dir.display()
         );
     }
-    let spec = oci::read::load(&dir)?;
-    oci::read::container_from_spec(&spec, &dir, &state.id)
+    let spec = read::load(&dir)?;
+    read::container_from_spec(&spec, &dir, &state.id)
         .with_context(|| format!("reading {}", path.display()))
         .map(|c| ContainerSpec {
             name: Some(state.name.clone()),
@@ -296,7 +296,7 @@ fn plain_process(spec: ContainerSpec, bounding: CapsHashSet) -> ExecProcess {
         bounding,
         rlimits: vec![],
         preserve_fds: 0,
-        umask: crate::model::setup::DOCKER_UMASK,
+        umask: DOCKER_UMASK,
         console_size: None,
     }
 }
@@ -461,7 +461,8 @@ fn parse_caps(names: &[String]) -> Result<CapsHashSet> {
         .collect()
 }
 
-/// A runtime-spec `process` object (a file of at most 1 MiB), checked as config.json's is.
+/// A runtime-spec `process` object (a file of at most 1 MiB), checked by the model's rules
+/// for a process joining a container.
 fn process_from_file(file: &Path, container: &ContainerSpec) -> Result<ExecProcess> {
     let mut text = String::new();
     std::fs::File::open(file)
@@ -473,161 +474,38 @@ fn process_from_file(file: &Path, container: &ContainerSpec) -> Result<ExecProce
             file.display()
         )
     })?;
-    let what = |e: anyhow::Error| e.context(format!("--process {}", file.display()));
-    refuse_unsupported(&p).map_err(what)?;
-    let args = oci::read::checked_args(&p).map_err(what)?;
-    let env = oci::read::checked_env(&p).map_err(what)?;
-    let workdir = oci::read::checked_cwd(&p).map_err(what)?;
-    let u = p.user();
-    for (field, id) in [("uid", u.uid()), ("gid", u.gid())] {
-        if id == user::RESERVED_ID {
-            bail!(
-                "--process {}: process.user.{field} {id} is not a valid id",
-                file.display()
-            );
-        }
-    }
-    let groups = u.additional_gids().clone().unwrap_or_default();
-    if groups.contains(&user::RESERVED_ID) {
-        bail!(
-            "--process {}: process.user.additionalGids holds an invalid id",
-            file.display()
-        );
-    }
-    let (name, home) = (
-        container.identity.name.clone(),
-        container.identity.home.clone(),
-    );
+    let p = read::joining_process(&p).with_context(|| format!("--process {}", file.display()))?;
     let identity = Identity {
-        uid: u.uid(),
-        gid: u.gid(),
-        groups,
-        home,
-        name: (u.uid() == container.identity.uid)
-            .then_some(name)
+        uid: p.uid,
+        gid: p.gid,
+        groups: p.groups,
+        home: container.identity.home.clone(),
+        name: (p.uid == container.identity.uid)
+            .then(|| container.identity.name.clone())
             .flatten(),
     };
-    let (bounding, capabilities) = process_caps(&p, identity.uid).map_err(what)?;
-    let rlimits = p
-        .rlimits()
-        .iter()
-        .flatten()
-        .map(|r| Ok((rlimit_resource(r.typ())?, r.soft(), r.hard())))
-        .collect::<Result<Vec<_>>>()
-        .map_err(what)?;
-    let console_size = p.console_size().map(|b| libc::winsize {
-        ws_row: b.height() as u16,
-        ws_col: b.width() as u16,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    });
+    let bounding = p.capabilities.bounding.clone();
     let spec = ContainerSpec {
-        args,
-        env,
-        workdir,
+        args: p.args,
+        env: p.env,
+        workdir: p.cwd,
         identity,
-        capabilities: CapSets {
-            bounding: bounding.clone(),
-            ..CapSets::same(capabilities)
-        },
-        tty: p.terminal() == Some(true),
+        capabilities: p.capabilities,
+        tty: p.terminal,
         ..container.clone()
     };
     Ok(ExecProcess {
         spec,
         bounding,
-        rlimits,
+        rlimits: p.rlimits,
         preserve_fds: 0,
-        umask: u.umask().unwrap_or(crate::model::setup::DOCKER_UMASK),
-        console_size,
-    })
-}
-
-/// What minibox cannot apply to an exec'd process is refused by name, never ignored.
-/// (`noNewPrivileges` false is accepted: minibox sets no_new_privs on every process, as the
-/// container's own has it.)
-fn refuse_unsupported(p: &Process) -> Result<()> {
-    oci::refuse::refuse_unenforceable(p)?;
-    for (field, set) in [
-        ("oomScoreAdj", p.oom_score_adj().is_some()),
-        ("ioPriority", p.io_priority().is_some()),
-        ("scheduler", p.scheduler().is_some()),
-        ("execCPUAffinity", p.exec_cpu_affinity().is_some()),
-    ] {
-        if set {
-            bail!("process.{field} is not supported yet");
-        }
-    }
-    if p.user().username().is_some() {
-        bail!("process.user.username is not supported (Windows only): give process.user.uid");
-    }
-    Ok(())
-}
-
-/// (bounding, effective = permitted); nothing inheritable or ambient; no capabilities for a
-/// process that is not root.
-fn process_caps(p: &Process, uid: u32) -> Result<(CapsHashSet, CapsHashSet)> {
-    let Some(sets) = p.capabilities() else {
-        return Ok((CapsHashSet::new(), CapsHashSet::new()));
-    };
-    let convert =
-        |name: &str, set: &Option<oci_spec::runtime::Capabilities>| -> Result<CapsHashSet> {
-            set.iter()
-                .flatten()
-                .map(|c| {
-                    format!("CAP_{c}").parse::<Capability>().map_err(|_| {
-                        anyhow!("process.capabilities.{name}: CAP_{c} is not known to this minibox")
-                    })
-                })
-                .collect()
-        };
-    for (name, set) in [
-        ("inheritable", sets.inheritable()),
-        ("ambient", sets.ambient()),
-    ] {
-        if !convert(name, set)?.is_empty() {
-            bail!("process.capabilities.{name} is not supported yet: minibox keeps it empty");
-        }
-    }
-    let bounding = convert("bounding", sets.bounding())?;
-    let effective = convert("effective", sets.effective())?;
-    let permitted = convert("permitted", sets.permitted())?;
-    if effective != permitted {
-        bail!("process.capabilities: effective and permitted must be the same set");
-    }
-    if let Some(cap) = permitted.difference(&bounding).next() {
-        bail!("process.capabilities.permitted holds {cap}, which bounding does not");
-    }
-    if uid != 0 && !permitted.is_empty() {
-        bail!(
-            "process.capabilities for uid {uid}: minibox gives a non-root process no \
-             capabilities (leave effective and permitted empty, or run as uid 0)"
-        );
-    }
-    Ok((bounding, permitted))
-}
-
-fn rlimit_resource(t: PosixRlimitType) -> Result<Resource> {
-    use PosixRlimitType as T;
-    Ok(match t {
-        T::RlimitCpu => Resource::RLIMIT_CPU,
-        T::RlimitFsize => Resource::RLIMIT_FSIZE,
-        T::RlimitData => Resource::RLIMIT_DATA,
-        T::RlimitStack => Resource::RLIMIT_STACK,
-        T::RlimitCore => Resource::RLIMIT_CORE,
-        T::RlimitRss => Resource::RLIMIT_RSS,
-        T::RlimitNproc => Resource::RLIMIT_NPROC,
-        T::RlimitNofile => Resource::RLIMIT_NOFILE,
-        T::RlimitMemlock => Resource::RLIMIT_MEMLOCK,
-        T::RlimitAs => Resource::RLIMIT_AS,
-        T::RlimitLocks => Resource::RLIMIT_LOCKS,
-        T::RlimitSigpending => Resource::RLIMIT_SIGPENDING,
-        T::RlimitMsgqueue => Resource::RLIMIT_MSGQUEUE,
-        T::RlimitNice => Resource::RLIMIT_NICE,
-        T::RlimitRtprio => Resource::RLIMIT_RTPRIO,
-        T::RlimitRttime => Resource::RLIMIT_RTTIME,
-        #[allow(unreachable_patterns)]
-        other => bail!("process.rlimits: {other} is not supported"),
+        umask: p.umask.unwrap_or(DOCKER_UMASK),
+        console_size: p.console_size.map(|s| libc::winsize {
+            ws_row: s.rows,
+            ws_col: s.cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        }),
     })
 }
 

@@ -1,6 +1,6 @@
 //! What the kernel keeps per process besides credentials: resource limits (`process.rlimits`),
-//! the OOM killer's preference (`process.oomScoreAdj`), and the namespaced kernel knobs of
-//! `linux.sysctl`.
+//! the OOM killer's preference (`process.oomScoreAdj`), the namespaced kernel knobs of
+//! `linux.sysctl`, and which descriptors survive the exec.
 
 use anyhow::{Context, Result};
 
@@ -97,6 +97,23 @@ pub fn write_sysctls(sysctls: &[(String, String)]) -> Result<()> {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
         std::fs::write(&path, value)
             .with_context(|| format!("linux.sysctl {key}={value:?}: writing {path}"))?;
+    }
+    Ok(())
+}
+
+/// No descriptor of ours reaches the program we exec but 0, 1, 2 and the `preserved` ones after
+/// them (3 .. 3+preserved, which lose their close-on-exec flag): all others close on exec.
+pub fn close_fds_on_exec(preserved: u32) -> Result<()> {
+    let first = 3u32.saturating_add(preserved);
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC closes nothing now; it only marks fds
+    // close-on-exec, so no Rust object is left holding a closed descriptor.
+    let rc =
+        unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
+    nix::errno::Errno::result(rc).with_context(|| format!("close_range({first}.., CLOEXEC)"))?;
+    // The ones kept lose their close-on-exec flag (the caller's may have it set).
+    for fd in 3..first as i32 {
+        // SAFETY: only flags change; an fd that is not open answers EBADF, ignored.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
     }
     Ok(())
 }

@@ -688,7 +688,7 @@ fn check_device_rules(
     Ok(())
 }
 
-fn checked_rlimits(given: &[PosixRlimit]) -> Result<Vec<Rlimit>> {
+pub fn checked_rlimits(given: &[PosixRlimit]) -> Result<Vec<Rlimit>> {
     let mut seen = HashSet::new();
     given
         .iter()

@@ -9,25 +9,23 @@
 //! (`/proc/self/fd/N`), so the state directory is never visible inside the container.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::Mode;
-use oci_spec::runtime::Hooks;
 
 use crate::kernel::cgroup::{self, ContainerCgroup};
-use crate::kernel::{namespaces, seccomp};
 use crate::model::spec::ContainerSpec;
-use crate::runtime::channel::{self, Stop};
-use crate::runtime::init::{self, Attach};
-use crate::runtime::{hooks, pid1};
+use crate::runtime::hooks;
+use crate::runtime::init::{CallerHandoff, InitNet, Supervisor};
+use crate::runtime::spawn::{self, Spawn};
 use crate::store::state::{
     now_ms, save_config, state_json, ContainerState, OciRecord, ProcessRef, Status, Store,
 };
@@ -45,73 +43,6 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
-}
-
-/// What the container's first process needs under `create` (see `init::Attach`).
-pub struct CallerAttach {
-    /// `exec.fifo`, as an `O_PATH` handle.
-    pub exec_fifo: OwnedFd,
-    /// `--console-socket`, connected.
-    pub console: Option<UnixStream>,
-    pub no_pivot: bool,
-    pub no_new_keyring: bool,
-    pub preserve_fds: u32,
-}
-
-/// The signals a waiting container's process dies of. As PID 1 of its namespace it would
-/// ignore them with the default disposition; runc's waiting init (a Go program) dies of them.
-const DEADLY_WHILE_WAITING: [Signal; 6] = [
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
-
-extern "C" fn die_of_signal(sig: libc::c_int) {
-    // SAFETY: _exit is async-signal-safe and touches no memory of ours.
-    unsafe { libc::_exit(128 + sig) }
-}
-
-impl CallerAttach {
-    /// Blocks until `start` opens the FIFO, then tells it we go. A signal meant for the
-    /// container ends the wait (and the process), as it would end the program.
-    pub fn wait_for_start(&self) -> Result<()> {
-        let die = nix::sys::signal::SigAction::new(
-            nix::sys::signal::SigHandler::Handler(die_of_signal),
-            nix::sys::signal::SaFlags::empty(),
-            nix::sys::signal::SigSet::empty(),
-        );
-        for sig in DEADLY_WHILE_WAITING {
-            // SAFETY: the handler only calls _exit.
-            unsafe { nix::sys::signal::sigaction(sig, &die) }.context("sigaction")?;
-        }
-        let path = format!("/proc/self/fd/{}", self.exec_fifo.as_raw_fd());
-        let mut fifo = OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&path)
-            .context("waiting for start on the exec FIFO")?;
-        fifo.write_all(b"0")
-            .context("answering start on the exec FIFO")?;
-        drop(fifo);
-        let default = nix::sys::signal::SigAction::new(
-            nix::sys::signal::SigHandler::SigDfl,
-            nix::sys::signal::SaFlags::empty(),
-            nix::sys::signal::SigSet::empty(),
-        );
-        for sig in DEADLY_WHILE_WAITING {
-            // SAFETY: restoring the default disposition installs no code of ours.
-            unsafe { nix::sys::signal::sigaction(sig, &default) }.context("sigaction")?;
-        }
-        Ok(())
-    }
-}
-
-/// True when `create` must stop the child before its root switch to run hooks.
-pub fn has_runtime_hooks(h: &Hooks) -> bool {
-    !hooks::of(h, "prestart").is_empty() || !hooks::of(h, "createRuntime").is_empty()
 }
 
 /// `minibox create`: returns once the container's process waits for `start`. Whatever fails
@@ -213,67 +144,39 @@ fn create_recorded(
         .open(&fifo_path)
         .with_context(|| format!("opening {}", fifo_path.display()))?
         .into();
-    made.cgroup = crate::runtime::launcher::make_cgroup(spec, store, state)?;
-    let attach = CallerAttach {
+    let handoff = CallerHandoff {
         exec_fifo,
         console,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
         preserve_fds: opts.preserve_fds,
     };
-    // The seccomp profile is compiled here, never in the container: the child only loads it.
-    let filter = seccomp::compile_for(spec.seccomp.as_ref(), store.root())?;
-    // org.minibox.init: the init is made (sealed, in memory) now.
-    let init_binary = spec.init.then(pid1::sealed_init).transpose()?;
     // A bundle's network is its maker's (a namespace given by path is joined by init).
-    let net = init::InitNet {
+    let net = InitNet {
         join: None,
         files: dir.clone(),
     };
-    let (parent, child) = channel::pair()?;
-    // A PID namespace given by path is the one our next child is born in.
-    namespaces::join_pid_for_children(&spec.setup.namespaces)?;
-    let flags = spec.setup.namespaces.clone_flags();
-    let pid = namespaces::clone_into_new_namespaces(flags, || {
-        parent.close_in_child();
-        let prepared = init::Prepared {
+    // The state the hooks read: the container as it is being made.
+    let hooks_state = |pid: nix::unistd::Pid| {
+        let mut seen = state.clone();
+        seen.pid = ProcessRef::of(pid.as_raw()).ok();
+        state_json(&seen, "creating").to_string()
+    };
+    let spawned = spawn::spawn(
+        spec,
+        store,
+        state,
+        Spawn {
             layer: None,
-            filter: filter.as_ref(),
-            init_binary: init_binary.as_ref(),
             net: &net,
-        };
-        init::container_main(spec, &prepared, &child, Attach::Caller(&attach))
-    })?;
+            supervisor: Supervisor::Caller(&handoff),
+            hooks_state: &hooks_state,
+            while_it_waits: &mut |_| Ok(()),
+        },
+        &mut made.cgroup,
+    )?;
+    let pid = spawned.pid;
     made.pid = Some(pid);
-    drop(child);
-    drop(attach);
-    if let Some(cg) = &made.cgroup {
-        cg.add(pid).map_err(|e| {
-            let _ = kill(pid, Signal::SIGKILL);
-            parent.child_failure_or(
-                e.context(format!("moving the container into {}", cg.path().display())),
-            )
-        })?;
-    }
-    // Only a process outside the new user namespace can write its maps, once, and the child
-    // needs them before it goes on.
-    if spec.setup.new_user_namespace() {
-        namespaces::write_id_maps(pid, &spec.setup.uid_mappings, &spec.setup.gid_mappings)
-            .map_err(|e| {
-                let _ = kill(pid, Signal::SIGKILL);
-                parent.child_failure_or(e)
-            })?;
-    }
-    let mut seen = state.clone();
-    seen.pid = ProcessRef::of(pid.as_raw()).ok();
-    let creating = state_json(&seen, "creating").to_string();
-    parent.send_go_with(&creating)?;
-    // The child stops once for the runtime's hooks (if it has any), then once set up.
-    while parent.next_stop(|_, _| {})? == Stop::Hooks {
-        hooks::run(&spec.hooks, "prestart", &creating)?;
-        hooks::run(&spec.hooks, "createRuntime", &creating)?;
-        parent.send_continue()?;
-    }
     let process = ProcessRef::of(pid.as_raw())?;
     store.update(&state.id, |s| {
         s.pid = Some(process);
@@ -282,28 +185,9 @@ fn create_recorded(
         s.supervisor = None;
     })?;
     if let Some(path) = &opts.pid_file {
-        write_pid_file(path, pid.as_raw())?;
+        spawn::write_pid_file(path, pid.as_raw())?;
     }
     Ok(())
-}
-
-/// `--pid-file`: the container's host pid, written whole or not at all (a temp file renamed).
-pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .with_context(|| format!("--pid-file {} names no file", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, pid.to_string())
-        .with_context(|| format!("writing --pid-file {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing --pid-file {}", path.display()))
 }
 
 /// `minibox start ID`: the waiting process execs `process.args`.

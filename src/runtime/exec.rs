@@ -14,7 +14,7 @@
 use std::convert::Infallible;
 use std::fs::File;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
@@ -25,12 +25,14 @@ use nix::unistd::{ForkResult, Pid};
 
 use crate::kernel::caps::{self, CapsHashSet};
 use crate::kernel::cgroup::{self, CgroupRecord};
+use crate::kernel::process::{self, Rlimit};
 use crate::kernel::seccomp;
 use crate::model::spec::ContainerSpec;
 use crate::model::user;
 use crate::runtime::channel::{self, ChildEnd, ParentEnd};
 use crate::runtime::init;
 use crate::runtime::signals::{self, Forwarder};
+use crate::runtime::spawn;
 use crate::runtime::status;
 use crate::runtime::stdio::{self, ContainerStdio, Input, Output, Relay, Stdio};
 use crate::runtime::supervisor;
@@ -42,8 +44,8 @@ pub struct ExecProcess {
     pub spec: ContainerSpec,
     /// The container's bounding set (its first process's ceiling, and this one's).
     pub bounding: CapsHashSet,
-    /// OCI `process.rlimits`: (resource, soft, hard).
-    pub rlimits: Vec<(nix::sys::resource::Resource, u64, u64)>,
+    /// OCI `process.rlimits`.
+    pub rlimits: Vec<Rlimit>,
     /// `--preserve-fds N`: descriptors 3 .. 3+N stay open into CMD.
     pub preserve_fds: u32,
     /// OCI `process.user.umask` (else docker's 022).
@@ -131,7 +133,7 @@ pub fn run(
         return Err(e);
     }
     if let Some(path) = &opts.pid_file {
-        write_pid_file(path, pid)?;
+        spawn::write_pid_file(path, pid.as_raw())?;
     }
     if opts.detach {
         return Ok(0);
@@ -256,30 +258,16 @@ enum ChildStdio {
 
 /// Puts the waiting child in the container's cgroup, lets it go, waits until it has exec'd.
 fn admit(pid: Pid, target: &Target, parent: &ParentEnd) -> Result<()> {
-    if let Some(group) = target.cgroup.as_ref().and_then(cgroup::reopen) {
-        let placed = group.add(pid).with_context(|| {
-            format!(
-                "moving the exec'd process into the cgroup of container {} ({})",
-                target.name,
-                group.path().display()
-            )
-        });
-        if let Err(e) = placed {
-            let _ = kill(pid, Signal::SIGKILL);
-            return Err(parent.child_failure_or(e));
-        }
-    }
+    let group = target.cgroup.as_ref().and_then(cgroup::reopen);
+    spawn::place_in_cgroup(pid, group.as_deref(), parent, |path| {
+        format!(
+            "moving the exec'd process into the cgroup of container {} ({})",
+            target.name,
+            path.display()
+        )
+    })?;
     parent.send_go()?;
     parent.wait_for_exec(|_, _| {})
-}
-
-/// `--pid-file`: the host pid, written whole or not at all (as runc does).
-fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
-    let name = path.file_name().context("--pid-file names no file")?;
-    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
-    std::fs::write(&tmp, pid.to_string())
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .with_context(|| format!("writing the pid file {}", path.display()))
 }
 
 /// In the child, from fork to `execve`: the container's process, step by step.
@@ -310,7 +298,7 @@ fn join_and_exec(
     // The container's ceiling on capabilities; needs CAP_SETPCAP, so before setuid.
     caps::limit_bounding_set(&p.bounding)?;
     // The process's resource limits (OCI process.rlimits), while we may still raise them.
-    set_rlimits(&p.rlimits)?;
+    process::set_rlimits(&p.rlimits)?;
     // Become the user: groups, gid, then uid — the point of no return.
     user::switch_to(&p.spec.identity)?;
     // Keep exactly the allowed capabilities; nothing inheritable, nothing ambient.
@@ -326,7 +314,7 @@ fn join_and_exec(
     // Default signal dispositions, none blocked: as if CMD had been started afresh.
     signals::reset_for_exec()?;
     // No descriptor of ours reaches CMD but 0, 1, 2 and those the caller asked to keep.
-    close_fds_on_exec(3 + p.preserve_fds)?;
+    process::close_fds_on_exec(p.preserve_fds)?;
     // Last, the container's syscall filter (it needs no_new_privs).
     init::install_seccomp_filter(filter, true)?;
     // Become CMD; the exec closes the report pipe right after this last word.
@@ -353,26 +341,4 @@ fn install_stdio(stdio: &ChildStdio, uid: u32, gid: u32) -> Result<()> {
             Ok(())
         }
     }
-}
-
-fn set_rlimits(limits: &[(nix::sys::resource::Resource, u64, u64)]) -> Result<()> {
-    for &(resource, soft, hard) in limits {
-        nix::sys::resource::setrlimit(resource, soft, hard)
-            .with_context(|| format!("setrlimit({resource:?}, {soft}, {hard})"))?;
-    }
-    Ok(())
-}
-
-fn close_fds_on_exec(first: u32) -> Result<()> {
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC closes nothing now; it only marks fds
-    // close-on-exec, so no Rust object is left holding a closed descriptor.
-    let rc =
-        unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
-    Errno::result(rc).with_context(|| format!("close_range({first}.., CLOEXEC)"))?;
-    // The ones kept lose their close-on-exec flag (the caller's may have it set).
-    for fd in 3..first as i32 {
-        // SAFETY: only flags change; an fd that is not open answers EBADF, ignored.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-    }
-    Ok(())
 }

@@ -31,6 +31,11 @@ pub fn of<'a>(hooks: &'a Hooks, point: &str) -> &'a [Hook] {
         .map_or(&[], |(_, list)| list)
 }
 
+/// True when `create` must stop the child before its root switch to run hooks.
+pub fn has_runtime_hooks(h: &Hooks) -> bool {
+    !of(h, "prestart").is_empty() || !of(h, "createRuntime").is_empty()
+}
+
 /// Runs the hooks of `point` in order, each with `state` on stdin; the first failure stops.
 pub fn run(hooks: &Hooks, point: &str, state: &str) -> Result<()> {
     for (i, hook) in of(hooks, point).iter().enumerate() {

@@ -7,8 +7,11 @@
 
 use std::convert::Infallible;
 use std::ffi::{CStr, CString};
-use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -24,7 +27,6 @@ use crate::model::network::Network;
 use crate::model::spec::ContainerSpec;
 use crate::model::user;
 use crate::runtime::channel::ChildEnd;
-use crate::runtime::create::CallerAttach;
 use crate::runtime::hooks;
 use crate::runtime::status::{self, StatusError};
 use crate::runtime::stdio::ContainerStdio;
@@ -51,13 +53,76 @@ pub struct Prepared<'a> {
     pub net: &'a InitNet,
 }
 
-/// Who the container's first process answers to.
-pub enum Attach<'a> {
-    /// A minibox supervisor: stdio through its pipes, and the container dies with it.
-    Supervised(&'a ContainerStdio),
-    /// OCI `create`: the caller (conmon, a containerd shim) supervises; the process keeps
-    /// create's stdio (or gets a pty), outlives create, and waits for `start`.
-    Caller(&'a CallerAttach),
+/// Who supervises the container's first process.
+#[derive(Clone, Copy)]
+pub enum Supervisor<'a> {
+    /// minibox: stdio through its pipes, and the container dies with it.
+    Minibox(&'a ContainerStdio),
+    /// OCI `create`'s caller (conmon, a containerd shim): the process keeps create's stdio (or
+    /// gets a pty), outlives create, and waits for `start`.
+    Caller(&'a CallerHandoff),
+}
+
+/// What `create` hands the container's first process, whose caller then supervises it.
+pub struct CallerHandoff {
+    /// `exec.fifo`, as an `O_PATH` handle.
+    pub exec_fifo: OwnedFd,
+    /// `--console-socket`, connected.
+    pub console: Option<UnixStream>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// The signals a waiting container's process dies of. As PID 1 of its namespace it would
+/// ignore them with the default disposition; runc's waiting init (a Go program) dies of them.
+const DEADLY_WHILE_WAITING: [Signal; 6] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+extern "C" fn die_of_signal(sig: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe and touches no memory of ours.
+    unsafe { libc::_exit(128 + sig) }
+}
+
+impl CallerHandoff {
+    /// Blocks until `start` opens the FIFO, then tells it we go. A signal meant for the
+    /// container ends the wait (and the process), as it would end the program.
+    pub fn wait_for_start(&self) -> Result<()> {
+        let die = nix::sys::signal::SigAction::new(
+            nix::sys::signal::SigHandler::Handler(die_of_signal),
+            nix::sys::signal::SaFlags::empty(),
+            nix::sys::signal::SigSet::empty(),
+        );
+        for sig in DEADLY_WHILE_WAITING {
+            // SAFETY: the handler only calls _exit.
+            unsafe { nix::sys::signal::sigaction(sig, &die) }.context("sigaction")?;
+        }
+        let path = format!("/proc/self/fd/{}", self.exec_fifo.as_raw_fd());
+        let mut fifo = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+            .context("waiting for start on the exec FIFO")?;
+        fifo.write_all(b"0")
+            .context("answering start on the exec FIFO")?;
+        drop(fifo);
+        let default = nix::sys::signal::SigAction::new(
+            nix::sys::signal::SigHandler::SigDfl,
+            nix::sys::signal::SaFlags::empty(),
+            nix::sys::signal::SigSet::empty(),
+        );
+        for sig in DEADLY_WHILE_WAITING {
+            // SAFETY: restoring the default disposition installs no code of ours.
+            unsafe { nix::sys::signal::sigaction(sig, &default) }.context("sigaction")?;
+        }
+        Ok(())
+    }
 }
 
 /// Runs in the child after `clone`: becomes CMD (or, with `--init`, the init that starts it),
@@ -66,9 +131,9 @@ pub fn container_main(
     spec: &ContainerSpec,
     prepared: &Prepared,
     chan: &ChildEnd,
-    attach: Attach,
+    supervisor: Supervisor,
 ) -> isize {
-    let Err(err) = set_up_and_exec(spec, prepared, chan, &attach);
+    let Err(err) = set_up_and_exec(spec, prepared, chan, &supervisor);
     chan.report_failure(status::code_of(&err), &format!("{err:#}"));
     status::code_of(&err) as isize
 }
@@ -77,17 +142,17 @@ fn set_up_and_exec(
     spec: &ContainerSpec,
     prepared: &Prepared,
     chan: &ChildEnd,
-    attach: &Attach,
+    supervisor: &Supervisor,
 ) -> Result<Infallible> {
     // If a minibox supervisor dies, even by SIGKILL, the kernel kills the container with it
     // (not under `create`: its caller supervises, and create's own exit must not end it).
-    die_with_parent_if_supervised(attach)?;
+    die_with_parent_if_supervised(supervisor)?;
     // A session of our own: the caller's terminal is no longer our controlling terminal, so no
     // TIOCSTI can type into the host's shell, and Ctrl-C reaches us only through minibox.
     nix::unistd::setsid().context("setsid")?;
     // A session keyring of our own: the caller's keys (ssh, kerberos...) are out of reach
     // (unless `create --no-new-keyring` asked to keep the caller's).
-    join_new_session_keyring_unless_asked(attach)?;
+    join_new_session_keyring_unless_asked(supervisor)?;
     // Wait until minibox has put us in our cgroup: from then on every page and cycle counts.
     let state = chan.wait_for_go()?;
     // With the ids mapped, we become root of a new user namespace: what we make has an owner.
@@ -108,7 +173,7 @@ fn set_up_and_exec(
     say("clone", &|| explain::namespaces_of("self"));
     // Our 0, 1, 2 become pipes minibox relays: no file of the caller's is ours to reopen or
     // chmod (under `create`, the OCI contract: create's own stdio stays ours).
-    install_stdio_if_supervised(attach, spec)?;
+    install_stdio_if_supervised(supervisor, spec)?;
     // Nothing we mount from here on propagates back to the host.
     rootfs::make_mounts_private()?;
     // ROOTFS below, the container's own layer above, so every write (the mount points and the
@@ -136,19 +201,19 @@ fn set_up_and_exec(
     hooks::run(&spec.hooks, "createContainer", &state)?;
     // The rootfs becomes /, and the host's root is detached: no path leads back out (`create
     // --no-pivot`, for a root on an initramfs: moved over / and chroot'ed into instead).
-    enter_root(&root, attach)?;
+    enter_root(&root, supervisor)?;
     // The new root shares mounts with its peers only as asked (linux.rootfsPropagation).
     rootfs::set_root_propagation(root_propagation(spec))?;
     say("pivot_root", &|| explain::pivoted(&spec.rootfs));
     // -t: a terminal from our own devpts becomes our 0, 1, 2 and controlling terminal.
-    install_terminal_if_supervised(attach, spec)?;
+    install_terminal_if_supervised(supervisor, spec)?;
     // The working directory must exist before we lose the right to create it.
     rootfs::ensure_workdir(&spec.workdir)?;
     // --read-only: every mount point exists now, so / can be frozen.
     make_root_readonly_if_asked(spec.read_only)?;
     // process.terminal: a pty from our own devpts, its master sent to the caller, the slave our
     // stdio and controlling terminal; made as root, before the identity change.
-    attach_console_if_asked(attach, spec)?;
+    attach_console_if_asked(supervisor, spec)?;
     // Our own hostname, in our own UTS namespace (needs CAP_SYS_ADMIN: before the drop).
     namespaces::set_hostname(&spec.setup.namespaces, &spec.hostname)?;
     // Its NIS domain name too (domainname), same namespace, same right.
@@ -179,8 +244,8 @@ fn set_up_and_exec(
     set_no_new_privs_if_asked(spec.setup.no_new_privs)?;
     say("privileges", &explain::privileges);
     // Changing uid cleared the parent-death signal: set it again, then check minibox is alive.
-    die_with_parent_if_supervised(attach)?;
-    check_parent_alive_if_supervised(attach, chan)?;
+    die_with_parent_if_supervised(supervisor)?;
+    check_parent_alive_if_supervised(supervisor, chan)?;
     // Files CMD creates get the asked mode (process.user.umask; docker's 022 by default).
     umask(Mode::from_bits_truncate(spec.setup.umask));
     // Start where asked, and prove the cwd is inside the container (runc CVE-2024-21626).
@@ -189,17 +254,17 @@ fn set_up_and_exec(
     signals::reset_for_exec()?;
     // No descriptor of ours reaches CMD: all but 0, 1, 2 close on exec (and, under `create
     // --preserve-fds N`, the caller's 3 .. 3+N).
-    close_fds_on_exec(preserved_fds(attach))?;
+    process::close_fds_on_exec(preserved_fds(supervisor))?;
     // Last, the syscall filter (with no_new_privs): it only has to allow what CMD does.
     install_seccomp_filter(prepared.filter, spec.setup.no_new_privs)?;
     say("seccomp", &|| explain::seccomp(prepared.filter));
     // Become CMD; the exec closes the report pipe right after this last word.
     say("exec", &|| explain::exec(&spec.args, &spec.env));
     // Under `create`, CMD must be there to run before `create` says the container is made.
-    check_program_if_created(attach, spec)?;
-    report_exec_or_ready(attach, chan);
+    check_program_if_created(supervisor, spec)?;
+    report_exec_or_ready(supervisor, chan);
     // Under `create`: wait here, set up, until `start` opens the exec FIFO.
-    wait_for_start_if_created(attach)?;
+    wait_for_start_if_created(supervisor)?;
     // hooks.startContainer run inside the container, as it is now, just before the exec.
     hooks::run(&spec.hooks, "startContainer", &started_state(&state))?;
     exec_command(spec, prepared.init_binary)
@@ -248,33 +313,33 @@ pub fn join_new_session_keyring() -> Result<()> {
     }
 }
 
-fn die_with_parent_if_supervised(attach: &Attach) -> Result<()> {
-    match attach {
-        Attach::Supervised(_) => {
+fn die_with_parent_if_supervised(supervisor: &Supervisor) -> Result<()> {
+    match supervisor {
+        Supervisor::Minibox(_) => {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).context("prctl(PR_SET_PDEATHSIG)")
         }
-        Attach::Caller(_) => Ok(()),
+        Supervisor::Caller(_) => Ok(()),
     }
 }
 
-fn check_parent_alive_if_supervised(attach: &Attach, chan: &ChildEnd) -> Result<()> {
-    match attach {
-        Attach::Supervised(_) => chan.check_parent_alive(),
-        Attach::Caller(_) => Ok(()),
+fn check_parent_alive_if_supervised(supervisor: &Supervisor, chan: &ChildEnd) -> Result<()> {
+    match supervisor {
+        Supervisor::Minibox(_) => chan.check_parent_alive(),
+        Supervisor::Caller(_) => Ok(()),
     }
 }
 
-fn join_new_session_keyring_unless_asked(attach: &Attach) -> Result<()> {
-    match attach {
-        Attach::Caller(c) if c.no_new_keyring => Ok(()),
+fn join_new_session_keyring_unless_asked(supervisor: &Supervisor) -> Result<()> {
+    match supervisor {
+        Supervisor::Caller(c) if c.no_new_keyring => Ok(()),
         _ => join_new_session_keyring(),
     }
 }
 
-fn install_stdio_if_supervised(attach: &Attach, spec: &ContainerSpec) -> Result<()> {
-    match attach {
-        Attach::Supervised(stdio) => stdio.install(spec.identity.uid, spec.identity.gid),
-        Attach::Caller(_) => Ok(()),
+fn install_stdio_if_supervised(supervisor: &Supervisor, spec: &ContainerSpec) -> Result<()> {
+    match supervisor {
+        Supervisor::Minibox(stdio) => stdio.install(spec.identity.uid, spec.identity.gid),
+        Supervisor::Caller(_) => Ok(()),
     }
 }
 
@@ -289,30 +354,30 @@ fn mount_etc_files_unless_bundle(
     Ok(())
 }
 
-fn install_terminal_if_supervised(attach: &Attach, spec: &ContainerSpec) -> Result<()> {
-    match attach {
-        Attach::Supervised(stdio) => stdio.install_terminal(spec.identity.uid),
-        Attach::Caller(_) => Ok(()),
+fn install_terminal_if_supervised(supervisor: &Supervisor, spec: &ContainerSpec) -> Result<()> {
+    match supervisor {
+        Supervisor::Minibox(stdio) => stdio.install_terminal(spec.identity.uid),
+        Supervisor::Caller(_) => Ok(()),
     }
 }
 
 fn wait_for_runtime_hooks_if_any(chan: &ChildEnd, spec: &ContainerSpec) -> Result<()> {
-    if crate::runtime::create::has_runtime_hooks(&spec.hooks) {
+    if hooks::has_runtime_hooks(&spec.hooks) {
         chan.wait_for_runtime_hooks()?;
     }
     Ok(())
 }
 
-fn enter_root(root: &OwnedFd, attach: &Attach) -> Result<()> {
-    match attach {
-        Attach::Caller(c) if c.no_pivot => rootfs::move_into(root),
+fn enter_root(root: &OwnedFd, supervisor: &Supervisor) -> Result<()> {
+    match supervisor {
+        Supervisor::Caller(c) if c.no_pivot => rootfs::move_into(root),
         _ => rootfs::pivot_into(root),
     }
 }
 
-fn attach_console_if_asked(attach: &Attach, spec: &ContainerSpec) -> Result<()> {
-    match (attach, spec.tty) {
-        (Attach::Caller(c), true) => match &c.console {
+fn attach_console_if_asked(supervisor: &Supervisor, spec: &ContainerSpec) -> Result<()> {
+    match (supervisor, spec.tty) {
+        (Supervisor::Caller(c), true) => match &c.console {
             Some(socket) => console::attach(socket, spec.console_size, spec.identity.uid),
             None => bail!("process.terminal is true but no --console-socket was given"),
         },
@@ -320,24 +385,24 @@ fn attach_console_if_asked(attach: &Attach, spec: &ContainerSpec) -> Result<()> 
     }
 }
 
-fn preserved_fds(attach: &Attach) -> u32 {
-    match attach {
-        Attach::Caller(c) => c.preserve_fds,
-        Attach::Supervised(_) => 0,
+fn preserved_fds(supervisor: &Supervisor) -> u32 {
+    match supervisor {
+        Supervisor::Caller(c) => c.preserve_fds,
+        Supervisor::Minibox(_) => 0,
     }
 }
 
-fn report_exec_or_ready(attach: &Attach, chan: &ChildEnd) {
-    match attach {
-        Attach::Supervised(_) => chan.report_exec(),
-        Attach::Caller(_) => chan.report_ready(),
+fn report_exec_or_ready(supervisor: &Supervisor, chan: &ChildEnd) {
+    match supervisor {
+        Supervisor::Minibox(_) => chan.report_exec(),
+        Supervisor::Caller(_) => chan.report_ready(),
     }
 }
 
-fn wait_for_start_if_created(attach: &Attach) -> Result<()> {
-    match attach {
-        Attach::Caller(c) => c.wait_for_start(),
-        Attach::Supervised(_) => Ok(()),
+fn wait_for_start_if_created(supervisor: &Supervisor) -> Result<()> {
+    match supervisor {
+        Supervisor::Caller(c) => c.wait_for_start(),
+        Supervisor::Minibox(_) => Ok(()),
     }
 }
 
@@ -405,16 +470,6 @@ pub fn enter_workdir(workdir: &Path) -> Result<()> {
             workdir.display()
         ),
     }
-}
-
-fn close_fds_on_exec(preserved: u32) -> Result<()> {
-    let first = 3u32.saturating_add(preserved);
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC closes nothing now; it only marks fds
-    // close-on-exec, so no Rust object is left holding a closed descriptor.
-    let rc =
-        unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
-    Errno::result(rc).with_context(|| format!("close_range({first}.., CLOEXEC)"))?;
-    Ok(())
 }
 
 /// `--init`: the sealed init (`pid1`) becomes PID 1, told to run CMD at `path`.
@@ -486,8 +541,8 @@ fn program_candidates(spec: &ContainerSpec) -> Vec<String> {
 
 /// Under `create`: a CMD that cannot run is said now, by `create` (runc's order), not by a
 /// `start` that would then report success.
-fn check_program_if_created(attach: &Attach, spec: &ContainerSpec) -> Result<()> {
-    if let Attach::Supervised(_) = attach {
+fn check_program_if_created(supervisor: &Supervisor, spec: &ContainerSpec) -> Result<()> {
+    if let Supervisor::Minibox(_) = supervisor {
         return Ok(());
     }
     let candidates = program_candidates(spec);

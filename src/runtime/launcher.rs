@@ -4,27 +4,26 @@
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, RawFd};
-use std::path::Path;
 
 use anyhow::{Context, Result};
 use nix::fcntl::OFlag;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{pipe2, ForkResult, Pid};
 
-use crate::kernel::cgroup::{self, human_bytes, ContainerCgroup, Placement};
-use crate::kernel::{namespaces, seccomp};
+use crate::kernel::cgroup::{human_bytes, ContainerCgroup};
+use crate::kernel::namespaces;
 use crate::model::network::Network;
 use crate::model::spec::ContainerSpec;
 use crate::runtime::attach::AttachPoint;
-use crate::runtime::channel::{self, ParentEnd, Stop};
+use crate::runtime::channel;
 use crate::runtime::explain;
 use crate::runtime::hooks;
-use crate::runtime::init::{self, InitNet};
+use crate::runtime::init::{InitNet, Supervisor};
 use crate::runtime::log::LogFile;
-use crate::runtime::network::{self, Attachment};
-use crate::runtime::pid1;
+use crate::runtime::network::{self, Connection};
 use crate::runtime::ports::{PublishedPorts, Upstream};
 use crate::runtime::signals::{self, Forwarder};
+use crate::runtime::spawn::{self, Spawn};
 use crate::runtime::status;
 use crate::runtime::stdio::{self, Input, Output, Stdio};
 use crate::runtime::supervisor;
@@ -64,7 +63,7 @@ pub fn run(spec: &ContainerSpec, store: &Store, layers: &Layers, opts: RunOption
         output: Output::Caller,
         terminal: spec.tty,
     };
-    let result = supervise(spec, store, layers, &state, stdio, &mut StartSignal(None));
+    let result = supervise(spec, store, layers, &state, stdio, &mut StartReport(None));
     forget_if(store, &state, result.is_err() || opts.remove);
     result
 }
@@ -115,7 +114,7 @@ fn run_detached(
         ForkResult::Child => {
             drop(ready_r);
             close_inherited_fds(&[ready_w.as_raw_fd()]);
-            let mut start = StartSignal(Some(File::from(ready_w)));
+            let mut start = StartReport(Some(File::from(ready_w)));
             let code =
                 match become_supervisor(spec, store, layers, state, opts.interactive, &mut start) {
                     Ok(_) => {
@@ -159,7 +158,7 @@ fn become_supervisor(
     layers: &Layers,
     state: &ContainerState,
     interactive: bool,
-    start: &mut StartSignal,
+    start: &mut StartReport,
 ) -> Result<i32> {
     nix::unistd::setsid().context("setsid")?;
     let null = File::open("/dev/null").context("opening /dev/null")?;
@@ -188,9 +187,9 @@ fn become_supervisor(
 
 /// Tells whoever waits for the start (`run -d`) how it went: closing the pipe says CMD runs,
 /// a report line says why it could not start.
-struct StartSignal(Option<File>);
+struct StartReport(Option<File>);
 
-impl StartSignal {
+impl StartReport {
     fn started(&mut self) {
         if let Some(pipe) = self.0.take() {
             channel::report_started(&pipe);
@@ -212,7 +211,7 @@ fn supervise(
     layers: &Layers,
     state: &ContainerState,
     stdio: Stdio,
-    start: &mut StartSignal,
+    start: &mut StartReport,
 ) -> Result<i32> {
     // What `exec` needs to make another process of this container: its description.
     save_config(spec, store, state)?;
@@ -226,8 +225,12 @@ fn supervise(
     let join = netns_to_join(store, &spec.network)?;
     // Its address, its names in every neighbour's /etc/hosts, its ports in minibox's table;
     // all returned when this function ends, however it ends.
-    let attachment = network::attach(store, spec, &state.name, &mappings)?;
-    let _released = Released(store, &spec.id, attachment.is_some());
+    let connection = network::connect(store, spec, &state.name, &mappings)?;
+    let _lease = LeaseGuard {
+        store,
+        container: &spec.id,
+        held: connection.is_some(),
+    };
     // The container's own writable layer (a bundle's root is used as given): recorded first,
     // so `rm` finds it whatever happens.
     let layer = match spec.private_layer {
@@ -238,20 +241,18 @@ fn supervise(
         }
         false => None,
     };
-    // The limits exist before any code of the container runs.
-    let cgroup = make_cgroup(spec, store, state)?;
-    if spec.explain {
-        explain::print("cgroup", &explain_cgroup(cgroup.as_deref()));
-    }
     let began = std::time::Instant::now();
+    // Made by `spawn`; this function removes it however the container ends.
+    let mut cgroup = None;
     let ended = start_and_watch(
         spec,
         store,
+        state,
         layer.as_ref(),
-        cgroup.as_deref(),
+        &mut cgroup,
         Networking {
             ports,
-            attachment: attachment.as_ref(),
+            connection: connection.as_ref(),
             init: InitNet {
                 join,
                 files: store.dir(&spec.id),
@@ -307,15 +308,20 @@ fn supervise(
 }
 
 /// Gives a container's lease back when its supervisor is done with it.
-struct Released<'a>(&'a Store, &'a str, bool);
+struct LeaseGuard<'a> {
+    store: &'a Store,
+    container: &'a str,
+    /// Whether the container holds a lease (it is on a bridge network).
+    held: bool,
+}
 
-impl Drop for Released<'_> {
+impl Drop for LeaseGuard<'_> {
     fn drop(&mut self) {
-        if self.2 {
-            if let Err(e) = network::release(self.0.root(), self.1) {
+        if self.held {
+            if let Err(e) = network::release(self.store.root(), self.container) {
                 say!(
                     "minibox: container {}: returning its network address: {e:#}",
-                    self.1
+                    self.container
                 );
             }
         }
@@ -350,48 +356,25 @@ fn netns_to_join(store: &Store, network: &Network) -> Result<Option<File>> {
 struct Networking<'a> {
     /// The host ports, bound.
     ports: PublishedPorts,
-    attachment: Option<&'a Attachment>,
+    connection: Option<&'a Connection>,
     init: InitNet,
 }
 
-/// The container's cgroup, with its limits written. Recorded before it is made: a minibox
-/// killed right after the mkdir leaves a group that `rm` and the sweep of the next minibox
-/// command find.
-pub(crate) fn make_cgroup(
-    spec: &ContainerSpec,
-    store: &Store,
-    state: &ContainerState,
-) -> Result<Option<Box<dyn ContainerCgroup>>> {
-    let place = Placement {
-        parent: spec.cgroup_path.parent().unwrap_or(Path::new("")).into(),
-        id: spec.cgroup_path.file_name().map_or_else(
-            || spec.id.clone(),
-            |leaf| leaf.to_string_lossy().into_owned(),
-        ),
-    };
-    let plan = cgroup::plan(&place, &spec.limits, &spec.setup.resources)?;
-    if let Some(record) = plan.record() {
-        store.update(&state.id, |s| s.cgroup = Some(record))?;
-    }
-    plan.create()
-}
-
-/// Clones the container's first process into its namespaces and cgroup, lets it set itself up,
-/// records it as running, then passes signals on (and relays output) until it ends.
+/// Spawns the container's first process into its namespaces and cgroup, records it as
+/// running, then passes signals on (and relays output) until it ends.
+#[allow(clippy::too_many_arguments)]
 fn start_and_watch(
     spec: &ContainerSpec,
     store: &Store,
+    state: &ContainerState,
     layer: Option<&Layer>,
-    cgroup: Option<&dyn ContainerCgroup>,
+    cgroup: &mut Option<Box<dyn ContainerCgroup>>,
     net: Networking,
     stdio: Stdio,
-    start: &mut StartSignal,
+    start: &mut StartReport,
 ) -> Result<i32> {
     // Held from now on, so that no signal meant for the container is lost before it exists.
     let forwarder = Forwarder::block()?;
-    // The seccomp profile is compiled here, never in the container: the child only loads it.
-    let filter = seccomp::compile_for(spec.seccomp.as_ref(), store.root())?;
-    let (parent, child) = channel::pair()?;
     let (mut relay, container_stdio) = stdio::pipes(stdio)?;
     if spec.setup.new_user_namespace() {
         let host = |maps, id| namespaces::host_id(maps, id).unwrap_or(id);
@@ -400,57 +383,55 @@ fn start_and_watch(
             host(&spec.setup.gid_mappings, spec.identity.gid),
         )?;
     }
-    // --init: the init is made (sealed, in memory) now; the container never opens a host file.
-    let init_binary = spec.init.then(pid1::sealed_init).transpose()?;
-    // A PID namespace given by path is the one our next child is born in.
-    namespaces::join_pid_for_children(&spec.setup.namespaces)?;
-    let flags = spec.setup.namespaces.clone_flags();
-    let pid = namespaces::clone_into_new_namespaces(flags, || {
-        parent.close_in_child();
-        let prepared = init::Prepared {
+    // Its network namespace, taken while the child waits: a short-lived CMD could be gone by
+    // the time the relay serves it.
+    let mut netns = None;
+    let mut plug_network = |pid: Pid| -> Result<()> {
+        if !spec.ports.is_empty() && net.connection.is_none() {
+            let ns = File::open(format!("/proc/{pid}/ns/net"))
+                .context("opening the container's network namespace")?;
+            netns = Some(ns);
+        }
+        // Its eth0, on the bridge, while it waits: CMD starts with its network in place.
+        if let Some(conn) = net.connection {
+            network::plug(conn, pid.as_raw())?;
+        }
+        Ok(())
+    };
+    // The state a bundle's hooks read while minibox makes it (none to read: nothing sent).
+    let hooks_state = |pid: Pid| match spec.hooks == Default::default() {
+        true => String::new(),
+        false => hook_state(spec, pid),
+    };
+    let spawned = spawn::spawn(
+        spec,
+        store,
+        state,
+        Spawn {
             layer,
-            filter: filter.as_ref(),
-            init_binary: init_binary.as_ref(),
             net: &net.init,
-        };
-        init::container_main(
-            spec,
-            &prepared,
-            &child,
-            init::Attach::Supervised(&container_stdio),
-        )
-    })?;
-    drop(child);
-    drop(init_binary);
+            supervisor: Supervisor::Minibox(&container_stdio),
+            hooks_state: &hooks_state,
+            while_it_waits: &mut plug_network,
+        },
+        cgroup,
+    )?;
+    let pid = spawned.pid;
     // Only the container may hold the write ends, so the relay sees EOF when it is gone.
     drop(container_stdio);
-    // Taken now, while the child waits: a short-lived CMD could be gone by the time it runs.
-    let netns = (!spec.ports.is_empty() && net.attachment.is_none())
-        .then(|| File::open(format!("/proc/{pid}/ns/net")));
-    let admitted = netns
-        .transpose()
-        .context("opening the container's network namespace")
-        .and_then(|netns| {
-            // Its eth0, on the bridge, while it waits: CMD starts with its network in place.
-            if let Some(att) = net.attachment {
-                network::plug(att, pid.as_raw())?;
-            }
-            admit(pid, spec, cgroup, &parent).map(|()| netns)
-        })
-        // -t: the container's terminal, sent before CMD's exec, is ours to relay now.
-        .and_then(|netns| relay.connect_terminal().map(|()| netns));
-    let netns = match admitted {
-        Ok(netns) => netns,
-        Err(e) => {
-            let _ = kill(pid, Signal::SIGKILL);
-            signals::reap(pid);
-            return Err(e);
-        }
-    };
+    // CMD's exec, then (-t) the container's terminal, sent before it, is ours to relay.
+    let started = spawned
+        .wait_for_exec(spec)
+        .and_then(|()| relay.connect_terminal());
+    if let Err(e) = started {
+        let _ = kill(pid, Signal::SIGKILL);
+        signals::reap(pid);
+        return Err(e);
+    }
     // CMD runs now: from here on nothing may fail the start. What goes wrong is said, and the
     // container still gets watched to its end.
-    let upstream = match (netns, net.attachment) {
-        (_, Some(att)) => Some(Upstream::Addr(att.lease.ip)),
+    let upstream = match (netns, net.connection) {
+        (_, Some(conn)) => Some(Upstream::Addr(conn.lease.ip)),
         (Some(netns), None) => Some(Upstream::Netns(netns)),
         (None, None) => None,
     };
@@ -489,55 +470,6 @@ fn start_and_watch(
     Ok(status::from_wait(ended).unwrap_or(status::RUNTIME_FAILED))
 }
 
-/// Puts the waiting child in its cgroup, maps its user namespace's ids, lets it go (running the
-/// runtime's hooks when it stops for them), and waits until it has exec'd CMD.
-fn admit(
-    pid: Pid,
-    spec: &ContainerSpec,
-    cgroup: Option<&dyn ContainerCgroup>,
-    parent: &ParentEnd,
-) -> Result<()> {
-    let explain = spec.explain;
-    if let Some(cg) = cgroup {
-        let placed = cg
-            .add(pid)
-            .with_context(|| format!("moving the container into {}", cg.path().display()));
-        if let Err(e) = placed {
-            // The child may have failed first (its report says why; ESRCH here only echoes
-            // its death): stop it, then hear it out.
-            let _ = kill(pid, Signal::SIGKILL);
-            return Err(parent.child_failure_or(e));
-        }
-    }
-    // Only a process outside the new user namespace can write its maps, once, and the child
-    // needs them before it goes on (its root is an unprivileged uid of the host).
-    if spec.setup.new_user_namespace() {
-        let mapped =
-            namespaces::write_id_maps(pid, &spec.setup.uid_mappings, &spec.setup.gid_mappings);
-        if let Err(e) = mapped {
-            let _ = kill(pid, Signal::SIGKILL);
-            return Err(parent.child_failure_or(e));
-        }
-    }
-    let on_step = |step: &str, text: &str| {
-        if explain {
-            explain_child_step(pid, step, text)
-        }
-    };
-    if spec.hooks == Default::default() {
-        parent.send_go()?;
-        return parent.wait_for_exec(on_step);
-    }
-    let creating = hook_state(spec, pid);
-    parent.send_go_with(&creating)?;
-    while parent.next_stop(on_step)? == Stop::Hooks {
-        hooks::run(&spec.hooks, "prestart", &creating)?;
-        hooks::run(&spec.hooks, "createRuntime", &creating)?;
-        parent.send_continue()?;
-    }
-    parent.wait_for_exec_after_ready(on_step)
-}
-
 /// The state a bundle's hooks read while minibox makes it.
 fn hook_state(spec: &ContainerSpec, pid: Pid) -> String {
     serde_json::json!({
@@ -549,45 +481,4 @@ fn hook_state(spec: &ContainerSpec, pid: Pid) -> String {
         "annotations": {},
     })
     .to_string()
-}
-
-/// The group as the kernel holds it now.
-fn explain_cgroup(cgroup: Option<&dyn ContainerCgroup>) -> String {
-    let Some(cg) = cgroup else {
-        return "none: this host offers no cgroup controllers to minibox (no limits, no accounting)".into();
-    };
-    let values: Vec<String> = cg
-        .settings()
-        .iter()
-        .map(|(file, value)| {
-            if value.contains(' ') {
-                format!("{file}=\"{value}\"")
-            } else {
-                format!("{file}={value}")
-            }
-        })
-        .collect();
-    format!(
-        "created {} ({})\n{}",
-        cg.paths()
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join("\n"),
-        cg.driver(),
-        values.join("  ")
-    )
-}
-
-/// The container's own steps, with what only the host side can add to them.
-fn explain_child_step(pid: Pid, step: &str, text: &str) {
-    if step == "clone" {
-        let host = explain::namespaces_of("self");
-        let text = format!(
-            "pid {pid} on the host is pid 1 inside; new namespaces:\n{text}\n(host: {host})"
-        );
-        explain::print(step, &text);
-    } else {
-        explain::print(step, text);
-    }
 }

@@ -16,6 +16,7 @@ pub mod pid1;
 pub mod ports;
 pub mod sealed_self;
 pub mod signals;
+pub mod spawn;
 pub mod status;
 pub mod stdio;
 pub mod supervisor;

@@ -1,6 +1,6 @@
 //! A container's place on its network, from the supervisor's side.
 //!
-//! Before `clone` (`attach`): the network exists (`bridge` is made on first use), its Linux
+//! Before `clone` (`connect`): the network exists (`bridge` is made on first use), its Linux
 //! bridge is up with the gateway address, the container has an address leased, minibox's
 //! nftables table says so (its published ports included), and its `/etc/hosts`,
 //! `/etc/hostname` and `/etc/resolv.conf` are written in its state directory — every member's
@@ -33,9 +33,9 @@ use crate::store::state::{now_ms, Status, Store};
 /// The names `host.docker.internal` answers to inside a container.
 pub const HOST_NAMES: &str = "host.docker.internal host.minibox.internal";
 
-/// A container's lease on a bridge network, as `attach` made it.
+/// A container's lease on a bridge network, as `connect` made it.
 #[derive(Debug, Clone)]
-pub struct Attachment {
+pub struct Connection {
     pub network: NetworkRecord,
     pub lease: Lease,
 }
@@ -196,12 +196,12 @@ fn network_for(nets: &Networks, name: &str) -> Result<(NetworkRecord, bool)> {
 /// Before `clone`: the container's lease and files (see the module's doc). `ports` are the
 /// published ports as bound. `Ok(None)` for a container on no bridge network (its files are
 /// written all the same).
-pub fn attach(
+pub fn connect(
     store: &Store,
     spec: &ContainerSpec,
     name: &str,
     ports: &[PortMapping],
-) -> Result<Option<Attachment>> {
+) -> Result<Option<Connection>> {
     let dir = store.dir(&spec.id);
     let Network::Bridge(net_name) = &spec.network else {
         write_files(&dir, spec, name, None)?;
@@ -284,11 +284,11 @@ pub fn attach(
     };
     leases.push(lease.clone());
     nets.save_leases(&net.name, &leases)?;
-    let attachment = Attachment {
+    let connection = Connection {
         network: net.clone(),
         lease,
     };
-    let done = write_files(&dir, spec, name, Some(&attachment))
+    let done = write_files(&dir, spec, name, Some(&connection))
         .and_then(|()| rewrite_hosts(&net, &leases))
         .and_then(|()| {
             if table_changes {
@@ -304,21 +304,21 @@ pub fn attach(
         let _ = sync_table(&nets);
         return Err(e);
     }
-    Ok(Some(attachment))
+    Ok(Some(connection))
 }
 
 /// After `clone`, the child waiting: its `eth0`, address and default route.
-pub fn plug(att: &Attachment, pid: i32) -> Result<()> {
+pub fn plug(conn: &Connection, pid: i32) -> Result<()> {
     let netns = File::open(format!("/proc/{pid}/ns/net"))
         .context("opening the container's network namespace")?;
     let mut host = Netlink::open()?;
-    host.add_veth(&att.lease.veth, "eth0", &netns)?;
-    host.set_up(&att.lease.veth, Some(&att.network.bridge))?;
+    host.add_veth(&conn.lease.veth, "eth0", &netns)?;
+    host.set_up(&conn.lease.veth, Some(&conn.network.bridge))?;
     let mut inside = Netlink::open_in(&netns)?;
     inside.set_up("lo", None)?;
-    inside.add_address("eth0", att.lease.ip, att.network.subnet.prefix)?;
+    inside.add_address("eth0", conn.lease.ip, conn.network.subnet.prefix)?;
     inside.set_up("eth0", None)?;
-    inside.add_default_route(att.network.gateway)?;
+    inside.add_default_route(conn.network.gateway)?;
     Ok(())
 }
 
@@ -384,10 +384,14 @@ fn write_files(
     dir: &Path,
     spec: &ContainerSpec,
     name: &str,
-    att: Option<&Attachment>,
+    conn: Option<&Connection>,
 ) -> Result<()> {
-    let hosts = match att {
-        Some(att) => hosts_text(&att.network, &att.lease, std::slice::from_ref(&att.lease)),
+    let hosts = match conn {
+        Some(conn) => hosts_text(
+            &conn.network,
+            &conn.lease,
+            std::slice::from_ref(&conn.lease),
+        ),
         None => plain_hosts(spec, name),
     };
     write_in_place(&dir.join("hosts"), &hosts)?;

@@ -15,6 +15,7 @@ use crate::kernel::caps::{CapSets, Capability, CapsHashSet};
 use crate::kernel::cgroup::{Limits, Tuning, CPU_PERIOD_US, MIN_MEMORY};
 use crate::kernel::console::ConsoleSize;
 use crate::kernel::namespaces::{self, Kind};
+use crate::kernel::process::Rlimit;
 use crate::kernel::seccomp::SeccompProfile;
 use crate::model::names::check_hostname;
 use crate::model::network::{NetOptions, Network, PortMapping};
@@ -231,21 +232,83 @@ pub fn hook_lists(hooks: &Hooks) -> [(&'static str, &[Hook]); 6] {
 
 /// `process.consoleSize`: the size of the terminal the container gets (`process.terminal`).
 fn checked_console_size(p: &Process) -> Result<Option<ConsoleSize>> {
-    let size = match p.console_size() {
-        Some(b) => {
-            let fit = |n: u64, what: &str| {
-                u16::try_from(n).map_err(|_| {
-                    anyhow!("process.consoleSize.{what} {n} is too large (at most 65535)")
-                })
-            };
-            Some(ConsoleSize {
-                rows: fit(b.height(), "height")?,
-                cols: fit(b.width(), "width")?,
-            })
-        }
-        None => None,
+    Ok(console_size_of(p)?.filter(|_| p.terminal() == Some(true)))
+}
+
+/// `process.consoleSize`, each side checked to fit a terminal's.
+fn console_size_of(p: &Process) -> Result<Option<ConsoleSize>> {
+    let Some(b) = p.console_size() else {
+        return Ok(None);
     };
-    Ok(size.filter(|_| p.terminal() == Some(true)))
+    let fit = |n: u64, what: &str| {
+        u16::try_from(n)
+            .map_err(|_| anyhow!("process.consoleSize.{what} {n} is too large (at most 65535)"))
+    };
+    Ok(Some(ConsoleSize {
+        rows: fit(b.height(), "height")?,
+        cols: fit(b.width(), "width")?,
+    }))
+}
+
+/// A runtime-spec `process` for a process that joins a running container (`exec --process`).
+pub struct JoiningProcess {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    pub capabilities: CapSets,
+    pub rlimits: Vec<Rlimit>,
+    pub umask: Option<u32>,
+    pub console_size: Option<ConsoleSize>,
+    pub terminal: bool,
+}
+
+/// A process that joins a running container, read with config.json's rules, and those of a
+/// joining process: nothing the container decided for all its processes (`oomScoreAdj`), no
+/// inheritable or ambient capabilities, effective the same as permitted and within bounding,
+/// none for a process that is not root.
+pub fn joining_process(p: &Process) -> Result<JoiningProcess> {
+    refuse_process_extras(p)?;
+    if p.oom_score_adj().is_some() {
+        bail!("process.oomScoreAdj is not supported yet");
+    }
+    let (uid, gid, groups) = checked_user(p.user())?;
+    let caps = checked_capabilities(p)?;
+    for (name, set) in [
+        ("inheritable", &caps.inheritable),
+        ("ambient", &caps.ambient),
+    ] {
+        if !set.is_empty() {
+            bail!("process.capabilities.{name} is not supported yet: minibox keeps it empty");
+        }
+    }
+    if caps.effective != caps.permitted {
+        bail!("process.capabilities: effective and permitted must be the same set");
+    }
+    if let Some(cap) = caps.permitted.difference(&caps.bounding).next() {
+        bail!("process.capabilities.permitted holds {cap}, which bounding does not");
+    }
+    if uid != 0 && !caps.permitted.is_empty() {
+        bail!(
+            "process.capabilities for uid {uid}: minibox gives a non-root process no \
+             capabilities (leave effective and permitted empty, or run as uid 0)"
+        );
+    }
+    Ok(JoiningProcess {
+        args: checked_args(p)?,
+        env: checked_env(p)?,
+        cwd: checked_cwd(p)?,
+        uid,
+        gid,
+        groups,
+        capabilities: caps,
+        rlimits: setup::checked_rlimits(p.rlimits().as_deref().unwrap_or_default())?,
+        umask: p.user().umask(),
+        console_size: console_size_of(p)?,
+        terminal: p.terminal() == Some(true),
+    })
 }
 
 /// A relative `root.path` lives in the bundle: after resolving `..` and symlinks it must still
@@ -296,7 +359,7 @@ fn root_path(path: &Path, bundle: &Path) -> Result<PathBuf> {
     Ok(canonical)
 }
 
-pub(crate) fn checked_args(p: &Process) -> Result<Vec<String>> {
+fn checked_args(p: &Process) -> Result<Vec<String>> {
     let args = p.args().clone().unwrap_or_default();
     match args.first() {
         None => bail!("process.args is empty: give the program to run and its arguments"),
@@ -309,7 +372,7 @@ pub(crate) fn checked_args(p: &Process) -> Result<Vec<String>> {
     Ok(args)
 }
 
-pub(crate) fn checked_env(p: &Process) -> Result<Vec<String>> {
+fn checked_env(p: &Process) -> Result<Vec<String>> {
     let env = p.env().clone().unwrap_or_default();
     for (i, entry) in env.iter().enumerate() {
         let ok = entry.split_once('=').is_some_and(|(k, _)| !k.is_empty()) && !entry.contains('\0');
@@ -320,7 +383,7 @@ pub(crate) fn checked_env(p: &Process) -> Result<Vec<String>> {
     Ok(env)
 }
 
-pub(crate) fn checked_cwd(p: &Process) -> Result<PathBuf> {
+fn checked_cwd(p: &Process) -> Result<PathBuf> {
     let cwd = p.cwd();
     if !cwd.is_absolute() {
         bail!(

@@ -1,0 +1,274 @@
+//! The container's first process, from the parent's side: from its cgroup to a child set up
+//! and about to exec (or, under `create`, waiting for `start`).
+//!
+//! `spawn` is the parent's half of the story, the twin of `init::set_up_and_exec`: one step per
+//! line, each with the reason it stands where it does. `run` (the launcher) and `create` make a
+//! container's first process with it; `exec`, whose process joins a running container, shares
+//! the steps that fit it (`place_in_cgroup`, `write_pid_file`).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::kernel::cgroup::{self, ContainerCgroup, Placement};
+use crate::kernel::{namespaces, seccomp};
+use crate::model::spec::ContainerSpec;
+use crate::runtime::channel::{self, ChildEnd, ParentEnd, Stop};
+use crate::runtime::init::{self, InitNet, Prepared, Supervisor};
+use crate::runtime::{explain, hooks, pid1, signals};
+use crate::store::layers::Layer;
+use crate::store::state::{ContainerState, Store};
+
+/// What the caller brings to the first process beyond the spec.
+pub struct Spawn<'a> {
+    /// The container's own writable layer (`None`: a bundle's root, used as given).
+    pub layer: Option<&'a Layer>,
+    /// The network namespace to join, and where its /etc files are.
+    pub net: &'a InitNet,
+    /// Who supervises it: minibox (with the stdio it relays) or `create`'s caller.
+    pub supervisor: Supervisor<'a>,
+    /// The state JSON the runtime's hooks read while the container is made, given its pid.
+    pub hooks_state: &'a dyn Fn(Pid) -> String,
+    /// What the caller adds while the child waits in its cgroup, before "go" (run: its
+    /// network).
+    pub while_it_waits: &'a mut dyn FnMut(Pid) -> Result<()>,
+}
+
+/// The container's first process, set up.
+pub struct Spawned {
+    pub pid: Pid,
+    /// minibox's ends of the sync channel: the report still says whether the exec went through.
+    pub parent: ParentEnd,
+}
+
+/// Makes the container's cgroup (into `cgroup`, which the caller removes when the container is
+/// gone or never started) and its first process, and returns once that process is set up.
+/// A failure after the clone kills the child: nothing half-made runs on.
+pub fn spawn(
+    spec: &ContainerSpec,
+    store: &Store,
+    state: &ContainerState,
+    how: Spawn,
+    cgroup: &mut Option<Box<dyn ContainerCgroup>>,
+) -> Result<Spawned> {
+    // The limits exist before any code of the container runs.
+    *cgroup = make_cgroup(spec, store, state)?;
+    explain_cgroup_if_asked(spec, cgroup.as_deref());
+    // The seccomp profile is compiled here, never in the container: the child only loads it.
+    let filter = seccomp::compile_for(spec.seccomp.as_ref(), store.root())?;
+    // --init: the init is made (sealed, in memory) now; the container never opens a host file.
+    let pid1 = spec.init.then(pid1::sealed_init).transpose()?;
+    // "go" for the child to wait on, "report" for what it tells us back.
+    let (parent, child) = channel::pair()?;
+    // A PID namespace given by path is the one our next child is born in.
+    namespaces::join_pid_for_children(&spec.setup.namespaces)?;
+    let prepared = Prepared {
+        layer: how.layer,
+        filter: filter.as_ref(),
+        init_binary: pid1.as_ref(),
+        net: how.net,
+    };
+    // New namespaces by clone, so that the child is PID 1 of its own; it waits for "go".
+    let pid = clone_first_process(spec, &prepared, &parent, child, how.supervisor)?;
+    // From here on a failure kills it.
+    let admitted = admit(spec, pid, cgroup.as_deref(), &parent, how);
+    if let Err(e) = admitted {
+        let _ = kill(pid, Signal::SIGKILL);
+        signals::reap(pid);
+        return Err(e);
+    }
+    Ok(Spawned { pid, parent })
+}
+
+/// The child, while it waits: into its cgroup, its ids mapped, what the caller adds, then go;
+/// the runtime's hooks run when it stops for them.
+fn admit(
+    spec: &ContainerSpec,
+    pid: Pid,
+    cgroup: Option<&dyn ContainerCgroup>,
+    parent: &ParentEnd,
+    how: Spawn,
+) -> Result<()> {
+    // Into its cgroup while it waits, so that all it starts is counted there.
+    place_in_cgroup(pid, cgroup, parent, |group| {
+        format!("moving the container into {}", group.display())
+    })?;
+    // Only a process outside its new user namespace can write its maps, once; it needs them
+    // before it goes on (its root is an unprivileged uid of the host).
+    map_ids_if_new_user_namespace(spec, pid, parent)?;
+    // What the caller adds while the child waits (run: its eth0, on its bridge).
+    (how.while_it_waits)(pid)?;
+    // Go, with the state the hooks inside the container read.
+    let state = (how.hooks_state)(pid);
+    parent.send_go_with(&state)?;
+    // hooks.prestart and hooks.createRuntime run here, in the runtime's namespaces, while the
+    // child waits for them before its root switch.
+    run_runtime_hooks_until_set_up(spec, pid, parent, &state)
+}
+
+/// The container's cgroup, with its limits written. Recorded before it is made: a minibox
+/// killed right after the mkdir leaves a group that `rm` and the sweep of the next minibox
+/// command find.
+fn make_cgroup(
+    spec: &ContainerSpec,
+    store: &Store,
+    state: &ContainerState,
+) -> Result<Option<Box<dyn ContainerCgroup>>> {
+    let place = Placement {
+        parent: spec.cgroup_path.parent().unwrap_or(Path::new("")).into(),
+        id: spec.cgroup_path.file_name().map_or_else(
+            || spec.id.clone(),
+            |leaf| leaf.to_string_lossy().into_owned(),
+        ),
+    };
+    let plan = cgroup::plan(&place, &spec.limits, &spec.setup.resources)?;
+    if let Some(record) = plan.record() {
+        store.update(&state.id, |s| s.cgroup = Some(record))?;
+    }
+    plan.create()
+}
+
+fn clone_first_process(
+    spec: &ContainerSpec,
+    prepared: &Prepared,
+    parent: &ParentEnd,
+    child: ChildEnd,
+    supervisor: Supervisor,
+) -> Result<Pid> {
+    let flags = spec.setup.namespaces.clone_flags();
+    namespaces::clone_into_new_namespaces(flags, || {
+        parent.close_in_child();
+        init::container_main(spec, prepared, &child, supervisor)
+    })
+}
+
+/// Puts a waiting child in `cgroup`; if it cannot go there, kills it and says why (its own
+/// report first: it may have failed before, and its death is then what made this fail).
+pub fn place_in_cgroup(
+    pid: Pid,
+    cgroup: Option<&dyn ContainerCgroup>,
+    parent: &ParentEnd,
+    what: impl Fn(&Path) -> String,
+) -> Result<()> {
+    let Some(cg) = cgroup else {
+        return Ok(());
+    };
+    let placed = cg.add(pid).with_context(|| what(cg.path()));
+    if let Err(e) = placed {
+        let _ = kill(pid, Signal::SIGKILL);
+        return Err(parent.child_failure_or(e));
+    }
+    Ok(())
+}
+
+fn map_ids_if_new_user_namespace(spec: &ContainerSpec, pid: Pid, parent: &ParentEnd) -> Result<()> {
+    if !spec.setup.new_user_namespace() {
+        return Ok(());
+    }
+    let mapped = namespaces::write_id_maps(pid, &spec.setup.uid_mappings, &spec.setup.gid_mappings);
+    if let Err(e) = mapped {
+        let _ = kill(pid, Signal::SIGKILL);
+        return Err(parent.child_failure_or(e));
+    }
+    Ok(())
+}
+
+fn run_runtime_hooks_until_set_up(
+    spec: &ContainerSpec,
+    pid: Pid,
+    parent: &ParentEnd,
+    state: &str,
+) -> Result<()> {
+    while parent.next_stop(|step, text| explain_child_step_if_asked(spec, pid, step, text))?
+        == Stop::Hooks
+    {
+        hooks::run(&spec.hooks, "prestart", state)?;
+        hooks::run(&spec.hooks, "createRuntime", state)?;
+        parent.send_continue()?;
+    }
+    Ok(())
+}
+
+impl Spawned {
+    /// Waits until the child has exec'd its program (`Ok`) or failed to (`Err`, with its
+    /// status).
+    pub fn wait_for_exec(&self, spec: &ContainerSpec) -> Result<()> {
+        let pid = self.pid;
+        self.parent.wait_for_exec_after_ready(|step, text| {
+            explain_child_step_if_asked(spec, pid, step, text)
+        })
+    }
+}
+
+/// `--pid-file`: a host pid, written whole or not at all (a temp file renamed).
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .with_context(|| format!("--pid-file {} names no file", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, pid.to_string())
+        .with_context(|| format!("writing --pid-file {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing --pid-file {}", path.display()))
+}
+
+/// `--explain`: the group as the kernel holds it now.
+fn explain_cgroup_if_asked(spec: &ContainerSpec, cgroup: Option<&dyn ContainerCgroup>) {
+    if !spec.explain {
+        return;
+    }
+    let Some(cg) = cgroup else {
+        explain::print(
+            "cgroup",
+            "none: this host offers no cgroup controllers to minibox (no limits, no accounting)",
+        );
+        return;
+    };
+    let values: Vec<String> = cg
+        .settings()
+        .iter()
+        .map(|(file, value)| {
+            if value.contains(' ') {
+                format!("{file}=\"{value}\"")
+            } else {
+                format!("{file}={value}")
+            }
+        })
+        .collect();
+    let text = format!(
+        "created {} ({})\n{}",
+        cg.paths()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        cg.driver(),
+        values.join("  ")
+    );
+    explain::print("cgroup", &text);
+}
+
+/// `--explain`: the container's own steps, with what only the host side can add to them.
+fn explain_child_step_if_asked(spec: &ContainerSpec, pid: Pid, step: &str, text: &str) {
+    if !spec.explain {
+        return;
+    }
+    if step == "clone" {
+        let host = explain::namespaces_of("self");
+        let text = format!(
+            "pid {pid} on the host is pid 1 inside; new namespaces:\n{text}\n(host: {host})"
+        );
+        explain::print(step, &text);
+    } else {
+        explain::print(step, text);
+    }
+}
