@@ -1,9 +1,9 @@
 //! minibox: a small container runtime.
 //!
 //! The data flows one way: a front end (`cli`) builds the container model (`model`), the
-//! runtime (`runtime`: the launcher on the parent side, `init` on the child side) makes the
-//! container from it, using one module per kernel object (`kernel`) and keeping its records
-//! in `store`.
+//! runtime (`runtime`: `spawn` on the parent side, `init` on the child side) makes the
+//! container from it, keeping its records in `store` and using one module per kernel object
+//! (`kernel`). Each layer imports only from those below it; `text` serves them all.
 
 #[macro_use]
 mod text;

@@ -1,6 +1,7 @@
 //! The container model: one checked description of a container (`spec`), reached through the
-//! OCI runtime spec (`oci`), who it runs as (`user`), and what it is called (`names`). Front
-//! ends build it; the runtime only reads it.
+//! OCI runtime spec (`oci`), with what init sets up (`setup`), its network (`network`), who it
+//! runs as (`user`), its volumes (`volume`), and what it is called (`names`). Front ends build
+//! it; the runtime only reads it.
 
 pub mod names;
 pub mod network;

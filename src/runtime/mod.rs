@@ -1,5 +1,7 @@
-//! The runtime: the parent side (`launcher`, `supervisor`, `signals`) that makes and watches a
-//! container, and the child side (`init`) that sets it up and becomes its program.
+//! The runtime: the parent side that makes and watches a container (`spawn`: its cgroup and first
+//! process, step by step; `launcher`: what a docker-style run adds; `create`, `exec`;
+//! `supervisor`, `signals`, `stdio`, `log`: the watch), and the child side (`init`) that sets
+//! it up and becomes its program.
 
 pub mod attach;
 pub mod channel;
