@@ -8,7 +8,8 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::kernel::cgroup;
-use crate::runtime::explain::{namespace_link, NAMESPACES};
+use crate::kernel::namespaces::CONTAINER_KINDS;
+use crate::runtime::explain::namespace_link;
 use crate::store::state::{ContainerState, Store};
 use crate::text::printable_bytes;
 
@@ -92,8 +93,9 @@ fn namespaces(pid: &str) -> Value {
             .parse::<u64>()
             .ok()
     };
-    NAMESPACES
+    CONTAINER_KINDS
         .iter()
+        .map(|k| k.proc_name())
         .map(|ns| (ns.to_string(), json!(inode(ns))))
         .collect::<serde_json::Map<_, _>>()
         .into()

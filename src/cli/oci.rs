@@ -18,6 +18,7 @@ use serde_json::json;
 
 use crate::cli::{lifecycle, CreateArgs, OciRunFlags, RunArgs};
 use crate::kernel::cgroup::{self, LimitsUpdate, CPU_PERIOD_US};
+use crate::kernel::namespaces::CONTAINER_KINDS;
 use crate::model::spec::{check_oci_id, ContainerSpec};
 use crate::model::{oci, spec::check_rootfs_apart_from_state};
 use crate::runtime::create::{self, does_not_exist, CreateOptions};
@@ -460,7 +461,8 @@ pub fn pids(store: &Store, key: &str, json_format: bool) -> Result<i32> {
 
 /// `minibox features`: what this runtime supports (runtime-spec features.md).
 pub fn features() -> Result<i32> {
-    let namespaces = ["cgroup", "ipc", "mount", "network", "pid", "uts"];
+    let mut namespaces: Vec<&str> = CONTAINER_KINDS.iter().map(|k| k.oci_name()).collect();
+    namespaces.sort_unstable();
     let caps: Vec<String> = caps::all::<Vec<String>>();
     let f = json!({
         "ociVersionMin": "1.0.0",

@@ -44,6 +44,20 @@ impl Kind {
         }
     }
 
+    /// Its name under `/proc/PID/ns`.
+    pub fn proc_name(self) -> &'static str {
+        match self {
+            Kind::Mount => "mnt",
+            Kind::Pid => "pid",
+            Kind::Uts => "uts",
+            Kind::Ipc => "ipc",
+            Kind::Net => "net",
+            Kind::Cgroup => "cgroup",
+            Kind::User => "user",
+            Kind::Time => "time",
+        }
+    }
+
     /// Its name in config.json.
     pub fn oci_name(self) -> &'static str {
         match self {
@@ -59,6 +73,17 @@ impl Kind {
     }
 }
 
+/// The kinds of namespace a container has of its own (docker's, and minibox's default), in the
+/// order `inspect` and `--explain` show them.
+pub const CONTAINER_KINDS: [Kind; 6] = [
+    Kind::Mount,
+    Kind::Pid,
+    Kind::Uts,
+    Kind::Ipc,
+    Kind::Net,
+    Kind::Cgroup,
+];
+
 /// The container's namespaces: the ones made for it, and the ones it joins.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Namespaces {
@@ -69,11 +94,10 @@ pub struct Namespaces {
 impl Namespaces {
     /// docker's: mount, PID, UTS, IPC, (network), cgroup.
     pub fn docker(network: bool) -> Namespaces {
-        let mut new = vec![Kind::Mount, Kind::Pid, Kind::Uts, Kind::Ipc];
-        if network {
-            new.push(Kind::Net);
-        }
-        new.push(Kind::Cgroup);
+        let new = CONTAINER_KINDS
+            .into_iter()
+            .filter(|k| network || *k != Kind::Net)
+            .collect();
         Namespaces { new, join: vec![] }
     }
 

@@ -25,6 +25,7 @@ use nix::unistd::{ForkResult, Pid};
 
 use crate::kernel::caps::{self, CapsHashSet};
 use crate::kernel::cgroup::{self, CgroupRecord};
+use crate::kernel::namespaces::{Kind, CONTAINER_KINDS};
 use crate::kernel::process::{self, Rlimit};
 use crate::kernel::seccomp;
 use crate::model::spec::ContainerSpec;
@@ -171,17 +172,9 @@ fn not_running_or(e: Errno, target: &Target, what: &str) -> anyhow::Error {
 /// The namespaces the container has of its own: those whose `/proc/PID/ns` link differs from
 /// ours (`--network host` shares the host's network namespace, for one).
 fn namespaces_to_join(target: &Target) -> Result<CloneFlags> {
-    let kinds = [
-        ("mnt", CloneFlags::CLONE_NEWNS),
-        ("pid", CloneFlags::CLONE_NEWPID),
-        ("uts", CloneFlags::CLONE_NEWUTS),
-        ("ipc", CloneFlags::CLONE_NEWIPC),
-        ("net", CloneFlags::CLONE_NEWNET),
-        ("cgroup", CloneFlags::CLONE_NEWCGROUP),
-        ("time", CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)),
-    ];
     let mut flags = CloneFlags::empty();
-    for (name, flag) in kinds {
+    for kind in CONTAINER_KINDS.into_iter().chain([Kind::Time]) {
+        let (name, flag) = (kind.proc_name(), kind.flag());
         let ours = std::fs::read_link(format!("/proc/self/ns/{name}"));
         let theirs = std::fs::read_link(format!("/proc/{}/ns/{name}", target.pid.pid));
         match (ours, theirs) {

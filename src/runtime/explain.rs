@@ -7,6 +7,8 @@ use std::fs;
 
 use nix::unistd::{getgroups, getresgid, getresuid};
 
+use crate::kernel::namespaces::CONTAINER_KINDS;
+
 /// The steps, in order (their number is their place here), each with the config.json fields
 /// it carries out: every container, `minibox run`'s too, is made from one (`minibox spec`).
 const STEPS: [(&str, &str); 10] = [
@@ -31,9 +33,6 @@ const STEPS: [(&str, &str); 10] = [
     ("exit", ""),
 ];
 
-/// The namespaces a container has, as `/proc/PID/ns` names them.
-pub const NAMESPACES: [&str; 6] = ["mnt", "pid", "uts", "ipc", "net", "cgroup"];
-
 /// Prints one step: `[3/10] mounts      TEXT`, continuation lines aligned under TEXT.
 /// The step's config.json fields close its text: `(config.json: linux.namespaces)`.
 pub fn print(step: &str, text: &str) {
@@ -52,8 +51,9 @@ pub fn print(step: &str, text: &str) {
 
 /// `mnt:[4026532281] pid:[4026532284] ...` for a process (`self` or a pid).
 pub fn namespaces_of(pid: &str) -> String {
-    NAMESPACES
+    CONTAINER_KINDS
         .iter()
+        .map(|k| k.proc_name())
         .map(|ns| namespace_link(pid, ns).unwrap_or_else(|| format!("{ns}:?")))
         .collect::<Vec<_>>()
         .join(" ")
