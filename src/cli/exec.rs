@@ -22,7 +22,7 @@ use oci_spec::runtime::Process;
 use crate::kernel::caps::{CapSets, Capability, CapsHashSet};
 use crate::model::oci::read;
 use crate::model::setup::DOCKER_UMASK;
-use crate::model::spec::{check_workdir, ContainerSpec};
+use crate::model::spec::{check_workdir, merge_env, ContainerSpec};
 use crate::model::user::{self, Identity};
 use crate::runtime::exec::{ExecOptions, ExecProcess, ExecStdio, Target};
 use crate::runtime::status::StatusError;
@@ -260,29 +260,6 @@ fn caps_for(container: &ContainerSpec, uid: u32) -> CapSets {
     }
 }
 
-/// `env` with each `-e KEY=VALUE` set (a later one wins), `-e KEY` taking the host's value.
-fn merge_env(mut env: Vec<String>, flags: &[String]) -> Result<Vec<String>> {
-    for flag in flags {
-        let (key, value) = match flag.split_once('=') {
-            Some((k, v)) => (k.to_string(), Some(v.to_string())),
-            None => (flag.clone(), std::env::var(flag).ok()),
-        };
-        if key.is_empty() || flag.contains('\0') {
-            bail!("invalid --env {flag:?}: use KEY=VALUE (or KEY to pass the host's value)");
-        }
-        let Some(value) = value else { continue };
-        let entry = format!("{key}={value}");
-        match env
-            .iter_mut()
-            .find(|e| e.split_once('=').is_some_and(|(k, _)| k == key))
-        {
-            Some(slot) => *slot = entry,
-            None => env.push(entry),
-        }
-    }
-    Ok(env)
-}
-
 fn set_default(env: &mut Vec<String>, key: &str, value: &str) {
     let prefix = format!("{key}=");
     if !env.iter().any(|e| e.starts_with(&prefix)) {
@@ -317,7 +294,7 @@ fn docker_process(
         env.retain(|e| !e.starts_with("HOME="));
         env.push(format!("HOME={}", identity.home));
     }
-    let mut env = merge_env(env, &args.env)?;
+    let mut env = merge_env(env, &args.env, |k| std::env::var(k).ok())?;
     if args.tty {
         set_default(&mut env, "TERM", "xterm");
     }
@@ -386,7 +363,9 @@ fn oci_process(
         spec.capabilities = caps_for(container, identity.uid);
         spec.identity = identity;
     }
-    spec.env = merge_env(std::mem::take(&mut spec.env), &args.env)?;
+    spec.env = merge_env(std::mem::take(&mut spec.env), &args.env, |k| {
+        std::env::var(k).ok()
+    })?;
     if !args.cap.is_empty() {
         let added = parse_caps(&args.cap)?;
         if spec.identity.uid != 0 {
@@ -516,8 +495,9 @@ mod tests {
     #[test]
     fn env_flags_override_and_add() {
         let env = vec!["PATH=/bin".to_string(), "A=1".to_string()];
-        let merged = merge_env(env, &["A=2".into(), "B=x=y".into()]).unwrap();
+        let none = |_: &str| None;
+        let merged = merge_env(env, &["A=2".into(), "B=x=y".into()], none).unwrap();
         assert_eq!(merged, ["PATH=/bin", "A=2", "B=x=y"]);
-        assert!(merge_env(vec![], &["=v".into()]).is_err());
+        assert!(merge_env(vec![], &["=v".into()], none).is_err());
     }
 }

@@ -123,16 +123,7 @@ impl Namespaces {
 /// (the host's, for whoever called minibox): the container would share it, not own it.
 pub fn is_callers_own(kind: Kind, path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    let name = match kind {
-        Kind::Mount => "mnt",
-        Kind::Pid => "pid",
-        Kind::Uts => "uts",
-        Kind::Ipc => "ipc",
-        Kind::Net => "net",
-        Kind::Cgroup => "cgroup",
-        Kind::User => "user",
-        Kind::Time => "time",
-    };
+    let name = kind.proc_name();
     let id = |p: &Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino()));
     matches!((id(path), id(Path::new(&format!("/proc/self/ns/{name}")))), (Ok(a), Ok(b)) if a == b)
 }

@@ -212,11 +212,21 @@ pub fn build_env(
     home: &str,
     host_var: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<String>> {
-    let mut env: Vec<(String, String)> = vec![
-        ("PATH".into(), DEFAULT_PATH.into()),
-        ("HOSTNAME".into(), hostname.into()),
-        ("HOME".into(), home.into()),
+    let defaults = vec![
+        format!("PATH={DEFAULT_PATH}"),
+        format!("HOSTNAME={hostname}"),
+        format!("HOME={home}"),
     ];
+    merge_env(defaults, flags, host_var)
+}
+
+/// `env` with each `-e KEY=VALUE` set (a later one wins, in the place of the one it replaces);
+/// `-e KEY` takes the host's value, or is left out when the host has none.
+pub fn merge_env(
+    mut env: Vec<String>,
+    flags: &[String],
+    host_var: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<String>> {
     for flag in flags {
         let (key, value) = match flag.split_once('=') {
             Some((k, v)) => (k, Some(v.to_string())),
@@ -229,12 +239,16 @@ pub fn build_env(
             bail!("invalid --env {flag:?}: use KEY=VALUE (or KEY to pass the host's value)");
         }
         let Some(value) = value else { continue };
-        match env.iter_mut().find(|(k, _)| k == key) {
-            Some(slot) => slot.1 = value,
-            None => env.push((key.to_string(), value)),
+        let entry = format!("{key}={value}");
+        match env
+            .iter_mut()
+            .find(|e| e.split_once('=').is_some_and(|(k, _)| k == key))
+        {
+            Some(slot) => *slot = entry,
+            None => env.push(entry),
         }
     }
-    Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+    Ok(env)
 }
 
 #[cfg(test)]
