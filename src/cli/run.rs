@@ -240,7 +240,7 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
         explain: args.explain,
         private_layer: true,
         tty: args.tty,
-        init: args.init,
+        pid1: args.init,
         setup,
         image,
         volumes,

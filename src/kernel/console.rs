@@ -25,7 +25,7 @@ pub struct ConsoleSize {
 /// hands its master to the caller through `socket`, and makes the slave our stdin, stdout,
 /// stderr and controlling terminal. The slave belongs to the container's user, who must be
 /// able to reopen it (`/dev/tty`).
-pub fn attach(socket: &UnixStream, size: Option<ConsoleSize>, uid: u32) -> Result<()> {
+pub fn install(socket: &UnixStream, size: Option<ConsoleSize>, uid: u32) -> Result<()> {
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
         .context("opening /dev/ptmx in the container")?;
     grantpt(&master).context("grantpt")?;

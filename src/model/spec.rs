@@ -67,8 +67,8 @@ pub struct ContainerSpec {
     pub private_layer: bool,
     /// `-t`: the container's stdio is a terminal of its own (OCI's `process.terminal`).
     pub tty: bool,
-    /// `--init`: a tiny init is PID 1 and runs CMD as its child.
-    pub init: bool,
+    /// `--init`: a tiny init (`runtime::pid1`) is PID 1 and runs CMD as its child.
+    pub pid1: bool,
     /// Mounts, namespaces, devices, rlimits...: the rest of config.json that init honours.
     pub setup: Setup,
     /// The image the container is made from: its root is an overlay of the image's layers

@@ -48,7 +48,7 @@ pub struct Prepared<'a> {
     /// The seccomp program, compiled in the parent (`None`: unconfined).
     pub filter: Option<&'a seccomp::Program>,
     /// `--init`: the sealed copy of the init that runs CMD as its child.
-    pub init_binary: Option<&'a OwnedFd>,
+    pub pid1: Option<&'a OwnedFd>,
     /// The network namespace to join, and where its /etc files are.
     pub net: &'a InitNet,
 }
@@ -213,7 +213,7 @@ fn set_up_and_exec(
     make_root_readonly_if_asked(spec.read_only)?;
     // process.terminal: a pty from our own devpts, its master sent to the caller, the slave our
     // stdio and controlling terminal; made as root, before the identity change.
-    attach_console_if_asked(supervisor, spec)?;
+    install_console_if_asked(supervisor, spec)?;
     // Our own hostname, in our own UTS namespace (needs CAP_SYS_ADMIN: before the drop).
     namespaces::set_hostname(&spec.setup.namespaces, &spec.hostname)?;
     // Its NIS domain name too (domainname), same namespace, same right.
@@ -267,7 +267,7 @@ fn set_up_and_exec(
     wait_for_start_if_created(supervisor)?;
     // hooks.startContainer run inside the container, as it is now, just before the exec.
     hooks::run(&spec.hooks, "startContainer", &started_state(&state))?;
-    exec_command(spec, prepared.init_binary)
+    exec_command(spec, prepared.pid1)
 }
 
 fn mount_root(spec: &ContainerSpec, layer: Option<&Layer>) -> Result<OwnedFd> {
@@ -375,10 +375,10 @@ fn enter_root(root: &OwnedFd, supervisor: &Supervisor) -> Result<()> {
     }
 }
 
-fn attach_console_if_asked(supervisor: &Supervisor, spec: &ContainerSpec) -> Result<()> {
+fn install_console_if_asked(supervisor: &Supervisor, spec: &ContainerSpec) -> Result<()> {
     match (supervisor, spec.tty) {
         (Supervisor::Caller(c), true) => match &c.console {
-            Some(socket) => console::attach(socket, spec.console_size, spec.identity.uid),
+            Some(socket) => console::install(socket, spec.console_size, spec.identity.uid),
             None => bail!("process.terminal is true but no --console-socket was given"),
         },
         _ => Ok(()),
@@ -473,14 +473,14 @@ pub fn enter_workdir(workdir: &Path) -> Result<()> {
 }
 
 /// `--init`: the sealed init (`pid1`) becomes PID 1, told to run CMD at `path`.
-fn exec_init(
-    init: &OwnedFd,
+fn exec_pid1(
+    pid1: &OwnedFd,
     path: &CStr,
     argv: &[CString],
     envp: &[CString],
 ) -> Result<Infallible> {
     let argv = pid1::argv(path, argv);
-    let Err(errno) = execveat(init, c"", &argv, envp, AtFlags::AT_EMPTY_PATH);
+    let Err(errno) = execveat(pid1, c"", &argv, envp, AtFlags::AT_EMPTY_PATH);
     Err(errno).context("cannot start the container's init (--init): execveat of its memfd")
 }
 
@@ -496,22 +496,22 @@ fn cstrings(items: &[String], what: &str) -> Result<Vec<CString>> {
 /// `execve` CMD. A CMD without `/` is looked up in the container's `PATH`, as a shell would.
 /// With `--init`, the init is exec'd instead, with CMD's resolved path. Only returns on
 /// failure, with docker's status: 127 not found, 126 not executable.
-pub fn exec_command(spec: &ContainerSpec, init_binary: Option<&OwnedFd>) -> Result<Infallible> {
+pub fn exec_command(spec: &ContainerSpec, pid1: Option<&OwnedFd>) -> Result<Infallible> {
     let argv = cstrings(&spec.args, "argument")?;
     let envp = cstrings(&spec.env, "environment entry")?;
     let candidates = program_candidates(spec);
     let mut first_error = Errno::ENOENT;
     for candidate in &candidates {
         let path = CString::new(candidate.as_str()).context("CMD contains a NUL byte")?;
-        let errno = match init_binary {
+        let errno = match pid1 {
             None => {
                 let Err(errno) = execve(&path, &argv, &envp);
                 errno
             }
             // The init execs CMD; here CMD need only be there and executable, so that a
             // missing one still fails the start with its own status.
-            Some(init) => match access(path.as_c_str(), AccessFlags::X_OK) {
-                Ok(()) => return exec_init(init, &path, &argv, &envp),
+            Some(pid1) => match access(path.as_c_str(), AccessFlags::X_OK) {
+                Ok(()) => return exec_pid1(pid1, &path, &argv, &envp),
                 Err(errno) => errno,
             },
         };

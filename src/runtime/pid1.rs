@@ -28,7 +28,7 @@ pub const NAME: &str = "minibox-init";
 
 /// The init in a memfd, sealed: no write, no resize, no new seal. Close-on-exec: only the
 /// container's first process, which execs it, ever holds it past the exec.
-pub fn sealed_init() -> Result<OwnedFd> {
+pub fn sealed() -> Result<OwnedFd> {
     let fd = memfd_create(
         c"minibox-init",
         MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,

@@ -59,7 +59,7 @@ pub fn spawn(
     // The seccomp profile is compiled here, never in the container: the child only loads it.
     let filter = seccomp::compile_for(spec.seccomp.as_ref(), store.root())?;
     // --init: the init is made (sealed, in memory) now; the container never opens a host file.
-    let pid1 = spec.init.then(pid1::sealed_init).transpose()?;
+    let pid1 = spec.pid1.then(pid1::sealed).transpose()?;
     // "go" for the child to wait on, "report" for what it tells us back.
     let (parent, child) = channel::pair()?;
     // A PID namespace given by path is the one our next child is born in.
@@ -67,7 +67,7 @@ pub fn spawn(
     let prepared = Prepared {
         layer: how.layer,
         filter: filter.as_ref(),
-        init_binary: pid1.as_ref(),
+        pid1: pid1.as_ref(),
         net: how.net,
     };
     // New namespaces by clone, so that the child is PID 1 of its own; it waits for "go".

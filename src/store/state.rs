@@ -673,7 +673,7 @@ mod tests {
             explain: false,
             private_layer: true,
             tty: false,
-            init: false,
+            pid1: false,
             setup: crate::model::setup::Setup::docker(true),
             image: None,
             volumes: vec![],

@@ -129,7 +129,7 @@ pub fn container_from_spec(oci: &Spec, bundle: &Path, id: &str) -> Result<Contai
         capabilities,
         seccomp: checked_seccomp(oci, linux),
         tty: process.terminal() == Some(true),
-        init: checked_init(oci.annotations().as_ref())?,
+        pid1: checked_pid1(oci.annotations().as_ref())?,
         read_only: root.readonly().unwrap_or(false),
         limits,
         cgroup_path,
@@ -149,7 +149,7 @@ pub fn container_from_spec(oci: &Spec, bundle: &Path, id: &str) -> Result<Contai
 }
 
 /// `org.minibox.init`: `true` or `false` (absent: false).
-fn checked_init(annotations: Option<&HashMap<String, String>>) -> Result<bool> {
+fn checked_pid1(annotations: Option<&HashMap<String, String>>) -> Result<bool> {
     match annotations
         .and_then(|a| a.get(ANNOTATION_INIT))
         .map(String::as_str)

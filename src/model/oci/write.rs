@@ -67,7 +67,7 @@ pub fn spec_from_container(c: &ContainerSpec) -> Spec {
     if let Some(profile) = &c.seccomp {
         annotations.insert(ANNOTATION_SECCOMP.to_string(), profile.name.clone());
     }
-    if c.init {
+    if c.pid1 {
         annotations.insert(ANNOTATION_INIT.to_string(), "true".into());
     }
     if let Some(image) = &c.image {
@@ -228,7 +228,7 @@ pub fn default_bundle_spec() -> Spec {
         // Docker's default filter, as every minibox container has unless told otherwise.
         seccomp: SeccompProfile::docker_default(&CapsHashSet::new()).ok(),
         tty: false,
-        init: false,
+        pid1: false,
         read_only: false,
         limits: Limits::default(),
         cgroup_path: PathBuf::new(),
