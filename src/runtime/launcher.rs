@@ -1,6 +1,8 @@
-//! The parent side of a container: its record, its cgroup, its first process, its signals and
-//! output, its end. The process doing this is the container's *supervisor*: minibox itself for
-//! a foreground run, a detached copy of it (its own session, output to the log) for `run -d`.
+//! What a docker-style run adds to the container's first process (`spawn`): its record, its
+//! published ports and network, its own writable layer, and the watch to its end (signals,
+//! output, how it ended). The process doing this is the container's *supervisor*: minibox
+//! itself for a foreground run, a detached copy of it (its own session, output to the log) for
+//! `run -d`.
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, RawFd};
