@@ -28,7 +28,7 @@ pub fn inspect(store: &Store, key: &str, table: bool) -> Result<i32> {
     Ok(0)
 }
 
-fn facts(c: &ContainerState) -> Result<Value> {
+pub(crate) fn facts(c: &ContainerState) -> Result<Value> {
     let mut v = json!({
         "Id": c.id,
         "Name": c.name,
@@ -84,7 +84,7 @@ fn facts(c: &ContainerState) -> Result<Value> {
 }
 
 /// `{"mnt": 4026532281, ...}`: the inode numbers that name a process's namespaces.
-fn namespaces(pid: &str) -> Value {
+pub(crate) fn namespaces(pid: &str) -> Value {
     let inode = |ns: &str| {
         let link = namespace_link(pid, ns)?;
         link.split_once('[')?
@@ -101,14 +101,14 @@ fn namespaces(pid: &str) -> Value {
         .into()
 }
 
-fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+pub(crate) fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
     status
         .lines()
         .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
         .map(str::trim)
 }
 
-fn identity(status: &str) -> Value {
+pub(crate) fn identity(status: &str) -> Value {
     let ids = |key: &str| -> Vec<u64> {
         status_field(status, key)
             .unwrap_or("")
@@ -124,7 +124,7 @@ fn identity(status: &str) -> Value {
 }
 
 /// Each capability set as names, decoded from /proc/PID/status.
-fn capabilities(status: &str) -> Value {
+pub(crate) fn capabilities(status: &str) -> Value {
     let names = |key: &str| -> Vec<String> {
         let mask = status_field(status, key)
             .and_then(|h| u64::from_str_radix(h, 16).ok())

@@ -13,13 +13,14 @@ use crate::store::state::Store;
 use crate::text::printable_cell;
 
 /// One process, as read from `/proc/PID/status` and `cmdline`.
-struct Row {
-    uid: String,
-    pid: i32,
-    ppid: String,
-    container_pid: String,
-    state: String,
-    cmd: String,
+pub(crate) struct Row {
+    pub uid: String,
+    pub pid: i32,
+    pub ppid: String,
+    pub container_pid: String,
+    pub state: String,
+    /// Escaped for a table cell (`printable_cell`).
+    pub cmd: String,
 }
 
 /// `minibox top CONTAINER`
@@ -28,17 +29,8 @@ pub fn top(store: &Store, key: &str) -> Result<i32> {
     let Some(first) = c.pid.filter(|p| c.is_running() && p.is_alive()) else {
         bail!("container {} is not running", c.name);
     };
-    let ns = pid_namespace(first.pid)
+    let rows = processes(first.pid)
         .with_context(|| format!("reading the PID namespace of container {}", c.name))?;
-    let mut rows: Vec<Row> = fs::read_dir("/proc")
-        .context("reading /proc")?
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        // A process that ended meanwhile is simply not shown.
-        .filter(|pid| pid_namespace(*pid).is_ok_and(|n| n == ns))
-        .filter_map(read_row)
-        .collect();
-    rows.sort_by_key(|r| r.pid);
     out!(
         "{:<8} {:>8} {:>8} {:>8} {:<4} CMD",
         "UID",
@@ -59,6 +51,21 @@ pub fn top(store: &Store, key: &str) -> Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// Every process in the PID namespace of `first` (the container's first process), by host pid.
+pub(crate) fn processes(first: i32) -> Result<Vec<Row>> {
+    let ns = pid_namespace(first)?;
+    let mut rows: Vec<Row> = fs::read_dir("/proc")
+        .context("reading /proc")?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        // A process that ended meanwhile is simply not shown.
+        .filter(|pid| pid_namespace(*pid).is_ok_and(|n| n == ns))
+        .filter_map(read_row)
+        .collect();
+    rows.sort_by_key(|r| r.pid);
+    Ok(rows)
 }
 
 fn pid_namespace(pid: i32) -> std::io::Result<PathBuf> {
