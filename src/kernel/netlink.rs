@@ -12,7 +12,7 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use anyhow::{anyhow, Context, Result};
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
     NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
@@ -25,6 +25,24 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use nix::sched::CloneFlags;
+
+/// One link as the kernel reports it (read back for `minibox show`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkState {
+    pub index: u32,
+    pub name: String,
+    /// `veth`, `bridge`...; `None` for a physical device or loopback.
+    pub kind: Option<String>,
+    pub up: bool,
+    /// A veth's other end: its index, in the peer's namespace (IFLA_LINK).
+    pub peer: Option<u32>,
+    /// The bridge it is a port of, by index.
+    pub controller: Option<u32>,
+    pub mtu: Option<u32>,
+}
+
+/// One address of a link: (link index, address, prefix length).
+pub type LinkAddress = (u32, IpAddr, u8);
 
 /// An rtnetlink socket, bound to the network namespace it was opened in.
 pub struct Netlink {
@@ -103,6 +121,57 @@ impl Netlink {
                 offset += len;
             }
         }
+    }
+
+    /// Every link of the namespace (a dump: changes nothing).
+    pub fn links(&mut self) -> Result<Vec<LinkState>> {
+        let answers = self
+            .request(
+                RouteNetlinkMessage::GetLink(LinkMessage::default()),
+                NLM_F_DUMP,
+            )
+            .context("listing links")?;
+        Ok(answers
+            .iter()
+            .filter_map(|a| match a {
+                RouteNetlinkMessage::NewLink(l) => Some(link_state(l)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Every address of every link of the namespace (a dump: changes nothing).
+    pub fn addresses(&mut self) -> Result<Vec<LinkAddress>> {
+        let answers = self
+            .request(
+                RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+                NLM_F_DUMP,
+            )
+            .context("listing addresses")?;
+        Ok(answers
+            .iter()
+            .filter_map(|a| match a {
+                RouteNetlinkMessage::NewAddress(m) => {
+                    // IFA_LOCAL is the address itself; IFA_ADDRESS the peer's on a
+                    // point-to-point link, else the same.
+                    let ip = m
+                        .attributes
+                        .iter()
+                        .find_map(|a| match a {
+                            AddressAttribute::Local(ip) => Some(*ip),
+                            _ => None,
+                        })
+                        .or_else(|| {
+                            m.attributes.iter().find_map(|a| match a {
+                                AddressAttribute::Address(ip) => Some(*ip),
+                                _ => None,
+                            })
+                        })?;
+                    Some((m.header.index, ip, m.header.prefix_len))
+                }
+                _ => None,
+            })
+            .collect())
     }
 
     /// The index of link `name`, if there is one.
@@ -230,6 +299,34 @@ impl Netlink {
         .with_context(|| format!("adding the default route via {gateway}"))?;
         Ok(())
     }
+}
+
+fn link_state(l: &LinkMessage) -> LinkState {
+    let mut state = LinkState {
+        index: l.header.index,
+        name: String::new(),
+        kind: None,
+        up: l.header.flags.contains(LinkFlags::Up),
+        peer: None,
+        controller: None,
+        mtu: None,
+    };
+    for a in &l.attributes {
+        match a {
+            LinkAttribute::IfName(n) => state.name = n.clone(),
+            LinkAttribute::Link(i) => state.peer = Some(*i),
+            LinkAttribute::Controller(i) => state.controller = Some(*i),
+            LinkAttribute::Mtu(m) => state.mtu = Some(*m),
+            LinkAttribute::LinkInfo(infos) => {
+                state.kind = infos.iter().find_map(|i| match i {
+                    LinkInfo::Kind(k) => Some(k.to_string()),
+                    _ => None,
+                })
+            }
+            _ => {}
+        }
+    }
+    state
 }
 
 /// The errno behind a netlink failure, if it was one.
