@@ -108,6 +108,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Image {
             command: cli::ImageCommand::Inspect { image },
         } => return images::inspect(&data_root, &image),
+        // Read-only: no sweep of what killed supervisors left (every other command's first
+        // step), which would change the containers it shows.
+        Command::Ui { listen } => {
+            return cli::show::ui::serve(&state::Store::open(&cli.root)?, &listen)
+        }
         other => other,
     };
     let store = lifecycle::open_store(&cli.root)?;
@@ -167,6 +172,10 @@ fn dispatch(cli: Cli) -> Result<i32> {
         } => cli::attach::attach(&store, &detach_keys, &container),
         Command::Port { container } => lifecycle::port(&store, &container),
         Command::Top { container } => cli::top::top(&store, &container),
+        Command::Show { output, container } => {
+            cli::show::show(&store, &container, output.as_deref())
+        }
+        Command::Ui { .. } => unreachable!("handled above"),
         Command::Network(command) => cli::network::dispatch(&store, command),
         Command::Exec(args) => cli::exec::exec(&store, &args),
         Command::Inspect { format, container } => {

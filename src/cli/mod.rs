@@ -10,6 +10,7 @@ pub mod network;
 pub mod oci;
 pub mod oci_log;
 pub mod run;
+pub mod show;
 pub mod spec;
 pub mod top;
 
@@ -176,6 +177,21 @@ pub enum Command {
     },
     /// Run a command in a running container (docker's flags, or runc's: --process FILE...).
     Exec(exec::ExecArgs),
+    /// Draw a running container, read from the kernel now: an SVG picture (or a page of it).
+    Show {
+        /// Write to FILE.svg (the picture) or FILE.html (a page showing it) instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[arg(value_name = "CONTAINER")]
+        container: String,
+    },
+    /// Serve a read-only web page of the containers, with live usage and their pictures.
+    Ui {
+        /// Where to listen: a loopback address by default; any other needs the token printed
+        /// at start (?token=... or an Authorization: Bearer header).
+        #[arg(long, value_name = "ADDR:PORT", default_value = show::ui::DEFAULT_LISTEN)]
+        listen: String,
+    },
     /// Show a container's processes, with their host and container pids.
     Top {
         #[arg(value_name = "CONTAINER")]
