@@ -11,9 +11,9 @@ cd "$(dirname "$0")/.."
 # What minibox links and what the tests drive, from Debian's packages (installed when missing):
 # libseccomp (the seccomp compiler), nftables/iproute2/util-linux (bridge networks, throwaway
 # network namespaces), podman/containerd (engines driving minibox), skopeo/docker-registry (a
-# local registry to pull from).
+# local registry to pull from), chromium (show's and ui's pages, in a real browser).
 packages=(libseccomp-dev pkg-config nftables iproute2 util-linux podman containerd skopeo
-    docker-registry)
+    docker-registry chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
