@@ -775,7 +775,7 @@ fn show_a_bridge_container_of_a_three_layer_image_with_two_volumes() {
     for needle in [
         veth.to_string(),
         format!("bridge {bridge} — network shownet"),
-        "veth plugged in".to_string(),
+        "veth on it".to_string(),
         "by DNAT".to_string(),
         "image layer 1 of 3".to_string(),
         "image layer 3 of 3".to_string(),

@@ -337,6 +337,17 @@ fn namespaces(p: &mut Pen, f: &Facts) {
             f.namespaces.len()
         ),
     );
+    p.y += 14.0;
+    p.text(HOST_X + 4.0, p.y, "s", "kind");
+    p.text(HOST_X + 68.0, p.y, "s", "what it holds");
+    p.text(HOST_X + 200.0, p.y, "s", "the host's, by number");
+    p.text(
+        CX,
+        p.y,
+        "s",
+        "the container's: new (its own), or the host's very same one",
+    );
+    p.y += 4.0;
     for ns in &f.namespaces {
         let (_, what, own_words) = NAMESPACE_WORDS
             .iter()
@@ -1016,6 +1027,9 @@ fn network(p: &mut Pen, f: &Facts) {
                 p.text(HOST_X + 158.0, p.y + 20.0, "m host", &b.veth);
                 p.text(HOST_X + 4.0, p.y + 20.0, "s", "its veth's host end");
                 p.link(p.y + 15.0, HOSTC.1);
+                // The veth's host end is a port of the bridge drawn below it.
+                let x = HOST_X + 150.0 + (HOST_W - 150.0) / 2.0;
+                p.line(x, p.y + 30.0, x, p.y + 44.0, HOSTC.1, false);
             }
         }
         p.y += 30.0;
@@ -1034,13 +1048,13 @@ fn network(p: &mut Pen, f: &Facts) {
             p.y + 35.0,
             "s",
             &format!(
-                "gateway {} · subnet {} · veth {}",
+                "gateway {} · {} · {}",
                 b.gateway,
                 b.subnet,
                 if b.veth_on_bridge {
-                    "plugged in"
+                    "veth on it"
                 } else {
-                    "NOT on it"
+                    "veth NOT on it"
                 }
             ),
         );
