@@ -38,12 +38,18 @@ const STEPS: [(&str, &str); 10] = [
 pub fn print(step: &str, text: &str) {
     let place = STEPS.iter().position(|(s, _)| *s == step);
     let n = place.map_or(0, |i| i + 1);
+    let fields = place.and_then(|i| STEPS.get(i)).map_or("", |(_, f)| *f);
+    // `run --explain=FILE` draws them beside the picture.
+    super::explain_page::record(super::explain_page::Step {
+        number: n,
+        of: STEPS.len(),
+        name: step.into(),
+        text: text.into(),
+        fields: fields.into(),
+    });
     let indent = " ".repeat(19);
     let mut text = text.replace('\n', &format!("\n{indent}"));
-    if let Some((_, fields)) = place
-        .and_then(|i| STEPS.get(i))
-        .filter(|(_, f)| !f.is_empty())
-    {
+    if !fields.is_empty() {
         text.push_str(&format!("\n{indent}(config.json: {fields})"));
     }
     say!("[{n}/{}] {step:<11} {text}", STEPS.len());

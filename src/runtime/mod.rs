@@ -8,6 +8,7 @@ pub mod channel;
 pub mod create;
 pub mod exec;
 pub mod explain;
+pub mod explain_page;
 pub mod hooks;
 pub mod init;
 pub mod launcher;

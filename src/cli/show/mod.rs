@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::store::state::Store;
+use crate::runtime::explain_page;
+use crate::store::state::{ProcessRef, Store};
 
 /// What `-o FILE` asks for, by its extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,4 +78,61 @@ pub fn show(store: &Store, key: &str, output: Option<&Path>) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// What `--explain=FILE` writes, by FILE's extension.
+pub fn explain_format(path: &Path) -> Result<Format> {
+    Format::of(path).map_err(|_| {
+        anyhow::anyhow!(
+            "--explain={}: name a .html file (the picture and the steps) or a .svg file (the picture)",
+            path.display()
+        )
+    })
+}
+
+/// `run --explain=FILE`: once the container's program runs, FILE gets its picture (FILE.html: a
+/// page with the steps of `--explain` beside it). Checked now, before anything is made; a
+/// picture that cannot be written later is a warning, never the run's failure.
+pub fn draw_when_started(path: &Path, state_root: &Path, id: &str) -> Result<()> {
+    let format = explain_format(path)?;
+    let path =
+        std::path::absolute(path).with_context(|| format!("--explain={}", path.display()))?;
+    let (state_root, id) = (state_root.to_path_buf(), id.to_string());
+    explain_page::when_started(Box::new(move |pid, steps| {
+        let drawn = Store::open(&state_root)
+            .and_then(|store| {
+                let c = store.load(&id)?;
+                facts::collect(&store, &c, facts::CpuWindow::None)
+            })
+            .map_err(|e| {
+                // A read that failed while the program was ending (its mount table goes
+                // before it is a zombie) is not an error of ours.
+                let ending = (0..10).any(|_| {
+                    std::thread::sleep(Duration::from_millis(10));
+                    !ProcessRef::of(pid).is_ok_and(|p| p.is_alive())
+                });
+                match ending {
+                    true => "its program had already ended when minibox looked".to_string(),
+                    false => format!("{e:#}"),
+                }
+            });
+        let text = match (format, &drawn) {
+            (Format::Html, _) => Ok(page::explain_page(
+                drawn.as_ref().ok(),
+                steps,
+                &format!(
+                    "No picture: {}",
+                    drawn.as_ref().err().map_or("", String::as_str)
+                ),
+            )),
+            (Format::Svg, Ok(f)) => Ok(svg::render(f)),
+            (Format::Svg, Err(e)) => Err(anyhow::anyhow!("{e}")),
+        };
+        if let Err(e) = text.and_then(|t| {
+            std::fs::write(&path, t).with_context(|| format!("writing {}", path.display()))
+        }) {
+            say!("minibox: --explain={}: {e:#}", path.display());
+        }
+    }));
+    Ok(())
 }

@@ -14,21 +14,14 @@ use super::facts::Facts;
 use super::svg::{self, esc};
 
 /// One step of `--explain`, as it was told.
-#[derive(Debug, Clone, Default)]
-pub struct TimelineStep {
-    pub number: usize,
-    pub of: usize,
-    pub name: String,
-    pub text: String,
-    /// The config.json fields it carries out.
-    pub fields: String,
-}
+pub use crate::runtime::explain_page::Step as TimelineStep;
 
 const PAGE_STYLE: &str = "
 body{margin:0;background:#f4f6f9;color:#1a202c;font-family:'DejaVu Sans','Liberation Sans',Arial,sans-serif;font-size:14px}
 main{margin:16px auto;padding:0 16px;width:max-content;max-width:calc(100% - 32px)}
 main>svg{display:block;background:#fff;border-radius:10px;box-shadow:0 1px 4px rgba(0,0,0,.15)}
 .explain{display:flex;gap:14px;align-items:flex-start;margin:12px}
+.explain>svg{flex:none;background:#fff;border-radius:10px;box-shadow:0 1px 4px rgba(0,0,0,.15)}
 .timeline{width:318px;flex:none;margin:0;padding:0;list-style:none}
 .timeline li{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12);margin:0 0 8px;padding:8px 10px 8px 44px;position:relative}
 .timeline li .n{position:absolute;left:8px;top:8px;width:26px;height:26px;border-radius:13px;background:#1f6f43;color:#fff;font-weight:bold;text-align:center;line-height:26px;font-size:13px}
@@ -108,8 +101,9 @@ pub fn show_page(f: &Facts) -> String {
 }
 
 /// `run --explain=FILE.html`: the picture at the moment the program started, the steps that
-/// made the container beside it.
-pub fn explain_page(f: &Facts, steps: &[TimelineStep]) -> String {
+/// made the container beside it. Without facts (the program was gone before minibox could
+/// look), `missing` says why in place of the picture.
+pub fn explain_page(f: Option<&Facts>, steps: &[TimelineStep], missing: &str) -> String {
     let mut list = String::from(r#"<ol class="timeline" id="timeline">"#);
     for s in steps {
         let _ = write!(
@@ -126,13 +120,19 @@ pub fn explain_page(f: &Facts, steps: &[TimelineStep]) -> String {
         );
     }
     list.push_str("</ol>");
+    let picture = match f {
+        Some(f) => svg::render(f),
+        None => format!(r#"<p class="gone" id="missing">{}</p>"#, esc(missing)),
+    };
     page(
-        &format!("minibox run --explain: {}", f.name),
         &format!(
-            r#"<div class="explain"><div>{list}<p class="note">The steps minibox took, in order ({} of {}), each with what the kernel said of it. The picture shows the container as the kernel held it the moment its program started.</p></div>{}</div>"#,
+            "minibox run --explain: {}",
+            f.map_or("a container", |f| f.name.as_str())
+        ),
+        &format!(
+            r#"<div class="explain"><div>{list}<p class="note">The steps minibox took, in order ({} of {}), each with what the kernel said of it. The picture shows the container as the kernel held it the moment its program started.</p></div>{picture}</div>"#,
             steps.len(),
             steps.first().map_or(0, |s| s.of),
-            svg::render(f)
         ),
         None,
     )
@@ -288,7 +288,7 @@ mod tests {
             text: "/payload </pre><script>x</script>\nPATH=/bin".into(),
             fields: "process.args".into(),
         }];
-        let html = explain_page(&f, &steps);
+        let html = explain_page(Some(&f), &steps, "");
         assert!(!html.contains("<script"), "{html}");
         assert!(html.contains("&lt;/pre&gt;&lt;script&gt;x&lt;/script&gt;\nPATH=/bin"));
         assert!(html.contains(r#"<span class="n">9</span><b>exec</b>"#));

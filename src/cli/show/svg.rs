@@ -720,7 +720,9 @@ fn cgroup(p: &mut Pen, f: &Facts) {
             _ => None,
         },
     );
-    let now = pct.map_or("not sampled".to_string(), |v| format!("{v:.1}% now"));
+    let now = pct.map_or("use not measured here".to_string(), |v| {
+        format!("{v:.1}% now")
+    });
     let limit = cg
         .cpu_limit
         .map_or("no limit".to_string(), |c| format!("limit {c} CPU"));
