@@ -194,14 +194,30 @@ fn run(
     systemd_cgroup: bool,
 ) -> Result<i32> {
     let bundle = cli::run::bundle_of(args)?;
+    let picture = args
+        .explain
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(std::path::Path::new);
+    if let (Some(_), Some(_), true) = (picture, &bundle, args.detach) {
+        bail!(
+            "--explain=FILE draws what minibox supervises: not with -d --bundle (create + start)"
+        );
+    }
     if let (Some(bundle), true) = (&bundle, args.detach) {
         return cli::oci::run_detached(args, bundle, systemd_cgroup, root, state_root);
     }
     check_supervised_run_flags(args)?;
+    if let Some(file) = picture {
+        cli::show::explain_format(file)?;
+    }
     let spec = cli::run::container_from_run_args(args, data_root)?;
     model::spec::check_rootfs_apart_from_state(&spec.rootfs, state_root)?;
     if spec.image.is_none() {
         store::layers::check_apart(data_root, &spec.rootfs)?;
+    }
+    if let Some(file) = picture {
+        cli::show::draw_when_started(file, root, &spec.id)?;
     }
     let store = lifecycle::open_store(root)?;
     let layers = store::layers::Layers::open(data_root)?;

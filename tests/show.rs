@@ -9,7 +9,7 @@ mod common;
 mod images_common;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -803,4 +803,118 @@ fn show_a_bridge_container_of_a_three_layer_image_with_two_volumes() {
         ),
         "the bridge container's page",
     );
+}
+
+#[test]
+fn run_explain_to_a_page_draws_the_container_as_its_program_starts() {
+    if !need_root() {
+        return;
+    }
+    let env = Env::new();
+    let rootfs = Rootfs::new();
+    let page = env.dir.path().join("explain.html");
+    let arg = format!("--explain={}", page.display());
+    let out = env.mb(&[
+        "run",
+        "--rm",
+        &arg,
+        "--memory",
+        "48m",
+        &rootfs.arg(),
+        "/payload",
+        "sleep",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let told = stderr(&out);
+    assert!(
+        told.contains("[9/10] exec"),
+        "--explain still narrates: {told}"
+    );
+    let dom = dump_dom(&file_url(&page), 300);
+    // The timeline: the steps as told, in order.
+    let timeline = text_of(&dom, "timeline");
+    let mut at = 0;
+    for (n, step) in [
+        "cgroup",
+        "clone",
+        "mounts",
+        "pivot_root",
+        "hostname",
+        "identity",
+        "privileges",
+        "seccomp",
+        "exec",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let here = timeline[at..]
+            .find(&format!("{}{step}", n + 1))
+            .unwrap_or_else(|| panic!("step {} {step} missing or out of order: {timeline}", n + 1));
+        at += here;
+    }
+    // The picture and the narration read the same kernel objects.
+    let clone_line = told.lines().find(|l| l.contains("[2/10] clone")).unwrap();
+    let pid = clone_line
+        .split("pid ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    assert_eq!(text_of(&dom, "show-pid"), pid);
+    let inodes = told
+        .lines()
+        .skip_while(|l| !l.contains("[2/10] clone"))
+        .nth(1)
+        .unwrap();
+    let mnt = inodes
+        .split("mnt:[")
+        .nth(1)
+        .unwrap()
+        .split(']')
+        .next()
+        .unwrap();
+    assert_eq!(text_of(&dom, "show-ns-mnt"), mnt);
+    assert_eq!(text_of(&dom, "show-memory-limit"), "50331648");
+    assert_not_blank(
+        screenshot(&file_url(&page), 200, env.dir.path()),
+        "the explain page",
+    );
+
+    // A program gone before minibox could look: the steps, and why there is no picture.
+    let quick = env.dir.path().join("quick.html");
+    env.ok(&[
+        "run",
+        "--rm",
+        &format!("--explain={}", quick.display()),
+        &rootfs.arg(),
+        "/payload",
+        "exit",
+        "0",
+    ]);
+    let dom = dump_dom(&file_url(&quick), 100);
+    assert!(text_of(&dom, "timeline").contains("9exec"), "{dom}");
+    if !dom.contains("show-pid") {
+        assert!(
+            text_of(&dom, "missing").contains("had already ended"),
+            "{dom}"
+        );
+    }
+
+    // A file it cannot write as a picture: refused before anything is made.
+    let err = env.fails(&[
+        "run",
+        "--explain=x.png",
+        &rootfs.arg(),
+        "/payload",
+        "exit",
+        "0",
+    ]);
+    assert!(
+        err.contains("--explain=x.png") && err.contains(".html"),
+        "{err}"
+    );
+    assert!(env.ok(&["ps", "-aq"]).trim().is_empty());
 }

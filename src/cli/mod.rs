@@ -425,9 +425,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub keep: bool,
 
-    /// Narrate each step of making the container, with what the kernel says of it (stderr).
-    #[arg(long)]
-    pub explain: bool,
+    /// Narrate each step of making the container, with what the kernel says of it (stderr);
+    /// with =FILE.html, also draw the container as its program starts, the steps beside it.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub explain: Option<String>,
 
     /// Remove the container's record when it exits.
     #[arg(long)]

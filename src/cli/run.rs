@@ -70,7 +70,7 @@ pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<Conta
     let checked = oci::read::container_from_spec(&oci, &bundle, &id)?;
     Ok(ContainerSpec {
         name,
-        explain: args.explain,
+        explain: args.explain.is_some(),
         // What -v and --mount asked for, as `ps` and `inspect` show it (mounted as above).
         volumes,
         // A bundle's root is its maker's; a ROOTFS of the user's, or an image, is never written.
@@ -237,7 +237,7 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
         network,
         ports,
         net,
-        explain: args.explain,
+        explain: args.explain.is_some(),
         private_layer: true,
         tty: args.tty,
         pid1: args.init,

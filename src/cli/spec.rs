@@ -36,7 +36,7 @@ fn refuse_run_only_flags(args: &RunArgs) -> Result<()> {
         (args.bundle.is_some(), "--bundle"),
         (args.detach, "--detach"),
         (args.rm, "--rm"),
-        (args.explain, "--explain"),
+        (args.explain.is_some(), "--explain"),
         (args.name.is_some(), "--name"),
     ] {
         if given {

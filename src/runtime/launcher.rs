@@ -456,6 +456,8 @@ fn start_and_watch(
             &state_json(now, "running").to_string(),
         ),
     }
+    // `--explain=FILE`: the container, drawn as its program starts.
+    crate::runtime::explain_page::started(pid.as_raw());
     // Whoever waits for the start (`run -d`) may go.
     start.started();
     let ended = match supervisor::watch(pid, &forwarder, relay) {
