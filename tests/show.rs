@@ -918,3 +918,62 @@ fn run_explain_to_a_page_draws_the_container_as_its_program_starts() {
     );
     assert!(env.ok(&["ps", "-aq"]).trim().is_empty());
 }
+
+#[test]
+fn show_draws_the_user_namespace_map_of_a_container_that_has_one() {
+    if !need_root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let rootfs = Rootfs::new();
+    fs::set_permissions(rootfs.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let mut c = common::bundle::spec(&["-u", "0", &rootfs.arg(), "/payload", "sleep", "300"]);
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"type": "user"}));
+    let map = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c["linux"]["uidMappings"] = map.clone();
+    c["linux"]["gidMappings"] = map;
+    let dir = common::bundle::bundle(&c);
+    let id = format!("showuserns{}", std::process::id());
+    // create + start, as runc's `run -d`: the container keeps the caller's stdout and stderr,
+    // so they go to a file here (a pipe would hold the call until the container ends).
+    let started = minibox()
+        .env("MINIBOX_ROOT", env.dir.path().join("state"))
+        .env("MINIBOX_DATA_ROOT", env.data())
+        .args(["run", "-d", "--bundle", dir.path().to_str().unwrap(), &id])
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(env.dir.path().join("run.err")).unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        started.success(),
+        "run -d --bundle {id}: {started}: {}",
+        fs::read_to_string(env.dir.path().join("run.err")).unwrap_or_default()
+    );
+    let html = env.dir.path().join("userns.html");
+    env.ok(&["show", "-o", html.to_str().unwrap(), &id]);
+    let inspected = inspect(&env, &id);
+    let dom = dump_dom(&file_url(&html), 200);
+    assert_eq!(text_of(&dom, "show-pid"), inspected["Pid"].to_string());
+    assert_eq!(
+        text_of(&dom, "show-uidmap-0"),
+        "uid 0–65535 inside = uid 100000–165535 on the host"
+    );
+    // Its own user namespace: new, by an inode that is not the host's.
+    let ns = |pid: &str| {
+        fs::read_link(format!("/proc/{pid}/ns/user"))
+            .unwrap()
+            .to_string_lossy()
+            .trim_start_matches("user:[")
+            .trim_end_matches(']')
+            .to_string()
+    };
+    let inside = ns(&inspected["Pid"].to_string());
+    assert_ne!(inside, ns("self"));
+    assert_eq!(text_of(&dom, "show-ns-user"), inside);
+    assert!(dom.contains("(its root is no one special outside)"));
+    env.ok(&["rm", "-f", &id]);
+}
