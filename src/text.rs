@@ -90,7 +90,7 @@ pub fn now_rfc3339_seconds() -> String {
 
 /// `2024-05-01T12:00:00`, from seconds since the epoch (UTC; the civil date by Howard
 /// Hinnant's days-from-civil inverse, without a date crate).
-fn date_time(secs: u64) -> String {
+pub fn date_time(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let z = days + 719_468;

@@ -27,7 +27,7 @@ use crate::kernel::rootfs;
 use crate::runtime::explain::namespace_link;
 use crate::store::networks::Networks;
 use crate::store::state::{now_ms, ContainerState, Status, Store};
-use crate::text::{printable, printable_bytes};
+use crate::text::{date_time, printable, printable_bytes};
 
 /// Everything the picture shows.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -987,26 +987,9 @@ fn network(store: &Store, c: &ContainerState, pid: i32, config: Option<&Value>) 
     net
 }
 
-/// `2024-05-01 16:20:31 UTC` for ms since the epoch.
+/// `2024-05-01 16:20:31 UTC` for ms since the epoch (the one civil-date formatter, text.rs's).
 pub fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
+    format!("{} UTC", date_time(ms / 1000).replacen('T', " ", 1))
 }
 
 #[cfg(test)]
