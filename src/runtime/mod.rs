@@ -9,6 +9,7 @@ pub mod create;
 pub mod exec;
 pub mod explain;
 pub mod hooks;
+pub mod host_objects;
 pub mod init;
 pub mod launcher;
 pub mod log;
