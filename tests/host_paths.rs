@@ -256,8 +256,7 @@ fn in_private_mounts(script: &str) -> Output {
 fn mount_options<'a>(mountinfo: &'a str, point: &str) -> Option<Vec<&'a str>> {
     mountinfo
         .lines()
-        .filter(|l| l.split(' ').nth(4) == Some(point))
-        .last()
+        .rfind(|l| l.split(' ').nth(4) == Some(point))
         .and_then(|l| l.split(' ').nth(5))
         .map(|o| o.split(',').collect())
 }

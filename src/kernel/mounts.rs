@@ -297,12 +297,12 @@ fn mount_one(
 }
 
 /// Filesystems only the kernel's own mounts of `/proc`, `/sys` and `/dev` hold.
-const KERNEL_FS: [(i64, &str); 6] = [
-    (libc::PROC_SUPER_MAGIC as i64, "procfs"),
-    (libc::SYSFS_MAGIC as i64, "sysfs"),
-    (libc::CGROUP2_SUPER_MAGIC as i64, "cgroup2"),
-    (libc::CGROUP_SUPER_MAGIC as i64, "cgroup"),
-    (libc::DEVPTS_SUPER_MAGIC as i64, "devpts"),
+const KERNEL_FS: [(libc::__fsword_t, &str); 6] = [
+    (libc::PROC_SUPER_MAGIC, "procfs"),
+    (libc::SYSFS_MAGIC, "sysfs"),
+    (libc::CGROUP2_SUPER_MAGIC, "cgroup2"),
+    (libc::CGROUP_SUPER_MAGIC, "cgroup"),
+    (libc::DEVPTS_SUPER_MAGIC, "devpts"),
     (0x1980_0202, "mqueue"),
 ];
 
@@ -322,7 +322,7 @@ fn check_not_redirected(root: &OwnedFd, rel: &str, target: &OwnedFd) -> Result<(
         )
     };
     let fs = nix::sys::statfs::fstatfs(target).context("statfs of the mount point")?;
-    let kind = fs.filesystem_type().0 as i64;
+    let kind = fs.filesystem_type().0;
     if let Some((_, name)) = KERNEL_FS.iter().find(|(magic, _)| *magic == kind) {
         return refuse(name);
     }
