@@ -33,6 +33,9 @@ use crate::store::state::Store;
 pub struct HostObjects {
     /// Where the first process starts (the data root, or a bundle's root).
     pub start_dir: OwnedFd,
+    /// The caller's working directory, where the child returns once its root is mounted
+    /// (hooks run there, as they would have).
+    pub caller_dir: OwnedFd,
     /// What goes below the container's own layer (`None`: a bundle's root, used as given).
     pub lower: Option<Lower>,
     /// One entry per entry of the mount list: a bind's source as a detached tree, flags set.
@@ -143,8 +146,15 @@ pub fn open(
         true => etc_files(store, &spec.id)?,
         false => vec![],
     };
+    let caller_dir = nix::fcntl::open(
+        ".",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .context("opening the working directory")?;
     Ok(HostObjects {
         start_dir,
+        caller_dir,
         lower,
         binds,
         etc,

@@ -182,6 +182,9 @@ fn set_up_and_exec(
     // The host's objects were opened before the clone; our starting directory is the data root
     // (or the bundle's root), carried into our mount namespace: no host path is looked up.
     let root = mount_root(spec, prepared)?;
+    // Back in the caller's working directory: the hooks below run where they always did.
+    nix::unistd::fchdir(&prepared.host.caller_dir)
+        .context("returning to the caller's directory")?;
     // The mount list in its order (docker's: our own /proc, /sys ro, a /dev of fresh nodes with
     // devpts and /dev/shm), each resolved inside the root; a /dev tmpfs gets the device nodes;
     // binds attach the trees opened (and flagged throughout) before the clone.

@@ -151,12 +151,6 @@ fn clone_first_process(
     supervisor: Supervisor,
 ) -> Result<Pid> {
     let flags = spec.setup.namespaces.clone_flags();
-    let here = nix::fcntl::open(
-        ".",
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .context("opening the working directory")?;
     nix::unistd::fchdir(&prepared.host.start_dir)
         .context("entering the container's starting directory")?;
     let cloned = namespaces::clone_into_new_namespaces(flags, || {
@@ -164,7 +158,7 @@ fn clone_first_process(
         init::container_main(spec, prepared, &child, supervisor)
     });
     // Back where we were: the caller's relative paths (--pid-file) mean what they meant.
-    nix::unistd::fchdir(&here).context("returning to the working directory")?;
+    nix::unistd::fchdir(&prepared.host.caller_dir).context("returning to the working directory")?;
     cloned
 }
 
