@@ -231,6 +231,15 @@ fn print_table(v: &Value, indent: &str) {
     }
 }
 
+fn plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        Value::Array(items) => items.iter().map(plain).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tree_order_tests {
     use super::*;
@@ -250,14 +259,5 @@ mod tree_order_tests {
             order,
             ["/", "/etc/hosts", "/v", "/proc", "/proc/sys", "/dev"].map(|s| json!(s))
         );
-    }
-}
-
-fn plain(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        Value::Array(items) => items.iter().map(plain).collect::<Vec<_>>().join(", "),
-        other => other.to_string(),
     }
 }
