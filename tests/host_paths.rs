@@ -411,3 +411,28 @@ fn a_mount_target_is_checked_on_what_it_resolves_to() {
     );
     assert!(listed.contains("fake"), "{listed}");
 }
+
+/// minibox's own directories (its state root, the containers' layers in its data root) are
+/// never a volume's source: a container would reach every other container's files. Checked on
+/// the opened source, by what lies above it.
+#[test]
+fn minibox_own_directories_are_never_a_volume() {
+    if !need_root() {
+        return;
+    }
+    let rootfs = Rootfs::new();
+    // A first run makes the data root's directories.
+    payload_ok(&rootfs, &["--rm"], &["exit", "0"]);
+    for dir in [test_data_root().join("containers"), test_state_root()] {
+        let volume = format!("{}:/x", dir.display());
+        let out = run_payload(&rootfs, &["--rm", "-u", "0", "-v", &volume], &["ls", "/x"]);
+        let err = stderr(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(125),
+            "-v {volume} was mounted: {}",
+            stdout(&out)
+        );
+        assert!(err.contains("minibox's own state or data"), "{err}");
+    }
+}
