@@ -557,6 +557,23 @@ mod tests {
     }
 
     #[test]
+    fn a_binds_flags_are_only_ever_set_on_its_tree() {
+        let o = opts(&["rbind", "rro", "rnosuid", "rnodev", "rnoexec"]).unwrap();
+        let a = bind_attrs(&o);
+        use crate::kernel::mount_api::attr;
+        assert_eq!(
+            a.set,
+            attr::RDONLY | attr::NOSUID | attr::NODEV | attr::NOEXEC
+        );
+        // rw, suid, dev, exec never lift what a host mount below the source imposes.
+        let a = bind_attrs(&opts(&["rbind", "rw", "suid", "dev", "exec"]).unwrap());
+        assert_eq!((a.set, a.clear), (0, 0));
+        // An atime mode replaces the tree's.
+        let a = bind_attrs(&opts(&["bind", "noatime"]).unwrap());
+        assert_eq!((a.set, a.clear), (attr::NOATIME, attr::ATIME));
+    }
+
+    #[test]
     fn propagation_names() {
         assert_eq!(propagation("slave"), Some(MsFlags::MS_SLAVE));
         assert_eq!(
