@@ -72,7 +72,7 @@ impl Guarded {
         let inside = |id: Option<Identity>| id.is_some_and(|id| above.contains(&id));
         if inside(Some(self.state_root)) || (inside(self.data_root) && !named_volume) {
             bail!(
-                "{what} {} lies inside minibox's own state or data directory: a container \
+                "{what} {} is (or lies inside) minibox's own state or data directory: a container \
                  would reach other containers' files; give a directory outside them",
                 path.display()
             );
@@ -138,7 +138,9 @@ pub fn open(
         .mounts
         .iter()
         .map(|m| match m.is_bind() {
-            true => bind_tree(m, strict, &guarded).map(Some),
+            true => bind_tree(m, strict, &guarded)
+                .map(Some)
+                .with_context(|| format!("mounts: bind on {}", m.destination.display())),
             false => Ok(None),
         })
         .collect::<Result<_>>()?;
@@ -210,7 +212,7 @@ fn layer_rel(layer: &Path, data_root: &Path) -> Result<String> {
 /// `/var/run`) it is resolved first; the opened object is checked either way.
 fn bind_tree(m: &MountSpec, strict: bool, guarded: &Guarded) -> Result<OwnedFd> {
     let source = m.source.as_deref().context("a bind mount needs a source")?;
-    let what = format!("the bind source of {}", m.destination.display());
+    let what = "the bind source";
     let resolved;
     let path = match strict {
         true => source,
@@ -229,7 +231,7 @@ fn bind_tree(m: &MountSpec, strict: bool, guarded: &Guarded) -> Result<OwnedFd> 
         ),
         e => anyhow::anyhow!("{what} {}: cannot open it: {e}", source.display()),
     })?;
-    guarded.check(&opened, &what, source)?;
+    guarded.check(&opened, what, source)?;
     let kind = opened.stat.st_mode & libc::S_IFMT;
     let is_device = kind == libc::S_IFCHR || kind == libc::S_IFBLK;
     let tree = mount_api::clone_tree(&opened.fd, m.parsed.recursive)
