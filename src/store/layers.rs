@@ -26,13 +26,14 @@ pub const DEFAULT_DATA_ROOT: &str = "/var/lib/minibox";
 /// The directory under the data root that holds one directory per container.
 const CONTAINERS: &str = "containers";
 
-/// In a container's layer directory: where its mount namespace attaches what it takes from the
-/// host before it goes in place (ROOTFS under the overlay, its /etc files). On the host it
-/// stays an empty directory.
+/// In a container's layer directory: where its mount namespace attaches ROOTFS (a copy of its
+/// mount, taken before the clone) to lay the overlay over it. On the host it stays an empty
+/// directory.
 pub const STAGING: &str = "mnt";
 
-/// The data root: minibox's storage on disk, opened once. Everything below it is reached from
-/// this descriptor, never through the path again.
+/// The data root: minibox's storage on disk, opened once and checked on the opened directory.
+/// Containers' layers are made from this descriptor, and a container's first process reaches
+/// them (and the image layers) from it, never through the path.
 pub struct Layers {
     data_root: PathBuf,
     root: OwnedFd,
