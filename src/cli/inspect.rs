@@ -157,22 +157,56 @@ fn seccomp(c: &ContainerState, status: &str) -> Value {
     })
 }
 
-/// The container's mount table as it sees it (paths relative to its own root).
+/// The container's mount table as it sees it (paths relative to its own root), in tree order:
+/// each mount after the one it sits on (the kernel lists them by mount id, and the mounts
+/// minibox made from the host's objects before the clone have the older ids).
 fn mounts(pid: i32) -> Result<Value> {
     // The container chose its mount sources and targets: bytes, maybe not UTF-8.
     let text = fs::read(format!("/proc/{pid}/mountinfo"))
         .map(|b| printable_bytes(&b))
         .context("reading the container's mounts")?;
-    let list: Vec<Value> = text
+    let list: Vec<(&str, &str, Value)> = text
         .lines()
         .filter_map(|line| {
             let (fields, after) = line.split_once(" - ")?;
             let f: Vec<&str> = fields.split(' ').collect();
             let a: Vec<&str> = after.split(' ').collect();
-            Some(json!({ "Target": f.get(4)?, "Type": a.first()?, "Source": a.get(1)?, "Options": f.get(5)? }))
+            let entry = json!({ "Target": f.get(4)?, "Type": a.first()?, "Source": a.get(1)?, "Options": f.get(5)? });
+            Some((*f.first()?, *f.get(1)?, entry))
         })
         .collect();
-    Ok(json!(list))
+    Ok(json!(in_tree_order(list)))
+}
+
+/// `(id, parent id, entry)` rows, each parent first, then its children in the given order.
+fn in_tree_order(rows: Vec<(&str, &str, Value)>) -> Vec<Value> {
+    let ids: std::collections::HashSet<&str> = rows.iter().map(|r| r.0).collect();
+    let mut stack: Vec<&str> = rows
+        .iter()
+        .rev()
+        .filter(|r| !ids.contains(r.1) || r.0 == r.1)
+        .map(|r| r.0)
+        .collect();
+    let mut done = std::collections::HashSet::new();
+    let mut order = vec![];
+    while let Some(id) = stack.pop() {
+        if !done.insert(id) {
+            continue;
+        }
+        order.push(id);
+        stack.extend(
+            rows.iter()
+                .rev()
+                .filter(|r| r.1 == id && r.0 != id)
+                .map(|r| r.0),
+        );
+    }
+    let mut by_id: std::collections::HashMap<&str, Value> =
+        rows.into_iter().map(|(id, _, v)| (id, v)).collect();
+    order
+        .into_iter()
+        .filter_map(|id| by_id.remove(id))
+        .collect()
 }
 
 /// A nested JSON value as indented `Key  value` lines.
@@ -203,5 +237,27 @@ fn plain(v: &Value) -> String {
         Value::Null => "-".into(),
         Value::Array(items) => items.iter().map(plain).collect::<Vec<_>>().join(", "),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tree_order_tests {
+    use super::*;
+
+    #[test]
+    fn parents_come_before_their_mounts() {
+        let rows = vec![
+            ("30", "40", json!("/etc/hosts")),
+            ("31", "40", json!("/v")),
+            ("40", "1", json!("/")),
+            ("41", "40", json!("/proc")),
+            ("42", "41", json!("/proc/sys")),
+            ("43", "40", json!("/dev")),
+        ];
+        let order: Vec<Value> = in_tree_order(rows);
+        assert_eq!(
+            order,
+            ["/", "/etc/hosts", "/v", "/proc", "/proc/sys", "/dev"].map(|s| json!(s))
+        );
     }
 }

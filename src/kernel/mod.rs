@@ -5,7 +5,9 @@
 pub mod caps;
 pub mod cgroup;
 pub mod console;
+pub mod host_path;
 pub mod loopback;
+pub mod mount_api;
 pub mod mounts;
 pub mod namespaces;
 pub mod netlink;

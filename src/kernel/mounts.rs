@@ -4,8 +4,13 @@
 //! Every destination is resolved inside the new root with `openat2(RESOLVE_IN_ROOT)` and the
 //! mount reaches it through `/proc/self/fd/N` (runc CVE-2021-30465): a symlink planted in the
 //! rootfs resolves inside it, never onto the host, and a destination that is itself a symlink is
-//! refused. Missing destinations are made in the rootfs (a directory, or a file for a bind of a
-//! file).
+//! refused; a destination named outside `/proc`, `/sys` and `/dev` that a link leads into them
+//! is refused too. Missing destinations are made in the rootfs (a directory, or a file for a
+//! bind of a file).
+//!
+//! A bind's source is never looked up here: the parent opened it before the clone and copied
+//! its tree, flags set on every submount (`bind_attrs`); the tree is only attached
+//! (`move_mount`).
 //!
 //! Device nodes open only where minibox put them. A `tmpfs` or a bound directory is always
 //! mounted `nodev` (minibox loads no device cgroup program, so a node root makes there with
@@ -21,8 +26,8 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{FchmodatFlags, Mode, SFlag};
-use nix::sys::statvfs::{fstatvfs, FsFlags};
 
+use crate::kernel::mount_api::{self, Attrs};
 use crate::kernel::rootfs::{ensure_dir, fd_path, file_kind, open_in, DEVICES};
 
 const NONE: Option<&str> = None;
@@ -106,14 +111,16 @@ pub fn parse_options(options: &[String], bind_type: bool) -> Result<MountOptions
     for opt in options {
         let (set, clear) = match opt.as_str() {
             "defaults" => (F::empty(), F::empty()),
-            "ro" => (F::MS_RDONLY, F::empty()),
-            "rw" => (F::empty(), F::MS_RDONLY),
-            "nosuid" => (F::MS_NOSUID, F::empty()),
-            "suid" => (F::empty(), F::MS_NOSUID),
-            "nodev" => (F::MS_NODEV, F::empty()),
-            "dev" => (F::empty(), F::MS_NODEV),
-            "noexec" => (F::MS_NOEXEC, F::empty()),
-            "exec" => (F::empty(), F::MS_NOEXEC),
+            // runc's recursive spellings (`rro`...): minibox sets a bind's flags on its
+            // whole tree anyway.
+            "ro" | "rro" => (F::MS_RDONLY, F::empty()),
+            "rw" | "rrw" => (F::empty(), F::MS_RDONLY),
+            "nosuid" | "rnosuid" => (F::MS_NOSUID, F::empty()),
+            "suid" | "rsuid" => (F::empty(), F::MS_NOSUID),
+            "nodev" | "rnodev" => (F::MS_NODEV, F::empty()),
+            "dev" | "rdev" => (F::empty(), F::MS_NODEV),
+            "noexec" | "rnoexec" => (F::MS_NOEXEC, F::empty()),
+            "exec" | "rexec" => (F::empty(), F::MS_NOEXEC),
             "sync" => (F::MS_SYNCHRONOUS, F::empty()),
             "async" => (F::empty(), F::MS_SYNCHRONOUS),
             "dirsync" => (F::MS_DIRSYNC, F::empty()),
@@ -200,10 +207,17 @@ pub struct DeviceNode {
 }
 
 /// Makes every mount of the list, in order, under `root` (the new root, not yet pivoted into).
+/// `binds` holds, for each bind of the list (at its index), its source as a detached tree
+/// opened and flagged before the clone (`bind_attrs`): it is only attached here.
 /// Returns how many were made.
-pub fn mount_all(root: &OwnedFd, list: &[MountSpec], devices: &[DeviceNode]) -> Result<usize> {
-    for m in list {
-        mount_one(root, m, devices).with_context(|| {
+pub fn mount_all(
+    root: &OwnedFd,
+    list: &[MountSpec],
+    binds: &[Option<OwnedFd>],
+    devices: &[DeviceNode],
+) -> Result<usize> {
+    for (i, m) in list.iter().enumerate() {
+        mount_one(root, m, binds.get(i).and_then(Option::as_ref), devices).with_context(|| {
             format!(
                 "mounts: {} on {}",
                 m.typ.as_deref().unwrap_or("bind"),
@@ -214,44 +228,39 @@ pub fn mount_all(root: &OwnedFd, list: &[MountSpec], devices: &[DeviceNode]) -> 
     Ok(list.len())
 }
 
+/// A bind's flags as `mount_setattr` sets them on every mount of its tree. Only flags are set
+/// (`ro`, `nosuid`, `nodev`, `noexec`, an atime mode): `rw`, `suid`, `dev` and `exec` never
+/// lift what the host's own mounts below the source impose. `rro`, `rnosuid`... (runc's
+/// recursive spellings) mean the same here: every flag holds for the whole tree.
+pub fn bind_attrs(o: &MountOptions) -> Attrs {
+    let atime = MsFlags::MS_NOATIME
+        | MsFlags::MS_RELATIME
+        | MsFlags::MS_STRICTATIME
+        | MsFlags::MS_NODIRATIME;
+    Attrs::from_flags(o.flags, o.cleared & atime)
+}
+
 fn rel_of(path: &Path) -> String {
     path.to_string_lossy().trim_start_matches('/').to_string()
 }
 
-fn mount_one(root: &OwnedFd, m: &MountSpec, devices: &[DeviceNode]) -> Result<()> {
+fn mount_one(
+    root: &OwnedFd,
+    m: &MountSpec,
+    tree: Option<&OwnedFd>,
+    devices: &[DeviceNode],
+) -> Result<()> {
     let rel = rel_of(&m.destination);
     let o = &m.parsed;
     if m.is_bind() {
-        let source = m.source.as_deref().context("a bind mount needs a source")?;
-        let src = nix::fcntl::open(source, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-            .with_context(|| format!("opening the bind source {}", source.display()))?;
-        let st = nix::sys::stat::fstat(&src)?;
-        let kind = st.st_mode & libc::S_IFMT;
-        let is_dir = kind == libc::S_IFDIR;
-        let is_device = kind == libc::S_IFCHR || kind == libc::S_IFBLK;
-        let target = destination(root, &rel, is_dir)?;
-        let mut flags = MsFlags::MS_BIND;
-        if o.recursive {
-            flags |= MsFlags::MS_REC;
-        }
-        mount(
-            Some(fd_path(&src).as_str()),
-            fd_path(&target).as_str(),
-            NONE,
-            flags,
-            NONE,
-        )
-        .with_context(|| format!("bind-mounting {}", source.display()))?;
-        // A bound device node is the one node the bundle asked to reach; anything else bound
-        // is nodev, like every other place a container may write.
-        let mut wanted = o.flags;
-        if !is_device {
-            wanted |= MsFlags::MS_NODEV;
-        }
-        // A bind takes the source mount's flags: ro, nosuid... need a remount of the new one.
-        remount_top(root, &rel, wanted, o.cleared)?;
+        let tree = tree.context("the bind's source was not opened before the clone")?;
+        let kind = nix::sys::stat::fstat(tree)?.st_mode & libc::S_IFMT;
+        let target = destination(root, &rel, kind == libc::S_IFDIR)?;
+        check_not_redirected(root, &rel, &target)?;
+        mount_api::attach(tree, &target).context("attaching the bind's source (move_mount)")?;
     } else {
         let target = destination(root, &rel, true)?;
+        check_not_redirected(root, &rel, &target)?;
         let fstype = m.fstype();
         let is_dev = rel == "dev" && fstype == "tmpfs";
         let mut flags = o.flags;
@@ -285,6 +294,56 @@ fn mount_one(root: &OwnedFd, m: &MountSpec, devices: &[DeviceNode]) -> Result<()
             .context("changing the mount's propagation")?;
     }
     Ok(())
+}
+
+/// Filesystems only the kernel's own mounts of `/proc`, `/sys` and `/dev` hold.
+const KERNEL_FS: [(libc::__fsword_t, &str); 6] = [
+    (libc::PROC_SUPER_MAGIC, "procfs"),
+    (libc::SYSFS_MAGIC, "sysfs"),
+    (libc::CGROUP2_SUPER_MAGIC, "cgroup2"),
+    (libc::CGROUP_SUPER_MAGIC, "cgroup"),
+    (libc::DEVPTS_SUPER_MAGIC, "devpts"),
+    (0x1980_0202, "mqueue"),
+];
+
+/// A destination named outside `/proc`, `/sys` and `/dev` must not *be* inside them: a
+/// symlink in the rootfs (`data -> /proc/sys/kernel`) resolves inside the root, but onto the
+/// container's own procfs, sysfs or device nodes, which no mount may cover or replace. Checked
+/// on the opened target, never on the name.
+fn check_not_redirected(root: &OwnedFd, rel: &str, target: &OwnedFd) -> Result<()> {
+    let first = rel.split('/').next().unwrap_or("");
+    if ["proc", "sys", "dev"].contains(&first) {
+        return Ok(());
+    }
+    let refuse = |what: &str| {
+        bail!(
+            "/{rel} leads into {what} (a symbolic link in the rootfs points there): /proc, /sys \
+             and /dev are the container's own; remove the link or mount elsewhere"
+        )
+    };
+    let fs = nix::sys::statfs::fstatfs(target).context("statfs of the mount point")?;
+    let kind = fs.filesystem_type().0;
+    if let Some((_, name)) = KERNEL_FS.iter().find(|(magic, _)| *magic == kind) {
+        return refuse(name);
+    }
+    let st = nix::sys::stat::fstat(target)?;
+    for dir in ["proc", "sys", "dev"] {
+        let Ok(fd) = open_in(root, dir, OFlag::O_PATH | OFlag::O_NOFOLLOW) else {
+            continue;
+        };
+        let own = nix::sys::stat::fstat(&fd)?;
+        let same_dir = (own.st_dev, own.st_ino) == (st.st_dev, st.st_ino);
+        // Anything on the /dev tmpfs is its device directory (the rootfs is on another device).
+        let on_dev = dir == "dev" && own.st_dev == st.st_dev && own.st_dev != root_dev(root)?;
+        if same_dir || on_dev {
+            return refuse(&format!("/{dir}"));
+        }
+    }
+    Ok(())
+}
+
+fn root_dev(root: &OwnedFd) -> Result<u64> {
+    Ok(nix::sys::stat::fstat(root)?.st_dev)
 }
 
 /// The destination inside the root, made if missing (a directory, or an empty file when a file
@@ -328,35 +387,6 @@ fn destination(root: &OwnedFd, rel: &str, dir: bool) -> Result<OwnedFd> {
         );
     }
     Ok(fd)
-}
-
-/// Remounts the mount on top of `/rel` with `set` added and `clear` removed, keeping the other
-/// flags it has (the kernel refuses to drop locked ones in a user namespace).
-fn remount_top(root: &OwnedFd, rel: &str, set: MsFlags, clear: MsFlags) -> Result<()> {
-    let top = open_in(root, rel, OFlag::O_PATH).context("reopening the bind mount")?;
-    let have = fstatvfs(&top).context("statvfs of the bind mount")?.flags();
-    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | set;
-    let atime_asked = (set | clear).intersects(
-        MsFlags::MS_NOATIME
-            | MsFlags::MS_RELATIME
-            | MsFlags::MS_STRICTATIME
-            | MsFlags::MS_NODIRATIME,
-    );
-    for (st, ms, atime) in [
-        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY, false),
-        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID, false),
-        (FsFlags::ST_NODEV, MsFlags::MS_NODEV, false),
-        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC, false),
-        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME, true),
-        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME, true),
-        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME, true),
-    ] {
-        if have.contains(st) && !clear.contains(ms) && !(atime && atime_asked) {
-            flags |= ms;
-        }
-    }
-    mount(NONE, fd_path(&top).as_str(), NONE, flags, NONE)
-        .with_context(|| format!("remounting /{rel} with its options"))
 }
 
 /// A fresh `/dev` tmpfs gets the default nodes and the `linux.devices` ones, each bound onto
@@ -524,6 +554,23 @@ mod tests {
         assert!(opts(&["remount"]).unwrap_err().contains("remount"));
         assert!(opts(&[""]).unwrap_err().contains("malformed"));
         assert!(opts(&["a,b"]).unwrap_err().contains("malformed"));
+    }
+
+    #[test]
+    fn a_binds_flags_are_only_ever_set_on_its_tree() {
+        let o = opts(&["rbind", "rro", "rnosuid", "rnodev", "rnoexec"]).unwrap();
+        let a = bind_attrs(&o);
+        use crate::kernel::mount_api::attr;
+        assert_eq!(
+            a.set,
+            attr::RDONLY | attr::NOSUID | attr::NODEV | attr::NOEXEC
+        );
+        // rw, suid, dev, exec never lift what a host mount below the source imposes.
+        let a = bind_attrs(&opts(&["rbind", "rw", "suid", "dev", "exec"]).unwrap());
+        assert_eq!((a.set, a.clear), (0, 0));
+        // An atime mode replaces the tree's.
+        let a = bind_attrs(&opts(&["bind", "noatime"]).unwrap());
+        assert_eq!((a.set, a.clear), (attr::NOATIME, attr::ATIME));
     }
 
     #[test]

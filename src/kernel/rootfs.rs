@@ -16,6 +16,8 @@ use nix::sys::stat::{mkdirat, Mode};
 use nix::sys::statvfs::{statvfs, FsFlags};
 use nix::unistd::{chdir, fchdir, pivot_root, symlinkat};
 
+use crate::kernel::{host_path, mount_api};
+
 /// Paths docker hides from the container (moby `oci/defaults.go`).
 pub const MASKED_PATHS: [&str; 11] = [
     "proc/asound",
@@ -187,52 +189,77 @@ pub fn make_mounts_private() -> Result<()> {
         .context("making / a recursive slave mount")
 }
 
-/// The directories of a container's root: ROOTFS (or an image's layers) below, the
-/// container's own layer above.
+/// What lies below a container's own layer.
+pub enum Lower {
+    /// ROOTFS, as a detached copy of its mount made (from the checked descriptor) before the
+    /// clone; attached in the layer's staging directory, in our own mount namespace.
+    Rootfs(OwnedFd),
+    /// An image's layers, top first, relative to the data root (`layers/<hex>`).
+    Layers(Vec<String>),
+}
+
+/// The directories of a container's root: its lower layers below, its own layer above, all
+/// reached from the data root's descriptor (this process's working directory at the clone,
+/// which the kernel moved into our own mount namespace).
 pub struct OverlayDirs<'a> {
-    /// ROOTFS, or an image's layers top first: only ever read.
-    pub lower: &'a [&'a Path],
-    /// Where the container's writes land.
-    pub upper: &'a Path,
-    /// overlayfs's scratch directory, on the same filesystem as `upper`.
-    pub work: &'a Path,
-    /// Where the overlay is mounted.
-    pub merged: &'a Path,
-    /// The data root holding the three above, named when it cannot serve.
-    pub data_root: &'a Path,
+    /// The data root, in our own mount namespace.
+    pub data_root: &'a OwnedFd,
+    /// The container's layer directory below it (`containers/<id>`), holding `upper` (where
+    /// the container's writes land), `work` (overlayfs's scratch space), `merged` (where the
+    /// overlay goes) and `mnt` (staging).
+    pub layer: &'a str,
+    pub lower: &'a Lower,
+    /// For messages: the data root and ROOTFS (or the image's top layer) as the user named them.
+    pub data_root_path: &'a Path,
+    pub rootfs_path: &'a Path,
 }
 
-/// Bind-mounts a bundle's root onto itself, so it is a mount point (`pivot_root` needs one), and
-/// returns a handle on the new mount's root. The OCI contract: `root.path` *is* the container's
-/// root, prepared by whoever made the bundle (podman and containerd mount their own overlay
-/// there), so writes land in it. The bind is `nodev`: a device node in it opens nothing.
-pub fn bind_rootfs(rootfs: &Path) -> Result<OwnedFd> {
-    mount(
-        Some(rootfs),
-        rootfs,
-        NONE,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        NONE,
+/// A bundle's root: the OCI contract is that `root.path` *is* the container's root, prepared by
+/// whoever made the bundle (podman and containerd mount their own overlay there), so writes
+/// land in it. It was opened and checked before the clone and made our working directory,
+/// which the kernel moved into our own mount namespace: its tree is copied from there
+/// (`open_tree`, submounts included), made `nodev` throughout (a device node in it opens
+/// nothing), and attached over it — a mount point, as `pivot_root` needs.
+pub fn bind_root_from_cwd() -> Result<OwnedFd> {
+    let cwd = open_dir(Path::new("."))?;
+    let tree =
+        mount_api::clone_tree(&cwd, true).context("copying the bundle's root (open_tree)")?;
+    mount_api::set_attrs(
+        &tree,
+        &mount_api::Attrs::default().with(mount_api::attr::NODEV),
     )
-    .with_context(|| format!("bind-mounting the root {} onto itself", rootfs.display()))?;
-    remount_bind(rootfs, MsFlags::MS_NODEV).context("making the root nodev")?;
-    open_dir(rootfs)
+    .context("making the bundle's root nodev")?;
+    mount_api::attach(&tree, &cwd).context("mounting the bundle's root onto itself")?;
+    Ok(tree)
 }
 
-/// Mounts the container's root, an overlay of ROOTFS and its own layer, and returns a handle
-/// on it. It is a mount point (`pivot_root` needs one), and `nodev`: a device node shipped in
-/// (or later made in) the rootfs opens nothing.
-/// The directories reach overlayfs as `/proc/self/fd/N`: a `,`, `:` or `\` in a host path
-/// cannot break its option string, and the string stays far below its one-page limit.
+/// Mounts the container's root, an overlay of its lower layers and its own layer, and returns
+/// a handle on it. It is a mount point (`pivot_root` needs one), and `nodev`: a device node
+/// shipped in (or later made in) the rootfs opens nothing.
+/// The directories reach overlayfs as `/proc/self/fd/N` of descriptors in our own mount
+/// namespace: no host path is looked up, a `,`, `:` or `\` in one cannot break the option
+/// string, and the string stays far below its one-page limit.
 pub fn mount_overlay(dirs: &OverlayDirs) -> Result<OwnedFd> {
-    let lower = dirs
-        .lower
-        .iter()
-        .map(|l| open_dir(l))
-        .collect::<Result<Vec<_>>>()?;
-    let upper = open_own_dir(dirs.upper)?;
-    let work = open_own_dir(dirs.work)?;
-    let merged = open_own_dir(dirs.merged)?;
+    let layer = open_below(dirs.data_root, dirs.layer)?;
+    let upper = open_below(&layer, "upper")?;
+    let work = open_below(&layer, "work")?;
+    let merged = open_below(&layer, "merged")?;
+    let staging = open_below(&layer, "mnt")?;
+    let lower: Vec<OwnedFd> = match dirs.lower {
+        Lower::Rootfs(tree) => {
+            mount_api::attach(tree, &staging).with_context(|| {
+                format!(
+                    "attaching ROOTFS {} below the container's layer",
+                    dirs.rootfs_path.display()
+                )
+            })?;
+            vec![open_dir_of(tree)?]
+        }
+        Lower::Layers(rels) => rels
+            .iter()
+            .map(|rel| open_below(dirs.data_root, rel))
+            .collect::<Result<_>>()?,
+    };
     let lowerdir: Vec<String> = lower.iter().map(fd_path).collect();
     let options = format!(
         "lowerdir={},upperdir={},workdir={}",
@@ -243,10 +270,9 @@ pub fn mount_overlay(dirs: &OverlayDirs) -> Result<OwnedFd> {
     // The kernel takes one page of options: ~18 bytes a layer leaves room for some 200.
     // Beyond, docker overlay2's way: short links to the layers in the container's own
     // (root-only) layer directory, named relative to it.
-    let options = if options.len() < 4096 {
-        options
-    } else {
-        short_lower_options(dirs)?
+    let options = match (options.len() < 4096, dirs.lower) {
+        (true, _) | (false, Lower::Rootfs(_)) => options,
+        (false, Lower::Layers(rels)) => short_lower_options(&layer, rels)?,
     };
     let target = fd_path(&merged);
     let ovl = Some("overlay");
@@ -267,55 +293,57 @@ pub fn mount_overlay(dirs: &OverlayDirs) -> Result<OwnedFd> {
              {} is likely on a filesystem that cannot hold an overlay's upper layer \
              (overlayfs, some FUSE or network filesystems); give --data-root (or \
              MINIBOX_DATA_ROOT) a directory on ext4, xfs, btrfs or tmpfs",
-            dirs.lower[dirs.lower.len() - 1].display(),
-            dirs.data_root.display()
+            dirs.rootfs_path.display(),
+            dirs.data_root_path.display()
         ),
     }
     // The handle we had is the directory under the new mount: reach the overlay's root.
-    open_dir(dirs.merged)
+    open_below(&layer, "merged")
+}
+
+/// A directory below `dir` (`..`, symlinks and magic links refused), as an `O_PATH` handle.
+fn open_below(dir: &impl AsFd, rel: &str) -> Result<OwnedFd> {
+    host_path::open_beneath(dir, rel, OFlag::O_PATH | OFlag::O_DIRECTORY)
+        .with_context(|| format!("opening {rel} in the data root"))
+}
+
+/// The root directory of the mount `tree` holds, as a directory handle of its own.
+fn open_dir_of(tree: &OwnedFd) -> Result<OwnedFd> {
+    host_path::open_beneath(tree, ".", OFlag::O_PATH | OFlag::O_DIRECTORY)
+        .context("opening ROOTFS's attached copy")
 }
 
 /// `lowerdir=l/0:l/1:…,upperdir=upper,workdir=work`, relative to the container's layer
-/// directory, which becomes our working directory; `l/N` links to the N-th lower layer.
-fn short_lower_options(dirs: &OverlayDirs) -> Result<String> {
-    let own = dirs
-        .upper
-        .parent()
-        .context("the container's layer directory")?;
-    let links = own.join("l");
-    match std::fs::create_dir(&links) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e).with_context(|| format!("creating {}", links.display())),
+/// directory, which becomes our working directory; `l/N` is a relative link to the N-th lower
+/// layer (`../../../layers/<hex>`), so it never leaves the data root.
+fn short_lower_options(layer: &OwnedFd, rels: &[String]) -> Result<String> {
+    match mkdirat(layer, "l", Mode::from_bits_truncate(0o700)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(e).context("creating l/ in the container's layer"),
     }
+    let links = open_below(layer, "l")?;
     let mut names = vec![];
-    for (i, lower) in dirs.lower.iter().enumerate() {
-        let link = links.join(i.to_string());
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(lower, &link)
-            .with_context(|| format!("creating {}", link.display()))?;
+    for (i, rel) in rels.iter().enumerate() {
+        let name = i.to_string();
+        let _ = nix::unistd::unlinkat(
+            &links,
+            name.as_str(),
+            nix::unistd::UnlinkatFlags::NoRemoveDir,
+        );
+        symlinkat(format!("../../../{rel}").as_str(), &links, name.as_str())
+            .with_context(|| format!("creating l/{name} in the container's layer"))?;
         names.push(format!("l/{i}"));
     }
-    chdir(own).with_context(|| format!("entering {}", own.display()))?;
+    fchdir(layer).context("entering the container's layer")?;
     let options = format!("lowerdir={},upperdir=upper,workdir=work", names.join(":"));
     if options.len() >= 4096 {
         bail!(
             "the image has {} layers, more than one overlay mount can name (its options must \
              fit in 4096 bytes): flatten the image (docker export | minibox import)",
-            dirs.lower.len()
+            rels.len()
         );
     }
     Ok(options)
-}
-
-/// Opens one of the container's layer directories, never through a symlink.
-fn open_own_dir(path: &Path) -> Result<OwnedFd> {
-    nix::fcntl::open(
-        path,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .with_context(|| format!("opening the container's layer {}", path.display()))
 }
 
 /// Remounts the bind mount at `path` with `extra` flags, keeping the ones it has (a remount
@@ -471,35 +499,31 @@ pub fn ensure_workdir(workdir: &Path) -> Result<()> {
 /// the rootfs's own, as docker does: the rootfs is never edited.
 pub const ETC_FILES: [&str; 3] = ["hosts", "hostname", "resolv.conf"];
 
-/// Bind-mounts `dir/hosts`, `dir/hostname` and `dir/resolv.conf` onto `/etc/...` of the rootfs.
-/// A missing target is created empty first (in the container's own layer, when it has one); a
-/// symbolic link there (debootstrap's resolv.conf) is replaced by a file only in the container's
-/// own layer (`replace_links`), else that file is left as the rootfs has it. A read-only rootfs
-/// without the file keeps its own. Returns how many were mounted.
-pub fn mount_etc_files(root: &OwnedFd, dir: &Path, replace_links: bool) -> Result<usize> {
+/// Attaches minibox's `hosts`, `hostname` and `resolv.conf` (`files`: detached read-only
+/// mounts of the files in the state directory, made before the clone) onto `/etc/...` of the
+/// rootfs. A missing target is created empty first (in the container's own layer, when it has
+/// one); a symbolic link there (debootstrap's resolv.conf) is replaced by a file only in the
+/// container's own layer (`replace_links`), else that file is left as the rootfs has it. A
+/// read-only rootfs without the file keeps its own. Returns how many were mounted.
+pub fn mount_etc_files(
+    root: &OwnedFd,
+    files: &[(&str, OwnedFd)],
+    replace_links: bool,
+) -> Result<usize> {
     let mut mounted = 0;
+    if files.is_empty() {
+        return Ok(0);
+    }
     let etc = match ensure_dir(root, "etc") {
         Ok(fd) => fd,
         // A read-only rootfs without /etc: nothing to put the files on.
         Err(_) => return Ok(0),
     };
-    for name in ETC_FILES {
-        let source = dir.join(name);
-        let Ok(source) = nix::fcntl::open(&source, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-        else {
-            continue;
-        };
+    for (name, tree) in files {
         let Some(target) = file_target(&etc, name, replace_links)? else {
             continue;
         };
-        mount_at(
-            Some(fd_path(&source).as_str()),
-            &target,
-            NONE,
-            MsFlags::MS_BIND,
-            NONE,
-            &format!("/etc/{name}"),
-        )?;
+        mount_api::attach(tree, &target).with_context(|| format!("mounting /etc/{name}"))?;
         mounted += 1;
     }
     Ok(mounted)

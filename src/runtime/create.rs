@@ -152,10 +152,7 @@ fn create_recorded(
         preserve_fds: opts.preserve_fds,
     };
     // A bundle's network is its maker's (a namespace given by path is joined by init).
-    let net = InitNet {
-        join: None,
-        files: dir.clone(),
-    };
+    let net = InitNet { join: None };
     // The state the hooks read: the container as it is being made.
     let hooks_state = |pid: nix::unistd::Pid| {
         let mut seen = state.clone();

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use nix::errno::Errno;
@@ -28,6 +28,7 @@ use crate::model::spec::ContainerSpec;
 use crate::model::user;
 use crate::runtime::channel::ChildEnd;
 use crate::runtime::hooks;
+use crate::runtime::host_objects::HostObjects;
 use crate::runtime::status::{self, StatusError};
 use crate::runtime::stdio::ContainerStdio;
 use crate::runtime::{explain, pid1, signals};
@@ -37,8 +38,6 @@ use crate::store::layers::Layer;
 pub struct InitNet {
     /// The network namespace to join (`container:NAME`, a bundle's namespace path).
     pub join: Option<File>,
-    /// Where its hosts, hostname and resolv.conf are (its state directory).
-    pub files: PathBuf,
 }
 
 /// What the parent made ready for the container's first process before the clone.
@@ -51,6 +50,8 @@ pub struct Prepared<'a> {
     pub pid1: Option<&'a OwnedFd>,
     /// The network namespace to join, and where its /etc files are.
     pub net: &'a InitNet,
+    /// What it takes from the host (ROOTFS, bind sources, /etc files), opened and checked.
+    pub host: &'a HostObjects,
 }
 
 /// Who supervises the container's first process.
@@ -178,10 +179,21 @@ fn set_up_and_exec(
     rootfs::make_mounts_private()?;
     // ROOTFS below, the container's own layer above, so every write (the mount points and the
     // workdir made below included) lands in the layer; or a bundle's root, as its maker gave it.
-    let root = mount_root(spec, prepared.layer)?;
+    // The host's objects were opened before the clone; our starting directory is the data root
+    // (or the bundle's root), carried into our mount namespace: no host path is looked up.
+    let root = mount_root(spec, prepared)?;
+    // Back in the caller's working directory: the hooks below run where they always did.
+    nix::unistd::fchdir(&prepared.host.caller_dir)
+        .context("returning to the caller's directory")?;
     // The mount list in its order (docker's: our own /proc, /sys ro, a /dev of fresh nodes with
-    // devpts and /dev/shm), each resolved inside the root; a /dev tmpfs gets the device nodes.
-    let mounted = mounts::mount_all(&root, &spec.setup.mounts, &spec.setup.devices)?;
+    // devpts and /dev/shm), each resolved inside the root; a /dev tmpfs gets the device nodes;
+    // binds attach the trees opened (and flagged throughout) before the clone.
+    let mounted = mounts::mount_all(
+        &root,
+        &spec.setup.mounts,
+        &prepared.host.binds,
+        &spec.setup.devices,
+    )?;
     // Namespaced kernel knobs, through a /proc/sys that speaks for our namespaces and is not
     // yet read-only.
     process::write_sysctls(&spec.setup.sysctl)?;
@@ -270,20 +282,19 @@ fn set_up_and_exec(
     exec_command(spec, prepared.pid1)
 }
 
-fn mount_root(spec: &ContainerSpec, layer: Option<&Layer>) -> Result<OwnedFd> {
-    let lower: Vec<&Path> = match &spec.image {
-        Some(image) => image.lower.iter().map(PathBuf::as_path).collect(),
-        None => vec![spec.rootfs.as_path()],
-    };
-    match layer {
-        Some(layer) => rootfs::mount_overlay(&OverlayDirs {
-            lower: &lower,
-            upper: &layer.upper,
-            work: &layer.work,
-            merged: &layer.merged,
-            data_root: &layer.data_root,
-        }),
-        None => rootfs::bind_rootfs(&spec.rootfs),
+fn mount_root(spec: &ContainerSpec, prepared: &Prepared) -> Result<OwnedFd> {
+    match (prepared.layer, &prepared.host.lower) {
+        (Some(layer), Some(lower)) => {
+            let data_root = rootfs::open_dir(Path::new("."))?;
+            rootfs::mount_overlay(&OverlayDirs {
+                data_root: &data_root,
+                layer: &layer.rel,
+                lower,
+                data_root_path: &layer.data_root,
+                rootfs_path: &spec.rootfs,
+            })
+        }
+        _ => rootfs::bind_root_from_cwd(),
     }
 }
 
@@ -349,7 +360,7 @@ fn mount_etc_files_unless_bundle(
     prepared: &Prepared,
 ) -> Result<()> {
     if spec.private_layer {
-        rootfs::mount_etc_files(root, &prepared.net.files, true)?;
+        rootfs::mount_etc_files(root, &prepared.host.etc, true)?;
     }
     Ok(())
 }

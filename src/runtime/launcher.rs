@@ -115,7 +115,14 @@ fn run_detached(
         }
         ForkResult::Child => {
             drop(ready_r);
-            close_inherited_fds(&[ready_w.as_raw_fd()]);
+            // The state and data roots stay open: they were opened (and checked) once.
+            let [data_root, containers] = layers.held_fds();
+            close_inherited_fds(&[
+                ready_w.as_raw_fd(),
+                store.root_fd().as_raw_fd(),
+                data_root,
+                containers,
+            ]);
             let mut start = StartReport(Some(File::from(ready_w)));
             let code =
                 match become_supervisor(spec, store, layers, state, opts.interactive, &mut start) {
@@ -239,7 +246,9 @@ fn supervise(
         true => {
             let planned = layers.layer(&spec.id);
             store.update(&state.id, |s| s.layer = Some(planned.dir.clone()))?;
-            Some(layers.create(&spec.id, &spec.rootfs)?)
+            let top = nix::sys::stat::stat(&spec.rootfs)
+                .with_context(|| format!("reading ROOTFS {}", spec.rootfs.display()))?;
+            Some(layers.create(&spec.id, &top)?)
         }
         false => None,
     };
@@ -250,15 +259,12 @@ fn supervise(
         spec,
         store,
         state,
-        layer.as_ref(),
+        layer.as_ref().map(|l| (l, layers.root())),
         &mut cgroup,
         Networking {
             ports,
             connection: connection.as_ref(),
-            init: InitNet {
-                join,
-                files: store.dir(&spec.id),
-            },
+            init: InitNet { join },
         },
         stdio,
         start,
@@ -369,7 +375,7 @@ fn start_and_watch(
     spec: &ContainerSpec,
     store: &Store,
     state: &ContainerState,
-    layer: Option<&Layer>,
+    layer: Option<(&Layer, &std::os::fd::OwnedFd)>,
     cgroup: &mut Option<Box<dyn ContainerCgroup>>,
     net: Networking,
     stdio: Stdio,

@@ -10,6 +10,7 @@ pub mod exec;
 pub mod explain;
 pub mod explain_page;
 pub mod hooks;
+pub mod host_objects;
 pub mod init;
 pub mod launcher;
 pub mod log;

@@ -6,6 +6,7 @@
 //! container's first process with it; `exec`, whose process joins a running container, shares
 //! the steps that fit it (`place_in_cgroup`, `write_pid_file`).
 
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -17,14 +18,15 @@ use crate::kernel::{namespaces, seccomp};
 use crate::model::spec::ContainerSpec;
 use crate::runtime::channel::{self, ChildEnd, ParentEnd, Stop};
 use crate::runtime::init::{self, InitNet, Prepared, Supervisor};
-use crate::runtime::{explain, hooks, pid1, signals};
+use crate::runtime::{explain, hooks, host_objects, pid1, signals};
 use crate::store::layers::Layer;
 use crate::store::state::{ContainerState, Store};
 
 /// What the caller brings to the first process beyond the spec.
 pub struct Spawn<'a> {
-    /// The container's own writable layer (`None`: a bundle's root, used as given).
-    pub layer: Option<&'a Layer>,
+    /// The container's own writable layer (`None`: a bundle's root, used as given), and the
+    /// data root it lives in, as opened.
+    pub layer: Option<(&'a Layer, &'a OwnedFd)>,
     /// The network namespace to join, and where its /etc files are.
     pub net: &'a InitNet,
     /// Who supervises it: minibox (with the stdio it relays) or `create`'s caller.
@@ -62,15 +64,26 @@ pub fn spawn(
     let pid1 = spec.pid1.then(pid1::sealed).transpose()?;
     // "go" for the child to wait on, "report" for what it tells us back.
     let (parent, child) = channel::pair()?;
+    // ROOTFS, the bind sources and the /etc files are opened once, checked, and copied as
+    // detached mounts with their flags set: from here on no host path is looked up.
+    let host = host_objects::open(
+        spec,
+        store,
+        how.layer.map(|(_, root)| root),
+        how.layer.map(|(layer, _)| layer),
+    )?;
     // A PID namespace given by path is the one our next child is born in.
     namespaces::join_pid_for_children(&spec.setup.namespaces)?;
     let prepared = Prepared {
-        layer: how.layer,
+        layer: how.layer.map(|(layer, _)| layer),
         filter: filter.as_ref(),
         pid1: pid1.as_ref(),
         net: how.net,
+        host: &host,
     };
-    // New namespaces by clone, so that the child is PID 1 of its own; it waits for "go".
+    // New namespaces by clone, so that the child is PID 1 of its own; it waits for "go". It
+    // starts in the data root (or the bundle's root), which the kernel carries into its mount
+    // namespace.
     let pid = clone_first_process(spec, &prepared, &parent, child, how.supervisor)?;
     // From here on a failure kills it.
     let admitted = admit(spec, pid, cgroup.as_deref(), &parent, how);
@@ -138,10 +151,15 @@ fn clone_first_process(
     supervisor: Supervisor,
 ) -> Result<Pid> {
     let flags = spec.setup.namespaces.clone_flags();
-    namespaces::clone_into_new_namespaces(flags, || {
+    nix::unistd::fchdir(&prepared.host.start_dir)
+        .context("entering the container's starting directory")?;
+    let cloned = namespaces::clone_into_new_namespaces(flags, || {
         parent.close_in_child();
         init::container_main(spec, prepared, &child, supervisor)
-    })
+    });
+    // Back where we were: the caller's relative paths (--pid-file) mean what they meant.
+    nix::unistd::fchdir(&prepared.host.caller_dir).context("returning to the working directory")?;
+    cloned
 }
 
 /// Puts a waiting child in `cgroup`; if it cannot go there, kills it and says why (its own

@@ -9,10 +9,16 @@
 
 use std::fs;
 use std::io::ErrorKind;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::{fstat, mkdirat, FileStat, Mode};
+
+use crate::kernel::host_path;
 
 /// Where container layers live unless `--data-root` says otherwise.
 pub const DEFAULT_DATA_ROOT: &str = "/var/lib/minibox";
@@ -20,10 +26,18 @@ pub const DEFAULT_DATA_ROOT: &str = "/var/lib/minibox";
 /// The directory under the data root that holds one directory per container.
 const CONTAINERS: &str = "containers";
 
-/// The data root: minibox's storage on disk.
+/// In a container's layer directory: where its mount namespace attaches ROOTFS (a copy of its
+/// mount, taken before the clone) to lay the overlay over it. On the host it stays an empty
+/// directory.
+pub const STAGING: &str = "mnt";
+
+/// The data root: minibox's storage on disk, opened once and checked on the opened directory.
+/// Containers' layers are made from this descriptor, and a container's first process reaches
+/// them (and the image layers) from it, never through the path.
 pub struct Layers {
     data_root: PathBuf,
-    containers: PathBuf,
+    root: OwnedFd,
+    containers: OwnedFd,
 }
 
 /// One container's layer directories, as the container's init mounts them.
@@ -33,6 +47,8 @@ pub struct Layer {
     pub data_root: PathBuf,
     /// `<data-root>/containers/<id>`, mode 0700, root's.
     pub dir: PathBuf,
+    /// `dir` relative to the data root (`containers/<id>`).
+    pub rel: String,
     /// The container's writes.
     pub upper: PathBuf,
     /// overlayfs's scratch space (same filesystem as `upper`).
@@ -43,8 +59,8 @@ pub struct Layer {
 
 impl Layers {
     /// Opens the data root, creating it (mode 0700) if needed. It must be root's and writable
-    /// by root alone: whoever else could write there could swap a container's layer for a
-    /// symlink between our checks and the mount.
+    /// by root alone (checked on the opened directory): whoever else could write there could
+    /// swap a container's layer for a symlink between our checks and the mount.
     pub fn open(data_root: &Path) -> Result<Layers> {
         let how = "give --data-root (or MINIBOX_DATA_ROOT) a directory only root can write to";
         fs::DirBuilder::new()
@@ -52,31 +68,49 @@ impl Layers {
             .mode(0o700)
             .create(data_root)
             .with_context(|| format!("creating the data root {}: {how}", data_root.display()))?;
-        let root = data_root
+        let canonical = data_root
             .canonicalize()
             .with_context(|| format!("opening the data root {}: {how}", data_root.display()))?;
-        check_root_only(&root, how)?;
-        let containers = root.join(CONTAINERS);
-        match fs::DirBuilder::new().mode(0o700).create(&containers) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e).with_context(|| format!("creating {}", containers.display())),
+        let root = host_path::open_resolved(&canonical)
+            .map(|o| o.fd)
+            .with_context(|| {
+                format!(
+                    "opening the data root {} (it changed while minibox opened it?): {how}",
+                    data_root.display()
+                )
+            })?;
+        check_root_only(&fstat(&root)?, &canonical, how)?;
+        match mkdirat(&root, CONTAINERS, Mode::from_bits_truncate(0o700)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("creating {}", canonical.join(CONTAINERS).display()))
+            }
         }
-        let md = fs::symlink_metadata(&containers)
-            .with_context(|| format!("opening {}", containers.display()))?;
-        if !md.is_dir() || md.uid() != 0 {
+        let containers_path = canonical.join(CONTAINERS);
+        let containers =
+            host_path::open_beneath(&root, CONTAINERS, OFlag::O_PATH | OFlag::O_DIRECTORY)
+                .with_context(|| {
+                    format!(
+                        "{} is not a directory of root's: remove it, or {how}",
+                        containers_path.display()
+                    )
+                })?;
+        let md = fstat(&containers)?;
+        if md.st_uid != 0 {
             bail!(
                 "{} is not a directory of root's: remove it, or {how}",
-                containers.display()
+                containers_path.display()
             );
         }
         // Only root may even look into it: the layers hold what containers made as their root.
-        if md.mode() & 0o777 != 0o700 {
-            fs::set_permissions(&containers, fs::Permissions::from_mode(0o700))
-                .with_context(|| format!("making {} root-only", containers.display()))?;
+        if md.st_mode & 0o777 != 0o700 {
+            fs::set_permissions(fd_path(&containers), fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("making {} root-only", containers_path.display()))?;
         }
         Ok(Layers {
-            data_root: root,
+            data_root: canonical,
+            root,
             containers,
         })
     }
@@ -86,11 +120,23 @@ impl Layers {
         &self.data_root
     }
 
+    /// The data root, as opened (and checked).
+    pub fn root(&self) -> &OwnedFd {
+        &self.root
+    }
+
+    /// The descriptors it holds (a process that closes what it inherited keeps these).
+    pub fn held_fds(&self) -> [std::os::fd::RawFd; 2] {
+        use std::os::fd::AsRawFd;
+        [self.root.as_raw_fd(), self.containers.as_raw_fd()]
+    }
+
     /// The layer of container `id` (nothing is made).
     pub fn layer(&self, id: &str) -> Layer {
-        let dir = self.containers.join(id);
+        let dir = self.data_root.join(CONTAINERS).join(id);
         Layer {
             data_root: self.data_root.clone(),
+            rel: format!("{CONTAINERS}/{id}"),
             upper: dir.join("upper"),
             work: dir.join("work"),
             merged: dir.join("merged"),
@@ -98,46 +144,48 @@ impl Layers {
         }
     }
 
-    /// Makes container `id`'s layer. `upper` gets the owner and mode of ROOTFS's own root
-    /// (the overlay's `/` takes them from there); the rest stays root's and 0700.
-    pub fn create(&self, id: &str, rootfs: &Path) -> Result<Layer> {
-        check_apart(&self.data_root, rootfs)?;
+    /// Makes container `id`'s layer. `upper` gets the owner and mode of `top`, the root of
+    /// ROOTFS as opened (the overlay's `/` takes them from there); the rest stays root's and
+    /// 0700.
+    pub fn create(&self, id: &str, top: &FileStat) -> Result<Layer> {
         let layer = self.layer(id);
-        let top =
-            fs::metadata(rootfs).with_context(|| format!("reading ROOTFS {}", rootfs.display()))?;
         let how = "give --data-root (or MINIBOX_DATA_ROOT) a writable directory";
-        // Not recursive: an existing directory (an id clash) is an error, never reused.
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&layer.dir)
-            .with_context(|| {
-                format!(
-                    "creating the container's layer {}: {how}",
-                    layer.dir.display()
-                )
-            })?;
-        let made = || -> Result<()> {
-            for d in [&layer.upper, &layer.work, &layer.merged] {
-                fs::DirBuilder::new().mode(0o700).create(d)?;
+        let made_at = |e: Errno| {
+            anyhow::Error::new(e).context(format!(
+                "creating the container's layer {}: {how}",
+                layer.dir.display()
+            ))
+        };
+        // Not EEXIST-tolerant: an existing directory (an id clash) is an error, never reused.
+        mkdirat(&self.containers, id, Mode::from_bits_truncate(0o700)).map_err(made_at)?;
+        let made = || -> nix::Result<()> {
+            let dir =
+                host_path::open_beneath(&self.containers, id, OFlag::O_PATH | OFlag::O_DIRECTORY)?;
+            for d in ["upper", "work", "merged", STAGING] {
+                mkdirat(&dir, d, Mode::from_bits_truncate(0o700))?;
             }
-            std::os::unix::fs::chown(&layer.upper, Some(top.uid()), Some(top.gid()))?;
-            fs::set_permissions(
-                &layer.upper,
-                fs::Permissions::from_mode(top.mode() & 0o7777),
+            let upper =
+                host_path::open_beneath(&dir, "upper", OFlag::O_RDONLY | OFlag::O_DIRECTORY)?;
+            nix::unistd::fchown(
+                upper.as_fd(),
+                Some(nix::unistd::Uid::from_raw(top.st_uid)),
+                Some(nix::unistd::Gid::from_raw(top.st_gid)),
             )?;
-            Ok(())
+            nix::sys::stat::fchmod(
+                upper.as_fd(),
+                Mode::from_bits_truncate(top.st_mode & 0o7777),
+            )
         };
         if let Err(e) = made() {
             let _ = remove(&layer.dir);
-            return Err(e).with_context(|| {
-                format!(
-                    "creating the container's layer {}: {how}",
-                    layer.dir.display()
-                )
-            });
+            return Err(made_at(e));
         }
         Ok(layer)
     }
+}
+
+fn fd_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd))
 }
 
 /// Refuses a data root and a ROOTFS that overlap: layers inside ROOTFS would show a container
@@ -176,23 +224,22 @@ fn resolve(path: &Path) -> PathBuf {
     }
 }
 
-fn check_root_only(dir: &Path, how: &str) -> Result<()> {
-    let md = fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
-    if !md.is_dir() {
+fn check_root_only(md: &FileStat, dir: &Path, how: &str) -> Result<()> {
+    if md.st_mode & libc::S_IFMT != libc::S_IFDIR {
         bail!("the data root {} is not a directory: {how}", dir.display());
     }
-    if md.uid() != 0 {
+    if md.st_uid != 0 {
         bail!(
             "the data root {} belongs to uid {}, not root: {how}",
             dir.display(),
-            md.uid()
+            md.st_uid
         );
     }
-    if md.mode() & 0o022 != 0 {
+    if md.st_mode & 0o022 != 0 {
         bail!(
             "the data root {} is writable by others (mode {:o}): {how}",
             dir.display(),
-            md.mode() & 0o7777
+            md.st_mode & 0o7777
         );
     }
     Ok(())
@@ -267,6 +314,7 @@ fn unescape_mountinfo(field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn mountinfo_escapes_are_undone() {
@@ -294,13 +342,15 @@ mod tests {
         fs::set_permissions(rootfs.path(), fs::Permissions::from_mode(0o751)).unwrap();
         let layers = Layers::open(&base.path().join("data")).unwrap();
         let id = "b".repeat(64);
-        let layer = layers.create(&id, rootfs.path()).unwrap();
+        let top = nix::sys::stat::stat(rootfs.path()).unwrap();
+        let layer = layers.create(&id, &top).unwrap();
         let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o7777;
         assert_eq!(mode(&base.path().join("data")), 0o700);
         assert_eq!(mode(&base.path().join("data/containers")), 0o700);
         assert_eq!(mode(&layer.dir), 0o700);
         assert_eq!(mode(&layer.upper), 0o751);
-        assert!(layers.create(&id, rootfs.path()).is_err(), "a layer reused");
+        assert!(layers.create(&id, &top).is_err(), "a layer reused");
+        assert!(layer.dir.join(STAGING).is_dir());
         fs::write(layer.upper.join("f"), "x").unwrap();
         std::os::unix::fs::symlink(rootfs.path(), layer.upper.join("out")).unwrap();
         fs::write(rootfs.path().join("keep"), "x").unwrap();
@@ -310,9 +360,10 @@ mod tests {
             rootfs.path().join("keep").exists(),
             "removal followed a link"
         );
-        // A data root inside ROOTFS is refused.
-        let inside = Layers::open(&rootfs.path().join("data")).unwrap();
-        let e = inside.create(&id, rootfs.path()).unwrap_err().to_string();
+        // A data root inside ROOTFS is refused (by name, before anything is made).
+        let e = check_apart(&rootfs.path().join("data"), rootfs.path())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("overlap"), "{e}");
     }
 

@@ -253,6 +253,8 @@ impl ContainerState {
 /// The state root and what is in it.
 pub struct Store {
     root: PathBuf,
+    /// The state root, opened once and checked (root's, writable by it alone).
+    fd: std::os::fd::OwnedFd,
 }
 
 /// An exclusive `flock`, released when dropped.
@@ -378,9 +380,38 @@ impl Store {
             .mode(0o700)
             .create(root)
             .with_context(|| format!("creating the state directory {}", root.display()))?;
+        let how = "give --root (or MINIBOX_ROOT) a directory only root can write to";
+        let fd = root
+            .canonicalize()
+            .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+            .and_then(|r| crate::kernel::host_path::open_resolved(&r))
+            .map(|o| o.fd)
+            .with_context(|| {
+                format!(
+                    "opening the state directory {} (it changed while minibox opened it?): {how}",
+                    root.display()
+                )
+            })?;
+        let md = nix::sys::stat::fstat(&fd)?;
+        let me = nix::unistd::geteuid().as_raw();
+        if md.st_uid != me || md.st_mode & 0o022 != 0 {
+            bail!(
+                "the state directory {} belongs to uid {} with mode {:o}: others could rewrite \
+                 minibox's records; {how}",
+                root.display(),
+                md.st_uid,
+                md.st_mode & 0o7777
+            );
+        }
         Ok(Store {
             root: root.to_path_buf(),
+            fd,
         })
+    }
+
+    /// The state root, as opened (and checked).
+    pub fn root_fd(&self) -> &std::os::fd::OwnedFd {
+        &self.fd
     }
 
     /// The state root: besides one directory per container, minibox keeps the networks' records
