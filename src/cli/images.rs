@@ -170,7 +170,7 @@ pub fn tag(data_root: &Path, src: &str, dst: &str) -> Result<i32> {
     let lock = images.lock()?;
     let mut index = images.index()?;
     let id = found(&index, src)?;
-    index.tags.insert(dst, id);
+    index.set_tag(&dst, &id)?;
     images.write_index(&lock, &index)?;
     Ok(0)
 }

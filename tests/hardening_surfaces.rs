@@ -1,0 +1,110 @@
+//! The surfaces images, the OCI CLI, export, exec and pull added (issue 17's review): each
+//! test repeats one attack that worked and fails while it still does.
+
+mod common;
+#[path = "common/images.rs"]
+mod images_common;
+
+use std::fs;
+
+use common::*;
+use images_common::*;
+use serde_json::json;
+
+fn image_id(env: &Env, key: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["image", "inspect", key])).unwrap();
+    v["Id"].as_str().unwrap().to_string()
+}
+
+/// Row 5: a hostile image named like another image's id (`sha256:<id>`, its 64 or 12 hex
+/// digits; by `RepoTags`, an OCI `ref.name` annotation, `tag` or `pull`) shadowed it: `run
+/// <id>` ran the hostile one. Such names are refused everywhere a tag is made, and ids resolve
+/// before names even when an older store holds one.
+#[test]
+fn a_tag_that_reads_as_an_image_id_never_shadows_that_image() {
+    if !need_root() {
+        return;
+    }
+    let env = Env::new();
+    env.load(
+        "victim.tar",
+        &docker_save(
+            &[payload_layer()],
+            &json!({"Env": ["WHO=victim"]}),
+            "victim:1",
+        ),
+    );
+    let victim = image_id(&env, "victim:1");
+    let hex = &victim["sha256:".len()..];
+    let hostile_config = json!({"Env": ["WHO=hostile"]});
+    let names = [
+        victim.clone(),
+        hex.to_string(),
+        format!("{hex}:latest"),
+        hex[..12].to_string(),
+        format!("{}:latest", &hex[..12]),
+    ];
+    for (i, name) in names.iter().enumerate() {
+        // By docker save's RepoTags.
+        let file = env.dir.path().join(format!("hostile{i}.tar"));
+        fs::write(
+            &file,
+            docker_save(&[payload_layer()], &hostile_config, name),
+        )
+        .unwrap();
+        let err = env.fails(&["load", "-i", file.to_str().unwrap()]);
+        assert!(
+            err.contains("image id") || err.contains("invalid"),
+            "{name}: {err}"
+        );
+        // By an OCI layout's ref.name annotation.
+        let layout = env.dir.path().join(format!("layout{i}"));
+        oci_layout(&layout, &[payload_layer()], &hostile_config, name);
+        // (A bare name is no tag at all: the image loads untagged, or the load is refused.)
+        env.mb(&["load", "-i", layout.to_str().unwrap()]);
+        // By `tag`.
+        let err = env.fails(&["tag", "victim:1", name]);
+        assert!(
+            err.contains("image id") || err.contains("invalid"),
+            "{name}: {err}"
+        );
+        // By `pull` (refused before anything is asked of a registry).
+        let err = env.fails(&["pull", "--insecure", name]);
+        assert!(
+            err.contains("image id") || err.contains("invalid"),
+            "{name}: {err}"
+        );
+    }
+    let index_path = env.data().join("images.json");
+    let index: serde_json::Value = serde_json::from_slice(&fs::read(&index_path).unwrap()).unwrap();
+    assert_eq!(
+        index["tags"],
+        json!({"victim:1": victim}),
+        "no tag but the victim's"
+    );
+    for key in [victim.as_str(), hex, &hex[..12]] {
+        assert_eq!(image_id(&env, key), victim, "{key} names the victim");
+    }
+    // A store written before the refusal: a hostile image holding such tags.
+    env.load(
+        "other.tar",
+        &docker_save(&[payload_layer()], &hostile_config, "other:1"),
+    );
+    let hostile = image_id(&env, "other:1");
+    assert_ne!(hostile, victim);
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&fs::read(&index_path).unwrap()).unwrap();
+    for name in [
+        victim.clone(),
+        format!("{hex}:latest"),
+        format!("{}:latest", &hex[..12]),
+    ] {
+        index["tags"][name] = json!(hostile);
+    }
+    fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    for key in [victim.as_str(), hex, &hex[..12]] {
+        assert_eq!(image_id(&env, key), victim, "{key} names the victim");
+    }
+    let out = env.ok(&["run", "--rm", &hex[..12], "/payload", "env"]);
+    assert!(out.contains("WHO=victim"), "{out}");
+}
