@@ -108,3 +108,73 @@ fn a_tag_that_reads_as_an_image_id_never_shadows_that_image() {
     let out = env.ok(&["run", "--rm", &hex[..12], "/payload", "env"]);
     assert!(out.contains("WHO=victim"), "{out}");
 }
+
+fn wait_for(limit: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    done()
+}
+
+fn state_of(env: &Env, key: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", key])).unwrap();
+    v["State"].as_str().unwrap_or_default().to_string()
+}
+
+/// Row 6: runc's `kill ID 15` was read as docker's `kill A B` when a container was named
+/// "15": both got SIGKILL. The form is now told by the arguments' shape: ID gets TERM, and
+/// the container named "15" runs on.
+#[test]
+fn kill_id_and_a_number_signals_the_id_even_when_a_container_is_named_so() {
+    if !need_root() {
+        return;
+    }
+    let env = Env::new();
+    let rootfs = Rootfs::new();
+    let target = "kill-shape-target";
+    let id = env
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            target,
+            &rootfs.arg(),
+            "/payload",
+            "trap",
+            "1",
+        ])
+        .trim()
+        .to_string();
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "15",
+        &rootfs.arg(),
+        "/payload",
+        "sleep",
+        "60",
+    ]);
+    assert!(wait_for(std::time::Duration::from_secs(10), || env
+        .ok(&["logs", target])
+        .contains("ready")));
+    env.ok(&["kill", &id, "15"]);
+    assert!(
+        wait_for(std::time::Duration::from_secs(10), || env
+            .ok(&["logs", target])
+            .contains("got TERM")),
+        "the target got TERM: {}",
+        env.ok(&["logs", target])
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        state_of(&env, "15"),
+        "running",
+        "the container named 15 runs on"
+    );
+    env.ok(&["rm", "-f", target, "15"]);
+}
