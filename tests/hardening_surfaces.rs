@@ -178,3 +178,111 @@ fn kill_id_and_a_number_signals_the_id_even_when_a_container_is_named_so() {
     );
     env.ok(&["rm", "-f", target, "15"]);
 }
+
+/// A directory a host user owns, holding links to a root-only file under every name minibox
+/// ever used for its temporary files there.
+struct Planted {
+    dir: tempfile::TempDir,
+    victim: std::path::PathBuf,
+    _victim_dir: tempfile::TempDir,
+}
+
+impl Planted {
+    fn new() -> Planted {
+        use std::os::unix::fs::PermissionsExt;
+        let victim_dir = tempfile::tempdir_in(test_tmp()).unwrap();
+        let victim = victim_dir.path().join("root-only");
+        fs::write(&victim, "root's secret").unwrap();
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o600)).unwrap();
+        let dir = tempfile::tempdir_in(test_tmp()).unwrap();
+        std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
+        Planted {
+            dir,
+            victim,
+            _victim_dir: victim_dir,
+        }
+    }
+
+    fn plant(&self, name: &str) {
+        std::os::unix::fs::symlink(&self.victim, self.dir.path().join(name)).unwrap();
+    }
+
+    fn assert_victim_untouched(&self) {
+        assert_eq!(
+            String::from_utf8_lossy(&fs::read(&self.victim).unwrap()),
+            "root's secret",
+            "the root-only file was written through a planted link"
+        );
+    }
+
+    /// What is in the directory besides the links planted there.
+    fn made(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| !e.file_type().unwrap().is_symlink())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// Row 7: `export -o D/x.tar` wrote `D/x.partial` and `exec --pid-file D/f` wrote `D/.f.PID`,
+/// both following symlinks and truncating: a host user owning D overwrote root-only files.
+/// Links are planted under every name the old code could pick (for the pid file, every pid
+/// the exec could get); the files minibox makes now are never opened through a link.
+#[test]
+fn output_files_are_never_written_through_a_planted_link() {
+    if !need_root() {
+        return;
+    }
+    let env = Env::new();
+    let rootfs = Rootfs::new();
+    let id = env
+        .ok(&["run", "-d", &rootfs.arg(), "/payload", "sleep", "60"])
+        .trim()
+        .to_string();
+
+    let export = Planted::new();
+    export.plant("x.partial");
+    export.plant("x.tar");
+    let target = export.dir.path().join("x.tar");
+    env.ok(&["export", "-o", target.to_str().unwrap(), &id]);
+    export.assert_victim_untouched();
+    assert_eq!(export.made(), ["x.tar"], "the export, and nothing else");
+    let tar = fs::read(&target).unwrap();
+    assert!(
+        tar.windows(b"payload".len()).any(|w| w == b"payload"),
+        "the export holds the rootfs"
+    );
+
+    let pid_file = Planted::new();
+    let last: u32 = fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let max: u32 = fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    for pid in (last + 1..last + 3000).map(|p| p % max) {
+        pid_file.plant(&format!(".f.{pid}"));
+    }
+    let f = pid_file.dir.path().join("f");
+    env.ok(&[
+        "exec",
+        "--pid-file",
+        f.to_str().unwrap(),
+        &id,
+        "/payload",
+        "id",
+    ]);
+    pid_file.assert_victim_untouched();
+    assert_eq!(pid_file.made(), ["f"], "the pid file, and nothing else");
+    let pid: u32 = fs::read_to_string(&f).unwrap().trim().parse().unwrap();
+    assert!(pid > 0);
+    env.ok(&["rm", "-f", &id]);
+}
