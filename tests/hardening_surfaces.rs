@@ -488,3 +488,72 @@ fn a_file_growing_during_export_injects_no_entries() {
         },
     );
 }
+
+/// Row 14: a 250-byte id was accepted by `create`, then `delete` failed (the rename it makes
+/// was too long a name): the record could never be removed. The longest id `create` takes
+/// now is created and deleted; one byte more is refused and leaves nothing.
+#[test]
+fn every_id_create_takes_can_be_deleted() {
+    if !need_root() {
+        return;
+    }
+    let rootfs = Rootfs::new();
+    let state = tempfile::tempdir_in(test_tmp()).unwrap();
+    let dir = tempfile::tempdir_in(test_tmp()).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_str(&stdout(&run_minibox(&["spec"]))).unwrap();
+    config["root"]["path"] = json!(rootfs.arg());
+    config["process"]["args"] = json!(["/payload", "sleep", "30"]);
+    fs::write(
+        dir.path().join("config.json"),
+        serde_json::to_vec(&config).unwrap(),
+    )
+    .unwrap();
+    // The created container keeps create's stdio: a file, not a pipe that would never close.
+    let err_file = dir.path().join("stderr");
+    let mb = |args: &[&str]| {
+        let status = minibox()
+            .arg("--root")
+            .arg(state.path())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(fs::File::create(&err_file).unwrap())
+            .status()
+            .unwrap();
+        (status, fs::read_to_string(&err_file).unwrap())
+    };
+    let bundle = dir.path().to_str().unwrap();
+    // The longest: created, then deleted. (Ids unique to this test: cgroups are named by them.)
+    let prefix = format!("idlen{}", std::process::id());
+    let mut created = None;
+    for len in (200..=255).rev() {
+        let id = format!("{prefix}{}", "i".repeat(len - prefix.len()));
+        let (status, err) = mb(&["create", "--bundle", bundle, &id]);
+        if status.success() {
+            created = Some(id);
+            break;
+        }
+        assert_eq!(status.code(), Some(1), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("bytes long"), "{err}");
+        assert!(
+            fs::read_dir(state.path()).map_or(true, |d| d.count() == 0),
+            "a refused id left {:?}",
+            fs::read_dir(state.path()).unwrap().collect::<Vec<_>>()
+        );
+    }
+    let id = created.expect("some id of 200 bytes or more is taken");
+    let (status, err) = mb(&["delete", "--force", &id]);
+    if !status.success() {
+        // The attack won: at least stop the container's process.
+        mb(&["kill", &id, "KILL"]);
+        panic!("delete of a {}-byte id: {err}", id.len());
+    }
+    let left: Vec<_> = fs::read_dir(state.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().contains(&prefix))
+        .collect();
+    assert!(left.is_empty(), "the record stayed: {left:?}");
+}
