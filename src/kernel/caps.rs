@@ -164,7 +164,11 @@ mod tests {
     #[test]
     fn root_keeps_docker_default() {
         let keep = resolve(0, &[], &[]).unwrap();
-        assert_eq!(keep.len(), 14);
+        assert_eq!(keep.len(), 13);
+        assert!(
+            !keep.contains(&Capability::CAP_NET_RAW),
+            "podman's default: no NET_RAW"
+        );
         assert!(keep.contains(&Capability::CAP_NET_BIND_SERVICE));
         assert!(!keep.contains(&Capability::CAP_SYS_ADMIN));
     }
@@ -181,7 +185,7 @@ mod tests {
         assert!(keep.contains(&Capability::CAP_SYS_TIME));
         assert!(!keep.contains(&Capability::CAP_CHOWN));
         assert!(!keep.contains(&Capability::CAP_KILL));
-        assert_eq!(keep.len(), 14);
+        assert_eq!(keep.len(), 13);
     }
 
     #[test]

@@ -443,8 +443,8 @@ mod tests {
         );
         assert_eq!(limited.cgroup_path, Path::new("minibox").join(&limited.id));
         let root_spec = spec_from(&["minibox", "run", "-u", "0", root, "/main"]).unwrap();
-        assert_eq!(root_spec.capabilities.bounding.len(), 14);
-        assert_eq!(root_spec.capabilities.permitted.len(), 14);
+        assert_eq!(root_spec.capabilities.bounding.len(), 13);
+        assert_eq!(root_spec.capabilities.permitted.len(), 13);
     }
 
     #[test]
