@@ -889,3 +889,73 @@ fn the_real_host_is_untouched() {
         "the real host's links, nft tables or ip_forward changed"
     );
 }
+
+/// Issue 17 row 9: with docker's default `CAP_NET_RAW`, container root on a bridge network
+/// broadcast ARP replies claiming a neighbour's address, and the host (and every other
+/// container) sent that neighbour's traffic to it. Root in a container has no `NET_RAW` now:
+/// the claim is refused, and the host's neighbour entry stays the victim's.
+#[test]
+fn container_root_cannot_spoof_a_neighbours_arp_on_a_bridge() {
+    let host = TestHost::new();
+    let r = rootfs();
+    host.mb_ok(&["network", "create", "spoofnet"]);
+    host.mb_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "victim",
+        "--network",
+        "spoofnet",
+        &r.arg(),
+        "/payload",
+        "http",
+        "8000",
+    ]);
+    host.mb_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "spoofer",
+        "-u",
+        "0",
+        "--network",
+        "spoofnet",
+        &r.arg(),
+        "/payload",
+        "sleep",
+        "120",
+    ]);
+    host.wait_log("victim", "listening 8000");
+    let victim_ip = host.ip_of("spoofnet", "victim");
+    let mac_of = |c: &str| {
+        host.mb_ok(&["exec", c, "/payload", "cat", "/sys/class/net/eth0/address"])
+            .trim()
+            .to_string()
+    };
+    let (victim_mac, spoofer_mac) = (mac_of("victim"), mac_of("spoofer"));
+    assert_ne!(victim_mac, spoofer_mac);
+    // The host talks to the victim: its neighbour entry holds the victim's MAC.
+    let neigh = || stdout(&host.sh(&format!("ip neigh show {victim_ip}")));
+    let out = host.sh(&format!("$P connect {victim_ip}:8000"));
+    assert!(stdout(&out).contains("connected"), "{}", stderr(&out));
+    assert!(neigh().contains(&victim_mac), "{}", neigh());
+    // Past the neighbour table's locktime (1 s), a claim would replace it.
+    std::thread::sleep(Duration::from_millis(1500));
+    let claim = host.mb(&[
+        "exec",
+        "spoofer",
+        "/payload",
+        "arp-claim",
+        "eth0",
+        &victim_ip,
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    let after = neigh();
+    assert!(
+        !after.contains(&spoofer_mac) && after.contains(&victim_mac),
+        "the spoofer took {victim_ip}: {after} (claim: {}{})",
+        stdout(&claim),
+        stderr(&claim)
+    );
+    assert!(stdout(&claim).contains("EPERM"), "{}", stdout(&claim));
+}

@@ -2,7 +2,6 @@
 //! `image inspect`, `export`, `volume ls|create|rm|inspect`; and how `run IMAGE` finds an
 //! image and the defaults its config gives.
 
-use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -10,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use oci_spec::image::ImageConfiguration;
 use serde_json::json;
 
+use crate::kernel::outfile::OutFile;
 use crate::model::volume::ImageUse;
 use crate::store::images::{check_reference, normalize, split_tag, Images};
 use crate::store::state::Store;
@@ -170,7 +170,7 @@ pub fn tag(data_root: &Path, src: &str, dst: &str) -> Result<i32> {
     let lock = images.lock()?;
     let mut index = images.index()?;
     let id = found(&index, src)?;
-    index.tags.insert(dst, id);
+    index.set_tag(&dst, &id)?;
     images.write_index(&lock, &index)?;
     Ok(0)
 }
@@ -279,12 +279,14 @@ pub fn export(store: &Store, key: &str, output: Option<&Path>) -> Result<i32> {
     }
     match output {
         Some(path) => {
-            let tmp = path.with_extension("partial");
-            let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-            let mut w = std::io::BufWriter::new(file);
+            // Made beside FILE without following links, renamed once whole.
+            let mut out = OutFile::create(path, "partial", 0o666)?;
+            let mut w = std::io::BufWriter::new(out.file());
             merged::write_tar(&lower, None, &mut w)?;
-            w.flush()?;
-            std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+            w.flush()
+                .with_context(|| format!("writing {}", path.display()))?;
+            drop(w);
+            out.commit()?;
         }
         None => {
             if nix::unistd::isatty(std::io::stdout()).unwrap_or(false) {

@@ -238,12 +238,14 @@ pub fn start(store: &Store, id: &str) -> Result<i32> {
 }
 
 /// `minibox kill`: docker's `kill [-s SIGNAL] CONTAINER...` or runc's `kill [--all] ID
-/// [SIGNAL]`. runc's form is the one whose second word names no container; a single
-/// container made by `create` gets runc's default, TERM; docker's default is KILL.
+/// [SIGNAL]`. runc's form is told by the arguments' shape alone, never by looking names up
+/// (a container named "15" must not turn `kill ID 15` into two SIGKILLs): two words whose
+/// second is written as a signal. A single container made by `create` gets runc's default,
+/// TERM; docker's default is KILL.
 pub fn kill(store: &Store, signal: Option<&str>, all: bool, keys: &[String]) -> Result<i32> {
     let oci_made = |key: &str| store.load(key).is_ok_and(|c| c.caller_supervised());
     let runc_form = match (signal, keys) {
-        (None, [_, second]) => store.resolve(second).is_err(),
+        (None, [_, second]) => signal_shaped(second),
         (_, [one]) => all || oci_made(one),
         _ => false,
     };
@@ -258,6 +260,17 @@ pub fn kill(store: &Store, signal: Option<&str>, all: bool, keys: &[String]) -> 
     let sig = lifecycle::parse_signal(text)?;
     kill_one(store, &keys[0], sig, all)?;
     Ok(0)
+}
+
+/// Written as a signal: a number, a signal's name in any case (`15`, `TERM`, `sigusr1`), or
+/// an upper-case word (`NOPE`: runc's form, refused as no signal rather than read as a name).
+fn signal_shaped(word: &str) -> bool {
+    let upper_word = word.starts_with(|c: char| c.is_ascii_uppercase())
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b"+-".contains(&b));
+    let number = !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit());
+    number || upper_word || lifecycle::parse_signal(word).is_ok()
 }
 
 fn kill_one(store: &Store, id: &str, sig: Signal, all: bool) -> Result<()> {
@@ -499,6 +512,16 @@ mod caps {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runc_kill_is_told_by_the_second_words_shape() {
+        for signal in ["15", "9", "TERM", "SIGKILL", "usr1", "NOPE", "RTMIN+3"] {
+            assert!(signal_shaped(signal), "{signal}");
+        }
+        for name in ["web", "db-1", "my_app", "", "Web"] {
+            assert!(!signal_shaped(name), "{name}");
+        }
+    }
 
     #[test]
     fn systemd_paths_are_where_systemd_would_put_them() {

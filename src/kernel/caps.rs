@@ -1,21 +1,22 @@
 //! Capabilities: which of root's powers the container keeps.
 //!
-//! A non-root container keeps none. A root container (`--user 0`) keeps docker's default 14,
-//! adjusted by `--cap-add`/`--cap-drop`. Inheritable and ambient are always empty, so nothing is
+//! A non-root container keeps none. A root container (`--user 0`) keeps docker's default 14
+//! less `NET_RAW` (as podman), adjusted by `--cap-add`/`--cap-drop`. Inheritable and ambient are always empty, so nothing is
 //! passed on through `execve` except what the kernel gives root itself.
 
 use anyhow::{bail, Context, Result};
 use caps::CapSet;
 pub use caps::{Capability, CapsHashSet};
 
-/// Docker's default capabilities (moby `oci/caps/defaults.go`).
-pub const DOCKER_DEFAULT: [Capability; 14] = [
+/// Docker's default capabilities (moby `oci/caps/defaults.go`) less `CAP_NET_RAW`, which podman
+/// leaves out too: with it, container root forges ARP and IP on a bridge network (spoofing its
+/// neighbours' addresses). `--cap-add NET_RAW` gives it back (ping-like tools).
+pub const DEFAULT: [Capability; 13] = [
     Capability::CAP_CHOWN,
     Capability::CAP_DAC_OVERRIDE,
     Capability::CAP_FSETID,
     Capability::CAP_FOWNER,
     Capability::CAP_MKNOD,
-    Capability::CAP_NET_RAW,
     Capability::CAP_SETGID,
     Capability::CAP_SETUID,
     Capability::CAP_SETFCAP,
@@ -75,7 +76,7 @@ pub fn resolve(uid: u32, add: &[String], drop: &[String]) -> Result<CapsHashSet>
             missing.join(", ")
         );
     }
-    let mut keep: CapsHashSet = DOCKER_DEFAULT.into_iter().collect();
+    let mut keep: CapsHashSet = DEFAULT.into_iter().collect();
     keep.extend(add.iter().copied());
     keep.retain(|c| (!drop.contains(c) || add.contains(c)) && held.contains(c));
     Ok(keep)
@@ -163,7 +164,11 @@ mod tests {
     #[test]
     fn root_keeps_docker_default() {
         let keep = resolve(0, &[], &[]).unwrap();
-        assert_eq!(keep.len(), 14);
+        assert_eq!(keep.len(), 13);
+        assert!(
+            !keep.contains(&Capability::CAP_NET_RAW),
+            "podman's default: no NET_RAW"
+        );
         assert!(keep.contains(&Capability::CAP_NET_BIND_SERVICE));
         assert!(!keep.contains(&Capability::CAP_SYS_ADMIN));
     }
@@ -180,7 +185,7 @@ mod tests {
         assert!(keep.contains(&Capability::CAP_SYS_TIME));
         assert!(!keep.contains(&Capability::CAP_CHOWN));
         assert!(!keep.contains(&Capability::CAP_KILL));
-        assert_eq!(keep.len(), 14);
+        assert_eq!(keep.len(), 13);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Kernel objects, one module each: namespaces, the root filesystem and its mounts,
 //! capabilities, cgroups, the loopback of a new network namespace and netlink, seccomp, the
-//! container's pty.
+//! container's pty; and the files minibox writes for a user (`outfile`).
 
 pub mod caps;
 pub mod cgroup;
@@ -11,6 +11,7 @@ pub mod mount_api;
 pub mod mounts;
 pub mod namespaces;
 pub mod netlink;
+pub mod outfile;
 pub mod overlay;
 pub mod process;
 pub mod pty;

@@ -135,8 +135,10 @@ pub fn check_rootfs_apart_from_state(rootfs: &Path, state_root: &Path) -> Result
     Ok(())
 }
 
-/// The longest OCI id: one directory name of the state root.
-pub const MAX_ID_LEN: usize = 255;
+/// The longest OCI id: the longest name the state store derives from it must still be one
+/// directory name (NAME_MAX, 255 bytes). That is `delete`'s `.removing-ID.PID` (a pid has at
+/// most 7 digits): a 250-byte id was created, then could never be deleted.
+pub const MAX_ID_LEN: usize = 255 - ".removing-".len() - ".4194304".len();
 
 /// An OCI container id, as engines pass it (runc's rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`; engines
 /// use 64 hex digits); it names the container's state directory, so no `/`, no `..`.
@@ -441,8 +443,8 @@ mod tests {
         );
         assert_eq!(limited.cgroup_path, Path::new("minibox").join(&limited.id));
         let root_spec = spec_from(&["minibox", "run", "-u", "0", root, "/main"]).unwrap();
-        assert_eq!(root_spec.capabilities.bounding.len(), 14);
-        assert_eq!(root_spec.capabilities.permitted.len(), 14);
+        assert_eq!(root_spec.capabilities.bounding.len(), 13);
+        assert_eq!(root_spec.capabilities.permitted.len(), 13);
     }
 
     #[test]

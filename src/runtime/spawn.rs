@@ -220,23 +220,14 @@ impl Spawned {
     }
 }
 
-/// `--pid-file`: a host pid, written whole or not at all (a temp file renamed).
+/// `--pid-file`: a host pid, written whole or not at all, never through a planted link (a
+/// temp file made `O_EXCL|O_NOFOLLOW` in the directory, renamed).
 pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .with_context(|| format!("--pid-file {} names no file", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, pid.to_string())
-        .with_context(|| format!("writing --pid-file {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing --pid-file {}", path.display()))
+    let mut out = crate::kernel::outfile::OutFile::create(path, "tmp", 0o644)
+        .with_context(|| format!("writing --pid-file {}", path.display()))?;
+    std::io::Write::write_all(out.file(), pid.to_string().as_bytes())
+        .with_context(|| format!("writing --pid-file {}", path.display()))?;
+    out.commit()
 }
 
 /// `--explain`: the group as the kernel holds it now.

@@ -59,12 +59,25 @@ impl Index {
             .collect()
     }
 
-    /// Finds an image by `name[:tag]`, `sha256:<hex>`, or a unique prefix of its id.
+    /// Finds an image by `sha256:<hex>`, its id's hex (12 digits or more), `name[:tag]`, or a
+    /// unique prefix of its id — ids first, so a tag can never shadow the image an id names
+    /// (tags that look like ids are refused, but an older store may hold one).
     pub fn find(&self, key: &str) -> Result<Option<&ImageRecord>> {
+        if let Some(hex) = key.strip_prefix("sha256:") {
+            return self.by_id_prefix(key, hex);
+        }
+        if looks_like_id(key) {
+            if let Some(found) = self.by_id_prefix(key, key)? {
+                return Ok(Some(found));
+            }
+        }
         if let Some(id) = self.tags.get(&normalize(key)) {
             return Ok(self.images.get(id));
         }
-        let hex = key.strip_prefix("sha256:").unwrap_or(key);
+        self.by_id_prefix(key, key)
+    }
+
+    fn by_id_prefix(&self, key: &str, hex: &str) -> Result<Option<&ImageRecord>> {
         if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(None);
         }
@@ -79,6 +92,19 @@ impl Index {
             _ => bail!("image id prefix {key:?} is ambiguous: give more digits"),
         }
     }
+
+    /// Points `reference` at image `id`: the one way a tag is made (`load`, `pull`, `tag`,
+    /// `import`), so none that reads as an id gets in.
+    pub fn set_tag(&mut self, reference: &str, id: &str) -> Result<()> {
+        let reference = check_reference(reference)?;
+        self.tags.insert(reference, id.to_string());
+        Ok(())
+    }
+}
+
+/// Hex digits as many as docker's shortest id (12) or more: read as an image id, never a name.
+pub fn looks_like_id(name: &str) -> bool {
+    name.len() >= 12 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// `name` → `name:latest`; `name:tag` and `name@digest` unchanged. A `:` followed by a `/` is
@@ -116,10 +142,16 @@ pub fn check_reference(reference: &str) -> Result<String> {
         && !reference.contains("//");
     let full = normalize(reference);
     let (repo, _) = split_tag(&full);
-    if !ok || repo.bytes().any(|b| b.is_ascii_uppercase()) || reference.starts_with("sha256:") {
+    if !ok || repo.bytes().any(|b| b.is_ascii_uppercase()) {
         bail!(
             "invalid image reference {reference:?}: use [REGISTRY/]NAME[:TAG], NAME in lower \
              case letters, digits, '.', '_', '-' and '/'"
+        );
+    }
+    if repo == "sha256" || looks_like_id(repo) {
+        bail!(
+            "invalid image reference {reference:?}: a name that reads as an image id \
+             (sha256:..., or 12 or more hex digits) cannot be a tag; pick another name"
         );
     }
     Ok(normalize(reference))
@@ -322,7 +354,7 @@ impl Images {
             }
         }
         for tag in tags {
-            index.tags.insert(normalize(tag), record.id.clone());
+            index.set_tag(tag, &record.id)?;
         }
         index.images.insert(record.id.clone(), record);
         self.write_index(lock, &index)
@@ -432,6 +464,28 @@ mod tests {
         assert!(check_reference("Bad").is_err());
         assert!(check_reference("-x").is_err());
         assert_eq!(check_reference("mine/x").unwrap(), "mine/x:latest");
+    }
+
+    #[test]
+    fn names_that_read_as_ids_are_no_tags() {
+        let hex = "0123456789abcdef".repeat(4);
+        for bad in [
+            format!("sha256:{hex}"),
+            hex.clone(),
+            format!("{hex}:latest"),
+            hex[..12].to_string(),
+            format!("{}:1", &hex[..12]),
+        ] {
+            assert!(check_reference(&bad).is_err(), "{bad}");
+        }
+        for good in [
+            "cafe",
+            "abc123:1",
+            "localhost:5000/0123456789abcdef",
+            "app:0123456789ab",
+        ] {
+            assert!(check_reference(good).is_ok(), "{good}");
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ use nix::sys::stat::Mode;
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 use serde::Deserialize;
 
-use crate::store::images::{check_reference, digest_hex, normalize, verify, ImageRecord, Images};
+use crate::store::images::{check_reference, digest_hex, verify, ImageRecord, Images};
 use crate::store::unpack::{self, sha256_digest};
 
 /// The files of an archive, by their path inside it.
@@ -254,11 +254,14 @@ fn load_oci(images: &Images, source: &Source) -> Result<Vec<Loaded>> {
     let mut loaded = vec![];
     for desc in index.manifests() {
         let annotations = desc.annotations().clone().unwrap_or_default();
+        // Checked as `tag` checks the user's, before anything is stored: an annotation
+        // `sha256:<id>` or `<hex id>:latest` would otherwise shadow another image.
         let name = annotations
             .get("io.containerd.image.name")
             .or_else(|| annotations.get("org.opencontainers.image.ref.name"))
             .filter(|n| n.contains(':') || n.contains('/'))
-            .map(|n| normalize(n));
+            .map(|n| check_reference(n).context("index.json's image name annotation"))
+            .transpose()?;
         let bytes = read_blob(source, desc.digest().as_ref())?;
         let manifest_digest = desc.digest().to_string();
         let manifest = match desc.media_type().to_string().as_str() {
@@ -390,7 +393,7 @@ fn tag(images: &Images, id: &str, tags: &[String]) -> Result<()> {
     let lock = images.lock()?;
     let mut index = images.index()?;
     for t in tags {
-        index.tags.insert(t.clone(), id.to_string());
+        index.set_tag(t, id)?;
     }
     images.write_index(&lock, &index)
 }

@@ -4,7 +4,10 @@
 //!
 //! Layers are read on the host, and a container's upper layer is the container's to shape
 //! (even while it runs), so every file is reached from its layer's root one component at a
-//! time with `O_NOFOLLOW`: a symlink is written as a symlink, never followed.
+//! time with `O_NOFOLLOW`: a symlink is written as a symlink, never followed. Each entry is
+//! then opened once, `O_PATH` (a device node is never opened), typed and sized on that
+//! descriptor, and a file's data read from it again: exactly the size its header says, so a
+//! file swapped or grown meanwhile can neither make export read a device nor inject entries.
 //! Whiteouts are overlayfs's (a character device 0:0 hides a name below; the
 //! `trusted.overlay.opaque=y` attribute hides a directory's contents below).
 
@@ -19,7 +22,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
-use nix::sys::stat::{fstatat, Mode};
+use nix::sys::stat::{fstatat, FileStat, Mode};
 
 use crate::kernel::overlay::{get_xattr, is_whiteout, open_dir, OPAQUE_XATTR};
 
@@ -114,6 +117,82 @@ fn parent_of(root: &OwnedFd, rel: &[u8]) -> Result<(OwnedFd, Vec<u8>)> {
     Ok((cur, name))
 }
 
+/// One entry of a layer, reached through one descriptor: `O_PATH|O_NOFOLLOW` (which opens
+/// nothing, not even a device node), the type and header read from that descriptor, a link's
+/// target read from it, and a regular file's data opened from it again (`/proc/self/fd/N`
+/// reopens the same inode, never a name that may have been swapped). `None`: gone.
+type Entry = (FileStat, Option<PathBuf>, Option<File>);
+
+fn open_entry(parent: &OwnedFd, name: &OsStr) -> Result<Option<Entry>> {
+    let handle = match openat(
+        parent,
+        name,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let st = nix::sys::stat::fstat(&handle)?;
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFLNK => {
+            let target = readlinkat(&handle, "")?;
+            Ok(Some((st, Some(PathBuf::from(target)), None)))
+        }
+        libc::S_IFREG => {
+            let fd = nix::fcntl::open(
+                format!("/proc/self/fd/{}", handle.as_raw_fd()).as_str(),
+                OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )?;
+            let file = File::from(fd);
+            let again = nix::sys::stat::fstat(&file)?;
+            if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino)
+                || again.st_mode & libc::S_IFMT != libc::S_IFREG
+            {
+                anyhow::bail!("{name:?} changed while it was opened: export it again");
+            }
+            Ok(Some((st, None, Some(file))))
+        }
+        _ => Ok(Some((st, None, None))),
+    }
+}
+
+/// Exactly `size` bytes of a file, whatever it does meanwhile: what it grew by is left out
+/// (it would land in the archive as entries of its own), what it shrank by is zeros.
+struct Exactly {
+    file: std::io::Take<File>,
+    left: u64,
+}
+
+impl Exactly {
+    fn new(file: File, size: u64) -> Exactly {
+        Exactly {
+            file: std::io::Read::take(file, size),
+            left: size,
+        }
+    }
+}
+
+impl std::io::Read for Exactly {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let n = match self.file.read(buf)? {
+            0 => {
+                let n = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+                buf[..n].fill(0);
+                n
+            }
+            n => n,
+        };
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 /// Writes the merged view of `lowers` (top first) as a tar stream. With `sub`, only what is
 /// below that directory, re-rooted there (its own entry becomes `./`). Returns whether `sub`
 /// exists as a directory in the view (always true without `sub`).
@@ -164,22 +243,10 @@ pub fn write_tar(lowers_top_first: &[PathBuf], sub: Option<&str>, out: impl Writ
             }
             Some(idx) => {
                 let (parent, name) = parent_of(&roots[idx], &path)?;
-                let os = OsStr::from_bytes(&name);
-                let st = fstatat(&parent, os, AtFlags::AT_SYMLINK_NOFOLLOW)?;
-                let kind = st.st_mode & libc::S_IFMT;
-                if kind == libc::S_IFLNK {
-                    let target = readlinkat(&parent, os)?;
-                    (st, Some(PathBuf::from(target)), None)
-                } else if kind == libc::S_IFREG {
-                    let fd = openat(
-                        &parent,
-                        os,
-                        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
-                        Mode::empty(),
-                    )?;
-                    (st, None, Some(File::from(fd)))
-                } else {
-                    (st, None, None)
+                match open_entry(&parent, OsStr::from_bytes(&name))? {
+                    Some(entry) => entry,
+                    // Gone since the walk: nothing to write.
+                    None => continue,
                 }
             }
         };
@@ -215,9 +282,10 @@ pub fn write_tar(lowers_top_first: &[PathBuf], sub: Option<&str>, out: impl Writ
             }
             libc::S_IFREG => {
                 header.set_entry_type(tar::EntryType::Regular);
-                header.set_size(st.st_size as u64);
+                let size = st.st_size.max(0) as u64;
+                header.set_size(size);
                 let file = file.context("a regular file without a handle")?;
-                builder.append_data(&mut header, &tar_path, file)?;
+                builder.append_data(&mut header, &tar_path, Exactly::new(file, size))?;
             }
             libc::S_IFLNK => {
                 header.set_entry_type(tar::EntryType::Symlink);

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use oci_spec::image::{ImageIndex, ImageManifest};
 
-use crate::store::images::{normalize, verify, Images};
+use crate::store::images::{check_reference, normalize, verify, Images};
 use crate::store::load::{pick_platform, store_image};
 
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
@@ -177,6 +177,10 @@ fn split_params(s: &str) -> Vec<String> {
 
 /// Pulls `text` into the store; returns the image's id.
 pub fn pull(images: &Images, text: &str, insecure: bool) -> Result<String> {
+    if !text.contains('@') {
+        // The tag it will get is checked before anything is fetched.
+        check_reference(text)?;
+    }
     let remote = parse(text)?;
     let scheme = if insecure { "http" } else { "https" };
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -236,7 +240,7 @@ pub fn pull(images: &Images, text: &str, insecure: bool) -> Result<String> {
     if !remote.reference.starts_with("sha256:") {
         let lock = images.lock()?;
         let mut index = images.index()?;
-        index.tags.insert(normalize(text), id.clone());
+        index.set_tag(text, &id)?;
         images.write_index(&lock, &index)?;
     }
     Ok(id)

@@ -751,6 +751,13 @@ mod tests {
     }
 
     #[test]
+    fn the_longest_id_leaves_room_for_every_name_made_from_it() {
+        let id = "a".repeat(crate::model::spec::MAX_ID_LEN);
+        let pid_max = 4_194_304;
+        assert!(format!("{REMOVING}{id}.{pid_max}").len() <= 255);
+    }
+
+    #[test]
     fn resolve_by_id_name_or_unique_prefix() {
         let root = tempfile::tempdir().unwrap();
         let store = Store::open(root.path()).unwrap();

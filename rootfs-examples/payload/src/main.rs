@@ -153,6 +153,7 @@ const COMMANDS: &[Command] = &[
     Command { name: "ask", args: &["HOST:PORT"], help: "connect, send ask, half-close, print the answer", run: net::ask },
     Command { name: "duo", args: &["PORT", "SECS", "HOST:PORT"], help: "echo server on PORT; after SECS, ask HOST:PORT once: asked ANSWER", run: net::duo },
     Command { name: "peer", args: &["PORT"], help: "TCP server answering each client \"peer IP:PORT\" (its address as seen)", run: net::peer },
+    Command { name: "arp-claim", args: &["IFACE", "IP"], help: "broadcast ARP replies claiming IP for IFACE's MAC (a raw packet socket): sent MAC, or failed: ERRNO", run: net::arp_claim },
     Command { name: "tty-info", args: &[], help: "isatty, tty, session, foreground group, /dev/tty, size, TERM", run: tty::info },
     Command { name: "tty-trap", args: &["N"], help: "as trap, for INT QUIT TSTP WINCH(+size) HUP TERM", run: tty::trap },
     Command { name: "echo-lines", args: &[], help: "got: LINE for each stdin line; `size`: size: ROWSxCOLS; `exit N` exits N", run: tty::echo_lines },

@@ -299,3 +299,79 @@ pub fn duo(args: &[&OsStr]) -> Result {
         thread::sleep(Duration::from_secs(3600));
     }
 }
+
+/// `arp-claim IFACE IP`: what an ARP spoofer does. Five gratuitous ARP replies, broadcast from
+/// IFACE, say IP is at IFACE's MAC. Needs a packet socket (CAP_NET_RAW). Prints `sent MAC`, or
+/// `failed: ERRNO` and exits 1.
+pub fn arp_claim(args: &[&OsStr]) -> Result {
+    let iface = args[0]
+        .to_str()
+        .ok_or_else(|| Error::Usage(format!("invalid IFACE {:?}", args[0])))?;
+    let ip: Ipv4Addr = parse_arg("IP", args[1])?;
+    match send_arp_claims(iface, ip) {
+        Ok(mac) => outln!("sent {mac}"),
+        Err(err) => {
+            outln!("failed: {}", describe(&err))?;
+            exit(1)
+        }
+    }
+}
+
+fn send_arp_claims(iface: &str, ip: Ipv4Addr) -> io::Result<String> {
+    let mac_text = std::fs::read_to_string(format!("/sys/class/net/{iface}/address"))?;
+    let mac: Vec<u8> = mac_text
+        .trim()
+        .split(':')
+        .map(|h| u8::from_str_radix(h, 16).unwrap_or(0))
+        .collect();
+    if mac.len() != 6 {
+        return Err(io::Error::other(format!("{iface} has no MAC address")));
+    }
+    let name = std::ffi::CString::new(iface).map_err(io::Error::other)?;
+    // SAFETY: a NUL-terminated name; the call only reads it.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let arp = (libc::ETH_P_ARP as u16).to_be();
+    // SAFETY: plain socket(2); the descriptor is owned below.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, arp as i32) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by socket(2) and is owned by nothing else.
+    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let mut frame = vec![0xffu8; 6]; // to everyone
+    frame.extend_from_slice(&mac);
+    frame.extend_from_slice(&[0x08, 0x06]); // ARP
+    frame.extend_from_slice(&[0, 1, 0x08, 0, 6, 4, 0, 2]); // Ethernet/IPv4, reply
+    frame.extend_from_slice(&mac);
+    frame.extend_from_slice(&ip.octets());
+    frame.extend_from_slice(&[0xff; 6]);
+    frame.extend_from_slice(&ip.octets());
+    // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
+    let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    to.sll_family = libc::AF_PACKET as u16;
+    to.sll_protocol = arp;
+    to.sll_ifindex = index as i32;
+    to.sll_halen = 6;
+    to.sll_addr[..6].copy_from_slice(&[0xff; 6]);
+    for _ in 0..5 {
+        // SAFETY: frame and to outlive the call; the lengths are theirs.
+        let n = unsafe {
+            libc::sendto(
+                std::os::fd::AsRawFd::as_raw_fd(&sock),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&to as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    Ok(mac_text.trim().to_string())
+}

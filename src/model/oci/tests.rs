@@ -133,7 +133,7 @@ fn the_spec_says_what_minibox_does() {
     );
     let v = serde_json::to_value(spec_from_container(&c)).unwrap();
     let caps = &v["process"]["capabilities"];
-    assert_eq!(caps["bounding"].as_array().unwrap().len(), 14);
+    assert_eq!(caps["bounding"].as_array().unwrap().len(), 13);
     let sorted = |v: &Value| {
         let mut l: Vec<String> = v
             .as_array()
