@@ -1,0 +1,71 @@
+//! Bundles the way other tools write them: what the OCI runtime-tools validation suite, `crun
+//! spec`, Docker and older seccomp profiles put in config.json, each run by minibox and checked
+//! from inside the container or on the host (issue 19). Each test here stands for a class of
+//! failure the validation suite found (tests/oci-validation/README.md). Root only.
+
+mod common;
+
+use serde_json::{json, Value};
+
+use common::bundle::*;
+use common::*;
+
+/// `minibox spec ROOTFS /payload ARGS...`: minibox's own bundle of the test rootfs.
+fn config(r: &Rootfs, args: &[&str]) -> Value {
+    let root = r.arg();
+    let mut all = vec!["/payload"];
+    all.extend_from_slice(args);
+    with_args(&spec(&[&root, "/payload"]), &all)
+}
+
+/// Runs `config` as a bundle; it must succeed. Returns its stdout.
+fn run_ok(config: &Value, id: &str) -> String {
+    let b = bundle(config);
+    let out = run_bundle(b.path(), id);
+    assert_eq!(out.status.code(), Some(0), "{id}: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// A profile written before close_range (Linux 5.9) and its peers existed: Docker's default
+/// with the newer calls taken out of its allow lists, so the default action (EPERM) answers
+/// them, as older Docker and podman profiles and runtime-tools' generator do.
+fn profile_without_new_calls(config: &mut Value) {
+    const NEWER: [&str; 8] = [
+        "close_range",
+        "faccessat2",
+        "openat2",
+        "pidfd_open",
+        "pidfd_send_signal",
+        "pidfd_getfd",
+        "epoll_pwait2",
+        "mount_setattr",
+    ];
+    let rules = config["linux"]["seccomp"]["syscalls"]
+        .as_array_mut()
+        .expect("minibox spec writes a seccomp profile");
+    for rule in rules {
+        if let Some(names) = rule["names"].as_array_mut() {
+            names.retain(|n| !NEWER.contains(&n.as_str().unwrap_or_default()));
+        }
+    }
+}
+
+#[test]
+fn an_old_seccomp_profile_without_no_new_privileges_still_starts() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    let mut c = config(&r, &["fds"]);
+    profile_without_new_calls(&mut c);
+    // Without noNewPrivileges the filter goes in before the identity change (it needs
+    // CAP_SYS_ADMIN then): every step of minibox's after it runs under the profile.
+    c["process"]["noNewPrivileges"] = json!(false);
+    assert_eq!(run_ok(&c, "oci-old-seccomp").trim(), "fds=0,1,2");
+    // And the filter is the container's: the calls it lacks stay refused.
+    let mut c = config(&r, &["syscalls", "close_range"]);
+    profile_without_new_calls(&mut c);
+    c["process"]["noNewPrivileges"] = json!(false);
+    let out = run_ok(&c, "oci-old-seccomp-2");
+    assert!(out.contains("close_range=EPERM"), "{out}");
+}
