@@ -69,3 +69,92 @@ fn an_old_seccomp_profile_without_no_new_privileges_still_starts() {
     let out = run_ok(&c, "oci-old-seccomp-2");
     assert!(out.contains("close_range=EPERM"), "{out}");
 }
+
+/// A state root of the test's own, for the OCI lifecycle commands.
+struct StateRoot(tempfile::TempDir);
+
+impl StateRoot {
+    fn new() -> StateRoot {
+        StateRoot(
+            tempfile::Builder::new()
+                .prefix("minibox-conf-state-")
+                .tempdir_in(test_tmp())
+                .unwrap(),
+        )
+    }
+
+    /// `minibox --root STATE ARGS`; its stderr (which a created container keeps, as create's)
+    /// goes through a file, so that no pipe waits for the container.
+    fn mb(&self, args: &[&str]) -> (Option<i32>, String) {
+        let log = tempfile::NamedTempFile::new_in(test_tmp()).unwrap();
+        let mut child = minibox()
+            .arg("--root")
+            .arg(self.0.path())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.reopen().unwrap())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .unwrap();
+        let status = wait_deadline(&mut child, std::time::Duration::from_secs(30));
+        (status.code(), std::fs::read_to_string(log.path()).unwrap())
+    }
+
+    fn ok(&self, args: &[&str]) {
+        let (code, err) = self.mb(args);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+    }
+}
+
+impl Drop for StateRoot {
+    /// Whatever a failed test left: each container of this root, force-deleted.
+    fn drop(&mut self) {
+        for entry in std::fs::read_dir(self.0.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if entry.path().is_dir() {
+                let id = entry.file_name().to_string_lossy().into_owned();
+                let _ = self.mb(&["delete", "--force", &id]);
+            }
+        }
+    }
+}
+
+/// `start` returns once the program runs (runc's contract, which the validation suite's kill
+/// tests rely on): a signal sent right after it reaches the program, not minibox's waiting
+/// init (which, as PID 1 of its namespace, would drop it).
+#[test]
+fn start_returns_once_the_program_has_been_executed() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    let mut c = config(&r, &["sleep", "5"]);
+    // A startContainer hook runs inside the container between start's word and the exec: a
+    // slow one shows whether start waits for the exec.
+    c["hooks"] = json!({
+        "startContainer": [{"path": "/payload", "args": ["payload", "sleep", "0.5"]}]
+    });
+    let b = bundle(&c);
+    let s = StateRoot::new();
+    let pid_file = b.path().join("pid");
+    s.ok(&[
+        "create",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "conf-start",
+    ]);
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    s.ok(&["start", "conf-start"]);
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(
+        exe.ends_with("payload"),
+        "start returned while the container ran {}",
+        exe.display()
+    );
+    s.ok(&["delete", "--force", "conf-start"]);
+}

@@ -233,9 +233,11 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Waits for the container's byte on the FIFO, checking that its process still lives.
+/// Waits for the container's byte on the FIFO, then for its end of file (the exec closed the
+/// container's end), checking that its process still lives.
 fn await_exec(fifo: &File, pid: ProcessRef, id: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut answered = false;
     loop {
         let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(50u16)) {
@@ -244,10 +246,15 @@ fn await_exec(fifo: &File, pid: ProcessRef, id: &str) -> Result<()> {
         }
         let mut byte = [0u8; 1];
         match (&*fifo).read(&mut byte) {
-            Ok(1) => return Ok(()),
+            Ok(1) => answered = true,
+            Ok(_) if answered => return Ok(()),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e).context("reading the exec FIFO"),
+        }
+        // (A program that ran and ended already is started.)
+        if !pid.is_alive() && answered {
+            return Ok(());
         }
         if !pid.is_alive() {
             bail!("cannot start container {id}: its process has exited (killed while created?)");

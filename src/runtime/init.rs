@@ -111,7 +111,9 @@ impl CallerHandoff {
             .context("waiting for start on the exec FIFO")?;
         fifo.write_all(b"0")
             .context("answering start on the exec FIFO")?;
-        drop(fifo);
+        // Kept open, close-on-exec: `start` sees its end of file only once the exec has
+        // happened (or this process is gone), so it returns when the program runs (runc's way).
+        let _ = std::os::fd::IntoRawFd::into_raw_fd(fifo);
         let default = nix::sys::signal::SigAction::new(
             nix::sys::signal::SigHandler::SigDfl,
             nix::sys::signal::SaFlags::empty(),
