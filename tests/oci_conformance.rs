@@ -158,3 +158,23 @@ fn start_returns_once_the_program_has_been_executed() {
     );
     s.ok(&["delete", "--force", "conf-start"]);
 }
+
+/// runtime-tools' linux_seccomp: a profile that refuses getcwd, without noNewPrivileges (so
+/// installed before minibox's last steps). minibox proves the cwd is inside the container
+/// with getcwd (runc CVE-2024-21626) before that filter goes in.
+#[test]
+fn a_profile_refusing_getcwd_still_starts() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    let mut c = config(&r, &["status"]);
+    c["process"]["noNewPrivileges"] = json!(false);
+    c["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}]
+    });
+    let out = run_ok(&c, "oci-no-getcwd");
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+}

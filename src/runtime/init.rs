@@ -227,6 +227,10 @@ fn set_up_and_exec(
     process::set_rlimits(&spec.setup.rlimits)?;
     // process.oomScoreAdj: lowering it needs CAP_SYS_RESOURCE too.
     process::set_oom_score_adj(spec.setup.oom_score_adj)?;
+    // Start where asked, and prove the cwd is inside the container (runc CVE-2024-21626): as
+    // root, before an early syscall filter may refuse getcwd (a directory only the user may
+    // enter waits for the identity change, as with runc).
+    let in_workdir = enter_workdir_as_root(&spec.workdir)?;
     // Without no_new_privs only a privileged process may install a syscall filter: then it goes
     // in now, while we still hold CAP_SYS_ADMIN (runc's order), and allows the steps below.
     install_seccomp_filter(prepared.filter, !spec.setup.no_new_privs)?;
@@ -250,8 +254,8 @@ fn set_up_and_exec(
     check_parent_alive_if_supervised(supervisor, chan)?;
     // Files CMD creates get the asked mode (process.user.umask; docker's 022 by default).
     umask(Mode::from_bits_truncate(spec.setup.umask));
-    // Start where asked, and prove the cwd is inside the container (runc CVE-2024-21626).
-    enter_workdir(&spec.workdir)?;
+    // A working directory root could not enter is entered as the user (and proved inside).
+    enter_workdir_unless_entered(in_workdir, &spec.workdir)?;
     // Default signal dispositions, none blocked: as if CMD had been started afresh.
     signals::reset_for_exec()?;
     // No descriptor of ours reaches CMD: all but 0, 1, 2 close on exec (and, under `create
@@ -459,6 +463,22 @@ fn root_propagation(spec: &ContainerSpec) -> Option<nix::mount::MsFlags> {
         .rootfs_propagation
         .as_deref()
         .and_then(crate::kernel::mounts::propagation)
+}
+
+/// True once entered; false when root may not enter it (a directory only the user may: NFS
+/// root squash, a mode of 0700 for the user with no CAP_DAC_OVERRIDE).
+fn enter_workdir_as_root(workdir: &Path) -> Result<bool> {
+    match std::env::set_current_dir(workdir) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok(false),
+        _ => enter_workdir(workdir).map(|()| true),
+    }
+}
+
+fn enter_workdir_unless_entered(entered: bool, workdir: &Path) -> Result<()> {
+    match entered {
+        true => Ok(()),
+        false => enter_workdir(workdir),
+    }
 }
 
 pub fn enter_workdir(workdir: &Path) -> Result<()> {
