@@ -178,3 +178,101 @@ fn a_profile_refusing_getcwd_still_starts() {
     let out = run_ok(&c, "oci-no-getcwd");
     assert!(out.contains("Seccomp:\t2"), "{out}");
 }
+
+/// A whole disk of this machine, `major:minor` (a real one when there is one, else a loop
+/// device: throttling takes any disk).
+fn some_disk() -> String {
+    let mut disks: Vec<(bool, String)> = std::fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let dev = std::fs::read_to_string(e.path().join("dev")).ok()?;
+            let virtual_ = ["loop", "ram", "zram", "dm-", "nbd"]
+                .iter()
+                .any(|p| name.starts_with(p));
+            Some((virtual_, dev.trim().to_string()))
+        })
+        .collect();
+    disks.sort();
+    disks
+        .first()
+        .expect("this machine has no block device")
+        .1
+        .clone()
+}
+
+/// The host path of the container's group for `controller` (v1), or its v2 group.
+fn cgroup_dir(pid: &str, controller: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let line = |pred: &dyn Fn(&str) -> bool| {
+        text.lines().find_map(|l| {
+            let mut p = l.splitn(3, ':');
+            let (_, list, path) = (p.next()?, p.next()?, p.next()?);
+            pred(list).then(|| path.to_string())
+        })
+    };
+    match line(&|list| list.split(',').any(|c| c == controller)) {
+        Some(path) => std::path::Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(path.trim_start_matches('/')),
+        None => std::path::Path::new("/sys/fs/cgroup").join(
+            line(&|list| list.is_empty())
+                .unwrap()
+                .trim_start_matches('/'),
+        ),
+    }
+}
+
+/// Docker's config.json has `"blockIO": {"weight": 0}` (no weight: ignored, as runc); a
+/// throttle reaches the v1 blkio or the v2 io group of the container.
+#[test]
+fn block_io_as_docker_writes_it_runs_and_throttles_reach_the_group() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    let mut c = config(&r, &["exit", "0"]);
+    c["linux"]["resources"]["blockIO"] = json!({"weight": 0});
+    run_ok(&c, "oci-blkio-docker");
+    let disk = some_disk();
+    let (major, minor) = disk.split_once(':').unwrap();
+    let (major, minor): (i64, i64) = (major.parse().unwrap(), minor.parse().unwrap());
+    let mut c = config(&r, &["sleep", "10"]);
+    c["linux"]["resources"]["blockIO"] = json!({
+        "weight": 0,
+        "throttleWriteBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}],
+        "throttleReadIOPSDevice": [{"major": major, "minor": minor, "rate": 100}]
+    });
+    let b = bundle(&c);
+    let s = StateRoot::new();
+    let pid_file = b.path().join("pid");
+    s.ok(&[
+        "create",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "conf-blkio",
+    ]);
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let v1 = cgroup_dir(&pid, "blkio");
+    if v1.join("blkio.throttle.write_bps_device").exists() {
+        let read = |f: &str| std::fs::read_to_string(v1.join(f)).unwrap();
+        assert_eq!(
+            read("blkio.throttle.write_bps_device").trim(),
+            format!("{disk} 1048576")
+        );
+        assert_eq!(
+            read("blkio.throttle.read_iops_device").trim(),
+            format!("{disk} 100")
+        );
+    } else {
+        let io_max = std::fs::read_to_string(v1.join("io.max")).unwrap();
+        assert!(
+            io_max.contains(&format!("{disk} rbps=max wbps=1048576 riops=100 wiops=max")),
+            "{io_max}"
+        );
+    }
+    s.ok(&["delete", "--force", "conf-blkio"]);
+}

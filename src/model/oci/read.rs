@@ -17,6 +17,7 @@ use crate::kernel::console::ConsoleSize;
 use crate::kernel::namespaces::{self, Kind};
 use crate::kernel::process::Rlimit;
 use crate::kernel::seccomp::SeccompProfile;
+use crate::model::block_io;
 use crate::model::names::check_hostname;
 use crate::model::network::{NetOptions, Network, PortMapping};
 use crate::model::oci::annotations::*;
@@ -476,9 +477,6 @@ fn checked_limits(r: Option<&LinuxResources>) -> Result<(Limits, Tuning)> {
         return Ok((Limits::default(), Tuning::default()));
     };
     let not_yet = |field: &str| Err(anyhow!("linux.resources.{field} is not supported yet"));
-    if r.block_io().is_some() {
-        return not_yet("blockIO");
-    }
     if r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
         return not_yet("hugepageLimits");
     }
@@ -488,7 +486,15 @@ fn checked_limits(r: Option<&LinuxResources>) -> Result<(Limits, Tuning)> {
     if r.rdma().as_ref().is_some_and(|m| !m.is_empty()) {
         return not_yet("rdma");
     }
-    let mut tuning = Tuning::default();
+    let mut tuning = Tuning {
+        block_io: r
+            .block_io()
+            .as_ref()
+            .map(block_io::checked)
+            .transpose()?
+            .unwrap_or_default(),
+        ..Tuning::default()
+    };
     let mut unified: Vec<(String, String)> = r
         .unified()
         .iter()

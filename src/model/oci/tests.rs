@@ -555,8 +555,8 @@ fn what_minibox_cannot_honour_is_refused_by_name() {
         ),
         (
             "/linux/resources",
-            Some(json!({"blockIO": {"weight": 10}})),
-            "linux.resources.blockIO",
+            Some(json!({"blockIO": {"weight": 5}})),
+            "linux.resources.blockIO.weight 5 is out of range",
         ),
         (
             "/linux/cgroupsPath",
