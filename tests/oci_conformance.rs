@@ -276,3 +276,32 @@ fn block_io_as_docker_writes_it_runs_and_throttles_reach_the_group() {
     }
     s.ok(&["delete", "--force", "conf-blkio"]);
 }
+
+/// `crun spec`'s default capabilities: ambient ones without inheritable. runc and crun run it,
+/// saying the ambient ones cannot be raised; so does minibox, leaving them out.
+#[test]
+fn crun_specs_ambient_capabilities_without_inheritable_are_a_warning() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    let mut c = config(&r, &["status"]);
+    let three = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    c["process"]["user"] = json!({"uid": 0, "gid": 0});
+    c["process"]["capabilities"] = json!({
+        "bounding": three, "effective": three, "permitted": three,
+        "inheritable": [], "ambient": three
+    });
+    let b = bundle(&c);
+    let out = run_bundle(b.path(), "oci-crun-caps");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning") && err.contains("CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE"),
+        "{err}"
+    );
+    let status = stdout(&out);
+    // CAP_KILL (5), CAP_NET_BIND_SERVICE (10), CAP_AUDIT_WRITE (29).
+    assert!(status.contains("CapPrm:\t0000000020000420"), "{status}");
+    assert!(status.contains("CapAmb:\t0000000000000000"), "{status}");
+}

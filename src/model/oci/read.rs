@@ -432,7 +432,7 @@ fn checked_capabilities(p: &Process) -> Result<CapSets> {
             })
             .collect()
     };
-    let sets = CapSets {
+    let mut sets = CapSets {
         bounding: convert("bounding", sets.bounding())?,
         effective: convert("effective", sets.effective())?,
         permitted: convert("permitted", sets.permitted())?,
@@ -445,16 +445,28 @@ fn checked_capabilities(p: &Process) -> Result<CapSets> {
         .intersection(&sets.inheritable)
         .copied()
         .collect();
+    // An ambient capability the kernel cannot raise is a warning, as with runc and crun
+    // (`crun spec` writes ambient ones with an empty inheritable set): it is left out.
+    let mut unraisable: Vec<String> = sets
+        .ambient
+        .difference(&both)
+        .map(|c| c.to_string())
+        .collect();
+    if !unraisable.is_empty() {
+        unraisable.sort();
+        say!(
+            "minibox: warning: process.capabilities.ambient: {} not in both permitted and \
+             inheritable, so the kernel cannot raise it; left out (runtime-spec \
+             config.md#linux-process)",
+            unraisable.join(", ")
+        );
+        sets.ambient.retain(|c| both.contains(c));
+    }
     for (name, cap, within) in [
         (
             "effective",
             outside(&sets.effective, &sets.permitted),
             "permitted",
-        ),
-        (
-            "ambient",
-            outside(&sets.ambient, &both),
-            "both permitted and inheritable",
         ),
         (
             "inheritable",
