@@ -305,3 +305,61 @@ fn crun_specs_ambient_capabilities_without_inheritable_are_a_warning() {
     assert!(status.contains("CapPrm:\t0000000020000420"), "{status}");
     assert!(status.contains("CapAmb:\t0000000000000000"), "{status}");
 }
+
+/// `minibox spec` as `runc spec`: it writes ./config.json (or DIR/config.json with --bundle),
+/// never over an existing one; `--rootless` maps the caller to root in a user namespace. The
+/// written bundle runs.
+#[test]
+fn spec_writes_config_json_as_runc_spec_does() {
+    if !need_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = minibox()
+        .arg("spec")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "",
+        "spec printed instead of writing config.json"
+    );
+    let written = dir.path().join("config.json");
+    let text = std::fs::read_to_string(&written).unwrap();
+    let config: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(config["root"]["path"], "rootfs");
+    // Again: refused, the file untouched (runc: "File config.json exists. Remove it first").
+    let again = minibox()
+        .arg("spec")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("exists"), "{}", stderr(&again));
+    assert_eq!(std::fs::read_to_string(&written).unwrap(), text);
+    // --bundle DIR and --rootless; the bundle then runs as root of its own user namespace.
+    let b = tempfile::tempdir().unwrap();
+    let out = run_minibox(&["spec", "--rootless", "--bundle", b.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut rootless: Value =
+        serde_json::from_str(&std::fs::read_to_string(b.path().join("config.json")).unwrap())
+            .unwrap();
+    let uid = nix::unistd::geteuid().as_raw();
+    assert_eq!(
+        rootless["linux"]["uidMappings"],
+        json!([{"containerID": 0, "hostID": uid, "size": 1}])
+    );
+    assert!(rootless["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["type"] == "user"));
+    rootless["process"]["args"] = json!(["/payload", "id"]);
+    write_config(b.path(), &rootless);
+    populate(&b.path().join("rootfs"));
+    let out = run_bundle(b.path(), "oci-spec-rootless");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("uid=0 "), "{}", stdout(&out));
+}

@@ -35,8 +35,7 @@ impl Bundle {
             .prefix("minibox-ocirt-state-")
             .tempdir_in(test_tmp())
             .unwrap();
-        let out = run_minibox(&["spec"]);
-        let mut config: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let mut config = common::bundle::spec(&[]);
         config["root"]["path"] = json!(rootfs.arg());
         config["process"]["args"] = json!(std::iter::once("/payload")
             .chain(args.iter().copied())
