@@ -363,3 +363,67 @@ fn spec_writes_config_json_as_runc_spec_does() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).starts_with("uid=0 "), "{}", stdout(&out));
 }
+
+/// A mount namespace given by path is joined (runtime-tools' linux_ns_path): the container's
+/// mounts are made in it, under the rootfs, and the container is chroot'ed there (pivot_root
+/// would move the root of every process of that namespace). `exec` reaches the same root.
+/// Nothing leaks to the host's mount namespace.
+#[test]
+fn a_mount_namespace_given_by_path_is_joined() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    let mut holder = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sleep", "60"])
+        .spawn()
+        .unwrap();
+    let ns = format!("/proc/{}/ns/mnt", holder.id());
+    // unshare execs sleep once its namespace is made.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::read_link(&ns).ok() == std::fs::read_link("/proc/self/ns/mnt").ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "unshare made no namespace"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let mut c = config(&r, &["sleep", "10"]);
+    for n in c["linux"]["namespaces"].as_array_mut().unwrap() {
+        if n["type"] == "mount" {
+            n["path"] = json!(ns);
+        }
+    }
+    let b = bundle(&c);
+    let s = StateRoot::new();
+    let pid_file = b.path().join("pid");
+    s.ok(&[
+        "create",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "conf-mntns",
+    ]);
+    s.ok(&["start", "conf-mntns"]);
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/ns/mnt")).unwrap(),
+        std::fs::read_link(&ns).unwrap()
+    );
+    // Its root is the rootfs (the marker file is at its top), for the first process and an
+    // exec'd one.
+    let marker = std::fs::read_to_string(format!("/proc/{pid}/root/.marker")).unwrap();
+    assert_eq!(marker, r.marker);
+    let out = minibox()
+        .arg("--root")
+        .arg(s.0.path())
+        .args(["exec", "conf-mntns", "/payload", "cat", "/.marker"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), r.marker);
+    s.ok(&["delete", "--force", "conf-mntns"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+}

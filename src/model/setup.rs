@@ -465,13 +465,6 @@ fn checked_namespaces(list: &[LinuxNamespace]) -> Result<Namespaces> {
         match n.path() {
             None => ns.new.push(kind),
             Some(path) => {
-                if kind == Kind::Mount {
-                    bail!(
-                        "linux.namespaces[{i}] mount with path {}: joining a mount namespace is \
-                         not supported: minibox builds the container's root in one of its own",
-                        path.display()
-                    );
-                }
                 let found = namespaces::kind_of_file(path).map_err(|why| {
                     anyhow!(
                         "linux.namespaces[{i}] {name} path {}: {why}",
@@ -488,7 +481,7 @@ fn checked_namespaces(list: &[LinuxNamespace]) -> Result<Namespaces> {
             }
         }
     }
-    if !ns.creates(Kind::Mount) {
+    if !ns.has(Kind::Mount) {
         bail!(
             "linux.namespaces lacks mount: minibox builds the container's root in a mount \
              namespace of its own; add {{\"type\": \"mount\"}}"

@@ -103,6 +103,8 @@ pub fn run(
             .map_err(|e| not_running_or(e, target, "setns(CLONE_NEWPID)"))?;
     }
     let others = namespaces - CloneFlags::CLONE_NEWPID;
+    // The container's root as its process sees it, opened from here before we join anything.
+    let root = open_root(target)?;
     let (parent, child) = channel::pair()?;
     let (mut relay, child_stdio) = make_stdio(&opts.stdio, process.console_size)?;
     // SAFETY: minibox is single-threaded here, so the child's copy of memory holds no lock
@@ -117,6 +119,7 @@ pub fn run(
                 &child_stdio,
                 &pidfd,
                 others,
+                &root,
             );
             child.report_failure(status::code_of(&err), &format!("{err:#}"));
             // SAFETY: _exit ends this forked copy without running the parent's destructors.
@@ -271,6 +274,7 @@ fn join_and_exec(
     stdio: &ChildStdio,
     pidfd: &OwnedFd,
     namespaces: CloneFlags,
+    root: &OwnedFd,
 ) -> Result<Infallible> {
     // A session of our own: the caller's terminal is not ours to type into (TIOCSTI), and a
     // terminal of the container's (-t) can become our controlling one.
@@ -285,6 +289,9 @@ fn join_and_exec(
         nix::sched::setns(pidfd, namespaces)
             .context("setns into the container's namespaces (it may have just stopped)")?;
     }
+    // Its root exactly: one chroot'ed in a mount namespace not its own (joined by path) lies
+    // below that namespace's root, which setns gave us.
+    enter_root(root)?;
     // Our 0, 1, 2: pipes minibox relays, the caller's, the container's /dev/null, or a
     // terminal of the container's own devpts (opened only now that its /dev/pts is ours).
     install_stdio(stdio, p.spec.identity.uid, p.spec.identity.gid)?;
@@ -313,6 +320,29 @@ fn join_and_exec(
     // Become CMD; the exec closes the report pipe right after this last word.
     chan.report_exec();
     init::exec_command(&p.spec, None)
+}
+
+/// `/proc/PID/root` of the container's first process, as a handle.
+fn open_root(target: &Target) -> Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = format!("/proc/{}/root", target.pid.pid);
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(|e| {
+            if target.pid.is_alive() {
+                anyhow::Error::new(e).context(format!("opening {path}"))
+            } else {
+                anyhow::anyhow!(not_running(target))
+            }
+        })?;
+    Ok(file.into())
+}
+
+fn enter_root(root: &OwnedFd) -> Result<()> {
+    nix::unistd::fchdir(root).context("entering the container's root")?;
+    nix::unistd::chroot(".").context("chroot into the container's root")
 }
 
 fn install_stdio(stdio: &ChildStdio, uid: u32, gid: u32) -> Result<()> {

@@ -21,6 +21,7 @@ use nix::sys::signal::Signal;
 use nix::sys::stat::{umask, Mode};
 use nix::unistd::{access, execve, execveat, AccessFlags};
 
+use crate::kernel::namespaces::Kind;
 use crate::kernel::rootfs::OverlayDirs;
 use crate::kernel::{caps, console, loopback, mounts, namespaces, process, rootfs, seccomp};
 use crate::model::network::Network;
@@ -176,8 +177,9 @@ fn set_up_and_exec(
     // Our 0, 1, 2 become pipes minibox relays: no file of the caller's is ours to reopen or
     // chmod (under `create`, the OCI contract: create's own stdio stays ours).
     install_stdio_if_supervised(supervisor, spec)?;
-    // Nothing we mount from here on propagates back to the host.
-    rootfs::make_mounts_private()?;
+    // Nothing we mount from here on propagates back to the host (a mount namespace joined by
+    // path is left as its owner made it: our mounts under the rootfs are shared with it).
+    make_mounts_private_if_own(spec)?;
     // ROOTFS below, the container's own layer above, so every write (the mount points and the
     // workdir made below included) lands in the layer; or a bundle's root, as its maker gave it.
     let root = mount_root(spec, prepared.layer)?;
@@ -203,7 +205,7 @@ fn set_up_and_exec(
     hooks::run(&spec.hooks, "createContainer", &state)?;
     // The rootfs becomes /, and the host's root is detached: no path leads back out (`create
     // --no-pivot`, for a root on an initramfs: moved over / and chroot'ed into instead).
-    enter_root(&root, supervisor)?;
+    enter_root(&root, supervisor, spec)?;
     // The new root shares mounts with its peers only as asked (linux.rootfsPropagation).
     rootfs::set_root_propagation(root_propagation(spec))?;
     say("pivot_root", &|| explain::pivoted(&spec.rootfs));
@@ -374,10 +376,18 @@ fn wait_for_runtime_hooks_if_any(chan: &ChildEnd, spec: &ContainerSpec) -> Resul
     Ok(())
 }
 
-fn enter_root(root: &OwnedFd, supervisor: &Supervisor) -> Result<()> {
+fn enter_root(root: &OwnedFd, supervisor: &Supervisor, spec: &ContainerSpec) -> Result<()> {
     match supervisor {
+        _ if !spec.setup.namespaces.creates(Kind::Mount) => rootfs::chroot_into(root),
         Supervisor::Caller(c) if c.no_pivot => rootfs::move_into(root),
         _ => rootfs::pivot_into(root),
+    }
+}
+
+fn make_mounts_private_if_own(spec: &ContainerSpec) -> Result<()> {
+    match spec.setup.namespaces.creates(Kind::Mount) {
+        true => rootfs::make_mounts_private(),
+        false => Ok(()),
     }
 }
 
