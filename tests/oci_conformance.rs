@@ -427,3 +427,85 @@ fn a_mount_namespace_given_by_path_is_joined() {
     let _ = holder.kill();
     let _ = holder.wait();
 }
+
+/// runtime-tools' linux_ns_itype: no namespace listed, so each is the caller's (the runtime
+/// spec's rule), the mount one included. The container is chroot'ed into its rootfs; the
+/// mounts made for it in the caller's namespace go with it, and no mount that was already at
+/// root.path is touched.
+#[test]
+fn a_bundle_without_namespaces_shares_the_callers_and_leaves_no_mount() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    // A mount of the user's own at root.path, there before and after.
+    let root = r.arg();
+    let _bind = UserBind::new(&root);
+    let mut c = config(&r, &["sleep", "10"]);
+    c["linux"]["namespaces"] = json!([]);
+    c["annotations"]
+        .as_object_mut()
+        .unwrap()
+        .remove("org.minibox.network");
+    c["linux"].as_object_mut().unwrap().remove("maskedPaths");
+    c["linux"].as_object_mut().unwrap().remove("readonlyPaths");
+    c.as_object_mut().unwrap().remove("hostname");
+    let b = bundle(&c);
+    let s = StateRoot::new();
+    let pid_file = b.path().join("pid");
+    let before = host_mount_points();
+    s.ok(&[
+        "create",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "conf-nons",
+    ]);
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    for ns in ["mnt", "pid", "net", "ipc", "uts"] {
+        assert_eq!(
+            std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap(),
+            std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap(),
+            "{ns}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{pid}/root/.marker")).unwrap(),
+        r.marker
+    );
+    assert!(
+        host_mount_points().len() > before.len(),
+        "its mounts are the caller's"
+    );
+    s.ok(&["delete", "--force", "conf-nons"]);
+    assert_eq!(host_mount_points(), before, "a mount stayed behind");
+}
+
+/// A bind mount of a directory onto itself in the test's (the host's) namespace, undone
+/// (with whatever is stacked on it) when dropped.
+struct UserBind(String);
+
+impl UserBind {
+    fn new(dir: &str) -> UserBind {
+        let bind = std::process::Command::new("mount")
+            .args(["--bind", dir, dir])
+            .status()
+            .unwrap();
+        assert!(bind.success());
+        UserBind(dir.to_string())
+    }
+}
+
+impl Drop for UserBind {
+    fn drop(&mut self) {
+        while host_mount_points().contains(&self.0) {
+            let out = std::process::Command::new("umount")
+                .args(["-l", &self.0])
+                .status();
+            if !out.is_ok_and(|s| s.success()) {
+                return;
+            }
+        }
+    }
+}

@@ -15,3 +15,4 @@ pub mod process;
 pub mod pty;
 pub mod rootfs;
 pub mod seccomp;
+pub mod shared_root;

@@ -481,12 +481,6 @@ fn checked_namespaces(list: &[LinuxNamespace]) -> Result<Namespaces> {
             }
         }
     }
-    if !ns.has(Kind::Mount) {
-        bail!(
-            "linux.namespaces lacks mount: minibox builds the container's root in a mount \
-             namespace of its own; add {{\"type\": \"mount\"}}"
-        );
-    }
     Ok(ns)
 }
 
@@ -828,10 +822,9 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("it is not a namespace file"), "{e}");
-        let e = checked_namespaces(&ns(json!([{"type": "pid"}])))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("lacks mount"), "{e}");
+        // No mount: the caller's is shared (the runtime spec's rule for a missing type).
+        let shared = checked_namespaces(&ns(json!([{"type": "pid"}]))).unwrap();
+        assert!(!shared.has(Kind::Mount));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::Mode;
 
 use crate::kernel::cgroup::{self, ContainerCgroup};
+use crate::kernel::shared_root;
 use crate::model::spec::ContainerSpec;
 use crate::runtime::hooks;
 use crate::runtime::init::{CallerHandoff, InitNet, Supervisor};
@@ -63,14 +64,20 @@ pub fn create(spec: &ContainerSpec, store: &Store, opts: &CreateOptions) -> Resu
         annotations: opts.annotations.clone(),
         hooks: spec.hooks.clone(),
         caller_supervised: true,
+        root_mounts_before: shared_root::mounts_before(&spec.rootfs, spec.shares_callers_mounts()),
     };
     let state = store.create_with(spec, true, Some(record))?;
     let mut made = Made::default();
     let result = create_recorded(spec, store, opts, &state, console, &mut made);
     if result.is_err() {
         made.undo(store, &state.id);
+        shared_root::detach_since(&spec.rootfs, record_of(&state));
     }
     result
+}
+
+fn record_of(state: &ContainerState) -> Option<usize> {
+    state.oci.as_ref().and_then(|o| o.root_mounts_before)
 }
 
 /// What `create` has made so far, to be undone if it fails.
