@@ -67,6 +67,8 @@ for spec in "${runtimes[@]}"; do
         # runc does for a bundle without a mount namespace, leaves nothing on the host), with
         # temp dirs of its own.
         tmp=$(mktemp -d "$out/tmp.XXXXXX")
+        # (Traversable: a container's root mapped by a user namespace reaches its bundle.)
+        chmod 755 "$out" "$tmp"
         (cd "$rt" && TMPDIR=$tmp RUNTIME=$path timeout "$per_test_timeout" \
             unshare --mount --propagation slave "validation/$t/$t.t") >"$log" 2>&1
         rc=$?
