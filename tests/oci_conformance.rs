@@ -509,3 +509,47 @@ impl Drop for UserBind {
         }
     }
 }
+
+/// runtime-tools' mounts test: options given comma-joined in one entry (`"mode=755,size=1k"`)
+/// are read as a list, and a bind given a tmpfs's options runs (the kernel ignores them for a
+/// bind, and runc passes them; minibox says so).
+#[test]
+fn comma_joined_mount_options_and_a_binds_filesystem_options() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    let mut c = config(&r, &["cat", "/proc/self/mountinfo"]);
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("seen"), "bound\n").unwrap();
+    c["mounts"].as_array_mut().unwrap().extend([
+        json!({"destination": "/small", "type": "tmpfs", "source": "tmpfs",
+               "options": ["nosuid,noexec", "mode=700,size=1k"]}),
+        json!({"destination": "/bound", "type": "bind", "source": host.path(),
+               "options": ["rbind,ro", "mode=755", "size=1k"]}),
+    ]);
+    let b = bundle(&c);
+    let out = run_bundle(b.path(), "oci-comma");
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let line = |point: &str| {
+        text.lines()
+            .find(|l| l.split(' ').nth(4) == Some(point))
+            .unwrap_or_else(|| panic!("{point} not mounted: {text}"))
+            .to_string()
+    };
+    let small = line("/small");
+    assert!(
+        small.contains("nosuid") && small.contains("noexec"),
+        "{small}"
+    );
+    assert!(
+        small.contains("size=4k") && small.contains("mode=700"),
+        "{small}"
+    );
+    assert!(line("/bound").contains(" ro,"), "{}", line("/bound"));
+    assert!(
+        err.contains("mode=755,size=1k") && err.contains("ignored"),
+        "{err}"
+    );
+}

@@ -78,6 +78,9 @@ pub struct MountOptions {
     pub propagation: Vec<MsFlags>,
     /// The filesystem's own options (`size=`, `mode=`, `newinstance`...), comma-joined.
     pub data: String,
+    /// A bind's words that would be a filesystem's options: a bind has no filesystem to take
+    /// them.
+    pub ignored: Vec<String>,
 }
 
 impl Default for MountOptions {
@@ -89,13 +92,16 @@ impl Default for MountOptions {
             cleared: MsFlags::empty(),
             propagation: vec![],
             data: String::new(),
+            ignored: vec![],
         }
     }
 }
 
-/// Reads an option list as mount(8) does. Unknown words are the filesystem's own (`data`),
-/// except for binds, which have none: there an unknown word is an error, as is an id-mapped
-/// mount (`idmap`), which minibox does not make.
+/// Reads an option list as mount(8) does. An entry may hold several options joined by commas
+/// (`"mode=755,size=1k"`, as some engines write them, and as runc and crun read them). Unknown
+/// words are the filesystem's own (`data`); a bind has none, and passes them to no filesystem
+/// (the kernel ignores them with MS_BIND, as runc's binds do): they are set aside in `ignored`
+/// for the caller to say so. An id-mapped mount (`idmap`) is an error: minibox makes none.
 pub fn parse_options(options: &[String], bind_type: bool) -> Result<MountOptions, String> {
     use MsFlags as F;
     let mut o = MountOptions {
@@ -103,8 +109,12 @@ pub fn parse_options(options: &[String], bind_type: bool) -> Result<MountOptions
         ..MountOptions::default()
     };
     let mut data = vec![];
-    for opt in options {
-        let (set, clear) = match opt.as_str() {
+    let words = options.iter().flat_map(|entry| entry.split(','));
+    for opt in words {
+        if opt.is_empty() || opt.contains('\0') {
+            return Err(format!("option {opt:?} is malformed (in {options:?})"));
+        }
+        let (set, clear) = match opt {
             "defaults" => (F::empty(), F::empty()),
             "ro" => (F::MS_RDONLY, F::empty()),
             "rw" => (F::empty(), F::MS_RDONLY),
@@ -149,9 +159,6 @@ pub fn parse_options(options: &[String], bind_type: bool) -> Result<MountOptions
                 ))
             }
             other => {
-                if other.is_empty() || other.contains(',') || other.contains('\0') {
-                    return Err(format!("option {other:?} is malformed"));
-                }
                 data.push(other.to_string());
                 continue;
             }
@@ -159,13 +166,11 @@ pub fn parse_options(options: &[String], bind_type: bool) -> Result<MountOptions
         o.flags = (o.flags | set) - clear;
         o.cleared = (o.cleared | clear) - set;
     }
-    if o.bind && !data.is_empty() {
-        return Err(format!(
-            "option {} is not known for a bind mount",
-            data.join(",")
-        ));
+    if o.bind {
+        o.ignored = data;
+    } else {
+        o.data = data.join(",");
     }
-    o.data = data.join(",");
     Ok(o)
 }
 
@@ -513,7 +518,8 @@ mod tests {
         assert!(o.bind && o.recursive);
         assert!(o.flags.contains(MsFlags::MS_RDONLY | MsFlags::MS_RELATIME));
         assert_eq!(o.propagation.len(), 3);
-        assert!(opts(&["bind", "size=1m"]).unwrap_err().contains("size=1m"));
+        // runtime-tools' mounts test gives its binds a tmpfs's options: set aside, as runc.
+        assert_eq!(opts(&["bind", "size=1m"]).unwrap().ignored, ["size=1m"]);
         let o = parse_options(&["ro".into()], true).unwrap();
         assert!(o.bind && !o.recursive);
     }
@@ -523,7 +529,11 @@ mod tests {
         assert!(opts(&["idmap"]).unwrap_err().contains("idmap"));
         assert!(opts(&["remount"]).unwrap_err().contains("remount"));
         assert!(opts(&[""]).unwrap_err().contains("malformed"));
-        assert!(opts(&["a,b"]).unwrap_err().contains("malformed"));
+        assert!(opts(&["ro,"]).unwrap_err().contains("malformed"));
+        // Comma-joined in one entry, as one list.
+        let o = opts(&["nosuid,mode=755,size=1k", "ro"]).unwrap();
+        assert_eq!(o.data, "mode=755,size=1k");
+        assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_RDONLY);
     }
 
     #[test]

@@ -393,6 +393,13 @@ fn checked_mount(i: usize, m: &Mount, bundle: &Path) -> Result<MountSpec> {
     let typ = m.typ().clone().filter(|t| !t.is_empty());
     let bind_type = matches!(typ.as_deref(), Some("bind") | Some("none"));
     let parsed = mounts::parse_options(&options, bind_type).map_err(|e| anyhow!("{field}: {e}"))?;
+    if !parsed.ignored.is_empty() {
+        say!(
+            "minibox: warning: {field}: option {} means nothing to a bind mount (no filesystem \
+             takes it); ignored, as runc does",
+            parsed.ignored.join(",")
+        );
+    }
     let mut source = m.source().clone();
     if parsed.bind {
         let Some(src) = source.as_ref().filter(|s| !s.as_os_str().is_empty()) else {
@@ -852,10 +859,14 @@ mod tests {
             err(json!([{"destination": "/x", "source": "/tmp", "options": ["bind", "dev"]}]))
                 .contains("option dev")
         );
-        assert!(err(
-            json!([{"destination": "/x", "source": "/tmp", "options": ["bind", "mode=1"]}])
-        )
-        .contains("mode=1"));
+        // A bind's filesystem options mean nothing: ignored (a warning), as runc.
+        let bind = json!([{"destination": "/x", "source": "/tmp", "options": ["bind", "mode=1"]}]);
+        assert_eq!(
+            checked_mounts(&m(bind), Path::new("/")).unwrap()[0]
+                .parsed
+                .ignored,
+            ["mode=1"]
+        );
         let ok = checked_mounts(
             &m(json!([{"destination": "/a/b", "source": "/tmp", "options": ["rbind", "ro"]}])),
             Path::new("/"),
