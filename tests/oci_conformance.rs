@@ -553,3 +553,78 @@ fn comma_joined_mount_options_and_a_binds_filesystem_options() {
         "{err}"
     );
 }
+
+/// A tmpfs of the test's own at `dir`, unmounted when dropped.
+struct UserTmpfs(String);
+
+impl UserTmpfs {
+    fn new(dir: &str) -> UserTmpfs {
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "mbx-sub", dir])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        UserTmpfs(dir.to_string())
+    }
+}
+
+impl Drop for UserTmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .args(["-l", &self.0])
+            .status();
+    }
+}
+
+/// Recursive mount attributes: `rro` (with `rnosuid`, `rnoexec`) on an `rbind` reaches the
+/// submount under the bound directory too, where a plain `ro` leaves it writable. `rdev` is
+/// refused by name (minibox keeps binds nodev).
+#[test]
+fn recursive_mount_attributes_reach_submounts() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    let host = tempfile::tempdir().unwrap();
+    let sub = host.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let _sub = UserTmpfs::new(sub.to_str().unwrap());
+    let mut c = config(&r, &["cat", "/proc/self/mountinfo"]);
+    c["mounts"].as_array_mut().unwrap().extend([
+        json!({"destination": "/plain", "type": "bind", "source": host.path(),
+               "options": ["rbind", "ro"]}),
+        json!({"destination": "/rec", "type": "bind", "source": host.path(),
+               "options": ["rbind", "rro", "rnosuid", "rnoexec"]}),
+    ]);
+    let text = run_ok(&c, "oci-rro");
+    let opts = |point: &str| -> String {
+        text.lines()
+            .find(|l| l.split(' ').nth(4) == Some(point))
+            .unwrap_or_else(|| panic!("{point} not mounted: {text}"))
+            .split(' ')
+            .nth(5)
+            .unwrap()
+            .to_string()
+    };
+    assert!(opts("/plain").starts_with("ro,"), "{}", opts("/plain"));
+    assert!(
+        opts("/plain/sub").starts_with("rw,"),
+        "{}",
+        opts("/plain/sub")
+    );
+    for point in ["/rec", "/rec/sub"] {
+        let o = opts(point);
+        assert!(
+            o.starts_with("ro,") && o.contains("nosuid") && o.contains("noexec"),
+            "{point}: {o}"
+        );
+    }
+    let mut bad = config(&r, &["exit", "0"]);
+    bad["mounts"].as_array_mut().unwrap().push(
+        json!({"destination": "/x", "type": "bind", "source": host.path(), "options": ["rbind", "rdev"]}),
+    );
+    let b = bundle(&bad);
+    let out = run_bundle(b.path(), "oci-rdev");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("option rdev"), "{}", stderr(&out));
+}

@@ -7,6 +7,7 @@ pub mod cgroup;
 pub mod console;
 pub mod fds;
 pub mod loopback;
+pub mod mount_attr;
 pub mod mounts;
 pub mod namespaces;
 pub mod netlink;

@@ -23,6 +23,7 @@ use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{FchmodatFlags, Mode, SFlag};
 use nix::sys::statvfs::{fstatvfs, FsFlags};
 
+use crate::kernel::mount_attr::RecursiveAttrs;
 use crate::kernel::rootfs::{ensure_dir, fd_path, file_kind, open_in, DEVICES};
 
 const NONE: Option<&str> = None;
@@ -81,6 +82,8 @@ pub struct MountOptions {
     /// A bind's words that would be a filesystem's options: a bind has no filesystem to take
     /// them.
     pub ignored: Vec<String>,
+    /// `rro`, `rnosuid`...: for the mount and every mount below it.
+    pub recursive_attrs: RecursiveAttrs,
 }
 
 impl Default for MountOptions {
@@ -93,6 +96,7 @@ impl Default for MountOptions {
             propagation: vec![],
             data: String::new(),
             ignored: vec![],
+            recursive_attrs: RecursiveAttrs::default(),
         }
     }
 }
@@ -158,6 +162,7 @@ pub fn parse_options(options: &[String], bind_type: bool) -> Result<MountOptions
                     "option {opt} (id-mapped mounts) is not supported yet"
                 ))
             }
+            other if o.recursive_attrs.take(other) => continue,
             other => {
                 data.push(other.to_string());
                 continue;
@@ -288,6 +293,10 @@ fn mount_one(root: &OwnedFd, m: &MountSpec, devices: &[DeviceNode]) -> Result<()
         let top = open_in(root, &rel, OFlag::O_PATH).context("reopening the mount")?;
         mount(NONE, fd_path(&top).as_str(), NONE, *p, NONE)
             .context("changing the mount's propagation")?;
+    }
+    if !o.recursive_attrs.is_empty() {
+        let top = open_in(root, &rel, OFlag::O_PATH).context("reopening the mount")?;
+        o.recursive_attrs.apply(&top)?;
     }
     Ok(())
 }

@@ -393,6 +393,16 @@ fn checked_mount(i: usize, m: &Mount, bundle: &Path) -> Result<MountSpec> {
     let typ = m.typ().clone().filter(|t| !t.is_empty());
     let bind_type = matches!(typ.as_deref(), Some("bind") | Some("none"));
     let parsed = mounts::parse_options(&options, bind_type).map_err(|e| anyhow!("{field}: {e}"))?;
+    if parsed
+        .recursive_attrs
+        .clears(crate::kernel::mount_attr::NODEV)
+    {
+        bail!(
+            "{field}: option rdev is not supported: minibox keeps every place a container may \
+             write nodev (no device cgroup keeps nodes made there shut); list device nodes in \
+             linux.devices"
+        );
+    }
     if !parsed.ignored.is_empty() {
         say!(
             "minibox: warning: {field}: option {} means nothing to a bind mount (no filesystem \
