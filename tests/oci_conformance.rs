@@ -628,3 +628,79 @@ fn recursive_mount_attributes_reach_submounts() {
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("option rdev"), "{}", stderr(&out));
 }
+
+/// `/proc/PID/stat` field `n` (1-based), after the command name.
+fn stat_field(pid: &str, n: usize) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.split(' ').nth(n - 3).unwrap().to_string()
+}
+
+/// process.ioPriority, process.scheduler, linux.personality, linux.memoryPolicy reach the
+/// container's process (read on the host: ioprio_get, /proc/PID/stat, personality, numa_maps);
+/// process.execCPUAffinity reaches an exec'd one (the spec keeps the first process out of it).
+#[test]
+fn scheduling_personality_memory_policy_and_exec_affinity_are_applied() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    let mut c = config(&r, &["sleep", "10"]);
+    c["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 7});
+    c["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 7});
+    c["linux"]["personality"] = json!({"domain": "LINUX32"});
+    c["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "0"});
+    let b = bundle(&c);
+    let s = StateRoot::new();
+    let pid_file = b.path().join("pid");
+    s.ok(&[
+        "create",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        "--pid-file",
+        pid_file.to_str().unwrap(),
+        "conf-sched",
+    ]);
+    s.ok(&["start", "conf-sched"]);
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    // SAFETY: ioprio_get(IOPRIO_WHO_PROCESS, pid) reads no memory of ours.
+    let ioprio = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, pid.parse::<i32>().unwrap()) };
+    assert_eq!((ioprio >> 13, ioprio & 0xff), (3, 7), "ioprio {ioprio:#x}");
+    assert_eq!(stat_field(&pid, 19), "7", "nice");
+    assert_eq!(
+        stat_field(&pid, 41),
+        libc::SCHED_BATCH.to_string(),
+        "policy"
+    );
+    let persona = std::fs::read_to_string(format!("/proc/{pid}/personality")).unwrap();
+    assert_eq!(persona.trim(), "00000008");
+    let numa = std::fs::read_to_string(format!("/proc/{pid}/numa_maps")).unwrap();
+    assert!(numa.lines().any(|l| l.contains(" bind:0")), "{numa}");
+    // execCPUAffinity: an exec'd process runs on the CPUs asked (the last one we may use).
+    let mine = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).unwrap();
+    let last = (0..nix::sched::CpuSet::count())
+        .rfind(|&c| mine.is_set(c).unwrap_or(false))
+        .unwrap();
+    let process = b.path().join("process.json");
+    std::fs::write(
+        &process,
+        json!({"cwd": "/", "args": ["/payload", "cat", "/proc/self/status"],
+               "user": {"uid": 0, "gid": 0}, "env": ["PATH=/"],
+               "execCPUAffinity": {"initial": "0", "final": last.to_string()}})
+        .to_string(),
+    )
+    .unwrap();
+    let out = minibox()
+        .arg("--root")
+        .arg(s.0.path())
+        .args(["exec", "--process", process.to_str().unwrap(), "conf-sched"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let status = stdout(&out);
+    assert!(
+        status.contains(&format!("Cpus_allowed_list:\t{last}\n")),
+        "{status}"
+    );
+    s.ok(&["delete", "--force", "conf-sched"]);
+}

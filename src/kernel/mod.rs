@@ -15,5 +15,6 @@ pub mod overlay;
 pub mod process;
 pub mod pty;
 pub mod rootfs;
+pub mod sched;
 pub mod seccomp;
 pub mod shared_root;

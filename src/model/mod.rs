@@ -7,6 +7,7 @@ pub mod block_io;
 pub mod names;
 pub mod network;
 pub mod oci;
+pub mod process_attrs;
 pub mod setup;
 pub mod spec;
 pub mod user;

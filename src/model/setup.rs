@@ -19,6 +19,7 @@ use crate::kernel::mounts::{self, DeviceNode, MountSpec};
 use crate::kernel::namespaces::{self, IdMap, Kind, Namespaces};
 use crate::kernel::process::{self as kproc, Rlimit};
 use crate::kernel::rootfs::{DEVICES, MASKED_PATHS, READONLY_PATHS};
+use crate::model::process_attrs::{self, ProcessAttrs};
 
 /// A filesystem minibox mounts in every container, as config.json writes it.
 struct FixedMount {
@@ -122,6 +123,8 @@ pub struct Setup {
     pub sysctl: Vec<(String, String)>,
     /// `linux.resources` beyond the memory limit, CPU quota and pids (`ContainerSpec.limits`).
     pub resources: Tuning,
+    /// ioPriority, scheduler, execCPUAffinity, personality, memoryPolicy.
+    pub attrs: ProcessAttrs,
 }
 
 impl Setup {
@@ -146,6 +149,7 @@ impl Setup {
             domainname: None,
             sysctl: vec![],
             resources: Tuning::default(),
+            attrs: ProcessAttrs::default(),
         }
     }
 
@@ -218,6 +222,7 @@ pub fn from_oci(
         sysctl: checked_sysctl(linux.sysctl().as_ref(), &namespaces)?,
         // Read with the limits (`oci::read::checked_limits`).
         resources: Tuning::default(),
+        attrs: process_attrs::checked(process, linux)?,
         mounts,
         namespaces,
     })
@@ -225,6 +230,7 @@ pub fn from_oci(
 
 /// Writes the setup into config.json, as `from_oci` reads it.
 pub fn write_oci(s: &Setup, spec: &mut Spec) {
+    s.attrs.write_oci(spec);
     spec.set_mounts(Some(s.mounts.iter().map(mount_of).collect()));
     spec.set_domainname(s.domainname.clone());
     if let Some(process) = spec.process_mut() {

@@ -27,7 +27,7 @@ use crate::kernel::caps::{self, CapsHashSet};
 use crate::kernel::cgroup::{self, CgroupRecord};
 use crate::kernel::namespaces::{Kind, CONTAINER_KINDS};
 use crate::kernel::process::{self, Rlimit};
-use crate::kernel::seccomp;
+use crate::kernel::{sched, seccomp};
 use crate::model::spec::ContainerSpec;
 use crate::model::user;
 use crate::runtime::channel::{self, ChildEnd, ParentEnd};
@@ -281,8 +281,12 @@ fn join_and_exec(
     nix::unistd::setsid().context("setsid")?;
     // A session keyring of our own: the caller's keys are out of reach.
     init::join_new_session_keyring()?;
+    // execCPUAffinity.initial: the CPUs we run on until we are in the container's cgroup.
+    sched::set_affinity(p.spec.setup.attrs.affinity_initial.as_deref())?;
     // Wait until minibox has put us in the container's cgroup: all we start is counted there.
     chan.wait_for_go()?;
+    // execCPUAffinity.final: the CPUs CMD runs on.
+    sched::set_affinity(p.spec.setup.attrs.affinity_final.as_deref())?;
     // Into the container's other namespaces at once; joining its mount namespace also makes
     // its root our root and our cwd (we were born in its PID namespace).
     if !namespaces.is_empty() {
@@ -299,6 +303,12 @@ fn join_and_exec(
     caps::limit_bounding_set(&p.bounding)?;
     // The process's resource limits (OCI process.rlimits), while we may still raise them.
     process::set_rlimits(&p.rlimits)?;
+    // ioPriority and scheduler (real-time ones need privileges), personality, memoryPolicy:
+    // the container's, or this process's own.
+    sched::set_io_priority(p.spec.setup.attrs.io_priority)?;
+    sched::set_scheduler(p.spec.setup.attrs.scheduler.as_ref())?;
+    sched::set_personality(p.spec.setup.attrs.personality)?;
+    sched::set_memory_policy(p.spec.setup.attrs.memory_policy.as_ref())?;
     // Become the user: groups, gid, then uid — the point of no return.
     user::switch_to(&p.spec.identity)?;
     // Keep exactly the allowed capabilities; nothing inheritable, nothing ambient.

@@ -23,7 +23,7 @@ use nix::unistd::{access, execve, execveat, AccessFlags};
 
 use crate::kernel::namespaces::Kind;
 use crate::kernel::rootfs::OverlayDirs;
-use crate::kernel::{caps, console, loopback, mounts, namespaces, process, rootfs, seccomp};
+use crate::kernel::{caps, console, loopback, mounts, namespaces, process, rootfs, sched, seccomp};
 use crate::model::network::Network;
 use crate::model::spec::ContainerSpec;
 use crate::model::user;
@@ -229,6 +229,14 @@ fn set_up_and_exec(
     process::set_rlimits(&spec.setup.rlimits)?;
     // process.oomScoreAdj: lowering it needs CAP_SYS_RESOURCE too.
     process::set_oom_score_adj(spec.setup.oom_score_adj)?;
+    // process.ioPriority: the real-time class needs CAP_SYS_ADMIN, so before the drop.
+    sched::set_io_priority(spec.setup.attrs.io_priority)?;
+    // process.scheduler: real-time policies and a negative nice need CAP_SYS_NICE.
+    sched::set_scheduler(spec.setup.attrs.scheduler.as_ref())?;
+    // linux.personality: the execution domain CMD runs in (LINUX32: a 32-bit uname).
+    sched::set_personality(spec.setup.attrs.personality)?;
+    // linux.memoryPolicy: the NUMA nodes CMD's memory comes from.
+    sched::set_memory_policy(spec.setup.attrs.memory_policy.as_ref())?;
     // Start where asked, and prove the cwd is inside the container (runc CVE-2024-21626): as
     // root, before an early syscall filter may refuse getcwd (a directory only the user may
     // enter waits for the identity change, as with runc).

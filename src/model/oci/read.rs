@@ -24,6 +24,7 @@ use crate::model::oci::annotations::*;
 use crate::model::oci::refuse::{
     check_version, refuse_linux_extras, refuse_outside_linux, refuse_process_extras,
 };
+use crate::model::process_attrs::{self, ProcessAttrs};
 use crate::model::setup::{self, Setup};
 use crate::model::spec::{read_in_root, ContainerSpec, SHORT_ID_LEN};
 use crate::model::user::{self, Identity};
@@ -264,6 +265,9 @@ pub struct JoiningProcess {
     pub umask: Option<u32>,
     pub console_size: Option<ConsoleSize>,
     pub terminal: bool,
+    /// ioPriority, scheduler, execCPUAffinity given for this process (the container's apply
+    /// where it gives none).
+    pub attrs: ProcessAttrs,
 }
 
 /// A process that joins a running container, read with config.json's rules, and those of a
@@ -309,6 +313,7 @@ pub fn joining_process(p: &Process) -> Result<JoiningProcess> {
         umask: p.user().umask(),
         console_size: console_size_of(p)?,
         terminal: p.terminal() == Some(true),
+        attrs: process_attrs::checked_process(p)?,
     })
 }
 

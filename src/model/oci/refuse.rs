@@ -53,18 +53,8 @@ pub(crate) fn refuse_unenforceable(p: &Process) -> Result<()> {
 }
 
 pub(crate) fn refuse_process_extras(p: &Process) -> Result<()> {
-    let not_yet = |field: &str| Err(anyhow!("process.{field} is not supported yet"));
-    refuse_unenforceable(p)?;
-    if p.io_priority().is_some() {
-        return not_yet("ioPriority");
-    }
-    if p.scheduler().is_some() {
-        return not_yet("scheduler");
-    }
-    if p.exec_cpu_affinity().is_some() {
-        return not_yet("execCPUAffinity");
-    }
-    Ok(())
+    // (ioPriority, scheduler, execCPUAffinity: model/process_attrs.rs.)
+    refuse_unenforceable(p)
 }
 
 pub(crate) fn refuse_linux_extras(l: &Linux) -> Result<()> {
@@ -77,12 +67,6 @@ pub(crate) fn refuse_linux_extras(l: &Linux) -> Result<()> {
     }
     if l.intel_rdt().is_some() {
         bail!("linux.intelRdt is not supported");
-    }
-    if l.memory_policy().is_some() {
-        return not_yet("memoryPolicy");
-    }
-    if l.personality().is_some() {
-        return not_yet("personality");
     }
     if l.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
         return not_yet("timeOffsets (time namespaces)");

@@ -348,8 +348,8 @@ fn what_minibox_cannot_honour_is_refused_by_name() {
         ),
         (
             "/process/scheduler",
-            Some(json!({"policy": "SCHED_OTHER"})),
-            "process.scheduler",
+            Some(json!({"policy": "SCHED_ISO"})),
+            "process.scheduler.policy SCHED_ISO is not supported",
         ),
         (
             "/process/capabilities/inheritable",
@@ -462,8 +462,8 @@ fn what_minibox_cannot_honour_is_refused_by_name() {
         ),
         (
             "/linux/personality",
-            Some(json!({"domain": "LINUX32"})),
-            "linux.personality",
+            Some(json!({"domain": "LINUX32", "flags": ["X"]})),
+            "linux.personality.flags",
         ),
         (
             "/linux/maskedPaths",
