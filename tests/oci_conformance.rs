@@ -704,3 +704,54 @@ fn scheduling_personality_memory_policy_and_exec_affinity_are_applied() {
     );
     s.ok(&["delete", "--force", "conf-sched"]);
 }
+
+/// linux.netDevices: a host device moves into the container's network namespace, renamed, its
+/// address kept; a virtual one is gone with the namespace. Only ever inside a throwaway network
+/// namespace that plays the host (`unshare --net`), with veth links (this kernel has no dummy
+/// driver; a moved veth end takes its peer along when its namespace goes).
+#[test]
+fn net_devices_move_into_the_container_renamed_with_their_addresses() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let mut bundles = vec![];
+    for (n, args) in [(0, vec!["ifaces"]), (1, vec!["cat", "/proc/net/fib_trie"])] {
+        let mut c = config(&r, &args);
+        c["linux"]["netDevices"] = json!({format!("mbxdm{n}"): {"name": format!("eth7{n}")}});
+        let b = dir.path().join(format!("b{n}"));
+        std::fs::create_dir(&b).unwrap();
+        write_config(&b, &c);
+        bundles.push(b);
+    }
+    let script = format!(
+        "set -e
+         ip link add mbxdm0 type veth peer name mbxdp0
+         ip link add mbxdm1 type veth peer name mbxdp1
+         ip addr add 10.77.0.5/24 dev mbxdm1
+         \"$MB\" run --rm --bundle {b0} conf-netdev0
+         \"$MB\" run --rm --bundle {b1} conf-netdev1
+         # (The kernel takes a namespace down in the background.)
+         for i in $(seq 100); do
+             n=$(ip -o link show | grep -c mbxd || true)
+             [ \"$n\" = 0 ] && break
+             sleep 0.1
+         done
+         echo \"$n\"",
+        b0 = bundles[0].display(),
+        b1 = bundles[1].display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--net", "--mount", "--fork", "sh", "-c", &script])
+        .env("MB", minibox_bin())
+        .env("MINIBOX_ROOT", dir.path().join("state"))
+        .output()
+        .unwrap();
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{text}{err}");
+    assert!(text.contains("eth70 down"), "{text}");
+    assert!(text.contains("10.77.0.5"), "{text}");
+    // Both dummies went with the containers' namespaces.
+    assert_eq!(text.lines().last(), Some("0"), "{text}");
+}

@@ -10,6 +10,7 @@ pub mod loopback;
 pub mod mount_attr;
 pub mod mounts;
 pub mod namespaces;
+pub mod net_devices;
 pub mod netlink;
 pub mod overlay;
 pub mod process;

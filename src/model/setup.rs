@@ -125,6 +125,8 @@ pub struct Setup {
     pub resources: Tuning,
     /// ioPriority, scheduler, execCPUAffinity, personality, memoryPolicy.
     pub attrs: ProcessAttrs,
+    /// `linux.netDevices`: (host name, name inside), sorted.
+    pub net_devices: Vec<(String, String)>,
 }
 
 impl Setup {
@@ -150,6 +152,7 @@ impl Setup {
             sysctl: vec![],
             resources: Tuning::default(),
             attrs: ProcessAttrs::default(),
+            net_devices: vec![],
         }
     }
 
@@ -223,6 +226,7 @@ pub fn from_oci(
         // Read with the limits (`oci::read::checked_limits`).
         resources: Tuning::default(),
         attrs: process_attrs::checked(process, linux)?,
+        net_devices: checked_net_devices(linux, &namespaces)?,
         mounts,
         namespaces,
     })
@@ -231,6 +235,14 @@ pub fn from_oci(
 /// Writes the setup into config.json, as `from_oci` reads it.
 pub fn write_oci(s: &Setup, spec: &mut Spec) {
     s.attrs.write_oci(spec);
+    if let Some(linux) = spec.linux_mut() {
+        let devices = s.net_devices.iter().map(|(host, inside)| {
+            let mut d = oci_spec::runtime::LinuxNetDevice::default();
+            d.set_name(Some(inside.clone()));
+            (host.clone(), d)
+        });
+        linux.set_net_devices((!s.net_devices.is_empty()).then(|| devices.collect()));
+    }
     spec.set_mounts(Some(s.mounts.iter().map(mount_of).collect()));
     spec.set_domainname(s.domainname.clone());
     if let Some(process) = spec.process_mut() {
@@ -463,6 +475,49 @@ fn checked_mount(i: usize, m: &Mount, bundle: &Path) -> Result<MountSpec> {
         options,
         parsed,
     })
+}
+
+/// `linux.netDevices`: host device → its name inside (its own when none is given).
+fn checked_net_devices(linux: &Linux, ns: &Namespaces) -> Result<Vec<(String, String)>> {
+    const SECTION: &str = "runtime-spec config-linux.md#network-devices";
+    let Some(given) = linux.net_devices().as_ref().filter(|d| !d.is_empty()) else {
+        return Ok(vec![]);
+    };
+    if !ns.has(Kind::Net) {
+        bail!(
+            "linux.netDevices needs a network namespace of the container's own (or one it \
+             joins): add {{\"type\": \"network\"}} to linux.namespaces ({SECTION})"
+        );
+    }
+    let valid = |n: &str| {
+        !n.is_empty()
+            && n.len() < 16
+            && n != "."
+            && n != ".."
+            && !n.contains(|c: char| c == '/' || c == ':' || c.is_whitespace())
+    };
+    let mut out = vec![];
+    for (host, dev) in given {
+        let inside = dev
+            .name()
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(host.clone());
+        for name in [host, &inside] {
+            if !valid(name) {
+                bail!(
+                    "linux.netDevices: {name:?} is not a network device name (1 to 15 \
+                     characters, no '/', ':' or space) ({SECTION})"
+                );
+            }
+        }
+        if host == "lo" {
+            bail!("linux.netDevices: lo cannot move: every namespace has its own ({SECTION})");
+        }
+        out.push((host.clone(), inside));
+    }
+    out.sort();
+    Ok(out)
 }
 
 fn checked_paths(field: &str, given: &Option<Vec<String>>) -> Result<Vec<String>> {

@@ -71,8 +71,5 @@ pub(crate) fn refuse_linux_extras(l: &Linux) -> Result<()> {
     if l.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
         return not_yet("timeOffsets (time namespaces)");
     }
-    if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return not_yet("netDevices");
-    }
     Ok(())
 }
