@@ -755,3 +755,52 @@ fn net_devices_move_into_the_container_renamed_with_their_addresses() {
     // Both dummies went with the containers' namespaces.
     assert_eq!(text.lines().last(), Some("0"), "{text}");
 }
+
+/// What minibox does not apply is refused in one line naming the field and the runtime spec's
+/// section; linux.intelRdt says whether the host has RDT at all.
+#[test]
+fn unapplied_fields_are_refused_with_their_spec_section() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    let has_rdt = std::path::Path::new("/sys/fs/resctrl/schemata").exists();
+    for (pointer, value, needles) in [
+        (
+            "/linux/intelRdt",
+            json!({"closID": "mbx"}),
+            vec![
+                "linux.intelRdt",
+                if has_rdt { "resctrl" } else { "no Intel RDT" },
+                "config-linux.md#intelrdt",
+            ],
+        ),
+        (
+            "/linux/resources/hugepageLimits",
+            json!([{"pageSize": "2MB", "limit": 1048576}]),
+            vec![
+                "linux.resources.hugepageLimits",
+                "config-linux.md#huge-page-limits",
+            ],
+        ),
+        (
+            "/linux/timeOffsets",
+            json!({"monotonic": {"secs": 1, "nanosecs": 0}}),
+            vec![
+                "linux.timeOffsets",
+                "config-linux.md#offset-for-time-namespace",
+            ],
+        ),
+    ] {
+        let mut c = config(&r, &["exit", "0"]);
+        set(&mut c, pointer, value);
+        let b = bundle(&c);
+        let out = run_bundle(b.path(), "oci-refused-section");
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(125), "{pointer}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        for n in needles {
+            assert!(err.contains(n), "{err} lacks {n}");
+        }
+    }
+}

@@ -22,7 +22,7 @@ use crate::model::names::check_hostname;
 use crate::model::network::{NetOptions, Network, PortMapping};
 use crate::model::oci::annotations::*;
 use crate::model::oci::refuse::{
-    check_version, refuse_linux_extras, refuse_outside_linux, refuse_process_extras,
+    check_version, refuse_linux_extras, refuse_outside_linux, refuse_process_extras, unsupported,
 };
 use crate::model::process_attrs::{self, ProcessAttrs};
 use crate::model::setup::{self, Setup};
@@ -493,15 +493,26 @@ fn checked_limits(r: Option<&LinuxResources>) -> Result<(Limits, Tuning)> {
     let Some(r) = r else {
         return Ok((Limits::default(), Tuning::default()));
     };
-    let not_yet = |field: &str| Err(anyhow!("linux.resources.{field} is not supported yet"));
     if r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
-        return not_yet("hugepageLimits");
+        return unsupported(
+            "linux.resources.hugepageLimits",
+            "minibox makes no hugetlb cgroup; leave it out",
+            "config-linux.md#huge-page-limits",
+        );
     }
     if r.network().is_some() {
-        return not_yet("network");
+        return unsupported(
+            "linux.resources.network",
+            "minibox makes no net_cls or net_prio cgroup (cgroup v1 only); leave it out",
+            "config-linux.md#network",
+        );
     }
     if r.rdma().as_ref().is_some_and(|m| !m.is_empty()) {
-        return not_yet("rdma");
+        return unsupported(
+            "linux.resources.rdma",
+            "minibox makes no rdma cgroup; leave it out",
+            "config-linux.md#rdma",
+        );
     }
     let mut tuning = Tuning {
         block_io: r
@@ -554,12 +565,19 @@ fn checked_limits(r: Option<&LinuxResources>) -> Result<(Limits, Tuning)> {
 
 fn checked_memory(m: &LinuxMemory, tuning: &mut Tuning) -> Result<Option<u64>> {
     let not_yet = |field: &str| {
-        Err(anyhow!(
-            "linux.resources.memory.{field} is not supported yet"
-        ))
+        unsupported(
+            &format!("linux.resources.memory.{field}"),
+            "minibox does not write it; leave it out",
+            "config-linux.md#memory",
+        )
     };
-    if m.kernel().is_some() {
-        return not_yet("kernel");
+    // Kernel memory limits are gone from Linux (5.16 stopped enforcing them): ignored, as
+    // runc and crun do, with a word.
+    if m.kernel().is_some_and(|k| k != 0) {
+        say!(
+            "minibox: warning: linux.resources.memory.kernel is ignored: Linux no longer \
+             limits kernel memory on its own (runtime-spec config-linux.md#memory)"
+        );
     }
     if m.kernel_tcp().is_some() {
         return not_yet("kernelTCP");
@@ -610,7 +628,13 @@ fn checked_memory(m: &LinuxMemory, tuning: &mut Tuning) -> Result<Option<u64>> {
 }
 
 fn checked_cpu(c: &LinuxCpu, tuning: &mut Tuning) -> Result<Option<u64>> {
-    let not_yet = |field: &str| Err(anyhow!("linux.resources.cpu.{field} is not supported yet"));
+    let not_yet = |field: &str| {
+        unsupported(
+            &format!("linux.resources.cpu.{field}"),
+            "minibox does not write it; leave it out",
+            "config-linux.md#cpu",
+        )
+    };
     if c.idle().is_some() {
         return not_yet("idle");
     }
