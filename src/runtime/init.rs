@@ -603,13 +603,17 @@ fn cannot_run(spec: &ContainerSpec, candidates: &[String], first_error: Errno) -
     let (code, why) = match first_error {
         Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP => {
             let exists = candidates.iter().any(|c| Path::new(c).exists());
+            // (runc's words, "no such file or directory" and "executable file not found",
+            // are what engines read to answer 127: Docker's `docker run` does.)
             let why = if exists {
-                "it exists, but the program loader it names is missing in the rootfs \
-                 (link it statically, or add its libraries)"
+                "no such file or directory: it exists, but the program loader it names is \
+                 missing in the rootfs (link it statically, or add its libraries)"
             } else if cmd.contains('/') {
-                "no such file in the container's rootfs; give CMD as a path inside ROOTFS"
+                "no such file or directory in the container's rootfs; give CMD as a path \
+                 inside ROOTFS"
             } else {
-                "not found in the container's PATH; give CMD as a path inside ROOTFS"
+                "executable file not found in the container's PATH; give CMD as a path inside \
+                 ROOTFS"
             };
             (status::NOT_FOUND, why.to_string())
         }
