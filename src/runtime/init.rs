@@ -619,7 +619,8 @@ fn cannot_run(spec: &ContainerSpec, candidates: &[String], first_error: Errno) -
         }
         errno => (
             status::CANNOT_EXECUTE,
-            format!("it cannot be executed ({})", errno.desc()),
+            // (lower case, as Go's errors read: the docker CLI matches "permission denied")
+            format!("it cannot be executed: {}", errno.desc().to_lowercase()),
         ),
     };
     let message = format!(
