@@ -199,11 +199,7 @@ pub fn from_oci(
             Some(d.to_string())
         }
     };
-    let oom_score_adj = match process.oom_score_adj() {
-        None => None,
-        Some(n) if (-1000..=1000).contains(&n) => Some(n),
-        Some(n) => bail!("process.oomScoreAdj {n} is out of range: use -1000 to 1000"),
-    };
+    let oom_score_adj = checked_oom_score_adj(process)?;
     let umask = match process.user().umask() {
         None => DOCKER_UMASK,
         Some(m) if m <= 0o777 => m,
@@ -230,6 +226,15 @@ pub fn from_oci(
         mounts,
         namespaces,
     })
+}
+
+/// `process.oomScoreAdj`, within the kernel's -1000..=1000.
+pub fn checked_oom_score_adj(process: &Process) -> Result<Option<i32>> {
+    match process.oom_score_adj() {
+        None => Ok(None),
+        Some(n) if (-1000..=1000).contains(&n) => Ok(Some(n)),
+        Some(n) => bail!("process.oomScoreAdj {n} is out of range: use -1000 to 1000"),
+    }
 }
 
 /// Writes the setup into config.json, as `from_oci` reads it.

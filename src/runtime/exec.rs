@@ -309,6 +309,10 @@ fn join_and_exec(
     sched::set_scheduler(p.spec.setup.attrs.scheduler.as_ref())?;
     sched::set_personality(p.spec.setup.attrs.personality)?;
     sched::set_memory_policy(p.spec.setup.attrs.memory_policy.as_ref())?;
+    // process.oomScoreAdj (lowering it needs CAP_SYS_RESOURCE: before the identity change).
+    crate::kernel::process::set_oom_score_adj(p.spec.setup.oom_score_adj)?;
+    // A non-root user asked to keep capabilities keeps its permitted set through setuid.
+    caps::keep_through_setuid(&p.spec.capabilities)?;
     // Become the user: groups, gid, then uid — the point of no return.
     user::switch_to(&p.spec.identity)?;
     // Keep exactly the allowed capabilities; nothing inheritable, nothing ambient.

@@ -268,17 +268,15 @@ pub struct JoiningProcess {
     /// ioPriority, scheduler, execCPUAffinity given for this process (the container's apply
     /// where it gives none).
     pub attrs: ProcessAttrs,
+    /// `oomScoreAdj`: Docker's exec gives the container's.
+    pub oom_score_adj: Option<i32>,
 }
 
 /// A process that joins a running container, read with config.json's rules, and those of a
-/// joining process: nothing the container decided for all its processes (`oomScoreAdj`), no
-/// inheritable or ambient capabilities, effective the same as permitted and within bounding,
-/// none for a process that is not root.
+/// joining process: no inheritable or ambient capabilities, effective the same as permitted
+/// and within bounding (a user that is not root keeps them through setuid, as with runc).
 pub fn joining_process(p: &Process) -> Result<JoiningProcess> {
     refuse_process_extras(p)?;
-    if p.oom_score_adj().is_some() {
-        bail!("process.oomScoreAdj is not supported yet");
-    }
     let (uid, gid, groups) = checked_user(p.user())?;
     let caps = checked_capabilities(p)?;
     for (name, set) in [
@@ -295,12 +293,8 @@ pub fn joining_process(p: &Process) -> Result<JoiningProcess> {
     if let Some(cap) = caps.permitted.difference(&caps.bounding).next() {
         bail!("process.capabilities.permitted holds {cap}, which bounding does not");
     }
-    if uid != 0 && !caps.permitted.is_empty() {
-        bail!(
-            "process.capabilities for uid {uid}: minibox gives a non-root process no \
-             capabilities (leave effective and permitted empty, or run as uid 0)"
-        );
-    }
+    // A non-root user keeps them through the uid change (PR_SET_KEEPCAPS), as runc does for
+    // `docker exec -u USER`, which passes the container's sets.
     Ok(JoiningProcess {
         args: checked_args(p)?,
         env: checked_env(p)?,
@@ -314,6 +308,7 @@ pub fn joining_process(p: &Process) -> Result<JoiningProcess> {
         console_size: console_size_of(p)?,
         terminal: p.terminal() == Some(true),
         attrs: process_attrs::checked_process(p)?,
+        oom_score_adj: setup::checked_oom_score_adj(p)?,
     })
 }
 
