@@ -10,9 +10,9 @@ cd "$(dirname "$0")/.."
 
 # What minibox links and what the tests drive, from Debian's packages (installed when missing):
 # libseccomp (the seccomp compiler), nftables/iproute2/util-linux (bridge networks, throwaway
-# network namespaces), podman/containerd (engines driving minibox), skopeo/docker-registry (a
-# local registry to pull from).
-packages=(libseccomp-dev pkg-config nftables iproute2 util-linux podman containerd skopeo
+# network namespaces), podman/containerd/docker.io (engines driving minibox), skopeo/docker-registry
+# (a local registry to pull from).
+packages=(libseccomp-dev pkg-config nftables iproute2 util-linux podman containerd docker.io skopeo
     docker-registry)
 missing=()
 for p in "${packages[@]}"; do
