@@ -202,6 +202,25 @@ impl Dockerd {
         left
     }
 
+    fn kill_all_in_namespace(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let left = self.processes_in_namespace();
+            if left.is_empty() {
+                return;
+            }
+            for p in left {
+                if let Some(Ok(pid)) = p.split(':').next().map(str::parse::<i32>) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The groups named as the daemon's cgroup parent, in every hierarchy (the name holds the
     /// test's pid: no one else's).
     fn cgroup_parents(&self) -> Vec<PathBuf> {
@@ -276,8 +295,14 @@ fn walk_dirs(dir: &Path) -> Vec<PathBuf> {
 }
 
 impl Drop for Dockerd {
+    /// After a failure too: dockerd goes, then whatever stayed in its namespace is killed and
+    /// the groups go.
     fn drop(&mut self) {
         if self.namespace.try_wait().ok().flatten().is_none() {
+            let _ = self.stop();
+        }
+        if !self.processes_in_namespace().is_empty() {
+            self.kill_all_in_namespace();
             let _ = self.stop();
         }
     }

@@ -11,9 +11,10 @@ cd "$(dirname "$0")/.."
 # What minibox links and what the tests drive, from Debian's packages (installed when missing):
 # libseccomp (the seccomp compiler), nftables/iproute2/util-linux (bridge networks, throwaway
 # network namespaces), podman/containerd/docker.io (engines driving minibox), skopeo/docker-registry
-# (a local registry to pull from).
+# (a local registry to pull from), containernetworking-plugins + python3-venv (tests/cri.rs: CNI
+# for pods, and a venv for the CRI client's stubs from PyPI).
 packages=(libseccomp-dev pkg-config nftables iproute2 util-linux podman containerd docker.io skopeo
-    docker-registry)
+    docker-registry containernetworking-plugins python3-venv)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,6 +29,15 @@ if ((${#missing[@]})); then
 fi
 
 ./rootfs-examples/build.sh
+
+# tests/cri.rs talks CRI v1 gRPC from Python, with PyPI's stubs, in a venv of its own.
+target_dir=${CARGO_TARGET_DIR:-target}
+if ! "$target_dir/cri-venv/bin/python3" -c 'import grpc, cri_api.v1' 2>/dev/null; then
+    echo "== making $target_dir/cri-venv (container-runtime-interface-api, grpcio from PyPI)"
+    /usr/bin/python3 -m venv "$target_dir/cri-venv"
+    "$target_dir/cri-venv/bin/pip" install -q container-runtime-interface-api grpcio
+fi
+export MINIBOX_CRI_PYTHON=$(cd "$target_dir" && pwd)/cri-venv/bin/python3
 
 if [ "$(id -u)" != 0 ]; then
     export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="sudo -E"
