@@ -804,3 +804,54 @@ fn unapplied_fields_are_refused_with_their_spec_section() {
         }
     }
 }
+
+/// containerd's shim kills with a number (`kill --all ID 9`, `kill ID 15`): a number is runc's
+/// SIGNAL, even where it is also the prefix of another container's id (ids are hex).
+#[test]
+fn a_numeric_signal_is_never_taken_for_another_containers_id() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    let s = StateRoot::new();
+    let create = |id: &str| {
+        let b = bundle(&config(&r, &["sleep", "20"]));
+        s.ok(&["create", "--bundle", b.path().to_str().unwrap(), id]);
+        s.ok(&["start", id]);
+    };
+    create("9abc0def");
+    create("conf-victim");
+    s.ok(&["kill", "--all", "conf-victim", "9"]);
+    let state = |id: &str| -> Value {
+        let out = minibox()
+            .arg("--root")
+            .arg(s.0.path())
+            .args(["state", id])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while state("conf-victim")["status"] != "stopped" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "conf-victim was not killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        state("9abc0def")["status"],
+        "running",
+        "the wrong container was killed"
+    );
+    create("conf-victim2");
+    s.ok(&["kill", "conf-victim2", "15"]);
+    assert_eq!(
+        state("9abc0def")["status"],
+        "running",
+        "the wrong container was killed"
+    );
+    s.ok(&["delete", "--force", "9abc0def"]);
+    s.ok(&["delete", "conf-victim"]);
+    s.ok(&["delete", "--force", "conf-victim2"]);
+}

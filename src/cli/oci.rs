@@ -244,7 +244,12 @@ pub fn start(store: &Store, id: &str) -> Result<i32> {
 pub fn kill(store: &Store, signal: Option<&str>, all: bool, keys: &[String]) -> Result<i32> {
     let oci_made = |key: &str| store.load(key).is_ok_and(|c| c.caller_supervised());
     let runc_form = match (signal, keys) {
-        (None, [_, second]) => store.resolve(second).is_err(),
+        // A signal (a number such as 9 is also a prefix of many hex ids) that is not exactly a
+        // container's id; or a word that names no container.
+        (None, [_, second]) => {
+            (crate::cli::lifecycle::parse_signal(second).is_ok() && store.load(second).is_err())
+                || store.resolve(second).is_err()
+        }
         (_, [one]) => all || oci_made(one),
         _ => false,
     };
