@@ -58,8 +58,37 @@ has_v1_controllers() {
     done
 }
 
-echo "== tests on this host, except the cgroup suites"
-cargo test --workspace -- --skip v1_ --skip v2_
+# The engines' suites (tests/docker.rs, tests/cri.rs) spend most of their minutes waiting on
+# dockerd and containerd in namespaces of their own: each runs beside the rest, and its output
+# is shown (and its failure fails the run) at the end.
+cargo test --workspace --no-run -q
+declare -A engines=()
+for suite in docker cri; do
+    log=$(mktemp "/tmp/minibox-$suite-XXXXXX.log")
+    cargo test -q --test "$suite" >"$log" 2>&1 &
+    engines[$suite]="$! $log"
+done
+echo "== the engines' suites (docker, cri) run beside the rest; their output comes at the end"
+engines_done() {
+    local failed=0 suite pid log rc
+    for suite in "${!engines[@]}"; do
+        read -r pid log <<<"${engines[$suite]}"
+        rc=0
+        wait "$pid" || rc=$?
+        echo "== tests/$suite.rs (beside the rest): exit $rc"
+        cat "$log"
+        rm -f "$log"
+        ((rc == 0)) || failed=1
+    done
+    engines=()
+    return "$failed"
+}
+# (A failure elsewhere still waits for them: they clean up what they started.)
+trap 'engines_done >&2 || true' EXIT
+
+echo "== tests on this host, except the cgroup suites and the engines'"
+cargo test --workspace -- --skip v1_ --skip v2_ --skip docker_runs_containers_with_minibox \
+    --skip kubernetes_cri_runs_pods_with_minibox
 if has_v2_controllers; then
     echo "== cgroup v2 tests, natively (this host has cgroup v2 controllers)"
     cargo test --test cgroup_v2 -- --test-threads=1
@@ -75,3 +104,5 @@ else
     ./tests/vm/cgroup-tests.sh v1
     ./tests/vm/cgroup-tests.sh v2
 fi
+engines_done
+trap - EXIT
