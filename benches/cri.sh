@@ -18,12 +18,14 @@ runs=20
 cd "$repo"
 cargo build --release -q
 ./rootfs-examples/build.sh >/dev/null
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
 MINIBOX_BIN=$target_dir/release/minibox MINIBOX_CRI_BENCH=$runs \
-    cargo test -q --test cri -- --nocapture 2>&1 | grep '^cri bench:' |
-    python3 -c '
+    cargo test -q --test cri -- --nocapture 2>&1 | grep '^cri bench:' >"$results"
+python3 - "$results" <<'PY'
 import json, sys
-print(f"{\"handler\":10} {\"median ms\":>10} {\"min ms\":>8}")
-for line in sys.stdin:
+print(f"{'handler':10} {'median ms':>10} {'min ms':>8}")
+for line in open(sys.argv[1]):
     r = json.loads(line.split(":", 1)[1])
-    print(f"{r[\"handler\"]:10} {r[\"median_ms\"]:10.1f} {r[\"min_ms\"]:8.1f}")
-'
+    print(f"{r['handler']:10} {r['median_ms']:10.1f} {r['min_ms']:8.1f}")
+PY
