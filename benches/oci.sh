@@ -42,7 +42,8 @@ c["process"]["terminal"] = False
 json.dump(c, open(d + "/config.json", "w"))
 PY
 }
-bundle minibox "$MINIBOX" spec
+mkdir -p "$work/minibox-spec" && "$MINIBOX" spec --bundle "$work/minibox-spec"
+bundle minibox cat "$work/minibox-spec/config.json"
 runtimes=(minibox "$MINIBOX")
 if command -v runc >/dev/null; then
     (cd "$work" && mkdir -p runc-spec && cd runc-spec && runc spec && cat config.json) > /dev/null

@@ -60,7 +60,8 @@ fn main() {
 fn dispatch(cli: Cli) -> Result<i32> {
     // `spec` only describes a container: it needs no privileges and no state.
     if let Command::Spec(args) = &cli.command {
-        return cli::spec::print(&args.args, &cli.data_root);
+        let rootless = cli.rootless.as_deref() == Some("true");
+        return cli::spec::print(&args.args, rootless, &cli.data_root);
     }
     if let Command::Features = &cli.command {
         return cli::oci::features();

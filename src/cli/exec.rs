@@ -464,6 +464,13 @@ fn process_from_file(file: &Path, container: &ContainerSpec) -> Result<ExecProce
             .flatten(),
     };
     let bounding = p.capabilities.bounding.clone();
+    // ioPriority, scheduler, execCPUAffinity: this process's own, else the container's.
+    let mut setup = container.setup.clone();
+    setup.attrs = setup.attrs.with_process_of(&p.attrs);
+    // oomScoreAdj: Docker's exec gives the container's.
+    if p.oom_score_adj.is_some() {
+        setup.oom_score_adj = p.oom_score_adj;
+    }
     let spec = ContainerSpec {
         args: p.args,
         env: p.env,
@@ -471,6 +478,7 @@ fn process_from_file(file: &Path, container: &ContainerSpec) -> Result<ExecProce
         identity,
         capabilities: p.capabilities,
         tty: p.terminal,
+        setup,
         ..container.clone()
     };
     Ok(ExecProcess {

@@ -56,8 +56,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH", hide = true)]
     pub criu: Option<String>,
 
-    /// runc's: `false` or `auto` (minibox runs as root); `true` is refused.
-    #[arg(long, global = true, value_name = "BOOL", hide = true, value_parser = ["true", "false", "auto"])]
+    /// runc's: `--rootless=false` or `=auto` (minibox runs as root); `true` is refused. Alone,
+    /// after `spec`, runc's `spec --rootless`.
+    #[arg(long, global = true, value_name = "BOOL", hide = true, value_parser = ["true", "false", "auto"],
+          num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub rootless: Option<String>,
 
     #[command(subcommand)]
@@ -394,7 +396,9 @@ pub struct SpecArgs {
 #[command(
     name = "minibox spec",
     about = "Print the OCI config.json that `minibox run` with these flags would use; with no \
-             arguments, a default config for a bundle whose rootfs is in `rootfs/`."
+             arguments (or only --bundle DIR, --rootless), write a default config.json for a \
+             bundle whose rootfs is in `rootfs/` into the current directory (or DIR), as runc \
+             spec does."
 )]
 pub struct SpecCli {
     #[command(flatten)]

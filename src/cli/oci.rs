@@ -19,6 +19,7 @@ use serde_json::json;
 use crate::cli::{lifecycle, CreateArgs, OciRunFlags, RunArgs};
 use crate::kernel::cgroup::{self, LimitsUpdate, CPU_PERIOD_US};
 use crate::kernel::namespaces::CONTAINER_KINDS;
+use crate::kernel::shared_root;
 use crate::model::spec::{check_oci_id, ContainerSpec};
 use crate::model::{oci, spec::check_rootfs_apart_from_state};
 use crate::runtime::create::{self, does_not_exist, CreateOptions};
@@ -339,6 +340,9 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<i32> {
         if g.path().exists() {
             g.destroy()?;
         }
+    }
+    if let Some(oci) = &c.oci {
+        shared_root::detach_since(&c.rootfs, oci.root_mounts_before);
     }
     store.remove(id)?;
     if let Some(oci) = &c.oci {

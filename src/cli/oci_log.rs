@@ -35,8 +35,10 @@ impl ErrorLog {
         )
     }
 
+    /// A failure: level `error`, and `error` in the message too, as runc's log lines have it
+    /// (engines that scan the message for it then see it).
     pub fn error(&self, msg: &str) {
-        self.write("error", msg);
+        self.write("error", &format!("minibox: error: {msg}"));
     }
 
     pub fn debug(&self, msg: &str) {

@@ -28,6 +28,7 @@ use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{FchmodatFlags, Mode, SFlag};
 
 use crate::kernel::mount_api::{self, Attrs};
+use crate::kernel::mount_attr::RecursiveAttrs;
 use crate::kernel::rootfs::{ensure_dir, fd_path, file_kind, open_in, DEVICES};
 
 const NONE: Option<&str> = None;
@@ -83,6 +84,11 @@ pub struct MountOptions {
     pub propagation: Vec<MsFlags>,
     /// The filesystem's own options (`size=`, `mode=`, `newinstance`...), comma-joined.
     pub data: String,
+    /// A bind's words that would be a filesystem's options: a bind has no filesystem to take
+    /// them.
+    pub ignored: Vec<String>,
+    /// `rro`, `rnosuid`...: for the mount and every mount below it.
+    pub recursive_attrs: RecursiveAttrs,
 }
 
 impl Default for MountOptions {
@@ -94,13 +100,17 @@ impl Default for MountOptions {
             cleared: MsFlags::empty(),
             propagation: vec![],
             data: String::new(),
+            ignored: vec![],
+            recursive_attrs: RecursiveAttrs::default(),
         }
     }
 }
 
-/// Reads an option list as mount(8) does. Unknown words are the filesystem's own (`data`),
-/// except for binds, which have none: there an unknown word is an error, as is an id-mapped
-/// mount (`idmap`), which minibox does not make.
+/// Reads an option list as mount(8) does. An entry may hold several options joined by commas
+/// (`"mode=755,size=1k"`, as some engines write them, and as runc and crun read them). Unknown
+/// words are the filesystem's own (`data`); a bind has none, and passes them to no filesystem
+/// (the kernel ignores them with MS_BIND, as runc's binds do): they are set aside in `ignored`
+/// for the caller to say so. An id-mapped mount (`idmap`) is an error: minibox makes none.
 pub fn parse_options(options: &[String], bind_type: bool) -> Result<MountOptions, String> {
     use MsFlags as F;
     let mut o = MountOptions {
@@ -108,8 +118,12 @@ pub fn parse_options(options: &[String], bind_type: bool) -> Result<MountOptions
         ..MountOptions::default()
     };
     let mut data = vec![];
-    for opt in options {
-        let (set, clear) = match opt.as_str() {
+    let words = options.iter().flat_map(|entry| entry.split(','));
+    for opt in words {
+        if opt.is_empty() || opt.contains('\0') {
+            return Err(format!("option {opt:?} is malformed (in {options:?})"));
+        }
+        let (set, clear) = match opt {
             "defaults" => (F::empty(), F::empty()),
             // runc's recursive spellings (`rro`...): minibox sets a bind's flags on its
             // whole tree anyway.
@@ -155,10 +169,8 @@ pub fn parse_options(options: &[String], bind_type: bool) -> Result<MountOptions
                     "option {opt} (id-mapped mounts) is not supported yet"
                 ))
             }
+            other if o.recursive_attrs.take(other) => continue,
             other => {
-                if other.is_empty() || other.contains(',') || other.contains('\0') {
-                    return Err(format!("option {other:?} is malformed"));
-                }
                 data.push(other.to_string());
                 continue;
             }
@@ -166,13 +178,11 @@ pub fn parse_options(options: &[String], bind_type: bool) -> Result<MountOptions
         o.flags = (o.flags | set) - clear;
         o.cleared = (o.cleared | clear) - set;
     }
-    if o.bind && !data.is_empty() {
-        return Err(format!(
-            "option {} is not known for a bind mount",
-            data.join(",")
-        ));
+    if o.bind {
+        o.ignored = data;
+    } else {
+        o.data = data.join(",");
     }
-    o.data = data.join(",");
     Ok(o)
 }
 
@@ -292,6 +302,10 @@ fn mount_one(
         let top = open_in(root, &rel, OFlag::O_PATH).context("reopening the mount")?;
         mount(NONE, fd_path(&top).as_str(), NONE, *p, NONE)
             .context("changing the mount's propagation")?;
+    }
+    if !o.recursive_attrs.is_empty() {
+        let top = open_in(root, &rel, OFlag::O_PATH).context("reopening the mount")?;
+        o.recursive_attrs.apply(&top)?;
     }
     Ok(())
 }
@@ -543,7 +557,8 @@ mod tests {
         assert!(o.bind && o.recursive);
         assert!(o.flags.contains(MsFlags::MS_RDONLY | MsFlags::MS_RELATIME));
         assert_eq!(o.propagation.len(), 3);
-        assert!(opts(&["bind", "size=1m"]).unwrap_err().contains("size=1m"));
+        // runtime-tools' mounts test gives its binds a tmpfs's options: set aside, as runc.
+        assert_eq!(opts(&["bind", "size=1m"]).unwrap().ignored, ["size=1m"]);
         let o = parse_options(&["ro".into()], true).unwrap();
         assert!(o.bind && !o.recursive);
     }
@@ -553,7 +568,11 @@ mod tests {
         assert!(opts(&["idmap"]).unwrap_err().contains("idmap"));
         assert!(opts(&["remount"]).unwrap_err().contains("remount"));
         assert!(opts(&[""]).unwrap_err().contains("malformed"));
-        assert!(opts(&["a,b"]).unwrap_err().contains("malformed"));
+        assert!(opts(&["ro,"]).unwrap_err().contains("malformed"));
+        // Comma-joined in one entry, as one list.
+        let o = opts(&["nosuid,mode=755,size=1k", "ro"]).unwrap();
+        assert_eq!(o.data, "mode=755,size=1k");
+        assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_RDONLY);
     }
 
     #[test]

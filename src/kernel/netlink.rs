@@ -279,6 +279,55 @@ impl Netlink {
         }
     }
 
+    /// The addresses of link `index` that move with it (global ones: the kernel makes the
+    /// link-local ones again).
+    pub fn global_addresses_of(&mut self, index: u32) -> Result<Vec<AddressMessage>> {
+        let msg = AddressMessage::default();
+        let all = self
+            .request(RouteNetlinkMessage::GetAddress(msg), NLM_F_DUMP)
+            .context("listing addresses")?;
+        Ok(all
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewAddress(a)
+                    if a.header.index == index
+                        && a.header.scope
+                            == netlink_packet_route::address::AddressScope::Universe =>
+                {
+                    Some(a)
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Moves link `index` into the network namespace `netns`, renamed `new_name` there, in one
+    /// request (the name is never free-floating in either namespace).
+    pub fn move_link(&mut self, index: u32, netns: &File, new_name: &str) -> Result<()> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = index;
+        msg.attributes
+            .push(LinkAttribute::NetNsFd(netns.as_raw_fd()));
+        msg.attributes
+            .push(LinkAttribute::IfName(new_name.to_string()));
+        self.request(RouteNetlinkMessage::SetLink(msg), 0)
+            .with_context(|| format!("moving link {index} into the container as {new_name}"))?;
+        Ok(())
+    }
+
+    /// Gives link `index` an address as `addresses` listed it (from another namespace).
+    pub fn restore_address(&mut self, index: u32, mut msg: AddressMessage) -> Result<()> {
+        msg.header.index = index;
+        match self.request(
+            RouteNetlinkMessage::NewAddress(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ) {
+            Ok(_) => Ok(()),
+            Err(e) if errno_of(&e) == Some(libc::EEXIST) => Ok(()),
+            Err(e) => Err(e).context("restoring an address of a moved link"),
+        }
+    }
+
     /// The default route, through `gateway`.
     pub fn add_default_route(&mut self, gateway: Ipv4Addr) -> Result<()> {
         let mut msg = RouteMessage::default();

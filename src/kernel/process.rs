@@ -105,11 +105,7 @@ pub fn write_sysctls(sysctls: &[(String, String)]) -> Result<()> {
 /// them (3 .. 3+preserved, which lose their close-on-exec flag): all others close on exec.
 pub fn close_fds_on_exec(preserved: u32) -> Result<()> {
     let first = 3u32.saturating_add(preserved);
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC closes nothing now; it only marks fds
-    // close-on-exec, so no Rust object is left holding a closed descriptor.
-    let rc =
-        unsafe { libc::close_range(first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) };
-    nix::errno::Errno::result(rc).with_context(|| format!("close_range({first}.., CLOEXEC)"))?;
+    crate::kernel::fds::mark_cloexec_from(first)?;
     // The ones kept lose their close-on-exec flag (the caller's may have it set).
     for fd in 3..first as i32 {
         // SAFETY: only flags change; an fd that is not open answers EBADF, ignored.

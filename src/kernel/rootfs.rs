@@ -479,6 +479,16 @@ pub fn move_into(root: &OwnedFd) -> Result<()> {
     chdir("/").context("chdir /")
 }
 
+/// A mount namespace that is not the container's own (config.json joins one by path, or lists
+/// none and shares the caller's): its root is its owner's, and `pivot_root` would move the root
+/// of every process in it. The container is chroot'ed into its rootfs instead (as crun and
+/// runc do without a mount namespace), weaker in the same way as `--no-pivot`.
+pub fn chroot_into(root: &OwnedFd) -> Result<()> {
+    fchdir(root).context("entering the rootfs")?;
+    nix::unistd::chroot(".").context("chroot into the rootfs")?;
+    chdir("/").context("chdir /")
+}
+
 /// `--read-only`: remounts `/` read-only, keeping the flags it already had (nosuid, nodev...).
 pub fn make_root_readonly() -> Result<()> {
     remount_bind(Path::new("/"), MsFlags::MS_RDONLY).context("remounting / read-only")

@@ -3,9 +3,11 @@
 //! runs as (`user`), its volumes (`volume`), and what it is called (`names`). Front ends build
 //! it; the runtime only reads it.
 
+pub mod block_io;
 pub mod names;
 pub mod network;
 pub mod oci;
+pub mod process_attrs;
 pub mod setup;
 pub mod spec;
 pub mod user;

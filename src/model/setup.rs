@@ -19,6 +19,7 @@ use crate::kernel::mounts::{self, DeviceNode, MountSpec};
 use crate::kernel::namespaces::{self, IdMap, Kind, Namespaces};
 use crate::kernel::process::{self as kproc, Rlimit};
 use crate::kernel::rootfs::{DEVICES, MASKED_PATHS, READONLY_PATHS};
+use crate::model::process_attrs::{self, ProcessAttrs};
 
 /// A filesystem minibox mounts in every container, as config.json writes it.
 struct FixedMount {
@@ -122,6 +123,10 @@ pub struct Setup {
     pub sysctl: Vec<(String, String)>,
     /// `linux.resources` beyond the memory limit, CPU quota and pids (`ContainerSpec.limits`).
     pub resources: Tuning,
+    /// ioPriority, scheduler, execCPUAffinity, personality, memoryPolicy.
+    pub attrs: ProcessAttrs,
+    /// `linux.netDevices`: (host name, name inside), sorted.
+    pub net_devices: Vec<(String, String)>,
 }
 
 impl Setup {
@@ -146,6 +151,8 @@ impl Setup {
             domainname: None,
             sysctl: vec![],
             resources: Tuning::default(),
+            attrs: ProcessAttrs::default(),
+            net_devices: vec![],
         }
     }
 
@@ -192,11 +199,7 @@ pub fn from_oci(
             Some(d.to_string())
         }
     };
-    let oom_score_adj = match process.oom_score_adj() {
-        None => None,
-        Some(n) if (-1000..=1000).contains(&n) => Some(n),
-        Some(n) => bail!("process.oomScoreAdj {n} is out of range: use -1000 to 1000"),
-    };
+    let oom_score_adj = checked_oom_score_adj(process)?;
     let umask = match process.user().umask() {
         None => DOCKER_UMASK,
         Some(m) if m <= 0o777 => m,
@@ -218,13 +221,33 @@ pub fn from_oci(
         sysctl: checked_sysctl(linux.sysctl().as_ref(), &namespaces)?,
         // Read with the limits (`oci::read::checked_limits`).
         resources: Tuning::default(),
+        attrs: process_attrs::checked(process, linux)?,
+        net_devices: checked_net_devices(linux, &namespaces)?,
         mounts,
         namespaces,
     })
 }
 
+/// `process.oomScoreAdj`, within the kernel's -1000..=1000.
+pub fn checked_oom_score_adj(process: &Process) -> Result<Option<i32>> {
+    match process.oom_score_adj() {
+        None => Ok(None),
+        Some(n) if (-1000..=1000).contains(&n) => Ok(Some(n)),
+        Some(n) => bail!("process.oomScoreAdj {n} is out of range: use -1000 to 1000"),
+    }
+}
+
 /// Writes the setup into config.json, as `from_oci` reads it.
 pub fn write_oci(s: &Setup, spec: &mut Spec) {
+    s.attrs.write_oci(spec);
+    if let Some(linux) = spec.linux_mut() {
+        let devices = s.net_devices.iter().map(|(host, inside)| {
+            let mut d = oci_spec::runtime::LinuxNetDevice::default();
+            d.set_name(Some(inside.clone()));
+            (host.clone(), d)
+        });
+        linux.set_net_devices((!s.net_devices.is_empty()).then(|| devices.collect()));
+    }
     spec.set_mounts(Some(s.mounts.iter().map(mount_of).collect()));
     spec.set_domainname(s.domainname.clone());
     if let Some(process) = spec.process_mut() {
@@ -393,6 +416,23 @@ fn checked_mount(i: usize, m: &Mount, bundle: &Path) -> Result<MountSpec> {
     let typ = m.typ().clone().filter(|t| !t.is_empty());
     let bind_type = matches!(typ.as_deref(), Some("bind") | Some("none"));
     let parsed = mounts::parse_options(&options, bind_type).map_err(|e| anyhow!("{field}: {e}"))?;
+    if parsed
+        .recursive_attrs
+        .clears(crate::kernel::mount_attr::NODEV)
+    {
+        bail!(
+            "{field}: option rdev is not supported: minibox keeps every place a container may \
+             write nodev (no device cgroup keeps nodes made there shut); list device nodes in \
+             linux.devices"
+        );
+    }
+    if !parsed.ignored.is_empty() {
+        say!(
+            "minibox: warning: {field}: option {} means nothing to a bind mount (no filesystem \
+             takes it); ignored, as runc does",
+            parsed.ignored.join(",")
+        );
+    }
     let mut source = m.source().clone();
     if parsed.bind {
         let Some(src) = source.as_ref().filter(|s| !s.as_os_str().is_empty()) else {
@@ -442,6 +482,49 @@ fn checked_mount(i: usize, m: &Mount, bundle: &Path) -> Result<MountSpec> {
     })
 }
 
+/// `linux.netDevices`: host device → its name inside (its own when none is given).
+fn checked_net_devices(linux: &Linux, ns: &Namespaces) -> Result<Vec<(String, String)>> {
+    const SECTION: &str = "runtime-spec config-linux.md#network-devices";
+    let Some(given) = linux.net_devices().as_ref().filter(|d| !d.is_empty()) else {
+        return Ok(vec![]);
+    };
+    if !ns.has(Kind::Net) {
+        bail!(
+            "linux.netDevices needs a network namespace of the container's own (or one it \
+             joins): add {{\"type\": \"network\"}} to linux.namespaces ({SECTION})"
+        );
+    }
+    let valid = |n: &str| {
+        !n.is_empty()
+            && n.len() < 16
+            && n != "."
+            && n != ".."
+            && !n.contains(|c: char| c == '/' || c == ':' || c.is_whitespace())
+    };
+    let mut out = vec![];
+    for (host, dev) in given {
+        let inside = dev
+            .name()
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(host.clone());
+        for name in [host, &inside] {
+            if !valid(name) {
+                bail!(
+                    "linux.netDevices: {name:?} is not a network device name (1 to 15 \
+                     characters, no '/', ':' or space) ({SECTION})"
+                );
+            }
+        }
+        if host == "lo" {
+            bail!("linux.netDevices: lo cannot move: every namespace has its own ({SECTION})");
+        }
+        out.push((host.clone(), inside));
+    }
+    out.sort();
+    Ok(out)
+}
+
 fn checked_paths(field: &str, given: &Option<Vec<String>>) -> Result<Vec<String>> {
     given
         .iter()
@@ -465,13 +548,6 @@ fn checked_namespaces(list: &[LinuxNamespace]) -> Result<Namespaces> {
         match n.path() {
             None => ns.new.push(kind),
             Some(path) => {
-                if kind == Kind::Mount {
-                    bail!(
-                        "linux.namespaces[{i}] mount with path {}: joining a mount namespace is \
-                         not supported: minibox builds the container's root in one of its own",
-                        path.display()
-                    );
-                }
                 let found = namespaces::kind_of_file(path).map_err(|why| {
                     anyhow!(
                         "linux.namespaces[{i}] {name} path {}: {why}",
@@ -487,12 +563,6 @@ fn checked_namespaces(list: &[LinuxNamespace]) -> Result<Namespaces> {
                 ns.join.push((kind, path.clone()));
             }
         }
-    }
-    if !ns.creates(Kind::Mount) {
-        bail!(
-            "linux.namespaces lacks mount: minibox builds the container's root in a mount \
-             namespace of its own; add {{\"type\": \"mount\"}}"
-        );
     }
     Ok(ns)
 }
@@ -835,10 +905,9 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("it is not a namespace file"), "{e}");
-        let e = checked_namespaces(&ns(json!([{"type": "pid"}])))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("lacks mount"), "{e}");
+        // No mount: the caller's is shared (the runtime spec's rule for a missing type).
+        let shared = checked_namespaces(&ns(json!([{"type": "pid"}]))).unwrap();
+        assert!(!shared.has(Kind::Mount));
     }
 
     #[test]
@@ -866,10 +935,14 @@ mod tests {
             err(json!([{"destination": "/x", "source": "/tmp", "options": ["bind", "dev"]}]))
                 .contains("option dev")
         );
-        assert!(err(
-            json!([{"destination": "/x", "source": "/tmp", "options": ["bind", "mode=1"]}])
-        )
-        .contains("mode=1"));
+        // A bind's filesystem options mean nothing: ignored (a warning), as runc.
+        let bind = json!([{"destination": "/x", "source": "/tmp", "options": ["bind", "mode=1"]}]);
+        assert_eq!(
+            checked_mounts(&m(bind), Path::new("/")).unwrap()[0]
+                .parsed
+                .ignored,
+            ["mode=1"]
+        );
         let ok = checked_mounts(
             &m(json!([{"destination": "/a/b", "source": "/tmp", "options": ["rbind", "ro"]}])),
             Path::new("/"),

@@ -93,6 +93,15 @@ impl ContainerSpec {
     pub fn display_name(&self) -> &str {
         self.name.as_deref().unwrap_or_else(|| self.short_id())
     }
+
+    /// True when config.json lists no mount namespace: the container shares the caller's, and
+    /// its root's mounts are made there (the runtime spec's rule for a type not listed).
+    pub fn shares_callers_mounts(&self) -> bool {
+        !self
+            .setup
+            .namespaces
+            .has(crate::kernel::namespaces::Kind::Mount)
+    }
 }
 
 /// ROOTFS must be an existing directory other than the host's `/`; we keep its canonical path.

@@ -22,6 +22,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::Mode;
 
 use crate::kernel::cgroup::{self, ContainerCgroup};
+use crate::kernel::shared_root;
 use crate::model::spec::ContainerSpec;
 use crate::runtime::hooks;
 use crate::runtime::init::{CallerHandoff, InitNet, Supervisor};
@@ -63,14 +64,20 @@ pub fn create(spec: &ContainerSpec, store: &Store, opts: &CreateOptions) -> Resu
         annotations: opts.annotations.clone(),
         hooks: spec.hooks.clone(),
         caller_supervised: true,
+        root_mounts_before: shared_root::mounts_before(&spec.rootfs, spec.shares_callers_mounts()),
     };
     let state = store.create_with(spec, true, Some(record))?;
     let mut made = Made::default();
     let result = create_recorded(spec, store, opts, &state, console, &mut made);
     if result.is_err() {
         made.undo(store, &state.id);
+        shared_root::detach_since(&spec.rootfs, record_of(&state));
     }
     result
+}
+
+fn record_of(state: &ContainerState) -> Option<usize> {
+    state.oci.as_ref().and_then(|o| o.root_mounts_before)
 }
 
 /// What `create` has made so far, to be undone if it fails.
@@ -230,9 +237,11 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Waits for the container's byte on the FIFO, checking that its process still lives.
+/// Waits for the container's byte on the FIFO, then for its end of file (the exec closed the
+/// container's end), checking that its process still lives.
 fn await_exec(fifo: &File, pid: ProcessRef, id: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut answered = false;
     loop {
         let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(50u16)) {
@@ -241,10 +250,15 @@ fn await_exec(fifo: &File, pid: ProcessRef, id: &str) -> Result<()> {
         }
         let mut byte = [0u8; 1];
         match (&*fifo).read(&mut byte) {
-            Ok(1) => return Ok(()),
+            Ok(1) => answered = true,
+            Ok(_) if answered => return Ok(()),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e).context("reading the exec FIFO"),
+        }
+        // (A program that ran and ended already is started.)
+        if !pid.is_alive() && answered {
+            return Ok(());
         }
         if !pid.is_alive() {
             bail!("cannot start container {id}: its process has exited (killed while created?)");

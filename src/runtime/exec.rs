@@ -27,7 +27,7 @@ use crate::kernel::caps::{self, CapsHashSet};
 use crate::kernel::cgroup::{self, CgroupRecord};
 use crate::kernel::namespaces::{Kind, CONTAINER_KINDS};
 use crate::kernel::process::{self, Rlimit};
-use crate::kernel::seccomp;
+use crate::kernel::{sched, seccomp};
 use crate::model::spec::ContainerSpec;
 use crate::model::user;
 use crate::runtime::channel::{self, ChildEnd, ParentEnd};
@@ -103,6 +103,8 @@ pub fn run(
             .map_err(|e| not_running_or(e, target, "setns(CLONE_NEWPID)"))?;
     }
     let others = namespaces - CloneFlags::CLONE_NEWPID;
+    // The container's root as its process sees it, opened from here before we join anything.
+    let root = open_root(target)?;
     let (parent, child) = channel::pair()?;
     let (mut relay, child_stdio) = make_stdio(&opts.stdio, process.console_size)?;
     // SAFETY: minibox is single-threaded here, so the child's copy of memory holds no lock
@@ -117,6 +119,7 @@ pub fn run(
                 &child_stdio,
                 &pidfd,
                 others,
+                &root,
             );
             child.report_failure(status::code_of(&err), &format!("{err:#}"));
             // SAFETY: _exit ends this forked copy without running the parent's destructors.
@@ -271,20 +274,28 @@ fn join_and_exec(
     stdio: &ChildStdio,
     pidfd: &OwnedFd,
     namespaces: CloneFlags,
+    root: &OwnedFd,
 ) -> Result<Infallible> {
     // A session of our own: the caller's terminal is not ours to type into (TIOCSTI), and a
     // terminal of the container's (-t) can become our controlling one.
     nix::unistd::setsid().context("setsid")?;
     // A session keyring of our own: the caller's keys are out of reach.
     init::join_new_session_keyring()?;
+    // execCPUAffinity.initial: the CPUs we run on until we are in the container's cgroup.
+    sched::set_affinity(p.spec.setup.attrs.affinity_initial.as_deref())?;
     // Wait until minibox has put us in the container's cgroup: all we start is counted there.
     chan.wait_for_go()?;
+    // execCPUAffinity.final: the CPUs CMD runs on.
+    sched::set_affinity(p.spec.setup.attrs.affinity_final.as_deref())?;
     // Into the container's other namespaces at once; joining its mount namespace also makes
     // its root our root and our cwd (we were born in its PID namespace).
     if !namespaces.is_empty() {
         nix::sched::setns(pidfd, namespaces)
             .context("setns into the container's namespaces (it may have just stopped)")?;
     }
+    // Its root exactly: one chroot'ed in a mount namespace not its own (joined by path) lies
+    // below that namespace's root, which setns gave us.
+    enter_root(root)?;
     // Our 0, 1, 2: pipes minibox relays, the caller's, the container's /dev/null, or a
     // terminal of the container's own devpts (opened only now that its /dev/pts is ours).
     install_stdio(stdio, p.spec.identity.uid, p.spec.identity.gid)?;
@@ -292,6 +303,16 @@ fn join_and_exec(
     caps::limit_bounding_set(&p.bounding)?;
     // The process's resource limits (OCI process.rlimits), while we may still raise them.
     process::set_rlimits(&p.rlimits)?;
+    // ioPriority and scheduler (real-time ones need privileges), personality, memoryPolicy:
+    // the container's, or this process's own.
+    sched::set_io_priority(p.spec.setup.attrs.io_priority)?;
+    sched::set_scheduler(p.spec.setup.attrs.scheduler.as_ref())?;
+    sched::set_personality(p.spec.setup.attrs.personality)?;
+    sched::set_memory_policy(p.spec.setup.attrs.memory_policy.as_ref())?;
+    // process.oomScoreAdj (lowering it needs CAP_SYS_RESOURCE: before the identity change).
+    crate::kernel::process::set_oom_score_adj(p.spec.setup.oom_score_adj)?;
+    // A non-root user asked to keep capabilities keeps its permitted set through setuid.
+    caps::keep_through_setuid(&p.spec.capabilities)?;
     // Become the user: groups, gid, then uid — the point of no return.
     user::switch_to(&p.spec.identity)?;
     // Keep exactly the allowed capabilities; nothing inheritable, nothing ambient.
@@ -313,6 +334,29 @@ fn join_and_exec(
     // Become CMD; the exec closes the report pipe right after this last word.
     chan.report_exec();
     init::exec_command(&p.spec, None)
+}
+
+/// `/proc/PID/root` of the container's first process, as a handle.
+fn open_root(target: &Target) -> Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = format!("/proc/{}/root", target.pid.pid);
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(|e| {
+            if target.pid.is_alive() {
+                anyhow::Error::new(e).context(format!("opening {path}"))
+            } else {
+                anyhow::anyhow!(not_running(target))
+            }
+        })?;
+    Ok(file.into())
+}
+
+fn enter_root(root: &OwnedFd) -> Result<()> {
+    nix::unistd::fchdir(root).context("entering the container's root")?;
+    nix::unistd::chroot(".").context("chroot into the container's root")
 }
 
 fn install_stdio(stdio: &ChildStdio, uid: u32, gid: u32) -> Result<()> {

@@ -21,8 +21,9 @@ use nix::sys::signal::Signal;
 use nix::sys::stat::{umask, Mode};
 use nix::unistd::{access, execve, execveat, AccessFlags};
 
+use crate::kernel::namespaces::Kind;
 use crate::kernel::rootfs::OverlayDirs;
-use crate::kernel::{caps, console, loopback, mounts, namespaces, process, rootfs, seccomp};
+use crate::kernel::{caps, console, loopback, mounts, namespaces, process, rootfs, sched, seccomp};
 use crate::model::network::Network;
 use crate::model::spec::ContainerSpec;
 use crate::model::user;
@@ -112,7 +113,9 @@ impl CallerHandoff {
             .context("waiting for start on the exec FIFO")?;
         fifo.write_all(b"0")
             .context("answering start on the exec FIFO")?;
-        drop(fifo);
+        // Kept open, close-on-exec: `start` sees its end of file only once the exec has
+        // happened (or this process is gone), so it returns when the program runs (runc's way).
+        let _ = std::os::fd::IntoRawFd::into_raw_fd(fifo);
         let default = nix::sys::signal::SigAction::new(
             nix::sys::signal::SigHandler::SigDfl,
             nix::sys::signal::SaFlags::empty(),
@@ -175,8 +178,9 @@ fn set_up_and_exec(
     // Our 0, 1, 2 become pipes minibox relays: no file of the caller's is ours to reopen or
     // chmod (under `create`, the OCI contract: create's own stdio stays ours).
     install_stdio_if_supervised(supervisor, spec)?;
-    // Nothing we mount from here on propagates back to the host.
-    rootfs::make_mounts_private()?;
+    // Nothing we mount from here on propagates back to the host (a mount namespace joined by
+    // path is left as its owner made it: our mounts under the rootfs are shared with it).
+    make_mounts_private_if_own(spec)?;
     // ROOTFS below, the container's own layer above, so every write (the mount points and the
     // workdir made below included) lands in the layer; or a bundle's root, as its maker gave it.
     // The host's objects were opened before the clone; our starting directory is the data root
@@ -213,7 +217,7 @@ fn set_up_and_exec(
     hooks::run(&spec.hooks, "createContainer", &state)?;
     // The rootfs becomes /, and the host's root is detached: no path leads back out (`create
     // --no-pivot`, for a root on an initramfs: moved over / and chroot'ed into instead).
-    enter_root(&root, supervisor)?;
+    enter_root(&root, supervisor, spec)?;
     // The new root shares mounts with its peers only as asked (linux.rootfsPropagation).
     rootfs::set_root_propagation(root_propagation(spec))?;
     say("pivot_root", &|| explain::pivoted(&spec.rootfs));
@@ -237,6 +241,18 @@ fn set_up_and_exec(
     process::set_rlimits(&spec.setup.rlimits)?;
     // process.oomScoreAdj: lowering it needs CAP_SYS_RESOURCE too.
     process::set_oom_score_adj(spec.setup.oom_score_adj)?;
+    // process.ioPriority: the real-time class needs CAP_SYS_ADMIN, so before the drop.
+    sched::set_io_priority(spec.setup.attrs.io_priority)?;
+    // process.scheduler: real-time policies and a negative nice need CAP_SYS_NICE.
+    sched::set_scheduler(spec.setup.attrs.scheduler.as_ref())?;
+    // linux.personality: the execution domain CMD runs in (LINUX32: a 32-bit uname).
+    sched::set_personality(spec.setup.attrs.personality)?;
+    // linux.memoryPolicy: the NUMA nodes CMD's memory comes from.
+    sched::set_memory_policy(spec.setup.attrs.memory_policy.as_ref())?;
+    // Start where asked, and prove the cwd is inside the container (runc CVE-2024-21626): as
+    // root, before an early syscall filter may refuse getcwd (a directory only the user may
+    // enter waits for the identity change, as with runc).
+    let in_workdir = enter_workdir_as_root(&spec.workdir)?;
     // Without no_new_privs only a privileged process may install a syscall filter: then it goes
     // in now, while we still hold CAP_SYS_ADMIN (runc's order), and allows the steps below.
     install_seccomp_filter(prepared.filter, !spec.setup.no_new_privs)?;
@@ -260,8 +276,8 @@ fn set_up_and_exec(
     check_parent_alive_if_supervised(supervisor, chan)?;
     // Files CMD creates get the asked mode (process.user.umask; docker's 022 by default).
     umask(Mode::from_bits_truncate(spec.setup.umask));
-    // Start where asked, and prove the cwd is inside the container (runc CVE-2024-21626).
-    enter_workdir(&spec.workdir)?;
+    // A working directory root could not enter is entered as the user (and proved inside).
+    enter_workdir_unless_entered(in_workdir, &spec.workdir)?;
     // Default signal dispositions, none blocked: as if CMD had been started afresh.
     signals::reset_for_exec()?;
     // No descriptor of ours reaches CMD: all but 0, 1, 2 close on exec (and, under `create
@@ -379,10 +395,18 @@ fn wait_for_runtime_hooks_if_any(chan: &ChildEnd, spec: &ContainerSpec) -> Resul
     Ok(())
 }
 
-fn enter_root(root: &OwnedFd, supervisor: &Supervisor) -> Result<()> {
+fn enter_root(root: &OwnedFd, supervisor: &Supervisor, spec: &ContainerSpec) -> Result<()> {
     match supervisor {
+        _ if !spec.setup.namespaces.creates(Kind::Mount) => rootfs::chroot_into(root),
         Supervisor::Caller(c) if c.no_pivot => rootfs::move_into(root),
         _ => rootfs::pivot_into(root),
+    }
+}
+
+fn make_mounts_private_if_own(spec: &ContainerSpec) -> Result<()> {
+    match spec.setup.namespaces.creates(Kind::Mount) {
+        true => rootfs::make_mounts_private(),
+        false => Ok(()),
     }
 }
 
@@ -468,6 +492,22 @@ fn root_propagation(spec: &ContainerSpec) -> Option<nix::mount::MsFlags> {
         .rootfs_propagation
         .as_deref()
         .and_then(crate::kernel::mounts::propagation)
+}
+
+/// True once entered; false when root may not enter it (a directory only the user may: NFS
+/// root squash, a mode of 0700 for the user with no CAP_DAC_OVERRIDE).
+fn enter_workdir_as_root(workdir: &Path) -> Result<bool> {
+    match std::env::set_current_dir(workdir) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok(false),
+        _ => enter_workdir(workdir).map(|()| true),
+    }
+}
+
+fn enter_workdir_unless_entered(entered: bool, workdir: &Path) -> Result<()> {
+    match entered {
+        true => Ok(()),
+        false => enter_workdir(workdir),
+    }
 }
 
 pub fn enter_workdir(workdir: &Path) -> Result<()> {
@@ -574,19 +614,24 @@ fn cannot_run(spec: &ContainerSpec, candidates: &[String], first_error: Errno) -
     let (code, why) = match first_error {
         Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP => {
             let exists = candidates.iter().any(|c| Path::new(c).exists());
+            // (runc's words, "no such file or directory" and "executable file not found",
+            // are what engines read to answer 127: Docker's `docker run` does.)
             let why = if exists {
-                "it exists, but the program loader it names is missing in the rootfs \
-                 (link it statically, or add its libraries)"
+                "no such file or directory: it exists, but the program loader it names is \
+                 missing in the rootfs (link it statically, or add its libraries)"
             } else if cmd.contains('/') {
-                "no such file in the container's rootfs; give CMD as a path inside ROOTFS"
+                "no such file or directory in the container's rootfs; give CMD as a path \
+                 inside ROOTFS"
             } else {
-                "not found in the container's PATH; give CMD as a path inside ROOTFS"
+                "executable file not found in the container's PATH; give CMD as a path inside \
+                 ROOTFS"
             };
             (status::NOT_FOUND, why.to_string())
         }
         errno => (
             status::CANNOT_EXECUTE,
-            format!("it cannot be executed ({})", errno.desc()),
+            // (lower case, as Go's errors read: the docker CLI matches "permission denied")
+            format!("it cannot be executed: {}", errno.desc().to_lowercase()),
         ),
     };
     let message = format!(

@@ -13,7 +13,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::{pipe2, ForkResult, Pid};
 
 use crate::kernel::cgroup::{human_bytes, ContainerCgroup};
-use crate::kernel::namespaces;
+use crate::kernel::{namespaces, shared_root};
 use crate::model::network::Network;
 use crate::model::spec::ContainerSpec;
 use crate::runtime::attach::AttachPoint;
@@ -65,7 +65,10 @@ pub fn run(spec: &ContainerSpec, store: &Store, layers: &Layers, opts: RunOption
         output: Output::Caller,
         terminal: spec.tty,
     };
+    let shared_root = shared_root::mounts_before(&spec.rootfs, spec.shares_callers_mounts());
     let result = supervise(spec, store, layers, &state, stdio, &mut StartReport(None));
+    // A container without a mount namespace of its own made its mounts in ours: they go.
+    shared_root::detach_since(&spec.rootfs, shared_root);
     forget_if(store, &state, result.is_err() || opts.remove);
     result
 }

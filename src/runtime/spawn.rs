@@ -14,7 +14,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::kernel::cgroup::{self, ContainerCgroup, Placement};
-use crate::kernel::{namespaces, seccomp};
+use crate::kernel::{namespaces, net_devices, seccomp};
 use crate::model::spec::ContainerSpec;
 use crate::runtime::channel::{self, ChildEnd, ParentEnd, Stop};
 use crate::runtime::init::{self, InitNet, Prepared, Supervisor};
@@ -111,6 +111,8 @@ fn admit(
     // Only a process outside its new user namespace can write its maps, once; it needs them
     // before it goes on (its root is an unprivileged uid of the host).
     map_ids_if_new_user_namespace(spec, pid, parent)?;
+    // linux.netDevices move in from here, the host's side, before the child configures them.
+    move_net_devices_if_any(spec, pid, parent)?;
     // What the caller adds while the child waits (run: its eth0, on its bridge).
     (how.while_it_waits)(pid)?;
     // Go, with the state the hooks inside the container read.
@@ -187,6 +189,28 @@ fn map_ids_if_new_user_namespace(spec: &ContainerSpec, pid: Pid, parent: &Parent
     }
     let mapped = namespaces::write_id_maps(pid, &spec.setup.uid_mappings, &spec.setup.gid_mappings);
     if let Err(e) = mapped {
+        let _ = kill(pid, Signal::SIGKILL);
+        return Err(parent.child_failure_or(e));
+    }
+    Ok(())
+}
+
+/// linux.netDevices into the container's network namespace: its own (the child's), or the one
+/// it joins by path.
+fn move_net_devices_if_any(spec: &ContainerSpec, pid: Pid, parent: &ParentEnd) -> Result<()> {
+    let devices = &spec.setup.net_devices;
+    if devices.is_empty() {
+        return Ok(());
+    }
+    let ns = &spec.setup.namespaces;
+    let path = match ns.join.iter().find(|(k, _)| *k == namespaces::Kind::Net) {
+        Some((_, path)) => path.clone(),
+        None => std::path::PathBuf::from(format!("/proc/{pid}/ns/net")),
+    };
+    let moved = std::fs::File::open(&path)
+        .with_context(|| format!("linux.netDevices: opening {}", path.display()))
+        .and_then(|netns| net_devices::move_into(devices, &netns));
+    if let Err(e) = moved {
         let _ = kill(pid, Signal::SIGKILL);
         return Err(parent.child_failure_or(e));
     }

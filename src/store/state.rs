@@ -99,6 +99,10 @@ pub struct OciRecord {
     /// the container's supervisor, not a minibox process; it lives as long as its process.
     #[serde(default)]
     pub caller_supervised: bool,
+    /// Set when it has no mount namespace of its own: how many mounts were stacked at its
+    /// root.path in the caller's namespace before it, so that `delete` detaches only its own.
+    #[serde(default)]
+    pub root_mounts_before: Option<usize>,
 }
 
 /// A process as the kernel names it for good: its pid and its start time (`/proc/PID/stat`

@@ -9,8 +9,16 @@ use serde_json::{json, Value};
 
 use super::{payload_bin, run_minibox, stderr, stdout, GROUP, PASSWD};
 
-/// `minibox spec ARGS...` as JSON.
+/// `minibox spec ARGS...` as JSON (with no ARGS, the config.json `minibox spec --bundle DIR`
+/// writes).
 pub fn spec(args: &[&str]) -> Value {
+    if args.is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = run_minibox(&["spec", "--bundle", dir.path().to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "minibox spec: {}", stderr(&out));
+        let text = fs::read_to_string(dir.path().join("config.json")).unwrap();
+        return serde_json::from_str(&text).expect("minibox spec writes JSON");
+    }
     let mut all = vec!["spec"];
     all.extend_from_slice(args);
     let out = run_minibox(&all);

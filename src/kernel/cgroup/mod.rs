@@ -6,6 +6,7 @@
 //! the unified hierarchy, `v1` for legacy and hybrid hosts, whose controllers are mounted as
 //! v1 hierarchies. `create` picks the driver.
 
+pub mod blkio;
 mod v1;
 mod v2;
 
@@ -63,11 +64,17 @@ pub struct Tuning {
     pub mems: Option<String>,
     /// v2 only: files of the group and their values, written as given.
     pub unified: Vec<(String, String)>,
+    /// `linux.resources.blockIO` (v1 blkio, v2 io).
+    pub block_io: blkio::BlockIo,
 }
 
 impl Tuning {
     pub fn wants_cpuset(&self) -> bool {
         self.cpus.is_some() || self.mems.is_some()
+    }
+
+    pub fn wants_blkio(&self) -> bool {
+        !self.block_io.is_empty()
     }
 
     /// OCI's shares (2..262144) as a cgroup v2 weight (1..10000), runc's formula.
@@ -211,7 +218,7 @@ impl Plan {
     fn paths(&self) -> Result<Vec<PathBuf>> {
         match &self.driver {
             Driver::V2(h) => Ok(vec![h.group_path(&self.place)?]),
-            Driver::V1(h) => h.group_paths(&self.place, self.tuning.wants_cpuset()),
+            Driver::V1(h) => h.group_paths(&self.place, &self.tuning),
             Driver::None => Ok(vec![]),
         }
     }
@@ -302,6 +309,12 @@ fn check_tuning(driver: &Driver, tuning: &Tuning) -> Result<()> {
                 bail!(
                     "linux.resources.unified needs cgroup v2, and this host keeps its \
                      controllers on cgroup v1: give the settings as memory/cpu/pids fields"
+                );
+            }
+            if tuning.wants_blkio() && !h.has_blkio() {
+                bail!(
+                    "linux.resources.blockIO needs the blkio controller, which this host does \
+                     not mount as a cgroup v1 hierarchy (looked in /proc/self/mountinfo)"
                 );
             }
             if tuning.wants_cpuset() && !h.has_cpuset() {

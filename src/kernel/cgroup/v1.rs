@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, SIGKILL};
 use nix::unistd::Pid;
 
-use super::{ContainerCgroup, Limits, Placement, Tuning, Usage, CPU_PERIOD_US};
+use super::{blkio, ContainerCgroup, Limits, Placement, Tuning, Usage, CPU_PERIOD_US};
 
 /// The controllers a container's groups use: cpuacct only measures, freezer pauses, the others
 /// also limit.
@@ -44,6 +44,8 @@ pub struct Hierarchies {
     found: Vec<Hierarchy>,
     /// The cpuset hierarchy, used only by a container that asks for CPUs or memory nodes.
     cpuset: Option<Hierarchy>,
+    /// The blkio hierarchy, used only by a container that asks for `blockIO` settings.
+    blkio: Option<Hierarchy>,
     /// Each of `CONTROLLERS` that cannot be used, with why (for the error of its flag).
     missing: Vec<(&'static str, String)>,
 }
@@ -65,13 +67,19 @@ impl Hierarchies {
     pub fn from_tables(mountinfo: &str, proc_cgroup: &str) -> Hierarchies {
         let mut found: Vec<(Hierarchy, String)> = Vec::new();
         let mut missing: Vec<(&'static str, String)> = Vec::new();
-        let cpuset = v1_mounts(mountinfo, &["cpuset"]).into_iter().find_map(|m| {
-            let own = own_group_in(&m, proc_cgroup).ok()?;
-            Some(Hierarchy {
-                controllers: m.controllers,
-                own,
-            })
-        });
+        let optional = |controller: &'static str| {
+            v1_mounts(mountinfo, &[controller])
+                .into_iter()
+                .find_map(|m| {
+                    let own = own_group_in(&m, proc_cgroup).ok()?;
+                    Some(Hierarchy {
+                        controllers: m.controllers,
+                        own,
+                    })
+                })
+        };
+        let cpuset = optional("cpuset");
+        let blkio = optional("blkio");
         for mount in v1_mounts(mountinfo, &CONTROLLERS) {
             if found.iter().any(|(_, device)| *device == mount.device) {
                 continue;
@@ -98,6 +106,7 @@ impl Hierarchies {
         Hierarchies {
             found,
             cpuset,
+            blkio,
             missing,
         }
     }
@@ -120,18 +129,26 @@ impl Hierarchies {
         self.cpuset.is_some()
     }
 
-    /// The hierarchies a container's groups go in: ours, and cpuset when it asks for it.
-    fn used(&self, cpuset: bool) -> impl Iterator<Item = &Hierarchy> {
+    /// Whether a blkio hierarchy is there for `linux.resources.blockIO`.
+    pub fn has_blkio(&self) -> bool {
+        self.blkio.is_some()
+    }
+
+    /// The hierarchies a container's groups go in: ours, and cpuset and blkio when it asks for
+    /// them.
+    fn used(&self, tuning: &Tuning) -> impl Iterator<Item = &Hierarchy> {
+        let (cpuset, blkio) = (tuning.wants_cpuset(), tuning.wants_blkio());
         self.found
             .iter()
             .chain(self.cpuset.iter().filter(move |_| cpuset))
+            .chain(self.blkio.iter().filter(move |_| blkio))
     }
 
     /// Where `create` puts the container's groups: `<own>/<parent>/<id>` in every hierarchy.
-    pub fn group_paths(&self, place: &Placement, cpuset: bool) -> Result<Vec<PathBuf>> {
+    pub fn group_paths(&self, place: &Placement, tuning: &Tuning) -> Result<Vec<PathBuf>> {
         let parents = parent_components(&place.parent)?;
         Ok(self
-            .used(cpuset)
+            .used(tuning)
             .map(|h| {
                 let mut path = h.own.clone();
                 path.extend(&parents);
@@ -147,7 +164,7 @@ impl Hierarchies {
         let mut group = Group {
             members: Vec::new(),
         };
-        for h in self.used(tuning.wants_cpuset()) {
+        for h in self.used(tuning) {
             let made = make_member(h, &parents, &place.id).and_then(|member| {
                 if h.controllers.contains(&"cpuset") {
                     init_cpuset(&member.own, &member.path)?;
@@ -498,6 +515,11 @@ impl Group {
         if let Some(pids) = limits.pids {
             self.write("pids", "pids.max", &pids.to_string())?;
         }
+        if let Some(dir) = self.dir("blkio").filter(|_| tuning.wants_blkio()) {
+            for (file, line) in blkio::v1_writes(&tuning.block_io, |f| dir.join(f).exists())? {
+                self.write("blkio", &file, &line)?;
+            }
+        }
         Ok(())
     }
 
@@ -543,6 +565,7 @@ fn controllers_by_files(group: &Path) -> Vec<&'static str> {
         ("cpuacct", "cpuacct.usage"),
         ("pids", "pids.max"),
         ("cpuset", "cpuset.cpus"),
+        ("blkio", "blkio.throttle.read_bps_device"),
         ("freezer", "freezer.state"),
     ]
     .into_iter()
@@ -890,14 +913,65 @@ mod tests {
         fs::create_dir_all(&own).unwrap();
         fs::write(own.join("cpuset.cpus"), "0-1\n").unwrap();
         fs::write(own.join("cpuset.mems"), "0\n").unwrap();
+        let blkio = dir.join("blkio").join("own");
+        fs::create_dir_all(&blkio).unwrap();
         Hierarchies {
             found,
             cpuset: Some(Hierarchy {
                 controllers: vec!["cpuset"],
                 own,
             }),
+            blkio: Some(Hierarchy {
+                controllers: vec!["blkio"],
+                own: blkio,
+            }),
             missing: vec![],
         }
+    }
+
+    #[test]
+    fn block_io_gets_a_blkio_group_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = fake_hierarchies(dir.path());
+        let plain = h
+            .create(&place("minibox"), &Limits::default(), &Tuning::default())
+            .unwrap();
+        assert!(!dir.path().join("blkio/own/minibox").exists());
+        plain.destroy().unwrap();
+        let tuning = Tuning {
+            block_io: blkio::BlockIo {
+                throttle: vec![blkio::Throttle {
+                    rate: blkio::Rate::WriteBps,
+                    major: 254,
+                    minor: 0,
+                    value: 1 << 20,
+                }],
+                ..blkio::BlockIo::default()
+            },
+            ..Tuning::default()
+        };
+        let g = h
+            .create(&place("minibox"), &Limits::default(), &tuning)
+            .unwrap();
+        let file = dir
+            .path()
+            .join("blkio/own/minibox/abc/blkio.throttle.write_bps_device");
+        assert_eq!(fs::read_to_string(file).unwrap(), "254:0 1048576");
+        // A weight on a host without CFQ or BFQ is refused by name, and nothing stays.
+        let weighted = Tuning {
+            block_io: blkio::BlockIo {
+                weight: Some(500),
+                ..blkio::BlockIo::default()
+            },
+            ..Tuning::default()
+        };
+        let err = h
+            .create(&place("other"), &Limits::default(), &weighted)
+            .err()
+            .unwrap();
+        assert!(format!("{err:#}").contains("blockIO.weight"), "{err:#}");
+        assert!(!dir.path().join("blkio/own/other").exists());
+        drop(g);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use nix::unistd::Pid;
 
-use super::{ContainerCgroup, Limits, Placement, Tuning, Usage, CPU_PERIOD_US};
+use super::{blkio, ContainerCgroup, Limits, Placement, Tuning, Usage, CPU_PERIOD_US};
 
 /// The controllers a container's group needs.
 const NEEDED: [&str; 3] = ["memory", "cpu", "pids"];
@@ -67,7 +67,13 @@ impl Hierarchy {
     /// Makes `<root>/<parent>/<id>` with the controllers enabled down to it and the limits
     /// written. Nothing is left behind if any step fails (beyond parent groups, which are shared).
     pub fn create(&self, place: &Placement, limits: &Limits, tuning: &Tuning) -> Result<Group> {
-        let parent = self.prepare_parent(&place.parent)?;
+        // io only for a container that asks for blockIO settings (as cpuset: the others' groups
+        // stay as they were).
+        let extra: &[&str] = match tuning.wants_blkio() {
+            true => &["io"],
+            false => &[],
+        };
+        let parent = self.prepare_parent(&place.parent, extra)?;
         let path = parent.join(&place.id);
         fs::create_dir(&path).with_context(|| format!("creating cgroup {}", path.display()))?;
         let group = Group { path };
@@ -99,9 +105,9 @@ impl Hierarchy {
 
     /// Creates the parent groups that are missing and enables our controllers for the children
     /// of each, from the root down.
-    fn prepare_parent(&self, parent: &Path) -> Result<PathBuf> {
+    fn prepare_parent(&self, parent: &Path, extra: &[&str]) -> Result<PathBuf> {
         let mut dir = self.root.clone();
-        enable_controllers(&dir)?;
+        enable_controllers(&dir, extra)?;
         for part in parent.components() {
             match part {
                 Component::Normal(name) => dir.push(name),
@@ -118,7 +124,7 @@ impl Hierarchy {
                     return Err(e).with_context(|| format!("creating cgroup {}", dir.display()))
                 }
             }
-            enable_controllers(&dir)?;
+            enable_controllers(&dir, extra)?;
         }
         Ok(dir)
     }
@@ -133,15 +139,28 @@ fn cgroup2_mount_point(mountinfo: &str) -> Option<PathBuf> {
     })
 }
 
-/// Lets the children of `dir` use our controllers (`+memory +cpu +pids` in its
+/// Lets the children of `dir` use our controllers (`+memory +cpu +pids` and `extra` in its
 /// cgroup.subtree_control), unless they already can.
-fn enable_controllers(dir: &Path) -> Result<()> {
+fn enable_controllers(dir: &Path, extra: &[&str]) -> Result<()> {
     let file = dir.join("cgroup.subtree_control");
     let enabled =
         fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
     let enabled: Vec<&str> = enabled.split_whitespace().collect();
+    if let Some(absent) = extra.iter().find(|c| {
+        !fs::read_to_string(dir.join("cgroup.controllers"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .any(|have| have == **c)
+    }) {
+        bail!(
+            "linux.resources.blockIO needs the {absent} controller, which {} does not offer \
+             (see its cgroup.controllers)",
+            dir.display()
+        );
+    }
     let wanted: Vec<String> = NEEDED
         .iter()
+        .chain(extra)
         .filter(|c| !enabled.contains(c))
         .map(|c| format!("+{c}"))
         .collect();
@@ -235,6 +254,13 @@ impl Group {
         }
         if let Some(pids) = limits.pids {
             self.write("pids.max", &pids.to_string())?;
+        }
+        if tuning.wants_blkio() {
+            let has = |f: &str| self.path.join(f).exists();
+            let bfq = self.read("io.bfq.weight");
+            for (file, line) in blkio::v2_writes(&tuning.block_io, has, bfq.as_deref())? {
+                self.write(&file, &line)?;
+            }
         }
         Ok(())
     }

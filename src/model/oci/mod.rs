@@ -52,6 +52,7 @@
 pub mod annotations;
 pub mod read;
 pub mod refuse;
+pub mod rootless;
 pub mod write;
 
 #[cfg(test)]

@@ -17,12 +17,14 @@ use crate::kernel::console::ConsoleSize;
 use crate::kernel::namespaces::{self, Kind};
 use crate::kernel::process::Rlimit;
 use crate::kernel::seccomp::SeccompProfile;
+use crate::model::block_io;
 use crate::model::names::check_hostname;
 use crate::model::network::{NetOptions, Network, PortMapping};
 use crate::model::oci::annotations::*;
 use crate::model::oci::refuse::{
-    check_version, refuse_linux_extras, refuse_outside_linux, refuse_process_extras,
+    check_version, refuse_linux_extras, refuse_outside_linux, refuse_process_extras, unsupported,
 };
+use crate::model::process_attrs::{self, ProcessAttrs};
 use crate::model::setup::{self, Setup};
 use crate::model::spec::{read_in_root, ContainerSpec, SHORT_ID_LEN};
 use crate::model::user::{self, Identity};
@@ -263,17 +265,18 @@ pub struct JoiningProcess {
     pub umask: Option<u32>,
     pub console_size: Option<ConsoleSize>,
     pub terminal: bool,
+    /// ioPriority, scheduler, execCPUAffinity given for this process (the container's apply
+    /// where it gives none).
+    pub attrs: ProcessAttrs,
+    /// `oomScoreAdj`: Docker's exec gives the container's.
+    pub oom_score_adj: Option<i32>,
 }
 
 /// A process that joins a running container, read with config.json's rules, and those of a
-/// joining process: nothing the container decided for all its processes (`oomScoreAdj`), no
-/// inheritable or ambient capabilities, effective the same as permitted and within bounding,
-/// none for a process that is not root.
+/// joining process: no inheritable or ambient capabilities, effective the same as permitted
+/// and within bounding (a user that is not root keeps them through setuid, as with runc).
 pub fn joining_process(p: &Process) -> Result<JoiningProcess> {
     refuse_process_extras(p)?;
-    if p.oom_score_adj().is_some() {
-        bail!("process.oomScoreAdj is not supported yet");
-    }
     let (uid, gid, groups) = checked_user(p.user())?;
     let caps = checked_capabilities(p)?;
     for (name, set) in [
@@ -290,12 +293,8 @@ pub fn joining_process(p: &Process) -> Result<JoiningProcess> {
     if let Some(cap) = caps.permitted.difference(&caps.bounding).next() {
         bail!("process.capabilities.permitted holds {cap}, which bounding does not");
     }
-    if uid != 0 && !caps.permitted.is_empty() {
-        bail!(
-            "process.capabilities for uid {uid}: minibox gives a non-root process no \
-             capabilities (leave effective and permitted empty, or run as uid 0)"
-        );
-    }
+    // A non-root user keeps them through the uid change (PR_SET_KEEPCAPS), as runc does for
+    // `docker exec -u USER`, which passes the container's sets.
     Ok(JoiningProcess {
         args: checked_args(p)?,
         env: checked_env(p)?,
@@ -308,6 +307,8 @@ pub fn joining_process(p: &Process) -> Result<JoiningProcess> {
         umask: p.user().umask(),
         console_size: console_size_of(p)?,
         terminal: p.terminal() == Some(true),
+        attrs: process_attrs::checked_process(p)?,
+        oom_score_adj: setup::checked_oom_score_adj(p)?,
     })
 }
 
@@ -431,7 +432,7 @@ fn checked_capabilities(p: &Process) -> Result<CapSets> {
             })
             .collect()
     };
-    let sets = CapSets {
+    let mut sets = CapSets {
         bounding: convert("bounding", sets.bounding())?,
         effective: convert("effective", sets.effective())?,
         permitted: convert("permitted", sets.permitted())?,
@@ -444,16 +445,28 @@ fn checked_capabilities(p: &Process) -> Result<CapSets> {
         .intersection(&sets.inheritable)
         .copied()
         .collect();
+    // An ambient capability the kernel cannot raise is a warning, as with runc and crun
+    // (`crun spec` writes ambient ones with an empty inheritable set): it is left out.
+    let mut unraisable: Vec<String> = sets
+        .ambient
+        .difference(&both)
+        .map(|c| c.to_string())
+        .collect();
+    if !unraisable.is_empty() {
+        unraisable.sort();
+        say!(
+            "minibox: warning: process.capabilities.ambient: {} not in both permitted and \
+             inheritable, so the kernel cannot raise it; left out (runtime-spec \
+             config.md#linux-process)",
+            unraisable.join(", ")
+        );
+        sets.ambient.retain(|c| both.contains(c));
+    }
     for (name, cap, within) in [
         (
             "effective",
             outside(&sets.effective, &sets.permitted),
             "permitted",
-        ),
-        (
-            "ambient",
-            outside(&sets.ambient, &both),
-            "both permitted and inheritable",
         ),
         (
             "inheritable",
@@ -475,20 +488,36 @@ fn checked_limits(r: Option<&LinuxResources>) -> Result<(Limits, Tuning)> {
     let Some(r) = r else {
         return Ok((Limits::default(), Tuning::default()));
     };
-    let not_yet = |field: &str| Err(anyhow!("linux.resources.{field} is not supported yet"));
-    if r.block_io().is_some() {
-        return not_yet("blockIO");
-    }
     if r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
-        return not_yet("hugepageLimits");
+        return unsupported(
+            "linux.resources.hugepageLimits",
+            "minibox makes no hugetlb cgroup; leave it out",
+            "config-linux.md#huge-page-limits",
+        );
     }
     if r.network().is_some() {
-        return not_yet("network");
+        return unsupported(
+            "linux.resources.network",
+            "minibox makes no net_cls or net_prio cgroup (cgroup v1 only); leave it out",
+            "config-linux.md#network",
+        );
     }
     if r.rdma().as_ref().is_some_and(|m| !m.is_empty()) {
-        return not_yet("rdma");
+        return unsupported(
+            "linux.resources.rdma",
+            "minibox makes no rdma cgroup; leave it out",
+            "config-linux.md#rdma",
+        );
     }
-    let mut tuning = Tuning::default();
+    let mut tuning = Tuning {
+        block_io: r
+            .block_io()
+            .as_ref()
+            .map(block_io::checked)
+            .transpose()?
+            .unwrap_or_default(),
+        ..Tuning::default()
+    };
     let mut unified: Vec<(String, String)> = r
         .unified()
         .iter()
@@ -531,12 +560,19 @@ fn checked_limits(r: Option<&LinuxResources>) -> Result<(Limits, Tuning)> {
 
 fn checked_memory(m: &LinuxMemory, tuning: &mut Tuning) -> Result<Option<u64>> {
     let not_yet = |field: &str| {
-        Err(anyhow!(
-            "linux.resources.memory.{field} is not supported yet"
-        ))
+        unsupported(
+            &format!("linux.resources.memory.{field}"),
+            "minibox does not write it; leave it out",
+            "config-linux.md#memory",
+        )
     };
-    if m.kernel().is_some() {
-        return not_yet("kernel");
+    // Kernel memory limits are gone from Linux (5.16 stopped enforcing them): ignored, as
+    // runc and crun do, with a word.
+    if m.kernel().is_some_and(|k| k != 0) {
+        say!(
+            "minibox: warning: linux.resources.memory.kernel is ignored: Linux no longer \
+             limits kernel memory on its own (runtime-spec config-linux.md#memory)"
+        );
     }
     if m.kernel_tcp().is_some() {
         return not_yet("kernelTCP");
@@ -587,7 +623,13 @@ fn checked_memory(m: &LinuxMemory, tuning: &mut Tuning) -> Result<Option<u64>> {
 }
 
 fn checked_cpu(c: &LinuxCpu, tuning: &mut Tuning) -> Result<Option<u64>> {
-    let not_yet = |field: &str| Err(anyhow!("linux.resources.cpu.{field} is not supported yet"));
+    let not_yet = |field: &str| {
+        unsupported(
+            &format!("linux.resources.cpu.{field}"),
+            "minibox does not write it; leave it out",
+            "config-linux.md#cpu",
+        )
+    };
     if c.idle().is_some() {
         return not_yet("idle");
     }

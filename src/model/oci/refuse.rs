@@ -53,42 +53,40 @@ pub(crate) fn refuse_unenforceable(p: &Process) -> Result<()> {
 }
 
 pub(crate) fn refuse_process_extras(p: &Process) -> Result<()> {
-    let not_yet = |field: &str| Err(anyhow!("process.{field} is not supported yet"));
-    refuse_unenforceable(p)?;
-    if p.io_priority().is_some() {
-        return not_yet("ioPriority");
-    }
-    if p.scheduler().is_some() {
-        return not_yet("scheduler");
-    }
-    if p.exec_cpu_affinity().is_some() {
-        return not_yet("execCPUAffinity");
-    }
-    Ok(())
+    // (ioPriority, scheduler, execCPUAffinity: model/process_attrs.rs.)
+    refuse_unenforceable(p)
+}
+
+/// A field minibox does not apply, refused by name with why and the runtime spec's section
+/// (`config-linux.md#...`).
+pub(crate) fn unsupported<T>(field: &str, why: &str, section: &str) -> Result<T> {
+    Err(anyhow!(
+        "{field} is not supported: {why} (runtime-spec {section})"
+    ))
 }
 
 pub(crate) fn refuse_linux_extras(l: &Linux) -> Result<()> {
-    let not_yet = |field: &str| Err(anyhow!("linux.{field} is not supported yet"));
     if l.mount_label().as_ref().is_some_and(|m| !m.is_empty()) {
-        bail!(
-            "linux.mountLabel is not supported: minibox has no SELinux support, and mounting \
-             without the label would weaken the container's isolation"
+        return unsupported(
+            "linux.mountLabel",
+            "minibox has no SELinux support, and mounting without the label would weaken the \
+             container's isolation",
+            "config-linux.md#mount-label",
         );
     }
     if l.intel_rdt().is_some() {
-        bail!("linux.intelRdt is not supported");
-    }
-    if l.memory_policy().is_some() {
-        return not_yet("memoryPolicy");
-    }
-    if l.personality().is_some() {
-        return not_yet("personality");
+        let why = match std::path::Path::new("/sys/fs/resctrl/schemata").exists() {
+            false => "this host has no Intel RDT (no resctrl filesystem at /sys/fs/resctrl)",
+            true => "minibox does not drive resctrl; leave it out",
+        };
+        return unsupported("linux.intelRdt", why, "config-linux.md#intelrdt");
     }
     if l.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) {
-        return not_yet("timeOffsets (time namespaces)");
-    }
-    if l.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return not_yet("netDevices");
+        return unsupported(
+            "linux.timeOffsets",
+            "minibox makes the time namespace but writes no offsets into it; leave it out",
+            "config-linux.md#offset-for-time-namespace",
+        );
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ use oci_spec::runtime::{
 use crate::kernel::caps::{CapSets, Capability, CapsHashSet};
 use crate::kernel::cgroup::{Limits, Tuning, CPU_PERIOD_US};
 use crate::kernel::seccomp::SeccompProfile;
+use crate::model::block_io;
 use crate::model::network::{Network, PortMapping};
 use crate::model::oci::annotations::*;
 use crate::model::setup::{self, Setup};
@@ -196,6 +197,7 @@ fn resources_of(limits: &Limits, tuning: &Tuning) -> Option<LinuxResources> {
     if !tuning.unified.is_empty() {
         r.set_unified(Some(tuning.unified.iter().cloned().collect()));
     }
+    r.set_block_io(block_io::spec_of(&tuning.block_io));
     if let Some(pids) = limits.pids {
         let mut p = LinuxPids::default();
         p.set_limit(pids as i64);
