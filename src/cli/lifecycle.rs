@@ -14,6 +14,7 @@ use nix::unistd::Pid;
 use serde_json::json;
 
 use crate::kernel::cgroup::{self, Usage};
+pub use crate::kernel::process::parse_signal;
 use crate::runtime::log::log_paths;
 use crate::store::layers;
 use crate::store::state::{now_ms, ContainerState, Status, Store};
@@ -490,23 +491,6 @@ pub fn open_store(root: &std::path::Path) -> Result<Store> {
     let store = Store::open(root)?;
     sweep(&store);
     Ok(store)
-}
-
-/// `KILL`, `SIGKILL`, `kill` or `9`.
-pub fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal> {
-    use std::str::FromStr;
-    let bad =
-        || anyhow::anyhow!("invalid signal {text:?}: use a name such as TERM or KILL, or a number");
-    if let Ok(n) = text.parse::<i32>() {
-        return nix::sys::signal::Signal::try_from(n).map_err(|_| bad());
-    }
-    let upper = text.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    nix::sys::signal::Signal::from_str(&name).map_err(|_| bad())
 }
 
 #[cfg(test)]
