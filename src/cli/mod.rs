@@ -390,7 +390,7 @@ pub struct RunArgs {
     /// Run the OCI bundle in DIR (config.json and its rootfs), as `runc run` does; then give only
     /// the container's ID (its name) after the flags.
     #[arg(short = 'b', long, value_name = "DIR", conflicts_with_all = [
-        "name", "env", "hostname", "workdir", "user", "cap_add", "cap_drop", "read_only",
+        "name", "env", "env_file", "hostname", "workdir", "user", "cap_add", "cap_drop", "read_only",
         "network", "ip", "add_host", "dns", "network_alias", "publish", "memory", "cpus", "pids_limit", "cgroup_parent", "entrypoint",
         "volume", "mount", "tmpfs",
     ])]
@@ -436,6 +436,11 @@ pub struct RunArgs {
     /// Set an environment variable (KEY=VALUE), or pass the host's (KEY). Repeatable.
     #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
     pub env: Vec<String>,
+
+    /// Read environment variables from FILE (docker's format: KEY=VALUE or KEY per line, `#`
+    /// comments); -e flags win over them. Repeatable.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
 
     /// Container hostname [default: the container's short id].
     #[arg(long)]

@@ -21,8 +21,8 @@ use crate::model::names::{check_hostname, check_name};
 use crate::model::network::{NetOptions, Network, PortMapping};
 use crate::model::setup::{self, Setup};
 use crate::model::spec::{
-    build_env, check_oci_id, check_rootfs, check_workdir, new_id, read_in_root, ContainerSpec,
-    SHORT_ID_LEN,
+    build_env, check_oci_id, check_rootfs, check_workdir, new_id, parse_env_file, read_in_root,
+    ContainerSpec, SHORT_ID_LEN,
 };
 use crate::model::volume::{self, ImageUse, VolumeMount};
 use crate::model::{oci, user};
@@ -201,13 +201,15 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
         &args.dns,
         &args.network_alias,
     )?;
-    // The image's Env first (only KEY=VALUE entries: an image never reads the host's), then -e.
+    // The image's Env first (only KEY=VALUE entries: an image never reads the host's), then
+    // each --env-file, then -e (docker's order: a later one wins).
     let env_flags: Vec<String> = config
         .env
         .iter()
         .filter(|e| e.contains('='))
-        .chain(&args.env)
         .cloned()
+        .chain(env_files(&args.env_file)?)
+        .chain(args.env.iter().cloned())
         .collect();
     let mut env = build_env(&env_flags, &hostname, &identity.home, |k| {
         std::env::var(k).ok()
@@ -285,6 +287,21 @@ fn command_of(
         );
     }
     Ok(all)
+}
+
+/// The lines of each `--env-file`, in order, as `-e` flags.
+fn env_files(files: &[PathBuf]) -> Result<Vec<String>> {
+    let mut flags = vec![];
+    for path in files {
+        let text = std::fs::read(path).with_context(|| {
+            format!(
+                "--env-file {}: cannot read it (give a file of KEY=VALUE lines)",
+                path.display()
+            )
+        })?;
+        flags.extend(parse_env_file(&text, path)?);
+    }
+    Ok(flags)
 }
 
 fn volumes_of(args: &RunArgs, data_root: &Path) -> Result<Vec<VolumeMount>> {

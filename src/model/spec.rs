@@ -203,6 +203,38 @@ pub fn read_in_rootfs(rootfs: &Path, rel: &str) -> Result<Option<Vec<u8>>> {
     }
 }
 
+/// The lines of an `--env-file`, docker's format: `KEY=VALUE` (the value verbatim: no quotes
+/// are removed, nothing expanded), `KEY` alone (the host's value, as `-e KEY`), `#` comments
+/// and blank lines skipped, leading spaces ignored. Returned as `-e` flags, in order.
+pub fn parse_env_file(text: &[u8], path: &Path) -> Result<Vec<String>> {
+    let text = std::str::from_utf8(text).map_err(|e| {
+        anyhow::anyhow!(
+            "--env-file {}: not UTF-8 text (at byte {}): save it as UTF-8",
+            path.display(),
+            e.valid_up_to()
+        )
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut flags = vec![];
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key = line.split_once('=').map_or(line, |(k, _)| k);
+        if key.is_empty() || key.chars().any(char::is_whitespace) || line.contains('\0') {
+            bail!(
+                "--env-file {} line {}: {line:?} is not KEY=VALUE (a variable's name has no \
+                 spaces and is not empty)",
+                path.display(),
+                n + 1
+            );
+        }
+        flags.push(line.to_string());
+    }
+    Ok(flags)
+}
+
 /// The container's environment, docker's way: `PATH`, `HOSTNAME` and `HOME` by default, then
 /// each `-e KEY=VALUE` (a later one wins); `-e KEY` takes the host's value, or is left out when
 /// the host has none.
@@ -298,6 +330,33 @@ mod tests {
                 "EQ=a=b"
             ]
         );
+    }
+
+    #[test]
+    fn env_files_read_as_dockers() {
+        let text = "\u{feff}# a comment\n\nA=1\n  B=two words \nC=\"quoted\"\nFROM_HOST\nNOT_ON_HOST\nD=x=y\n";
+        let flags = parse_env_file(text.as_bytes(), Path::new("f")).unwrap();
+        assert_eq!(
+            flags,
+            [
+                "A=1",
+                "B=two words ",
+                "C=\"quoted\"",
+                "FROM_HOST",
+                "NOT_ON_HOST",
+                "D=x=y"
+            ]
+        );
+        for (text, line) in [("A=1\nB C=3\n", 2), ("=x\n", 1), ("A=1\nB =2\n", 2)] {
+            let e = parse_env_file(text.as_bytes(), Path::new("f"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&format!("line {line}")), "{e}");
+        }
+        assert!(parse_env_file(b"A=\xff\n", Path::new("f")).is_err());
+        let env = build_env(&flags, "h", "/", host).unwrap();
+        assert!(env.contains(&"FROM_HOST=hostval".to_string()));
+        assert!(!env.iter().any(|e| e.starts_with("NOT_ON_HOST")));
     }
 
     #[test]
