@@ -76,3 +76,69 @@ fn a_bad_env_file_is_one_line_and_status_125() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
 }
+
+/// `/proc/self/limits`'s row for `name` (`Max open files`...): (soft, hard).
+fn limit_row(limits: &str, name: &str) -> (String, String) {
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_else(|| panic!("no {name:?} in {limits}"));
+    let cols: Vec<&str> = line[name.len()..].split_whitespace().collect();
+    (cols[0].to_string(), cols[1].to_string())
+}
+
+#[test]
+fn ulimits_are_the_containers_limits() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    let limits = payload_ok(
+        &r,
+        &[
+            "--ulimit",
+            "nofile=1024:2048",
+            "--ulimit",
+            "core=0",
+            "--ulimit",
+            "nproc=4096:8192",
+            "--ulimit",
+            "stack=-1",
+            "--ulimit",
+            "nofile=100:200",
+        ],
+        &["cat", "/proc/self/limits"],
+    );
+    // A later --ulimit of the same name wins, as in docker.
+    assert_eq!(
+        limit_row(&limits, "Max open files"),
+        ("100".into(), "200".into()),
+        "{limits}"
+    );
+    assert_eq!(
+        limit_row(&limits, "Max core file size"),
+        ("0".into(), "0".into())
+    );
+    assert_eq!(
+        limit_row(&limits, "Max processes"),
+        ("4096".into(), "8192".into())
+    );
+    assert_eq!(
+        limit_row(&limits, "Max stack size"),
+        ("unlimited".into(), "unlimited".into())
+    );
+}
+
+#[test]
+fn bad_ulimits_are_refused_with_125_and_nothing_left() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    for bad in ["nofile", "files=1", "nofile=2:1", "nofile=x"] {
+        let out = run_payload(&r, &["--ulimit", bad], &["id"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(125), "{bad}: {err}");
+        assert!(err.contains("invalid --ulimit"), "{bad}: {err}");
+    }
+}

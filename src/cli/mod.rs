@@ -391,7 +391,7 @@ pub struct RunArgs {
     /// the container's ID (its name) after the flags.
     #[arg(short = 'b', long, value_name = "DIR", conflicts_with_all = [
         "name", "env", "env_file", "hostname", "workdir", "user", "cap_add", "cap_drop", "read_only",
-        "network", "ip", "add_host", "dns", "network_alias", "publish", "memory", "cpus", "pids_limit", "cgroup_parent", "entrypoint",
+        "network", "ip", "add_host", "dns", "network_alias", "publish", "memory", "cpus", "pids_limit", "ulimit", "cgroup_parent", "entrypoint",
         "volume", "mount", "tmpfs",
     ])]
     pub bundle: Option<PathBuf>,
@@ -529,6 +529,11 @@ pub struct RunArgs {
     /// Maximum number of processes and threads in the container.
     #[arg(long = "pids-limit", value_name = "N")]
     pub pids_limit: Option<String>,
+
+    /// A resource limit, docker's syntax: NAME=SOFT[:HARD] (nofile, nproc, core, stack...; -1
+    /// for unlimited). Repeatable.
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimit: Vec<String>,
 
     /// Parent cgroup for the container's group, below the cgroup v2 root.
     #[arg(long = "cgroup-parent", value_name = "PATH", default_value = "minibox")]
