@@ -6,8 +6,87 @@
 mod common;
 
 use std::fs;
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
 
 use common::*;
+
+/// A state root of our own; whatever still runs in it is removed at the end.
+struct StateRoot(tempfile::TempDir);
+
+impl StateRoot {
+    fn new() -> StateRoot {
+        StateRoot(
+            tempfile::Builder::new()
+                .prefix("minibox-state-")
+                .tempdir()
+                .unwrap(),
+        )
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+
+    /// `minibox --root ROOT ARGS...`
+    fn mb(&self, args: &[&str]) -> Output {
+        let root = self.path().to_string_lossy().into_owned();
+        let mut all = vec!["--root", root.as_str()];
+        all.extend_from_slice(args);
+        run_minibox(&all)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.mb(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    }
+
+    /// `run -d` of the payload; returns the full id.
+    fn detach(&self, r: &Rootfs, flags: &[&str], payload: &[&str]) -> String {
+        let root = r.arg();
+        let mut args = vec!["run", "-d"];
+        args.extend_from_slice(flags);
+        args.push(&root);
+        args.push("/payload");
+        args.extend_from_slice(payload);
+        self.ok(&args).trim().to_string()
+    }
+
+    fn inspect(&self, id: &str) -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(&self.ok(&["inspect", id])).unwrap();
+        match v {
+            serde_json::Value::Array(mut a) => a.remove(0),
+            v => v,
+        }
+    }
+
+    /// Waits until the container's output holds `text`.
+    fn wait_log(&self, id: &str, text: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let logs = self.ok(&["logs", id]);
+            if logs.contains(text) {
+                return logs;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no {text:?} in {logs:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for StateRoot {
+    fn drop(&mut self) {
+        let ids = self.mb(&["ps", "-a", "-q"]);
+        for id in stdout(&ids).lines() {
+            self.mb(&["rm", "-f", id]);
+        }
+    }
+}
 
 fn env_lines(out: &str) -> Vec<&str> {
     out.lines().collect()
@@ -141,4 +220,75 @@ fn bad_ulimits_are_refused_with_125_and_nothing_left() {
         assert_eq!(out.status.code(), Some(125), "{bad}: {err}");
         assert!(err.contains("invalid --ulimit"), "{bad}: {err}");
     }
+}
+
+#[test]
+fn stop_sends_the_stop_signal_and_waits_the_stop_timeout() {
+    if !need_root() {
+        return;
+    }
+    let (s, r) = (StateRoot::new(), Rootfs::new());
+    // --stop-signal: what `stop` sends, as the container saw it.
+    let id = s.detach(&r, &["--stop-signal", "usr1"], &["trap", "1"]);
+    s.wait_log(&id, "ready");
+    assert_eq!(s.inspect(&id)["StopSignal"], "SIGUSR1");
+    let start = Instant::now();
+    s.ok(&["stop", &id]);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    let logs = s.ok(&["logs", &id]);
+    assert!(
+        logs.contains("got USR1") && !logs.contains("got TERM"),
+        "{logs}"
+    );
+
+    // --stop-timeout: a container that takes the signal and goes on is killed after it.
+    let id = s.detach(&r, &["--stop-timeout", "1"], &["trap", "5"]);
+    s.wait_log(&id, "ready");
+    assert_eq!(s.inspect(&id)["StopTimeout"], 1);
+    let start = Instant::now();
+    s.ok(&["stop", &id]);
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
+    assert!(s.ok(&["logs", &id]).contains("got TERM"));
+    let ps = s.ok(&["ps", "-a", "--format", "json"]);
+    assert!(ps.contains("Exited (137)"), "{ps}");
+
+    // -t wins over --stop-timeout, as in docker.
+    let id = s.detach(&r, &["--stop-timeout", "30"], &["trap", "5"]);
+    s.wait_log(&id, "ready");
+    let start = Instant::now();
+    s.ok(&["stop", "-t", "0", &id]);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn bad_stop_flags_are_refused_with_125() {
+    if !need_root() {
+        return;
+    }
+    let (s, r) = (StateRoot::new(), Rootfs::new());
+    let root = r.arg();
+    for (flag, value) in [
+        ("--stop-signal", "SIGNOPE"),
+        ("--stop-signal", "99"),
+        ("--stop-timeout", "-2"),
+        ("--stop-timeout", "soon"),
+    ] {
+        let out = s.mb(&["run", "-d", flag, value, &root, "/payload", "sleep", "5"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(125), "{flag} {value}: {err}");
+        assert!(err.contains(flag), "{flag} {value}: {err}");
+    }
+    assert_eq!(s.ok(&["ps", "-a", "-q"]), "", "a refused run left a record");
 }

@@ -72,15 +72,15 @@ pub fn kill(store: &Store, sig: Signal, keys: &[String]) -> Result<i32> {
     for_each(store, keys, |c| signal(c, sig))
 }
 
-/// `minibox stop [-t SECONDS] ID...`: SIGTERM, then SIGKILL after the grace period.
-pub fn stop(store: &Store, grace: u64, keys: &[String]) -> Result<i32> {
+/// `minibox stop [-t SECONDS] ID...`: its stop signal, then SIGKILL after the grace period.
+pub fn stop(store: &Store, time: Option<i64>, keys: &[String]) -> Result<i32> {
     for_each(store, keys, |c| {
         if !c.is_running() {
             return Ok(()); // as docker: stopping a stopped container is fine
         }
         // The image's StopSignal, as docker's stop sends it; SIGTERM otherwise.
         signal(c, stop_signal_of(c))?;
-        if !wait_exited(store, &c.id, Duration::from_secs(grace)) {
+        if !wait_exited(store, &c.id, c.stop_grace(time)) {
             let _ = signal(c, Signal::SIGKILL);
             if !wait_exited(store, &c.id, Duration::from_secs(10)) {
                 bail!("container {} did not stop, even after SIGKILL", c.name);
@@ -91,9 +91,9 @@ pub fn stop(store: &Store, grace: u64, keys: &[String]) -> Result<i32> {
 }
 
 fn stop_signal_of(c: &ContainerState) -> Signal {
-    c.image
-        .as_ref()
-        .and_then(|i| i.stop_signal.as_deref())
+    c.stop_signal
+        .as_deref()
+        .or_else(|| c.image.as_ref().and_then(|i| i.stop_signal.as_deref()))
         .and_then(|s| parse_signal(s).ok())
         .unwrap_or(Signal::SIGTERM)
 }

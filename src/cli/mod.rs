@@ -130,14 +130,16 @@ pub enum Command {
     },
     /// Stop containers: SIGTERM, then SIGKILL after a grace period.
     Stop {
-        /// Seconds to wait before SIGKILL.
+        /// Seconds to wait before SIGKILL (-1: as long as it takes) [default: the container's
+        /// --stop-timeout, else 10].
         #[arg(
             short = 't',
             long = "time",
             value_name = "SECONDS",
-            default_value_t = 10
+            allow_hyphen_values = true,
+            value_parser = clap::value_parser!(i64).range(-1..)
         )]
-        time: u64,
+        time: Option<i64>,
         #[arg(value_name = "CONTAINER", required = true)]
         containers: Vec<String>,
     },
@@ -391,7 +393,7 @@ pub struct RunArgs {
     /// the container's ID (its name) after the flags.
     #[arg(short = 'b', long, value_name = "DIR", conflicts_with_all = [
         "name", "env", "env_file", "hostname", "workdir", "user", "cap_add", "cap_drop", "read_only",
-        "network", "ip", "add_host", "dns", "network_alias", "publish", "memory", "cpus", "pids_limit", "ulimit", "cgroup_parent", "entrypoint",
+        "network", "ip", "add_host", "dns", "network_alias", "publish", "memory", "cpus", "pids_limit", "ulimit", "stop_signal", "stop_timeout", "cgroup_parent", "entrypoint",
         "volume", "mount", "tmpfs",
     ])]
     pub bundle: Option<PathBuf>,
@@ -534,6 +536,20 @@ pub struct RunArgs {
     /// for unlimited). Repeatable.
     #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
     pub ulimit: Vec<String>,
+
+    /// The signal `minibox stop` sends it (a name, with or without SIG, or a number)
+    /// [default: the image's StopSignal, else SIGTERM].
+    #[arg(long = "stop-signal", value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+
+    /// Seconds `minibox stop` waits after the stop signal before SIGKILL; -1 waits as long as it
+    /// takes [default: 10].
+    #[arg(
+        long = "stop-timeout",
+        value_name = "SECONDS",
+        allow_hyphen_values = true
+    )]
+    pub stop_timeout: Option<String>,
 
     /// Parent cgroup for the container's group, below the cgroup v2 root.
     #[arg(long = "cgroup-parent", value_name = "PATH", default_value = "minibox")]

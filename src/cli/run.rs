@@ -22,7 +22,7 @@ use crate::model::network::{NetOptions, Network, PortMapping};
 use crate::model::setup::{self, Setup};
 use crate::model::spec::{
     build_env, check_oci_id, check_rootfs, check_workdir, new_id, parse_env_file, read_in_root,
-    ContainerSpec, SHORT_ID_LEN,
+    ContainerSpec, StopPolicy, SHORT_ID_LEN,
 };
 use crate::model::volume::{self, ImageUse, VolumeMount};
 use crate::model::{oci, user};
@@ -34,7 +34,7 @@ use crate::store::volumes;
 /// The container `minibox run` makes, from a bundle or from the flags; always through a `Spec`.
 pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerSpec> {
     let bundle_dir = bundle_of(args)?;
-    let (oci, bundle, id, name, volumes) = match &bundle_dir {
+    let (oci, bundle, id, name, volumes, stop) = match &bundle_dir {
         Some(dir) => {
             // The OCI id is the container's own id, and its name (ps, stop, logs find it).
             let id = bundle_id(args)?;
@@ -44,6 +44,7 @@ pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<Conta
                 id.clone(),
                 Some(id),
                 vec![],
+                Default::default(),
             )
         }
         None => {
@@ -64,7 +65,14 @@ pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<Conta
                 .mounts
                 .extend(setup::checked_mounts(&extra, Path::new("/"))?);
             let oci = oci::write::spec_from_container(&draft);
-            (oci, PathBuf::from("/"), draft.id, draft.name, draft.volumes)
+            (
+                oci,
+                PathBuf::from("/"),
+                draft.id,
+                draft.name,
+                draft.volumes,
+                draft.stop,
+            )
         }
     };
     let checked = oci::read::container_from_spec(&oci, &bundle, &id)?;
@@ -73,6 +81,8 @@ pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<Conta
         explain: args.explain,
         // What -v and --mount asked for, as `ps` and `inspect` show it (mounted as above).
         volumes,
+        // How `stop` ends it: the flags' (config.json has no word for it).
+        stop,
         // A bundle's root is its maker's; a ROOTFS of the user's, or an image, is never written.
         private_layer: bundle_dir.is_none() || checked.private_layer,
         ..checked
@@ -249,6 +259,7 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
         volumes,
         hooks: Default::default(),
         console_size: None,
+        stop: StopPolicy::parse(args.stop_signal.as_deref(), args.stop_timeout.as_deref())?,
     })
 }
 

@@ -80,6 +80,42 @@ pub struct ContainerSpec {
     pub hooks: oci_spec::runtime::Hooks,
     /// `process.consoleSize`: the size of the terminal (`tty`) when config.json gives one.
     pub console_size: Option<ConsoleSize>,
+    /// `--stop-signal`, `--stop-timeout`: how `minibox stop` ends it.
+    pub stop: StopPolicy,
+}
+
+/// How `minibox stop` ends a container, when the run said (`--stop-signal`, `--stop-timeout`);
+/// otherwise the image's `StopSignal` (else SIGTERM) and 10 seconds, as docker's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StopPolicy {
+    /// The signal's name, `SIGUSR1`...
+    pub signal: Option<String>,
+    /// Seconds between the signal and SIGKILL; -1 waits for as long as it takes.
+    pub timeout: Option<i64>,
+}
+
+impl StopPolicy {
+    /// `--stop-signal` (a name, with or without SIG, or a number) and `--stop-timeout` (seconds,
+    /// or -1), checked.
+    pub fn parse(signal: Option<&str>, timeout: Option<&str>) -> Result<StopPolicy> {
+        let signal = signal
+            .map(|s| {
+                crate::kernel::process::parse_signal(s)
+                    .map(|sig| sig.as_str().to_string())
+                    .with_context(|| format!("invalid --stop-signal {s:?}"))
+            })
+            .transpose()?;
+        let timeout = timeout
+            .map(|t| match t.parse::<i64>() {
+                Ok(n) if n >= -1 => Ok(n),
+                _ => Err(anyhow::anyhow!(
+                    "invalid --stop-timeout {t:?}: give seconds (0 or more), or -1 to wait as long \
+                     as it takes"
+                )),
+            })
+            .transpose()?;
+        Ok(StopPolicy { signal, timeout })
+    }
 }
 
 impl ContainerSpec {
@@ -357,6 +393,22 @@ mod tests {
         let env = build_env(&flags, "h", "/", host).unwrap();
         assert!(env.contains(&"FROM_HOST=hostval".to_string()));
         assert!(!env.iter().any(|e| e.starts_with("NOT_ON_HOST")));
+    }
+
+    #[test]
+    fn stop_policies_are_checked() {
+        let p = StopPolicy::parse(Some("usr1"), Some("1")).unwrap();
+        assert_eq!((p.signal.as_deref(), p.timeout), (Some("SIGUSR1"), Some(1)));
+        assert_eq!(
+            StopPolicy::parse(Some("9"), Some("-1"))
+                .unwrap()
+                .signal
+                .as_deref(),
+            Some("SIGKILL")
+        );
+        assert!(StopPolicy::parse(Some("SIGNOPE"), None).is_err());
+        assert!(StopPolicy::parse(None, Some("-2")).is_err());
+        assert!(StopPolicy::parse(None, Some("x")).is_err());
     }
 
     #[test]

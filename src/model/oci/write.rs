@@ -242,6 +242,7 @@ pub fn default_bundle_spec() -> Spec {
         volumes: vec![],
         hooks: Hooks::default(),
         console_size: None,
+        stop: Default::default(),
     };
     spec_from_container(&container)
 }
