@@ -6,11 +6,30 @@
 mod common;
 
 use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::os::fd::AsFd;
 use std::path::Path;
-use std::process::Output;
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+
+/// What `read` returns once it holds `text` (20 s at most).
+fn wait_for(text: &str, read: impl Fn() -> String) -> String {
+    let start = Instant::now();
+    loop {
+        let got = read();
+        if got.contains(text) {
+            return got;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no {text:?} in {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
 
 /// A state root of our own; whatever still runs in it is removed at the end.
 struct StateRoot(tempfile::TempDir);
@@ -64,18 +83,7 @@ impl StateRoot {
 
     /// Waits until the container's output holds `text`.
     fn wait_log(&self, id: &str, text: &str) -> String {
-        let start = Instant::now();
-        loop {
-            let logs = self.ok(&["logs", id]);
-            if logs.contains(text) {
-                return logs;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "no {text:?} in {logs:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for(text, || self.ok(&["logs", id]))
     }
 }
 
@@ -291,4 +299,327 @@ fn bad_stop_flags_are_refused_with_125() {
         assert!(err.contains(flag), "{flag} {value}: {err}");
     }
     assert_eq!(s.ok(&["ps", "-a", "-q"]), "", "a refused run left a record");
+}
+
+/// A network + mount namespace playing the host (`unshare --net --mount`), so that published
+/// ports bind there and the test's traffic stays in it (loopback only).
+struct TestHost {
+    holder: Child,
+    pid: u32,
+    /// minibox's state and data roots, on a tmpfs mounted in the namespace.
+    dir: tempfile::TempDir,
+}
+
+impl TestHost {
+    fn new() -> TestHost {
+        let dir = tempfile::Builder::new()
+            .prefix("minibox-wf-host-")
+            .tempdir()
+            .unwrap();
+        let holder = Command::new("unshare")
+            .args([
+                "--net",
+                "--mount",
+                "--propagation",
+                "private",
+                "sleep",
+                "600",
+            ])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("unshare");
+        let pid = holder.id();
+        let ours = fs::read_link("/proc/self/ns/net").unwrap();
+        let start = Instant::now();
+        while fs::read_link(format!("/proc/{pid}/ns/net")).map_or(true, |ns| ns == ours) {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "unshare never ran"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let host = TestHost { holder, pid, dir };
+        let d = host.dir.path().display().to_string();
+        let out = host.sh(&format!("mount -t tmpfs tmpfs {d} && ip link set lo up"));
+        assert!(out.status.success(), "{}", stderr(&out));
+        host
+    }
+
+    fn command(&self) -> Command {
+        let d = self.dir.path();
+        let mut c = Command::new("timeout");
+        c.args([
+            "60",
+            "nsenter",
+            "-t",
+            &self.pid.to_string(),
+            "--net",
+            "--mount",
+            "--",
+        ])
+        .env("MINIBOX_ROOT", d.join("run"))
+        .env("MINIBOX_DATA_ROOT", d.join("data"))
+        .stdin(Stdio::null());
+        c
+    }
+
+    fn sh(&self, script: &str) -> Output {
+        self.command().args(["sh", "-c", script]).output().unwrap()
+    }
+
+    fn mb(&self, args: &[&str]) -> Output {
+        self.command()
+            .arg(minibox_bin())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.mb(args);
+        assert!(out.status.success(), "minibox {args:?}: {}", stderr(&out));
+        stdout(&out)
+    }
+
+    /// `f` on a thread in the namespace's network (setns moves only that thread).
+    fn client<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let ns = fs::File::open(format!("/proc/{}/ns/net", self.pid)).unwrap();
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                    f()
+                })
+                .join()
+                .unwrap()
+        })
+    }
+
+    /// `minibox port NAME`'s lines, as (container side, host address).
+    fn ports(&self, name: &str) -> Vec<(String, String)> {
+        self.ok(&["port", name])
+            .lines()
+            .map(|l| {
+                let (c, h) = l.split_once(" -> ").unwrap_or_else(|| panic!("{l}"));
+                (c.to_string(), h.to_string())
+            })
+            .collect()
+    }
+
+    fn wait_log(&self, name: &str, text: &str) {
+        wait_for(text, || stdout(&self.mb(&["logs", name])));
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        for id in stdout(&self.mb(&["ps", "-a", "-q"])).lines() {
+            self.mb(&["rm", "-f", id]);
+        }
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// `GET /` on ADDRESS (retried for up to 10 s while the server starts): the answer's body.
+fn http_get(addr: &str) -> String {
+    let start = Instant::now();
+    loop {
+        if let Ok(mut s) = TcpStream::connect(addr) {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            if s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").is_ok() {
+                let mut out = String::new();
+                let _ = s.read_to_string(&mut out);
+                if let Some((_, body)) = out.split_once("\r\n\r\n") {
+                    return body.to_string();
+                }
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "nothing answered on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One datagram to ADDRESS from a socket of our own; its answer (retried while it starts).
+fn udp_ask(addr: &str, text: &str) -> (String, String) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        socket.send_to(text.as_bytes(), addr).unwrap();
+        let mut buf = [0u8; 2048];
+        if let Ok((n, from)) = socket.recv_from(&mut buf) {
+            return (
+                String::from_utf8_lossy(&buf[..n]).into_owned(),
+                from.to_string(),
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no answer from {addr}"
+        );
+    }
+}
+
+#[test]
+fn p_port_alone_publishes_on_a_port_the_kernel_picks() {
+    if !need_root() {
+        return;
+    }
+    let (host, r) = (TestHost::new(), Rootfs::new());
+    let root = r.arg();
+    host.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "wf-pick",
+        "-p",
+        "8080",
+        "-p",
+        "127.0.0.1::8081",
+        &root,
+        "/payload",
+        "http",
+        "8080",
+    ]);
+    let ports = host.ports("wf-pick");
+    assert_eq!(ports.len(), 2, "{ports:?}");
+    assert_eq!(ports[0].0, "8080/tcp");
+    let any = ports[0]
+        .1
+        .strip_prefix("0.0.0.0:")
+        .unwrap_or_else(|| panic!("{ports:?}"));
+    let port: u16 = any.parse().unwrap();
+    assert!(port != 0 && port != 8080, "{ports:?}");
+    assert!(
+        ports[1].1.starts_with("127.0.0.1:") && ports[1].0 == "8081/tcp",
+        "{ports:?}"
+    );
+    // The port the kernel picked is the container's 8080.
+    let body = host.client(|| http_get(&format!("127.0.0.1:{port}")));
+    assert_eq!(body.trim(), "payload 8080");
+    let ps = host.ok(&["ps"]);
+    assert!(ps.contains(&format!("0.0.0.0:{port}->8080/tcp")), "{ps}");
+}
+
+#[test]
+fn udp_ports_relay_datagrams_both_ways_per_client() {
+    if !need_root() {
+        return;
+    }
+    let (host, r) = (TestHost::new(), Rootfs::new());
+    let root = r.arg();
+    host.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "wf-udp",
+        "-p",
+        "127.0.0.1:5399:5300/udp",
+        "-p",
+        "5301/udp",
+        &root,
+        "/payload",
+        "udp-echo",
+        "5300",
+    ]);
+    host.wait_log("wf-udp", "listening");
+    let ports = host.ports("wf-udp");
+    assert_eq!(
+        ports[0],
+        ("5300/udp".to_string(), "127.0.0.1:5399".to_string()),
+        "{ports:?}"
+    );
+    assert_eq!(ports[1].0, "5301/udp", "{ports:?}");
+    assert!(!ports[1].1.ends_with(":0"), "{ports:?}");
+    // Two clients, each answered by the container's 5300, from the host port it asked.
+    let (a, b) = host.client(|| {
+        (
+            udp_ask("127.0.0.1:5399", "from a"),
+            udp_ask("127.0.0.1:5399", "from b"),
+        )
+    });
+    assert_eq!(
+        a,
+        ("udp 5300: from a".to_string(), "127.0.0.1:5399".to_string())
+    );
+    assert_eq!(
+        b,
+        ("udp 5300: from b".to_string(), "127.0.0.1:5399".to_string())
+    );
+    // TCP on the same number is not published.
+    let tcp = host.client(|| TcpStream::connect("127.0.0.1:5399").is_err());
+    assert!(tcp, "a /udp port answered TCP");
+    let ps = host.ok(&["ps"]);
+    assert!(ps.contains("127.0.0.1:5399->5300/udp"), "{ps}");
+}
+
+#[test]
+fn publish_all_publishes_each_exposed_port() {
+    if !need_root() {
+        return;
+    }
+    let (host, r) = (TestHost::new(), Rootfs::new());
+    let root = r.arg();
+    host.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "wf-all",
+        "--expose",
+        "7000",
+        "--expose",
+        "7001/udp",
+        "--expose",
+        "7002",
+        "-p",
+        "127.0.0.1:7992:7002",
+        "-P",
+        &root,
+        "/payload",
+        "http",
+        "7000",
+    ]);
+    let ports = host.ports("wf-all");
+    let sides: Vec<&str> = ports.iter().map(|(c, _)| c.as_str()).collect();
+    // -p's own 7002 stays as asked; -P adds the others once each.
+    assert_eq!(sides, ["7002/tcp", "7000/tcp", "7001/udp"], "{ports:?}");
+    assert_eq!(ports[0].1, "127.0.0.1:7992");
+    let port: u16 = ports[1]
+        .1
+        .strip_prefix("0.0.0.0:")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = host.client(|| http_get(&format!("127.0.0.1:{port}")));
+    assert_eq!(body.trim(), "payload 7000");
+    // Without -P, --expose publishes nothing.
+    host.ok(&[
+        "run", "-d", "--name", "wf-none", "--expose", "7000", &root, "/payload", "sleep", "30",
+    ]);
+    assert_eq!(host.ports("wf-none"), []);
+}
+
+#[test]
+fn bad_ports_are_refused_with_125() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    for flags in [
+        &["-p", "53/sctp"][..],
+        &["-p", "8000-8001:80-81"],
+        &["--expose", "x"],
+        &["--expose", "80/sctp"],
+    ] {
+        let out = run_payload(&r, flags, &["id"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(125), "{flags:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
 }

@@ -245,13 +245,14 @@ pub fn logs(store: &Store, follow: bool, key: &str) -> Result<i32> {
     Ok(0)
 }
 
-/// `minibox port ID`: the published ports, docker's way (`8080/tcp -> 0.0.0.0:8080`).
+/// `minibox port ID`: the published ports, docker's way (`8080/tcp -> 0.0.0.0:8080`, `53/udp`).
 pub fn port(store: &Store, key: &str) -> Result<i32> {
     let c = store.resolve(key)?;
     for p in &c.ports {
         out!(
-            "{}/tcp -> {}",
+            "{}/{} -> {}",
             p.container_port,
+            p.proto.name(),
             std::net::SocketAddr::new(p.host_ip, p.host_port)
         );
     }

@@ -393,7 +393,7 @@ pub struct RunArgs {
     /// the container's ID (its name) after the flags.
     #[arg(short = 'b', long, value_name = "DIR", conflicts_with_all = [
         "name", "env", "env_file", "hostname", "workdir", "user", "cap_add", "cap_drop", "read_only",
-        "network", "ip", "add_host", "dns", "network_alias", "publish", "memory", "cpus", "pids_limit", "ulimit", "stop_signal", "stop_timeout", "cgroup_parent", "entrypoint",
+        "network", "ip", "add_host", "dns", "network_alias", "publish", "publish_all", "expose", "memory", "cpus", "pids_limit", "ulimit", "stop_signal", "stop_timeout", "cgroup_parent", "entrypoint",
         "volume", "mount", "tmpfs",
     ])]
     pub bundle: Option<PathBuf>,
@@ -516,9 +516,19 @@ pub struct RunArgs {
     #[arg(long = "network-alias", value_name = "NAME")]
     pub network_alias: Vec<String>,
 
-    /// Publish a container port on the host: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp].
+    /// Publish a container port on the host: [[HOST_IP:]HOST_PORT:]CONTAINER_PORT[/tcp|/udp]
+    /// (without HOST_PORT, the kernel picks one). Repeatable.
     #[arg(short = 'p', long = "publish", value_name = "PORTS")]
     pub publish: Vec<String>,
+
+    /// Publish every exposed port (the image's ExposedPorts and --expose) on a port the kernel
+    /// picks, on all the host's addresses.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+
+    /// Expose a container port (PORT[/tcp|/udp]) for -P to publish. Repeatable.
+    #[arg(long, value_name = "PORT")]
+    pub expose: Vec<String>,
 
     /// Memory limit, docker's syntax (e.g. 64m, 1g); swap is not allowed on top.
     #[arg(short = 'm', long, value_name = "BYTES")]

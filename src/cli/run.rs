@@ -188,11 +188,7 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
 
     let limits = parse_limits(args)?;
     let network = Network::parse(&args.network)?;
-    let ports = args
-        .publish
-        .iter()
-        .map(|p| PortMapping::parse(p))
-        .collect::<Result<Vec<_>>>()?;
+    let ports = ports_of(args, image.as_ref())?;
     if network == Network::Host && !ports.is_empty() {
         bail!("-p cannot be used with --network host: the container already uses the host's ports");
     }
@@ -261,6 +257,36 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
         console_size: None,
         stop: StopPolicy::parse(args.stop_signal.as_deref(), args.stop_timeout.as_deref())?,
     })
+}
+
+/// `-p`, then with `-P` each exposed port (the image's, then `--expose`'s) that `-p` did not
+/// publish already, on a port the kernel picks.
+fn ports_of(args: &RunArgs, image: Option<&ImageUse>) -> Result<Vec<PortMapping>> {
+    let mut ports = args
+        .publish
+        .iter()
+        .map(|p| PortMapping::parse(p))
+        .collect::<Result<Vec<_>>>()?;
+    let expose = args
+        .expose
+        .iter()
+        .map(|key| PortMapping::exposed(key))
+        .collect::<Result<Vec<_>>>()?;
+    if args.publish_all {
+        let image_ports = image
+            .map_or(&[][..], |i| &i.exposed_ports[..])
+            .iter()
+            .map(|key| PortMapping::exposed(key).context("-P: the image's ExposedPorts"))
+            .collect::<Result<Vec<_>>>()?;
+        for p in image_ports.into_iter().chain(expose) {
+            let published =
+                |q: &PortMapping| q.container_port == p.container_port && q.proto == p.proto;
+            if !ports.iter().any(published) {
+                ports.push(p);
+            }
+        }
+    }
+    Ok(ports)
 }
 
 /// docker's rule: `--entrypoint` replaces the image's Entrypoint (and drops its Cmd); CMD
