@@ -623,3 +623,293 @@ fn bad_ports_are_refused_with_125() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
 }
+
+/// A rootfs with files to copy: /data/a, /data/sub/b, /data/link -> a, and /tmp (1777).
+fn rootfs_with_data() -> Rootfs {
+    let r = Rootfs::new();
+    let data = r.path().join("data");
+    fs::create_dir_all(data.join("sub")).unwrap();
+    fs::write(data.join("a"), "file a\n").unwrap();
+    fs::write(data.join("sub/b"), "file b\n").unwrap();
+    std::os::unix::fs::symlink("a", data.join("link")).unwrap();
+    r
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn cp_copies_both_ways_into_running_and_stopped_containers() {
+    if !need_root() {
+        return;
+    }
+    let (s, r) = (StateRoot::new(), rootfs_with_data());
+    let out = tempfile::tempdir().unwrap();
+    let o = |p: &str| out.path().join(p);
+    let id = s.detach(&r, &["--name", "wf-cp-run"], &["sleep", "60"]);
+    // A directory onto a new name becomes it; onto an existing directory goes inside it.
+    s.ok(&["cp", "wf-cp-run:/data", &o("copy").display().to_string()]);
+    assert_eq!(read(&o("copy/a")), "file a\n");
+    assert_eq!(read(&o("copy/sub/b")), "file b\n");
+    assert_eq!(fs::read_link(o("copy/link")).unwrap(), Path::new("a"));
+    s.ok(&["cp", "wf-cp-run:/data/", &o("copy").display().to_string()]);
+    assert_eq!(read(&o("copy/data/sub/b")), "file b\n");
+    // SRC/. copies the contents; a file onto a directory goes inside it.
+    fs::create_dir(o("dot")).unwrap();
+    s.ok(&["cp", "wf-cp-run:/data/.", &o("dot").display().to_string()]);
+    assert_eq!(read(&o("dot/a")), "file a\n");
+    // Into the container: the container reads what was copied.
+    fs::write(o("in.txt"), "from the host\n").unwrap();
+    s.ok(&["cp", &o("in.txt").display().to_string(), "wf-cp-run:/tmp/"]);
+    s.ok(&[
+        "cp",
+        &o("in.txt").display().to_string(),
+        "wf-cp-run:/tmp/renamed",
+    ]);
+    for path in ["/tmp/in.txt", "/tmp/renamed"] {
+        let got = s.ok(&["exec", "wf-cp-run", "/payload", "cat", path]);
+        assert_eq!(got, "from the host\n", "{path}");
+    }
+    // ROOTFS is never written: the copies are in the container's own layer.
+    assert!(!r.path().join("tmp/in.txt").exists());
+    s.ok(&["rm", "-f", &id]);
+
+    // A stopped container: what it wrote comes out, what goes in lands in its layer.
+    let out_run = s.mb(&[
+        "run",
+        "--name",
+        "wf-cp-stopped",
+        &r.arg(),
+        "/payload",
+        "write",
+        "/tmp/made",
+        "inside",
+    ]);
+    assert_eq!(out_run.status.code(), Some(0), "{}", stderr(&out_run));
+    s.ok(&[
+        "cp",
+        "wf-cp-stopped:/tmp/made",
+        &o("made").display().to_string(),
+    ]);
+    assert_eq!(read(&o("made")), "inside");
+    s.ok(&[
+        "cp",
+        &o("in.txt").display().to_string(),
+        "wf-cp-stopped:/data/sub/",
+    ]);
+    let id = s
+        .ok(&["ps", "-a", "--format", "json"])
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|c| c["Name"] == "wf-cp-stopped")
+        .map(|c| c["ID"].as_str().unwrap().to_string())
+        .expect("wf-cp-stopped in ps");
+    let layer = test_data_root()
+        .join("containers")
+        .join(id)
+        .display()
+        .to_string();
+    assert_eq!(
+        read(&Path::new(&layer).join("upper/data/sub/in.txt")),
+        "from the host\n"
+    );
+    assert!(!r.path().join("data/sub/in.txt").exists());
+    // The overlay it was mounted on for the copy was this cp's alone: nothing left on the host.
+    assert!(
+        !host_mount_points().iter().any(|m| m.contains(&layer)),
+        "a mount of {layer} is left"
+    );
+}
+
+#[test]
+fn cp_errors_are_docker_s() {
+    if !need_root() {
+        return;
+    }
+    let (s, r) = (StateRoot::new(), rootfs_with_data());
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("f");
+    fs::write(&file, "x").unwrap();
+    let f = file.display().to_string();
+    s.detach(&r, &["--name", "wf-cp-err"], &["sleep", "60"]);
+    for (args, says) in [
+        (
+            vec!["cp", "wf-cp-err:/nope", "/tmp/x"],
+            "no such file or directory",
+        ),
+        (vec!["cp", "nosuch:/data", "/tmp/x"], "no such container"),
+        (vec!["cp", &f, "/tmp/x"], "at least one container"),
+        (
+            vec!["cp", "wf-cp-err:/a", "wf-cp-err:/b"],
+            "between containers",
+        ),
+        (vec!["cp", &f, "wf-cp-err:/nodir/"], "does not exist"),
+        (
+            vec!["cp", "wf-cp-err:/data", &f],
+            "cannot copy a directory to a file",
+        ),
+    ] {
+        let o = s.mb(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
+
+/// The host's files a hostile container points at: `secret` to read, `victim` to overwrite.
+fn host_bait() -> tempfile::TempDir {
+    let h = tempfile::Builder::new()
+        .prefix("minibox-wf-bait-")
+        .tempdir()
+        .unwrap();
+    fs::write(h.path().join("secret"), "host secret\n").unwrap();
+    fs::write(h.path().join("victim"), "host victim\n").unwrap();
+    h
+}
+
+/// A rootfs whose symlinks point at the host's bait: absolute, climbing, and to one file.
+fn hostile_rootfs(bait: &Path) -> Rootfs {
+    let r = rootfs_with_data();
+    let b = bait.display().to_string();
+    let link = |target: &str, name: &str| {
+        std::os::unix::fs::symlink(target, r.path().join(name)).unwrap();
+    };
+    link(&b, "abs");
+    link(&format!("../../../../../../../..{b}"), "data/climb");
+    link(&format!("{b}/secret"), "data/secret");
+    link(&format!("{b}/victim"), "tmp/victim");
+    r
+}
+
+fn assert_bait_untouched(bait: &Path) {
+    let mut names: Vec<String> = fs::read_dir(bait)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["secret", "victim"],
+        "cp wrote into the host's directory"
+    );
+    assert_eq!(
+        read(&bait.join("victim")),
+        "host victim\n",
+        "cp overwrote a host file"
+    );
+}
+
+#[test]
+fn cp_never_follows_a_containers_symlinks_onto_the_host() {
+    if !need_root() {
+        return;
+    }
+    let bait = host_bait();
+    let (s, r) = (StateRoot::new(), hostile_rootfs(bait.path()));
+    let out = tempfile::tempdir().unwrap();
+    let o = |p: &str| out.path().join(p).display().to_string();
+    let file = o("payload.txt");
+    fs::write(&file, "overwritten\n").unwrap();
+    s.detach(&r, &["--name", "wf-cp-evil"], &["sleep", "60"]);
+    let out_run = s.mb(&[
+        "run",
+        "--name",
+        "wf-cp-evil-stopped",
+        &r.arg(),
+        "/payload",
+        "id",
+    ]);
+    assert_eq!(out_run.status.code(), Some(0), "{}", stderr(&out_run));
+    for c in ["wf-cp-evil", "wf-cp-evil-stopped"] {
+        // Reading through a link resolves inside the container: the host's secret is not there.
+        for src in ["/abs/secret", "/data/climb/secret"] {
+            let got = s.mb(&["cp", &format!("{c}:{src}"), &o("leak")]);
+            assert_eq!(got.status.code(), Some(1), "{c}:{src}: {}", stderr(&got));
+            assert!(
+                !Path::new(&o("leak")).exists(),
+                "{c}:{src} was read from the host"
+            );
+        }
+        // A link itself is copied as a link, never as the file it names.
+        s.ok(&["cp", &format!("{c}:/data/secret"), &o(&format!("{c}-link"))]);
+        let meta = fs::symlink_metadata(o(&format!("{c}-link"))).unwrap();
+        assert!(meta.file_type().is_symlink(), "{c}: the link was followed");
+        s.ok(&["cp", &format!("{c}:/data"), &o(&format!("{c}-tree"))]);
+        let climb = fs::symlink_metadata(o(&format!("{c}-tree/climb"))).unwrap();
+        assert!(climb.file_type().is_symlink());
+        // Writing through a link: into the container's own tree, or refused; never the host's.
+        for dst in [
+            "/abs/",
+            "/abs/new",
+            "/data/climb/new",
+            "/tmp/victim",
+            "/data/secret",
+        ] {
+            let _ = s.mb(&["cp", &file, &format!("{c}:{dst}")]);
+            assert_bait_untouched(bait.path());
+        }
+        let copy_dir = s.mb(&["cp", &o(&format!("{c}-tree")), &format!("{c}:/abs/x")]);
+        assert_ne!(copy_dir.status.code(), None);
+        assert_bait_untouched(bait.path());
+    }
+    // What replaced the container's /tmp/victim link is a file of the container's.
+    let got = s.ok(&["exec", "wf-cp-evil", "/payload", "cat", "/tmp/victim"]);
+    assert_eq!(got, "overwritten\n");
+}
+
+#[test]
+fn cp_into_a_directory_the_container_swaps_for_a_symlink_stays_inside() {
+    if !need_root() {
+        return;
+    }
+    let bait = host_bait();
+    let (s, r) = (StateRoot::new(), rootfs_with_data());
+    let id = s.detach(&r, &["--name", "wf-cp-race"], &["sleep", "120"]);
+    let pid = s.inspect(&id)["Pid"].as_i64().expect("Pid");
+    let tmp = format!("/proc/{pid}/root/tmp");
+    fs::create_dir(format!("{tmp}/d")).unwrap();
+    std::os::unix::fs::symlink(bait.path(), format!("{tmp}/l")).unwrap();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    fs::write(file.path(), "raced\n").unwrap();
+    let f = file.path().display().to_string();
+    // As the container would: /tmp/d is a directory, then a symlink to the host's directory,
+    // swapped atomically as fast as the kernel allows, while cp writes into /tmp/d.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    /// Stops the swapping however the loop ends (a failed assertion included).
+    struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let dir = fs::File::open(&tmp).unwrap();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                nix::fcntl::renameat2(
+                    &dir,
+                    "d",
+                    &dir,
+                    "l",
+                    nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+                )
+                .unwrap();
+            }
+        });
+        let _stop = Stop(&stop);
+        let start = Instant::now();
+        let mut copied = 0;
+        while start.elapsed() < Duration::from_secs(8) {
+            if s.mb(&["cp", &f, "wf-cp-race:/tmp/d/"]).status.success() {
+                copied += 1;
+            }
+            s.mb(&["cp", &f, "wf-cp-race:/tmp/d/named"]);
+            assert_bait_untouched(bait.path());
+        }
+        assert!(copied > 0, "no copy went through: the race was never run");
+    });
+    assert_bait_untouched(bait.path());
+}
+

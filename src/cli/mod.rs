@@ -2,6 +2,7 @@
 //! `lifecycle`), and what reads a container back (`inspect`, `top`).
 
 pub mod attach;
+pub mod cp;
 pub mod exec;
 pub mod images;
 pub mod inspect;
@@ -170,6 +171,18 @@ pub enum Command {
         format: String,
         #[arg(value_name = "CONTAINER")]
         container: String,
+    },
+    /// Copy files between a container and the host: `cp CONTAINER:SRC DEST` or `cp SRC
+    /// CONTAINER:DEST` (a container's paths are resolved inside its root; symlinks are copied,
+    /// never followed).
+    Cp {
+        /// Keep the files' owners (uid:gid) and setuid/setgid bits.
+        #[arg(short = 'a', long)]
+        archive: bool,
+        #[arg(value_name = "SRC")]
+        src: String,
+        #[arg(value_name = "DEST")]
+        dest: String,
     },
     /// List a container's published ports.
     Port {

@@ -5,6 +5,7 @@
 pub mod caps;
 pub mod cgroup;
 pub mod console;
+pub mod copy;
 pub mod loopback;
 pub mod mounts;
 pub mod namespaces;
