@@ -913,3 +913,105 @@ fn cp_into_a_directory_the_container_swaps_for_a_symlink_stays_inside() {
     assert_bait_untouched(bait.path());
 }
 
+/// The README's first command (the one that builds and runs hello).
+fn readme_first_command() -> String {
+    let readme = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"));
+    let block = readme
+        .split("```sh\n")
+        .nth(1)
+        .expect("a sh block in README.md");
+    let command = block.split("```").next().unwrap().trim().to_string();
+    assert!(command.contains("rootfs-examples/build.sh"), "{command}");
+    assert_eq!(command.lines().count(), 1, "{command}");
+    command
+}
+
+/// Runs the README's first command in a copy of the checkout where every program it runs is a
+/// stub that writes one line (its arguments, its uid) to a log, with PATH holding only the
+/// stubs and `id`, and `sudo` only when `with_sudo`: what ran, in order.
+fn run_readme_command(as_uid: u32, with_sudo: bool) -> (i32, Vec<String>) {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::Builder::new()
+        .prefix("minibox-wf-readme-")
+        .tempdir()
+        .unwrap();
+    let root = t.path();
+    fs::set_permissions(root, fs::Permissions::from_mode(0o777)).unwrap();
+    let log = root.join("log");
+    fs::write(&log, "").unwrap();
+    fs::set_permissions(&log, fs::Permissions::from_mode(0o666)).unwrap();
+    let stub = |path: &Path, body: &str| {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let record = |name: &str| format!("echo \"{name} $* uid=$(id -u)\" >> {}", log.display());
+    let bin = root.join("bin");
+    stub(&bin.join("apt-get"), &record("apt-get"));
+    stub(&bin.join("cargo"), &record("cargo"));
+    if with_sudo {
+        stub(
+            &bin.join("sudo"),
+            &format!("{}\nexec \"$@\"", record("sudo")),
+        );
+    }
+    std::os::unix::fs::symlink("/usr/bin/id", bin.join("id")).unwrap();
+    let checkout = root.join("checkout");
+    stub(
+        &checkout.join("rootfs-examples/build.sh"),
+        &record("build.sh"),
+    );
+    stub(&checkout.join("target/release/minibox"), &record("minibox"));
+    let status = Command::new("/usr/bin/setpriv")
+        .args([
+            &format!("--reuid={as_uid}"),
+            &format!("--regid={as_uid}"),
+            "--clear-groups",
+            "/bin/sh",
+            "-c",
+            &readme_first_command(),
+        ])
+        .current_dir(&checkout)
+        .env_clear()
+        .env("PATH", &bin)
+        .status()
+        .unwrap();
+    let ran = read(&log).lines().map(String::from).collect();
+    (status.code().unwrap_or(-1), ran)
+}
+
+#[test]
+fn readme_first_command_runs_as_root_without_sudo_and_as_a_user_with_it() {
+    if !need_root() {
+        return;
+    }
+    // Root on a fresh Debian: no sudo anywhere, everything runs as root.
+    let (code, ran) = run_readme_command(0, false);
+    assert_eq!(code, 0, "{ran:?}");
+    assert_eq!(
+        ran,
+        [
+            "apt-get update uid=0",
+            "apt-get install -y libseccomp-dev pkg-config uid=0",
+            "build.sh  uid=0",
+            "cargo build --release uid=0",
+            "minibox run ./rootfs-examples/hello/rootfs /main uid=0",
+        ]
+    );
+    // A user: apt-get and minibox through sudo, the builds as the user.
+    let (code, ran) = run_readme_command(65534, true);
+    assert_eq!(code, 0, "{ran:?}");
+    assert_eq!(
+        ran,
+        [
+            "sudo apt-get update uid=65534",
+            "apt-get update uid=65534",
+            "sudo apt-get install -y libseccomp-dev pkg-config uid=65534",
+            "apt-get install -y libseccomp-dev pkg-config uid=65534",
+            "build.sh  uid=65534",
+            "cargo build --release uid=65534",
+            "sudo ./target/release/minibox run ./rootfs-examples/hello/rootfs /main uid=65534",
+            "minibox run ./rootfs-examples/hello/rootfs /main uid=65534",
+        ]
+    );
+}
