@@ -132,6 +132,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             force,
             images: keys,
         } => images::rmi(&data_root, &store, force, &keys),
+        Command::Cp { archive, src, dest } => cli::cp::cp(&store, archive, &src, &dest),
         Command::Export { output, container } => {
             images::export(&store, &container, output.as_deref())
         }

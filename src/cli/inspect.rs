@@ -48,7 +48,8 @@ pub(crate) fn facts(c: &ContainerState) -> Result<Value> {
         "Image": c.image.as_ref().map(|i| &i.reference),
         "ImageId": c.image.as_ref().map(|i| &i.id),
         "ExposedPorts": c.image.as_ref().map(|i| &i.exposed_ports),
-        "StopSignal": c.image.as_ref().and_then(|i| i.stop_signal.clone()).unwrap_or_else(|| "SIGTERM".into()),
+        "StopSignal": c.stop_signal.clone().or_else(|| c.image.as_ref().and_then(|i| i.stop_signal.clone())).unwrap_or_else(|| "SIGTERM".into()),
+        "StopTimeout": c.stop_timeout,
         "Volumes": c.volumes,
     });
     let Some(pid) = c

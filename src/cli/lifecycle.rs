@@ -14,6 +14,7 @@ use nix::unistd::Pid;
 use serde_json::json;
 
 use crate::kernel::cgroup::{self, Usage};
+pub use crate::kernel::process::parse_signal;
 use crate::runtime::log::log_paths;
 use crate::store::layers;
 use crate::store::state::{now_ms, ContainerState, Status, Store};
@@ -71,15 +72,15 @@ pub fn kill(store: &Store, sig: Signal, keys: &[String]) -> Result<i32> {
     for_each(store, keys, |c| signal(c, sig))
 }
 
-/// `minibox stop [-t SECONDS] ID...`: SIGTERM, then SIGKILL after the grace period.
-pub fn stop(store: &Store, grace: u64, keys: &[String]) -> Result<i32> {
+/// `minibox stop [-t SECONDS] ID...`: its stop signal, then SIGKILL after the grace period.
+pub fn stop(store: &Store, time: Option<i64>, keys: &[String]) -> Result<i32> {
     for_each(store, keys, |c| {
         if !c.is_running() {
             return Ok(()); // as docker: stopping a stopped container is fine
         }
         // The image's StopSignal, as docker's stop sends it; SIGTERM otherwise.
         signal(c, stop_signal_of(c))?;
-        if !wait_exited(store, &c.id, Duration::from_secs(grace)) {
+        if !wait_exited(store, &c.id, c.stop_grace(time)) {
             let _ = signal(c, Signal::SIGKILL);
             if !wait_exited(store, &c.id, Duration::from_secs(10)) {
                 bail!("container {} did not stop, even after SIGKILL", c.name);
@@ -90,9 +91,9 @@ pub fn stop(store: &Store, grace: u64, keys: &[String]) -> Result<i32> {
 }
 
 fn stop_signal_of(c: &ContainerState) -> Signal {
-    c.image
-        .as_ref()
-        .and_then(|i| i.stop_signal.as_deref())
+    c.stop_signal
+        .as_deref()
+        .or_else(|| c.image.as_ref().and_then(|i| i.stop_signal.as_deref()))
         .and_then(|s| parse_signal(s).ok())
         .unwrap_or(Signal::SIGTERM)
 }
@@ -244,13 +245,14 @@ pub fn logs(store: &Store, follow: bool, key: &str) -> Result<i32> {
     Ok(0)
 }
 
-/// `minibox port ID`: the published ports, docker's way (`8080/tcp -> 0.0.0.0:8080`).
+/// `minibox port ID`: the published ports, docker's way (`8080/tcp -> 0.0.0.0:8080`, `53/udp`).
 pub fn port(store: &Store, key: &str) -> Result<i32> {
     let c = store.resolve(key)?;
     for p in &c.ports {
         out!(
-            "{}/tcp -> {}",
+            "{}/{} -> {}",
             p.container_port,
+            p.proto.name(),
             std::net::SocketAddr::new(p.host_ip, p.host_port)
         );
     }
@@ -490,23 +492,6 @@ pub fn open_store(root: &std::path::Path) -> Result<Store> {
     let store = Store::open(root)?;
     sweep(&store);
     Ok(store)
-}
-
-/// `KILL`, `SIGKILL`, `kill` or `9`.
-pub fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal> {
-    use std::str::FromStr;
-    let bad =
-        || anyhow::anyhow!("invalid signal {text:?}: use a name such as TERM or KILL, or a number");
-    if let Ok(n) = text.parse::<i32>() {
-        return nix::sys::signal::Signal::try_from(n).map_err(|_| bad());
-    }
-    let upper = text.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    nix::sys::signal::Signal::from_str(&name).map_err(|_| bad())
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! `lifecycle`), and what reads a container back (`inspect`, `top`).
 
 pub mod attach;
+pub mod cp;
 pub mod exec;
 pub mod images;
 pub mod inspect;
@@ -133,14 +134,16 @@ pub enum Command {
     },
     /// Stop containers: SIGTERM, then SIGKILL after a grace period.
     Stop {
-        /// Seconds to wait before SIGKILL.
+        /// Seconds to wait before SIGKILL (-1: as long as it takes) [default: the container's
+        /// --stop-timeout, else 10].
         #[arg(
             short = 't',
             long = "time",
             value_name = "SECONDS",
-            default_value_t = 10
+            allow_hyphen_values = true,
+            value_parser = clap::value_parser!(i64).range(-1..)
         )]
-        time: u64,
+        time: Option<i64>,
         #[arg(value_name = "CONTAINER", required = true)]
         containers: Vec<String>,
     },
@@ -171,6 +174,18 @@ pub enum Command {
         format: String,
         #[arg(value_name = "CONTAINER")]
         container: String,
+    },
+    /// Copy files between a container and the host: `cp CONTAINER:SRC DEST` or `cp SRC
+    /// CONTAINER:DEST` (a container's paths are resolved inside its root; symlinks are copied,
+    /// never followed).
+    Cp {
+        /// Keep the files' owners (uid:gid) and setuid/setgid bits.
+        #[arg(short = 'a', long)]
+        archive: bool,
+        #[arg(value_name = "SRC")]
+        src: String,
+        #[arg(value_name = "DEST")]
+        dest: String,
     },
     /// List a container's published ports.
     Port {
@@ -410,8 +425,8 @@ pub struct RunArgs {
     /// Run the OCI bundle in DIR (config.json and its rootfs), as `runc run` does; then give only
     /// the container's ID (its name) after the flags.
     #[arg(short = 'b', long, value_name = "DIR", conflicts_with_all = [
-        "name", "env", "hostname", "workdir", "user", "cap_add", "cap_drop", "read_only",
-        "network", "ip", "add_host", "dns", "network_alias", "publish", "memory", "cpus", "pids_limit", "cgroup_parent", "entrypoint",
+        "name", "env", "env_file", "hostname", "workdir", "user", "cap_add", "cap_drop", "read_only",
+        "network", "ip", "add_host", "dns", "network_alias", "publish", "publish_all", "expose", "memory", "cpus", "pids_limit", "ulimit", "stop_signal", "stop_timeout", "cgroup_parent", "entrypoint",
         "volume", "mount", "tmpfs",
     ])]
     pub bundle: Option<PathBuf>,
@@ -457,6 +472,11 @@ pub struct RunArgs {
     /// Set an environment variable (KEY=VALUE), or pass the host's (KEY). Repeatable.
     #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
     pub env: Vec<String>,
+
+    /// Read environment variables from FILE (docker's format: KEY=VALUE or KEY per line, `#`
+    /// comments); -e flags win over them. Repeatable.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
 
     /// Container hostname [default: the container's short id].
     #[arg(long)]
@@ -530,9 +550,19 @@ pub struct RunArgs {
     #[arg(long = "network-alias", value_name = "NAME")]
     pub network_alias: Vec<String>,
 
-    /// Publish a container port on the host: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp].
+    /// Publish a container port on the host: [[HOST_IP:]HOST_PORT:]CONTAINER_PORT[/tcp|/udp]
+    /// (without HOST_PORT, the kernel picks one). Repeatable.
     #[arg(short = 'p', long = "publish", value_name = "PORTS")]
     pub publish: Vec<String>,
+
+    /// Publish every exposed port (the image's ExposedPorts and --expose) on a port the kernel
+    /// picks, on all the host's addresses.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+
+    /// Expose a container port (PORT[/tcp|/udp]) for -P to publish. Repeatable.
+    #[arg(long, value_name = "PORT")]
+    pub expose: Vec<String>,
 
     /// Memory limit, docker's syntax (e.g. 64m, 1g); swap is not allowed on top.
     #[arg(short = 'm', long, value_name = "BYTES")]
@@ -545,6 +575,25 @@ pub struct RunArgs {
     /// Maximum number of processes and threads in the container.
     #[arg(long = "pids-limit", value_name = "N")]
     pub pids_limit: Option<String>,
+
+    /// A resource limit, docker's syntax: NAME=SOFT[:HARD] (nofile, nproc, core, stack...; -1
+    /// for unlimited). Repeatable.
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimit: Vec<String>,
+
+    /// The signal `minibox stop` sends it (a name, with or without SIG, or a number)
+    /// [default: the image's StopSignal, else SIGTERM].
+    #[arg(long = "stop-signal", value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+
+    /// Seconds `minibox stop` waits after the stop signal before SIGKILL; -1 waits as long as it
+    /// takes [default: 10].
+    #[arg(
+        long = "stop-timeout",
+        value_name = "SECONDS",
+        allow_hyphen_values = true
+    )]
+    pub stop_timeout: Option<String>,
 
     /// Parent cgroup for the container's group, below the cgroup v2 root.
     #[arg(long = "cgroup-parent", value_name = "PATH", default_value = "minibox")]

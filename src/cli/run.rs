@@ -21,8 +21,8 @@ use crate::model::names::{check_hostname, check_name};
 use crate::model::network::{NetOptions, Network, PortMapping};
 use crate::model::setup::{self, Setup};
 use crate::model::spec::{
-    build_env, check_oci_id, check_rootfs, check_workdir, new_id, read_in_root, ContainerSpec,
-    SHORT_ID_LEN,
+    build_env, check_oci_id, check_rootfs, check_workdir, new_id, parse_env_file, read_in_root,
+    ContainerSpec, StopPolicy, SHORT_ID_LEN,
 };
 use crate::model::volume::{self, ImageUse, VolumeMount};
 use crate::model::{oci, user};
@@ -34,7 +34,7 @@ use crate::store::volumes;
 /// The container `minibox run` makes, from a bundle or from the flags; always through a `Spec`.
 pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerSpec> {
     let bundle_dir = bundle_of(args)?;
-    let (oci, bundle, id, name, volumes) = match &bundle_dir {
+    let (oci, bundle, id, name, volumes, stop) = match &bundle_dir {
         Some(dir) => {
             // The OCI id is the container's own id, and its name (ps, stop, logs find it).
             let id = bundle_id(args)?;
@@ -44,6 +44,7 @@ pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<Conta
                 id.clone(),
                 Some(id),
                 vec![],
+                Default::default(),
             )
         }
         None => {
@@ -64,7 +65,14 @@ pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<Conta
                 .mounts
                 .extend(setup::checked_mounts(&extra, Path::new("/"))?);
             let oci = oci::write::spec_from_container(&draft);
-            (oci, PathBuf::from("/"), draft.id, draft.name, draft.volumes)
+            (
+                oci,
+                PathBuf::from("/"),
+                draft.id,
+                draft.name,
+                draft.volumes,
+                draft.stop,
+            )
         }
     };
     let checked = oci::read::container_from_spec(&oci, &bundle, &id)?;
@@ -73,6 +81,8 @@ pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<Conta
         explain: args.explain.is_some(),
         // What -v and --mount asked for, as `ps` and `inspect` show it (mounted as above).
         volumes,
+        // How `stop` ends it: the flags' (config.json has no word for it).
+        stop,
         // A bundle's root is its maker's; a ROOTFS of the user's, or an image, is never written.
         private_layer: bundle_dir.is_none() || checked.private_layer,
         ..checked
@@ -178,11 +188,7 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
 
     let limits = parse_limits(args)?;
     let network = Network::parse(&args.network)?;
-    let ports = args
-        .publish
-        .iter()
-        .map(|p| PortMapping::parse(p))
-        .collect::<Result<Vec<_>>>()?;
+    let ports = ports_of(args, image.as_ref())?;
     if network == Network::Host && !ports.is_empty() {
         bail!("-p cannot be used with --network host: the container already uses the host's ports");
     }
@@ -201,13 +207,15 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
         &args.dns,
         &args.network_alias,
     )?;
-    // The image's Env first (only KEY=VALUE entries: an image never reads the host's), then -e.
+    // The image's Env first (only KEY=VALUE entries: an image never reads the host's), then
+    // each --env-file, then -e (docker's order: a later one wins).
     let env_flags: Vec<String> = config
         .env
         .iter()
         .filter(|e| e.contains('='))
-        .chain(&args.env)
         .cloned()
+        .chain(env_files(&args.env_file)?)
+        .chain(args.env.iter().cloned())
         .collect();
     let mut env = build_env(&env_flags, &hostname, &identity.home, |k| {
         std::env::var(k).ok()
@@ -219,7 +227,8 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
     let volumes = volumes_of(args, data_root)?;
 
     let cgroup_path = check_cgroup_parent(&args.cgroup_parent)?.join(&id);
-    let setup = Setup::docker(network.has_own_namespace());
+    let mut setup = Setup::docker(network.has_own_namespace());
+    setup.rlimits = setup::parse_ulimits(&args.ulimit)?;
     Ok(ContainerSpec {
         id,
         name: args.name.clone(),
@@ -246,7 +255,38 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
         volumes,
         hooks: Default::default(),
         console_size: None,
+        stop: StopPolicy::parse(args.stop_signal.as_deref(), args.stop_timeout.as_deref())?,
     })
+}
+
+/// `-p`, then with `-P` each exposed port (the image's, then `--expose`'s) that `-p` did not
+/// publish already, on a port the kernel picks.
+fn ports_of(args: &RunArgs, image: Option<&ImageUse>) -> Result<Vec<PortMapping>> {
+    let mut ports = args
+        .publish
+        .iter()
+        .map(|p| PortMapping::parse(p))
+        .collect::<Result<Vec<_>>>()?;
+    let expose = args
+        .expose
+        .iter()
+        .map(|key| PortMapping::exposed(key))
+        .collect::<Result<Vec<_>>>()?;
+    if args.publish_all {
+        let image_ports = image
+            .map_or(&[][..], |i| &i.exposed_ports[..])
+            .iter()
+            .map(|key| PortMapping::exposed(key).context("-P: the image's ExposedPorts"))
+            .collect::<Result<Vec<_>>>()?;
+        for p in image_ports.into_iter().chain(expose) {
+            let published =
+                |q: &PortMapping| q.container_port == p.container_port && q.proto == p.proto;
+            if !ports.iter().any(published) {
+                ports.push(p);
+            }
+        }
+    }
+    Ok(ports)
 }
 
 /// docker's rule: `--entrypoint` replaces the image's Entrypoint (and drops its Cmd); CMD
@@ -285,6 +325,21 @@ fn command_of(
         );
     }
     Ok(all)
+}
+
+/// The lines of each `--env-file`, in order, as `-e` flags.
+fn env_files(files: &[PathBuf]) -> Result<Vec<String>> {
+    let mut flags = vec![];
+    for path in files {
+        let text = std::fs::read(path).with_context(|| {
+            format!(
+                "--env-file {}: cannot read it (give a file of KEY=VALUE lines)",
+                path.display()
+            )
+        })?;
+        flags.extend(parse_env_file(&text, path)?);
+    }
+    Ok(flags)
 }
 
 fn volumes_of(args: &RunArgs, data_root: &Path) -> Result<Vec<VolumeMount>> {

@@ -1,4 +1,5 @@
 //! What the kernel keeps per process besides credentials: resource limits (`process.rlimits`),
+//! the names of the signals it delivers,
 //! the OOM killer's preference (`process.oomScoreAdj`), the namespaced kernel knobs of
 //! `linux.sysctl`, and which descriptors survive the exec.
 
@@ -66,6 +67,23 @@ pub fn set_oom_score_adj(adj: Option<i32>) -> Result<()> {
     let Some(adj) = adj else { return Ok(()) };
     std::fs::write("/proc/self/oom_score_adj", adj.to_string())
         .with_context(|| format!("writing {adj} to /proc/self/oom_score_adj"))
+}
+
+/// `KILL`, `SIGKILL`, `kill` or `9`.
+pub fn parse_signal(text: &str) -> Result<nix::sys::signal::Signal> {
+    use std::str::FromStr;
+    let bad =
+        || anyhow::anyhow!("invalid signal {text:?}: use a name such as TERM or KILL, or a number");
+    if let Ok(n) = text.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n).map_err(|_| bad());
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    nix::sys::signal::Signal::from_str(&name).map_err(|_| bad())
 }
 
 /// Whether a sysctl belongs to a namespace the container has, as runc decides: `Some(ns)`

@@ -175,30 +175,66 @@ pub fn check_host_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// One `-p [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp]`; host port 0 lets the kernel choose.
+/// A published port's protocol (`-p ...:53/udp`); `tcp` when `-p` names none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn parse(text: &str) -> Option<Proto> {
+        match text {
+            "tcp" => Some(Proto::Tcp),
+            "udp" => Some(Proto::Udp),
+            _ => None,
+        }
+    }
+
+    /// As `-p`, `ps` and nftables write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// One `-p [[HOST_IP:]HOST_PORT:]CONTAINER_PORT[/tcp|/udp]`; host port 0 lets the kernel
+/// choose (`-p 8080`, `-p 127.0.0.1::8080`, and `-P`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortMapping {
     pub host_ip: IpAddr,
     pub host_port: u16,
     pub container_port: u16,
+    /// Absent in records written before UDP: tcp.
+    #[serde(default)]
+    pub proto: Proto,
 }
 
 impl PortMapping {
     pub fn parse(text: &str) -> Result<PortMapping> {
         let bad = |why: &str| {
             anyhow::anyhow!(
-                "invalid --publish {text:?}: {why}; use [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp]"
+                "invalid --publish {text:?}: {why}; use [[HOST_IP:]HOST_PORT:]CONTAINER_PORT[/tcp|/udp]"
             )
         };
-        let spec = match text.rsplit_once('/') {
-            Some((s, "tcp")) => s,
-            Some((_, proto)) => {
-                return Err(bad(&format!(
-                    "protocol {proto:?} is not supported, only tcp"
-                )))
-            }
-            None => text,
+        let (spec, proto) = match text.rsplit_once('/') {
+            Some((s, p)) => match Proto::parse(p) {
+                Some(proto) => (s, proto),
+                None => {
+                    return Err(bad(&format!(
+                        "protocol {p:?} is not supported, only tcp and udp"
+                    )))
+                }
+            },
+            None => (text, Proto::Tcp),
         };
+        if spec.contains('-') {
+            return Err(bad("port ranges are not supported; publish each port"));
+        }
         // An IPv6 host address comes in brackets: [::1]:8080:80.
         let (host_ip, rest) = if let Some(v6) = spec.strip_prefix('[') {
             let (ip, rest) = v6.split_once("]:").ok_or_else(|| bad("unclosed '['"))?;
@@ -208,17 +244,17 @@ impl PortMapping {
             )
         } else {
             match spec.split(':').collect::<Vec<_>>().as_slice() {
+                // docker's `-p 8080`: the container's port, on a port the kernel picks.
+                [_] => (IpAddr::V4(Ipv4Addr::UNSPECIFIED), spec),
                 [_, _] => (IpAddr::V4(Ipv4Addr::UNSPECIFIED), spec),
-                [ip, ..] => (
+                [ip, _, _] => (
                     ip.parse::<IpAddr>().map_err(|_| bad("bad host address"))?,
                     &spec[ip.len() + 1..],
                 ),
-                _ => return Err(bad("missing CONTAINER_PORT")),
+                _ => return Err(bad("too many ':'")),
             }
         };
-        let (host, container) = rest
-            .split_once(':')
-            .ok_or_else(|| bad("missing CONTAINER_PORT"))?;
+        let (host, container) = rest.split_once(':').unwrap_or(("", rest));
         let host_port = if host.is_empty() {
             0
         } else {
@@ -233,16 +269,55 @@ impl PortMapping {
             host_ip,
             host_port,
             container_port,
+            proto,
         })
+    }
+
+    /// An image's `ExposedPorts` key (`8080/tcp`, `53/udp`, `8080`), as `-P` publishes it: on
+    /// every host address, on a port the kernel picks.
+    pub fn exposed(key: &str) -> Result<PortMapping> {
+        let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+        let proto = Proto::parse(&proto.to_ascii_lowercase());
+        match (port.parse::<u16>(), proto) {
+            (Ok(p), Some(proto)) if p != 0 => Ok(PortMapping {
+                host_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                host_port: 0,
+                container_port: p,
+                proto,
+            }),
+            _ => bail!(
+                "the exposed port {key:?} cannot be published: use PORT/tcp or PORT/udp \
+                 (--expose, or the image's ExposedPorts)"
+            ),
+        }
     }
 
     /// docker's way of showing it: `0.0.0.0:8080->80/tcp`.
     pub fn display(&self) -> String {
-        let ip = match self.host_ip {
-            IpAddr::V6(v6) => format!("[{v6}]"),
-            v4 => v4.to_string(),
-        };
-        format!("{ip}:{}->{}/tcp", self.host_port, self.container_port)
+        format!(
+            "{}->{}/{}",
+            self.host_addr(),
+            self.container_port,
+            self.proto.name()
+        )
+    }
+
+    /// `0.0.0.0:8080`, `[::1]:8443`: where it listens on the host.
+    pub fn host_addr(&self) -> String {
+        match self.host_ip {
+            IpAddr::V6(v6) => format!("[{v6}]:{}", self.host_port),
+            v4 => format!("{v4}:{}", self.host_port),
+        }
+    }
+
+    /// `-p`'s own syntax, which `parse` reads back (config.json's annotation).
+    pub fn to_flag(self) -> String {
+        format!(
+            "{}:{}/{}",
+            self.host_addr(),
+            self.container_port,
+            self.proto.name()
+        )
     }
 }
 
@@ -299,18 +374,65 @@ mod tests {
             PortMapping::parse("1.2.3.4:80:8080").unwrap().display(),
             "1.2.3.4:80->8080/tcp"
         );
+        // docker's -p PORT: the container's port on a port the kernel picks, every address.
+        let p = PortMapping::parse("8080").unwrap();
+        assert_eq!(
+            (
+                p.host_ip.to_string().as_str(),
+                p.host_port,
+                p.container_port
+            ),
+            ("0.0.0.0", 0, 8080)
+        );
+        let p = PortMapping::parse("5353:53/udp").unwrap();
+        assert_eq!(
+            (p.host_port, p.container_port, p.proto),
+            (5353, 53, Proto::Udp)
+        );
+        assert_eq!(p.display(), "0.0.0.0:5353->53/udp");
+        assert_eq!(PortMapping::parse("53/udp").unwrap().host_port, 0);
+        for text in [
+            "127.0.0.1:9000:8080/udp",
+            "[::1]:8443:443",
+            "0.0.0.0:0:53/udp",
+        ] {
+            let p = PortMapping::parse(text).unwrap();
+            assert_eq!(PortMapping::parse(&p.to_flag()).unwrap(), p, "{text}");
+        }
+    }
+
+    #[test]
+    fn exposed_ports_publish_on_a_port_the_kernel_picks() {
+        let p = PortMapping::exposed("8080/tcp").unwrap();
+        assert_eq!(
+            (p.host_port, p.container_port, p.proto),
+            (0, 8080, Proto::Tcp)
+        );
+        assert_eq!(PortMapping::exposed("53/udp").unwrap().proto, Proto::Udp);
+        assert_eq!(PortMapping::exposed("9000").unwrap().proto, Proto::Tcp);
+        for bad in ["x/tcp", "80/sctp", "0/tcp", ""] {
+            assert!(PortMapping::exposed(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn records_before_udp_read_as_tcp() {
+        let old = r#"{"host_ip":"0.0.0.0","host_port":80,"container_port":8080}"#;
+        let p: PortMapping = serde_json::from_str(old).unwrap();
+        assert_eq!(p.proto, Proto::Tcp);
     }
 
     #[test]
     fn publish_rejects_nonsense() {
         for bad in [
-            "8080",
             "a:80",
             "80:b",
             "80:0",
             "80:70000",
             "300.1.1.1:80:80",
-            "80:80/udp",
+            "80:80/sctp",
+            "8080-8081:80-81",
+            "1.2.3.4:1:2:3",
             "[::1:80:80",
             "",
         ] {

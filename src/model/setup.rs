@@ -787,6 +787,76 @@ pub fn checked_rlimits(given: &[PosixRlimit]) -> Result<Vec<Rlimit>> {
         .collect()
 }
 
+/// docker's `--ulimit` names, each the kernel's `RLIMIT_*` of the same name.
+pub const ULIMIT_NAMES: [&str; 15] = [
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+];
+
+/// `--ulimit NAME=SOFT[:HARD]`, docker's syntax (HARD defaults to SOFT; -1 is unlimited), each
+/// becoming a `process.rlimits` entry; a later flag for the same name wins, as in docker.
+pub fn parse_ulimits(flags: &[String]) -> Result<Vec<Rlimit>> {
+    let mut limits: Vec<Rlimit> = vec![];
+    for flag in flags {
+        let bad = |why: String| {
+            anyhow::anyhow!(
+                "invalid --ulimit {flag:?}: {why}; use NAME=SOFT[:HARD], e.g. nofile=1024:2048"
+            )
+        };
+        let (name, values) = flag.split_once('=').ok_or_else(|| bad("no '='".into()))?;
+        if !ULIMIT_NAMES.contains(&name) {
+            return Err(bad(format!(
+                "{name:?} is not a limit's name (one of {})",
+                ULIMIT_NAMES.join(", ")
+            )));
+        }
+        let value = |text: &str| -> Result<u64> {
+            match text.parse::<i64>() {
+                Ok(-1) => Ok(libc::RLIM_INFINITY),
+                Ok(n) if n >= 0 => Ok(n as u64),
+                _ => Err(bad(format!(
+                    "{text:?} is not a limit (a number, or -1 for unlimited)"
+                ))),
+            }
+        };
+        let (soft, hard) = match values.split_once(':') {
+            Some((s, h)) => (value(s)?, value(h)?),
+            None => (value(values)?, value(values)?),
+        };
+        if soft > hard {
+            return Err(bad(format!(
+                "the soft limit must not be above the hard one ({} > {})",
+                shown_limit(soft),
+                shown_limit(hard)
+            )));
+        }
+        let name = format!("RLIMIT_{}", name.to_ascii_uppercase());
+        limits.retain(|l| l.name != name);
+        limits.push(Rlimit { name, soft, hard });
+    }
+    Ok(limits)
+}
+
+fn shown_limit(value: u64) -> String {
+    match value {
+        libc::RLIM_INFINITY => "unlimited".into(),
+        n => n.to_string(),
+    }
+}
+
 fn checked_sysctl(
     given: Option<&HashMap<String, String>>,
     ns: &Namespaces,
@@ -955,5 +1025,39 @@ mod tests {
         )
         .unwrap();
         assert_eq!(rel[0].source.as_deref(), Some(Path::new("/tmp")));
+    }
+    #[test]
+    fn ulimits_follow_dockers_syntax() {
+        let flags = ["nofile=1024:2048", "core=0", "stack=-1", "nofile=10:20"].map(String::from);
+        let l = parse_ulimits(&flags).unwrap();
+        let got: Vec<(&str, u64, u64)> = l
+            .iter()
+            .map(|r| (r.name.as_str(), r.soft, r.hard))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("RLIMIT_CORE", 0, 0),
+                ("RLIMIT_STACK", libc::RLIM_INFINITY, libc::RLIM_INFINITY),
+                ("RLIMIT_NOFILE", 10, 20),
+            ]
+        );
+        // Every name docker knows is the kernel's.
+        for name in ULIMIT_NAMES {
+            let l = parse_ulimits(&[format!("{name}=1")]).unwrap();
+            assert!(kproc::resource(&l[0].name).is_some(), "{name}");
+        }
+        for bad in [
+            "nofile",
+            "files=1",
+            "nofile=2:1",
+            "nofile=x",
+            "nofile=-2",
+            "nofile=-1:5",
+            "NOFILE=1",
+        ] {
+            let e = parse_ulimits(&[bad.to_string()]).unwrap_err().to_string();
+            assert!(e.contains("invalid --ulimit"), "{bad}: {e}");
+        }
     }
 }

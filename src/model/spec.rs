@@ -80,6 +80,42 @@ pub struct ContainerSpec {
     pub hooks: oci_spec::runtime::Hooks,
     /// `process.consoleSize`: the size of the terminal (`tty`) when config.json gives one.
     pub console_size: Option<ConsoleSize>,
+    /// `--stop-signal`, `--stop-timeout`: how `minibox stop` ends it.
+    pub stop: StopPolicy,
+}
+
+/// How `minibox stop` ends a container, when the run said (`--stop-signal`, `--stop-timeout`);
+/// otherwise the image's `StopSignal` (else SIGTERM) and 10 seconds, as docker's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StopPolicy {
+    /// The signal's name, `SIGUSR1`...
+    pub signal: Option<String>,
+    /// Seconds between the signal and SIGKILL; -1 waits for as long as it takes.
+    pub timeout: Option<i64>,
+}
+
+impl StopPolicy {
+    /// `--stop-signal` (a name, with or without SIG, or a number) and `--stop-timeout` (seconds,
+    /// or -1), checked.
+    pub fn parse(signal: Option<&str>, timeout: Option<&str>) -> Result<StopPolicy> {
+        let signal = signal
+            .map(|s| {
+                crate::kernel::process::parse_signal(s)
+                    .map(|sig| sig.as_str().to_string())
+                    .with_context(|| format!("invalid --stop-signal {s:?}"))
+            })
+            .transpose()?;
+        let timeout = timeout
+            .map(|t| match t.parse::<i64>() {
+                Ok(n) if n >= -1 => Ok(n),
+                _ => Err(anyhow::anyhow!(
+                    "invalid --stop-timeout {t:?}: give seconds (0 or more), or -1 to wait as long \
+                     as it takes"
+                )),
+            })
+            .transpose()?;
+        Ok(StopPolicy { signal, timeout })
+    }
 }
 
 impl ContainerSpec {
@@ -214,6 +250,38 @@ pub fn read_in_rootfs(rootfs: &Path, rel: &str) -> Result<Option<Vec<u8>>> {
     }
 }
 
+/// The lines of an `--env-file`, docker's format: `KEY=VALUE` (the value verbatim: no quotes
+/// are removed, nothing expanded), `KEY` alone (the host's value, as `-e KEY`), `#` comments
+/// and blank lines skipped, leading spaces ignored. Returned as `-e` flags, in order.
+pub fn parse_env_file(text: &[u8], path: &Path) -> Result<Vec<String>> {
+    let text = std::str::from_utf8(text).map_err(|e| {
+        anyhow::anyhow!(
+            "--env-file {}: not UTF-8 text (at byte {}): save it as UTF-8",
+            path.display(),
+            e.valid_up_to()
+        )
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut flags = vec![];
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let key = line.split_once('=').map_or(line, |(k, _)| k);
+        if key.is_empty() || key.chars().any(char::is_whitespace) || line.contains('\0') {
+            bail!(
+                "--env-file {} line {}: {line:?} is not KEY=VALUE (a variable's name has no \
+                 spaces and is not empty)",
+                path.display(),
+                n + 1
+            );
+        }
+        flags.push(line.to_string());
+    }
+    Ok(flags)
+}
+
 /// The container's environment, docker's way: `PATH`, `HOSTNAME` and `HOME` by default, then
 /// each `-e KEY=VALUE` (a later one wins); `-e KEY` takes the host's value, or is left out when
 /// the host has none.
@@ -309,6 +377,49 @@ mod tests {
                 "EQ=a=b"
             ]
         );
+    }
+
+    #[test]
+    fn env_files_read_as_dockers() {
+        let text = "\u{feff}# a comment\n\nA=1\n  B=two words \nC=\"quoted\"\nFROM_HOST\nNOT_ON_HOST\nD=x=y\n";
+        let flags = parse_env_file(text.as_bytes(), Path::new("f")).unwrap();
+        assert_eq!(
+            flags,
+            [
+                "A=1",
+                "B=two words ",
+                "C=\"quoted\"",
+                "FROM_HOST",
+                "NOT_ON_HOST",
+                "D=x=y"
+            ]
+        );
+        for (text, line) in [("A=1\nB C=3\n", 2), ("=x\n", 1), ("A=1\nB =2\n", 2)] {
+            let e = parse_env_file(text.as_bytes(), Path::new("f"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&format!("line {line}")), "{e}");
+        }
+        assert!(parse_env_file(b"A=\xff\n", Path::new("f")).is_err());
+        let env = build_env(&flags, "h", "/", host).unwrap();
+        assert!(env.contains(&"FROM_HOST=hostval".to_string()));
+        assert!(!env.iter().any(|e| e.starts_with("NOT_ON_HOST")));
+    }
+
+    #[test]
+    fn stop_policies_are_checked() {
+        let p = StopPolicy::parse(Some("usr1"), Some("1")).unwrap();
+        assert_eq!((p.signal.as_deref(), p.timeout), (Some("SIGUSR1"), Some(1)));
+        assert_eq!(
+            StopPolicy::parse(Some("9"), Some("-1"))
+                .unwrap()
+                .signal
+                .as_deref(),
+            Some("SIGKILL")
+        );
+        assert!(StopPolicy::parse(Some("SIGNOPE"), None).is_err());
+        assert!(StopPolicy::parse(None, Some("-2")).is_err());
+        assert!(StopPolicy::parse(None, Some("x")).is_err());
     }
 
     #[test]

@@ -188,7 +188,7 @@ fn open_host_dir(path: &Path, what: &str) -> Result<Opened> {
 }
 
 /// An image layer's directory relative to the data root.
-fn layer_rel(layer: &Path, data_root: &Path) -> Result<String> {
+pub fn layer_rel(layer: &Path, data_root: &Path) -> Result<String> {
     layer
         .strip_prefix(data_root)
         .ok()

@@ -5,6 +5,7 @@
 
 pub mod attach;
 pub mod channel;
+pub mod cp;
 pub mod create;
 pub mod exec;
 pub mod explain;

@@ -53,26 +53,27 @@ pub fn render(networks: &[(NetworkRecord, Vec<Lease>)]) -> String {
         for lease in leases {
             for p in &lease.ports {
                 let to = format!("dnat ip to {}:{}", lease.ip, p.container_port);
+                let proto = p.proto.name();
                 let comment = format!("comment \"{} {}\"", net.name, lease.name);
                 match p.host_ip {
                     IpAddr::V4(v4) if v4.is_unspecified() => {
                         pre.push(format!(
-                            "fib daddr type local tcp dport {} {to} {comment}",
+                            "fib daddr type local {proto} dport {} {to} {comment}",
                             p.host_port
                         ));
                         // The host's own connections, but from loopback (the relay takes those).
                         out.push(format!(
-                            "fib daddr type local ip daddr != 127.0.0.0/8 tcp dport {} {to} {comment}",
+                            "fib daddr type local ip daddr != 127.0.0.0/8 {proto} dport {} {to} {comment}",
                             p.host_port
                         ));
                     }
                     IpAddr::V4(v4) if !v4.is_loopback() => {
                         pre.push(format!(
-                            "ip daddr {v4} tcp dport {} {to} {comment}",
+                            "ip daddr {v4} {proto} dport {} {to} {comment}",
                             p.host_port
                         ));
                         out.push(format!(
-                            "ip daddr {v4} tcp dport {} {to} {comment}",
+                            "ip daddr {v4} {proto} dport {} {to} {comment}",
                             p.host_port
                         ));
                     }
@@ -170,7 +171,10 @@ mod tests {
             hostname: "h".into(),
             aliases: vec![],
             veth: "v".into(),
-            ports: vec![PortMapping::parse("6379:6379").unwrap()],
+            ports: vec![
+                PortMapping::parse("6379:6379").unwrap(),
+                PortMapping::parse("5353:53/udp").unwrap(),
+            ],
             extra_hosts: vec![],
             hosts_file: PathBuf::new(),
         };
@@ -181,6 +185,10 @@ mod tests {
         );
         assert!(
             s.contains("fib daddr type local tcp dport 6379 dnat ip to 10.89.0.2:6379"),
+            "{s}"
+        );
+        assert!(
+            s.contains("fib daddr type local udp dport 5353 dnat ip to 10.89.0.2:53"),
             "{s}"
         );
         assert!(

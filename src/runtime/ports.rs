@@ -1,6 +1,7 @@
 //! Published ports on the supervisor's side: the host ports, bound before the container starts
-//! (`PublishedPorts`), and the userland relay that serves them: one thread per container, one `epoll` loop over all
-//! its listening sockets and connections, every socket non-blocking.
+//! (`PublishedPorts`), and the userland relay that serves them: one thread per container, one
+//! `epoll` loop over all its listening sockets, connections and UDP flows, every socket
+//! non-blocking.
 //!
 //! An idle connection costs two descriptors and a few bytes (buffers are only kept for bytes a
 //! slow side has not taken yet), and no thread: ten thousand idle clients lock no one out,
@@ -10,27 +11,76 @@
 //! there; the listening sockets were made on the host before and stay the host's. For a
 //! bridge network the thread stays on the host and connects to the container's address (it
 //! then serves only the host's own loopback clients: the kernel forwards the rest).
+//!
+//! A UDP port (`-p 53:53/udp`) has no connections: each client address seen on the host socket
+//! gets a flow, a socket of its own connected to the container's port, through which its
+//! datagrams go and the answers come back to it; a flow idle for `UDP_IDLE` is forgotten, as
+//! docker's proxy does.
 
+use std::collections::HashMap;
 use std::fs::File;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use std::time::{Duration, Instant};
+
 use nix::sys::socket::{
     connect, getsockopt, recv, send, shutdown, socket, sockopt, AddressFamily, MsgFlags, Shutdown,
     SockFlag, SockType, SockaddrIn,
 };
 
-use crate::model::network::PortMapping;
+use crate::model::network::{PortMapping, Proto};
 
 /// The host side of the published ports, bound before the container starts (a port in use is
 /// an error then, with nothing started) and held until it ends.
 pub struct PublishedPorts {
-    listeners: Vec<(PortMapping, TcpListener)>,
+    listeners: Vec<(PortMapping, Front)>,
 }
+
+/// A published port's socket on the host.
+pub enum Front {
+    Tcp(TcpListener),
+    Udp(UdpSocket),
+}
+
+impl Front {
+    fn bind(proto: Proto, addr: SocketAddr) -> std::io::Result<Front> {
+        Ok(match proto {
+            Proto::Tcp => Front::Tcp(TcpListener::bind(addr)?),
+            Proto::Udp => Front::Udp(UdpSocket::bind(addr)?),
+        })
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
+            Front::Tcp(l) => l.local_addr(),
+            Front::Udp(u) => u.local_addr(),
+        }
+    }
+
+    fn set_nonblocking(&self) -> std::io::Result<()> {
+        match self {
+            Front::Tcp(l) => l.set_nonblocking(true),
+            Front::Udp(u) => u.set_nonblocking(true),
+        }
+    }
+
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self {
+            Front::Tcp(l) => l.as_fd(),
+            Front::Udp(u) => u.as_fd(),
+        }
+    }
+}
+
+/// A UDP flow nobody used for this long is forgotten (docker's proxy: 90 s).
+const UDP_IDLE: Duration = Duration::from_secs(90);
+/// At most this many UDP flows per container; a datagram of one more client waits for a slot.
+const MAX_FLOWS: usize = 4096;
 
 /// Why `-p` could not bind, in the user's terms: a port taken and an address this host does
 /// not have are different mistakes.
@@ -55,7 +105,8 @@ impl PublishedPorts {
         let mut listeners = vec![];
         for &asked in ports {
             let addr = SocketAddr::new(asked.host_ip, asked.host_port);
-            let listener = TcpListener::bind(addr).map_err(|e| bind_error(e, asked, addr))?;
+            let listener =
+                Front::bind(asked.proto, addr).map_err(|e| bind_error(e, asked, addr))?;
             let host_port = listener.local_addr().context("local_addr")?.port();
             listeners.push((PortMapping { host_port, ..asked }, listener));
         }
@@ -82,13 +133,13 @@ pub enum Upstream {
 }
 
 /// Starts the relay thread.
-pub fn start(listeners: Vec<(PortMapping, TcpListener)>, upstream: Upstream) -> Result<()> {
+pub fn start(listeners: Vec<(PortMapping, Front)>, upstream: Upstream) -> Result<()> {
     if listeners.is_empty() {
         return Ok(());
     }
     raise_fd_limit();
     for (_, l) in &listeners {
-        l.set_nonblocking(true)
+        l.set_nonblocking()
             .context("making a listening socket non-blocking")?;
     }
     std::thread::Builder::new()
@@ -128,8 +179,19 @@ fn raise_fd_limit() {
 /// Non-blocking for this call only, and no SIGPIPE on a closed peer.
 const NOWAIT: MsgFlags = MsgFlags::MSG_DONTWAIT.union(MsgFlags::MSG_NOSIGNAL);
 
-/// Tokens of the listening sockets count down from here; connections' are `slot * 2 + side`.
+/// Tokens of the listening sockets count down from here; connections' are `slot * 2 + side`,
+/// UDP flows' `FLOW_TOKEN + slot`.
 const LISTENER_TOKEN: u64 = u64::MAX;
+const FLOW_TOKEN: u64 = 1 << 62;
+
+/// One UDP client of a published port: its datagrams go out through `upstream`, which is
+/// connected to the container's port, and what comes back goes to `client`.
+struct Flow {
+    front: usize,
+    client: SocketAddr,
+    upstream: UdpSocket,
+    last: Instant,
+}
 
 /// One relayed connection. Side 0 is the client, side 1 the container.
 struct Conn {
@@ -145,10 +207,15 @@ struct Conn {
 
 struct Relay {
     epoll: Epoll,
-    listeners: Vec<(u16, TcpListener)>,
+    listeners: Vec<(u16, Front)>,
     target: Ipv4Addr,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
+    flows: Vec<Option<Flow>>,
+    free_flows: Vec<usize>,
+    /// (listener, client) → its flow's slot.
+    by_client: HashMap<(usize, SocketAddr), usize>,
+    swept: Instant,
     scratch: Vec<u8>,
 }
 
@@ -158,12 +225,12 @@ enum Step {
 }
 
 impl Relay {
-    fn new(listeners: Vec<(PortMapping, TcpListener)>, target: Ipv4Addr) -> Result<Relay> {
+    fn new(listeners: Vec<(PortMapping, Front)>, target: Ipv4Addr) -> Result<Relay> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).context("epoll_create")?;
         for (i, (_, l)) in listeners.iter().enumerate() {
             epoll
                 .add(
-                    l,
+                    l.as_fd(),
                     EpollEvent::new(EpollFlags::EPOLLIN, LISTENER_TOKEN - i as u64),
                 )
                 .context("epoll_ctl")?;
@@ -177,6 +244,10 @@ impl Relay {
             target,
             conns: vec![],
             free: vec![],
+            flows: vec![],
+            free_flows: vec![],
+            by_client: HashMap::new(),
+            swept: Instant::now(),
             scratch: vec![0; 64 << 10],
         })
     }
@@ -184,7 +255,12 @@ impl Relay {
     fn run(&mut self) -> Result<()> {
         let mut events = vec![EpollEvent::empty(); 256];
         loop {
-            let n = match self.epoll.wait(&mut events, EpollTimeout::NONE) {
+            // With UDP flows, wake now and then to forget the idle ones.
+            let timeout = match self.by_client.is_empty() {
+                true => EpollTimeout::NONE,
+                false => EpollTimeout::from(5000u16),
+            };
+            let n = match self.epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(e).context("epoll_wait"),
@@ -192,11 +268,123 @@ impl Relay {
             for ev in &events[..n] {
                 let token = ev.data();
                 if token > LISTENER_TOKEN - self.listeners.len() as u64 {
-                    self.accept_all((LISTENER_TOKEN - token) as usize);
+                    let i = (LISTENER_TOKEN - token) as usize;
+                    match self.listeners[i].1 {
+                        Front::Tcp(_) => self.accept_all(i),
+                        Front::Udp(_) => self.datagrams_in(i),
+                    }
+                } else if token >= FLOW_TOKEN {
+                    self.datagrams_back((token - FLOW_TOKEN) as usize);
                 } else {
                     let slot = (token / 2) as usize;
                     self.pump(slot);
                 }
+            }
+            if self.swept.elapsed() >= Duration::from_secs(1) {
+                self.forget_idle_flows(UDP_IDLE);
+            }
+        }
+    }
+
+    /// Every datagram waiting on UDP listener `i`, each sent on through its client's flow.
+    fn datagrams_in(&mut self, i: usize) {
+        loop {
+            let Front::Udp(socket) = &self.listeners[i].1 else {
+                return;
+            };
+            let (n, client) = match socket.recv_from(&mut self.scratch) {
+                Ok(got) => got,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                // Anything else waits for the next wake-up (a loop here could spin for ever).
+                Err(_) => return,
+            };
+            let Some(slot) = self.flow_of(i, client) else {
+                continue; // no flow could be made: the datagram is dropped, as UDP allows
+            };
+            if let Some(flow) = self.flows[slot].as_mut() {
+                flow.last = Instant::now();
+                let _ = flow.upstream.send(&self.scratch[..n]);
+            }
+        }
+    }
+
+    /// The flow of `client` on listener `i`, made on its first datagram.
+    fn flow_of(&mut self, i: usize, client: SocketAddr) -> Option<usize> {
+        if let Some(&slot) = self.by_client.get(&(i, client)) {
+            return Some(slot);
+        }
+        if self.by_client.len() >= MAX_FLOWS {
+            self.forget_idle_flows(UDP_IDLE / 9);
+            if self.by_client.len() >= MAX_FLOWS {
+                return None;
+            }
+        }
+        // Made by this thread: in the container's network namespace when it serves one.
+        let upstream = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
+        upstream.connect((self.target, self.listeners[i].0)).ok()?;
+        upstream.set_nonblocking(true).ok()?;
+        let slot = match self.free_flows.pop() {
+            Some(s) => s,
+            None => {
+                self.flows.push(None);
+                self.flows.len() - 1
+            }
+        };
+        let token = EpollEvent::new(EpollFlags::EPOLLIN, FLOW_TOKEN + slot as u64);
+        if self.epoll.add(&upstream, token).is_err() {
+            self.free_flows.push(slot);
+            return None;
+        }
+        self.flows[slot] = Some(Flow {
+            front: i,
+            client,
+            upstream,
+            last: Instant::now(),
+        });
+        self.by_client.insert((i, client), slot);
+        Some(slot)
+    }
+
+    /// The container's answers on flow `slot`, each sent to its client from the host port.
+    fn datagrams_back(&mut self, slot: usize) {
+        let Some(flow) = self.flows.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        let Front::Udp(front) = &self.listeners[flow.front].1 else {
+            return;
+        };
+        loop {
+            match flow.upstream.recv(&mut self.scratch) {
+                Ok(n) => {
+                    flow.last = Instant::now();
+                    let _ = front.send_to(&self.scratch[..n], flow.client);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                // Nothing listened there (ICMP port unreachable), or an interrupted call.
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::ConnectionRefused
+                        || e.kind() == std::io::ErrorKind::Interrupted =>
+                {
+                    continue
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Forgets the flows idle for `idle` or longer (closing a socket takes it out of epoll).
+    fn forget_idle_flows(&mut self, idle: Duration) {
+        self.swept = Instant::now();
+        for slot in 0..self.flows.len() {
+            let stale = self.flows[slot]
+                .as_ref()
+                .is_some_and(|f| f.last.elapsed() >= idle);
+            if stale {
+                if let Some(f) = self.flows[slot].take() {
+                    self.by_client.remove(&(f.front, f.client));
+                }
+                self.free_flows.push(slot);
             }
         }
     }
@@ -204,7 +392,9 @@ impl Relay {
     /// Takes every waiting client of listener `i`, and starts its connection upstream.
     fn accept_all(&mut self, i: usize) {
         loop {
-            let (port, listener) = &self.listeners[i];
+            let (port, Front::Tcp(listener)) = &self.listeners[i] else {
+                return;
+            };
             let port = *port;
             let client = match listener.accept() {
                 Ok((c, _)) => c,
@@ -365,7 +555,6 @@ fn connect_to(addr: IpAddr, port: u16) -> std::io::Result<TcpStream> {
 mod tests {
     use super::*;
     use std::io::{Read, Write};
-    use std::time::{Duration, Instant};
 
     /// An echo server on loopback, the relay in front of it, many idle clients, then one more
     /// that must be answered at once.
@@ -387,8 +576,13 @@ mod tests {
             host_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             host_port: front_port,
             container_port: backend_port,
+            proto: Proto::Tcp,
         };
-        start(vec![(mapping, front)], Upstream::Addr(Ipv4Addr::LOCALHOST)).unwrap();
+        start(
+            vec![(mapping, Front::Tcp(front))],
+            Upstream::Addr(Ipv4Addr::LOCALHOST),
+        )
+        .unwrap();
         let idle: Vec<TcpStream> = (0..300)
             .map(|_| connect_to(IpAddr::V4(Ipv4Addr::LOCALHOST), front_port).unwrap())
             .collect();

@@ -80,6 +80,12 @@ pub struct ContainerState {
     /// Its `-v`, `--mount` and `--tmpfs` mounts, as `SOURCE:TARGET[:ro]`.
     #[serde(default)]
     pub volumes: Vec<String>,
+    /// `--stop-signal`: what `stop` sends (before the image's StopSignal).
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout`: `stop`'s grace period when `-t` does not say (-1: no end).
+    #[serde(default)]
+    pub stop_timeout: Option<i64>,
     /// What an OCI container (a bundle's) adds: `state` reports it, `delete` runs its hooks.
     #[serde(default)]
     pub oci: Option<OciRecord>,
@@ -210,7 +216,19 @@ impl ContainerState {
             ),
             image: spec.image.clone(),
             volumes: spec.volumes.iter().map(|v| v.display()).collect(),
+            stop_signal: spec.stop.signal.clone(),
+            stop_timeout: spec.stop.timeout,
             oci: None,
+        }
+    }
+
+    /// How long `stop` waits for it after the stop signal: `-t` if given, else its
+    /// `--stop-timeout`, else docker's 10 s; -1 is as long as it takes.
+    pub fn stop_grace(&self, asked: Option<i64>) -> std::time::Duration {
+        match asked.or(self.stop_timeout).unwrap_or(10) {
+            // A century: the wait ends with the container.
+            n if n < 0 => std::time::Duration::from_secs(100 * 365 * 86_400),
+            n => std::time::Duration::from_secs(n as u64),
         }
     }
 
@@ -714,6 +732,7 @@ mod tests {
             volumes: vec![],
             hooks: Default::default(),
             console_size: None,
+            stop: Default::default(),
         }
     }
 

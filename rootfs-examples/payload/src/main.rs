@@ -148,6 +148,7 @@ const COMMANDS: &[Command] = &[
     Command { name: "forkbomb", args: &["N"], help: "fork N children, print forked=S failed=F", run: process::forkbomb },
     Command { name: "http", args: &["PORT"], help: "HTTP server answering \"payload PORT\"", run: net::http },
     Command { name: "echo", args: &["PORT"], help: "TCP echo server", run: net::echo },
+    Command { name: "udp-echo", args: &["PORT"], help: "UDP server answering each datagram \"udp PORT: \" and it", run: net::udp_echo },
     Command { name: "connect", args: &["HOST:PORT"], help: "TCP connect, 2 s timeout (HOST: an IP or a name in /etc/hosts)", run: net::connect },
     Command { name: "resolve", args: &["NAME"], help: "addresses /etc/hosts gives NAME (libc's files backend), or unresolved", run: net::resolve },
     Command { name: "ask", args: &["HOST:PORT"], help: "connect, send ask, half-close, print the answer", run: net::ask },

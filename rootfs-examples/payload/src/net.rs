@@ -3,7 +3,9 @@
 
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{
+    IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket,
+};
 use std::thread;
 use std::time::Duration;
 
@@ -31,6 +33,29 @@ pub fn echo(args: &[&OsStr]) -> Result {
     let port: u16 = parse_arg("PORT", args[0])?;
     let listener = listen(port)?;
     serve(listener, "echo", echo_back)
+}
+
+/// `udp-echo PORT`: prints `listening`, then answers each datagram with `udp PORT: ` and the
+/// datagram, to whoever sent it.
+pub fn udp_echo(args: &[&OsStr]) -> Result {
+    let port: u16 = parse_arg("PORT", args[0])?;
+    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port))
+        .map_err(|err| Error::io(format!("bind udp {port}"), &err))?;
+    outln!("listening")?;
+    io::stdout()
+        .flush()
+        .map_err(|err| Error::io("stdout", &err))?;
+    let mut buf = [0u8; 2048];
+    loop {
+        let (n, from) = socket
+            .recv_from(&mut buf)
+            .map_err(|err| Error::io("recv_from", &err))?;
+        let mut answer = format!("udp {port}: ").into_bytes();
+        answer.extend_from_slice(&buf[..n]);
+        socket
+            .send_to(&answer, from)
+            .map_err(|err| Error::io("send_to", &err))?;
+    }
 }
 
 /// `connect HOST:PORT`: prints `connected`, or `failed: ERROR` and exits 1.

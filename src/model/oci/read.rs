@@ -147,6 +147,7 @@ pub fn container_from_spec(oci: &Spec, bundle: &Path, id: &str) -> Result<Contai
         volumes: vec![],
         hooks,
         console_size,
+        stop: Default::default(),
     })
 }
 

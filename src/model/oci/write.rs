@@ -2,7 +2,6 @@
 //! and what a container's state directory keeps for `exec`).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -15,7 +14,7 @@ use crate::kernel::caps::{CapSets, Capability, CapsHashSet};
 use crate::kernel::cgroup::{Limits, Tuning, CPU_PERIOD_US};
 use crate::kernel::seccomp::SeccompProfile;
 use crate::model::block_io;
-use crate::model::network::{Network, PortMapping};
+use crate::model::network::Network;
 use crate::model::oci::annotations::*;
 use crate::model::setup::{self, Setup};
 use crate::model::spec::{build_env, ContainerSpec};
@@ -62,7 +61,7 @@ pub fn spec_from_container(c: &ContainerSpec) -> Spec {
     );
     list(ANNOTATION_ALIASES, c.net.aliases.clone());
     if !c.ports.is_empty() {
-        let ports: Vec<String> = c.ports.iter().map(port_text).collect();
+        let ports: Vec<String> = c.ports.iter().map(|p| p.to_flag()).collect();
         annotations.insert(ANNOTATION_PORTS.to_string(), ports.join(","));
     }
     if let Some(profile) = &c.seccomp {
@@ -244,6 +243,7 @@ pub fn default_bundle_spec() -> Spec {
         volumes: vec![],
         hooks: Hooks::default(),
         console_size: None,
+        stop: Default::default(),
     };
     spec_from_container(&container)
 }
@@ -264,15 +264,6 @@ pub fn to_json(spec: &Spec) -> Result<String> {
         annotations.sort_keys();
     }
     serde_json::to_string_pretty(&value).context("encoding config.json")
-}
-
-/// `-p`'s own syntax, so that `PortMapping::parse` reads it back.
-fn port_text(p: &PortMapping) -> String {
-    let ip = match p.host_ip {
-        IpAddr::V6(v6) => format!("[{v6}]"),
-        v4 => v4.to_string(),
-    };
-    format!("{ip}:{}:{}/tcp", p.host_port, p.container_port)
 }
 
 /// The runtime spec's name for one of the kernel's capabilities.
