@@ -500,8 +500,11 @@ fn every_id_create_takes_can_be_deleted() {
     let rootfs = Rootfs::new();
     let state = tempfile::tempdir_in(test_tmp()).unwrap();
     let dir = tempfile::tempdir_in(test_tmp()).unwrap();
+    // `spec` writes DIR/config.json, as runc's does.
+    let made = run_minibox(&["spec", "--bundle", dir.path().to_str().unwrap()]);
+    assert!(made.status.success(), "{}", stderr(&made));
     let mut config: serde_json::Value =
-        serde_json::from_str(&stdout(&run_minibox(&["spec"]))).unwrap();
+        serde_json::from_slice(&fs::read(dir.path().join("config.json")).unwrap()).unwrap();
     config["root"]["path"] = json!(rootfs.arg());
     config["process"]["args"] = json!(["/payload", "sleep", "30"]);
     fs::write(
