@@ -163,6 +163,9 @@ fn set_up_and_exec(
     namespaces::become_root_of_new_user_namespace(&spec.setup.namespaces)?;
     // Namespaces config.json names by path are joined (the user one first: it grants the rest).
     namespaces::join_given(&spec.setup.namespaces)?;
+    // A mount namespace joined by path is its owner's world: setns left us at its root, so
+    // root.path is found there, by name, as runc finds it (the host's descriptor means nothing in it).
+    enter_rootfs_if_mount_namespace_joined(spec)?;
     // container:NAME: that container's network namespace becomes ours (clone made none).
     join_network_namespace(prepared.net.join.as_ref())?;
     // Our cgroup becomes the root of our cgroup view (the host's groups are out of sight); a
@@ -296,6 +299,19 @@ fn set_up_and_exec(
     // hooks.startContainer run inside the container, as it is now, just before the exec.
     hooks::run(&spec.hooks, "startContainer", &started_state(&state))?;
     exec_command(spec, prepared.pid1)
+}
+
+fn enter_rootfs_if_mount_namespace_joined(spec: &ContainerSpec) -> Result<()> {
+    let ns = &spec.setup.namespaces;
+    if !ns.has(Kind::Mount) || ns.creates(Kind::Mount) {
+        return Ok(());
+    }
+    nix::unistd::chdir(&spec.rootfs).with_context(|| {
+        format!(
+            "root.path {} in the joined mount namespace: cannot enter it",
+            spec.rootfs.display()
+        )
+    })
 }
 
 fn mount_root(spec: &ContainerSpec, prepared: &Prepared) -> Result<OwnedFd> {
