@@ -295,12 +295,15 @@ impl DeviceRules {
         }
     }
 
-    /// The rules a bundle gives.
+    /// The rules a bundle gives: docker's when they begin with docker's list (a config.json
+    /// that `minibox spec` or dockerd wrote).
     pub fn config(rules: Vec<Rule>) -> DeviceRules {
-        DeviceRules {
-            source: Source::Config,
-            rules,
-        }
+        let source = if rules.starts_with(&DeviceRules::docker().rules) {
+            Source::Docker
+        } else {
+            Source::Config
+        };
+        DeviceRules { source, rules }
     }
 
     /// What the kernel is to enforce; an error names a rule the device cgroup cannot apply.
@@ -675,6 +678,7 @@ mod tests {
             docker.summary(),
             "docker default + 1 --device: 13 device rules, all others denied"
         );
+        assert_eq!(DeviceRules::config(docker.rules.clone()), docker);
         let bundle = DeviceRules::config(rules(&["deny a"]));
         assert_eq!(
             bundle.summary(),

@@ -293,9 +293,18 @@ impl ContainerCgroup for Group {
     }
 
     fn settings(&self) -> Vec<(String, String)> {
+        let programs = super::bpf::attached(&self.path).unwrap_or_default();
+        let devices = (!programs.is_empty()).then(|| {
+            let ids: Vec<String> = programs.iter().map(u32::to_string).collect();
+            (
+                "devices".to_string(),
+                format!("BPF program {}", ids.join(",")),
+            )
+        });
         ["memory.max", "memory.swap.max", "cpu.max", "pids.max"]
             .iter()
             .filter_map(|f| Some((f.to_string(), self.read(f)?.trim().to_string())))
+            .chain(devices)
             .collect()
     }
 
@@ -342,6 +351,14 @@ impl ContainerCgroup for Group {
 
     fn is_frozen(&self) -> bool {
         self.read_key("cgroup.events", "frozen") == Some(1)
+    }
+
+    /// cgroup v2 has no device files: a program, attached before any process joins.
+    fn restrict_devices(&self, filter: &super::devices::Filter) -> Result<()> {
+        if filter.allows_all() {
+            return Ok(());
+        }
+        super::bpf::load_and_attach(&self.path, filter)
     }
 
     fn update(&self, change: &super::LimitsUpdate) -> Result<()> {
