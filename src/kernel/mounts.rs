@@ -7,11 +7,10 @@
 //! refused. Missing destinations are made in the rootfs (a directory, or a file for a bind of a
 //! file).
 //!
-//! Device nodes open only where minibox put them. A `tmpfs` or a bound directory is always
-//! mounted `nodev` (minibox loads no device cgroup program, so a node root makes there with
-//! CAP_MKNOD must open nothing; asking for `dev` there is refused when the spec is checked);
-//! `/dev` holds only the six default nodes and the `linux.devices` ones, each on a mount of its
-//! own, and is `nodev` itself.
+//! Which device nodes open at all is the device cgroup's to decide (`cgroup::devices`); the
+//! mounts add a second wall where nothing asks otherwise. A `tmpfs` or a bound directory is
+//! mounted `nodev` unless its options say `dev`; `/dev` holds only the six default nodes and the
+//! `linux.devices` ones, each on a mount of its own, and is `nodev` itself (again, unless `dev`).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -243,9 +242,9 @@ fn mount_one(root: &OwnedFd, m: &MountSpec, devices: &[DeviceNode]) -> Result<()
         )
         .with_context(|| format!("bind-mounting {}", source.display()))?;
         // A bound device node is the one node the bundle asked to reach; anything else bound
-        // is nodev, like every other place a container may write.
+        // is nodev unless `dev` was asked for, like every other place a container may write.
         let mut wanted = o.flags;
-        if !is_device {
+        if !is_device && !o.cleared.contains(MsFlags::MS_NODEV) {
             wanted |= MsFlags::MS_NODEV;
         }
         // A bind takes the source mount's flags: ro, nosuid... need a remount of the new one.
@@ -258,7 +257,7 @@ fn mount_one(root: &OwnedFd, m: &MountSpec, devices: &[DeviceNode]) -> Result<()
         match fstype {
             // /dev is made nodev once its own nodes sit on mounts of their own.
             "tmpfs" if is_dev => flags -= MsFlags::MS_NODEV,
-            "tmpfs" => flags |= MsFlags::MS_NODEV,
+            "tmpfs" if !o.cleared.contains(MsFlags::MS_NODEV) => flags |= MsFlags::MS_NODEV,
             _ => {}
         }
         let source = m
@@ -276,7 +275,7 @@ fn mount_one(root: &OwnedFd, m: &MountSpec, devices: &[DeviceNode]) -> Result<()
         )
         .with_context(|| format!("mounting {fstype}"))?;
         if is_dev {
-            populate_dev(root, o.flags, devices)?;
+            populate_dev(root, o, devices)?;
         }
     }
     for p in &o.propagation {
@@ -360,8 +359,9 @@ fn remount_top(root: &OwnedFd, rel: &str, set: MsFlags, clear: MsFlags) -> Resul
 }
 
 /// A fresh `/dev` tmpfs gets the default nodes and the `linux.devices` ones, each bound onto
-/// itself so that it keeps opening once `/dev` is remounted nodev; then the usual symlinks.
-fn populate_dev(root: &OwnedFd, flags: MsFlags, devices: &[DeviceNode]) -> Result<()> {
+/// itself so that it keeps opening once `/dev` is remounted nodev (unless its options say
+/// `dev`); then the usual symlinks.
+fn populate_dev(root: &OwnedFd, o: &MountOptions, devices: &[DeviceNode]) -> Result<()> {
     let dev =
         open_in(root, "dev", OFlag::O_PATH | OFlag::O_DIRECTORY).context("opening the new /dev")?;
     let defaults = DEVICES.iter().map(|(name, major, minor)| DeviceNode {
@@ -377,8 +377,10 @@ fn populate_dev(root: &OwnedFd, flags: MsFlags, devices: &[DeviceNode]) -> Resul
         make_node(&dev, &node)?;
     }
     // From now on a node made in /dev opens nothing; ours keep their own mounts' flags.
-    let nodev = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV | flags;
-    mount(NONE, fd_path(&dev).as_str(), NONE, nodev, NONE).context("remounting /dev nodev")?;
+    if !o.cleared.contains(MsFlags::MS_NODEV) {
+        let nodev = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV | o.flags;
+        mount(NONE, fd_path(&dev).as_str(), NONE, nodev, NONE).context("remounting /dev nodev")?;
+    }
     crate::kernel::rootfs::dev_symlinks(&dev)
 }
 
