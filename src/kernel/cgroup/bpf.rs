@@ -157,6 +157,8 @@ pub fn program(filter: &Filter) -> Vec<Insn> {
 // bpf(2): the commands, types and flags used, from <linux/bpf.h>.
 const BPF_PROG_LOAD: libc::c_int = 5;
 const BPF_PROG_ATTACH: libc::c_int = 8;
+const BPF_PROG_GET_FD_BY_ID: libc::c_int = 13;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
 const BPF_PROG_QUERY: libc::c_int = 16;
 const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
 const BPF_CGROUP_DEVICE: u32 = 6;
@@ -206,6 +208,37 @@ struct QueryAttr {
     prog_ids: u64,
     prog_cnt: u32,
     pad: u32,
+}
+
+/// `union bpf_attr` for `BPF_PROG_GET_FD_BY_ID`.
+#[repr(C)]
+#[derive(Default)]
+struct GetFdAttr {
+    prog_id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+/// `union bpf_attr` for `BPF_OBJ_GET_INFO_BY_FD`.
+#[repr(C)]
+#[derive(Default)]
+struct InfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// `struct bpf_prog_info`, up to `xlated_prog_insns` (the kernel fills what we give room for).
+#[repr(C)]
+#[derive(Default)]
+struct ProgInfo {
+    typ: u32,
+    id: u32,
+    tag: [u8; 8],
+    jited_prog_len: u32,
+    xlated_prog_len: u32,
+    jited_prog_insns: u64,
+    xlated_prog_insns: u64,
 }
 
 /// One `bpf(2)` call; the attribute structs above are its only arguments.
@@ -322,6 +355,39 @@ pub fn attached(group: &Path) -> Result<Vec<u32>> {
     bpf(BPF_PROG_QUERY, &mut attr)
         .with_context(|| format!("querying the device programs of {}", group.display()))?;
     Ok(ids[..(attr.prog_cnt as usize).min(ids.len())].to_vec())
+}
+
+/// What an attached device program enforces, read back from the kernel: its instructions
+/// (as the kernel holds them), one exit per exception and one for the default, which the last
+/// `r0 = D` before that exit holds. `None` for a program that is not of that shape.
+pub fn describe(id: u32) -> Result<(bool, usize)> {
+    let mut get = GetFdAttr {
+        prog_id: id,
+        ..GetFdAttr::default()
+    };
+    let fd = bpf(BPF_PROG_GET_FD_BY_ID, &mut get)
+        .with_context(|| format!("opening BPF program {id}"))?;
+    // SAFETY: a successful BPF_PROG_GET_FD_BY_ID returns a new descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let mut code = vec![0u8; 8 * 4096];
+    let mut info = ProgInfo {
+        xlated_prog_len: code.len() as u32,
+        xlated_prog_insns: code.as_mut_ptr() as u64,
+        ..ProgInfo::default()
+    };
+    let mut attr = InfoAttr {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: std::mem::size_of::<ProgInfo>() as u32,
+        info: &mut info as *mut ProgInfo as u64,
+    };
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr).with_context(|| format!("reading BPF program {id}"))?;
+    let len = (info.xlated_prog_len as usize).min(code.len()) / 8;
+    let insns: Vec<&[u8]> = code[..len * 8].chunks(8).collect();
+    let exits = insns.iter().filter(|i| i[0] == op::EXIT).count();
+    match insns.len().checked_sub(2).map(|i| insns[i]) {
+        Some(last) if exits >= 1 && last[0] == op::ALU32_MOV_K => Ok((last[4] == 1, exits - 1)),
+        _ => anyhow::bail!("BPF program {id} is not a device filter of minibox's shape"),
+    }
 }
 
 /// `OwnedFd::as_fd` under a name that says what it gives.

@@ -461,9 +461,15 @@ impl Filter {
             .collect()
     }
 
-    /// `12 device rules, all others denied`, `all devices allowed but 2`, `all devices allowed`.
+    /// `12 device rules, all others denied`, `all devices allowed but 2 rules`, `all devices
+    /// allowed`.
     pub fn summary(&self) -> String {
-        match (self.default_allow, self.exceptions.len()) {
+        Filter::summary_of(self.default_allow, self.exceptions.len())
+    }
+
+    /// The same from a default and a number of exceptions (as read back from the kernel).
+    pub fn summary_of(default_allow: bool, exceptions: usize) -> String {
+        match (default_allow, exceptions) {
             (true, 0) => "all devices allowed".into(),
             (true, n) => format!("all devices allowed but {n} rule{}", plural(n)),
             (false, n) => format!("{n} device rule{}, all others denied", plural(n)),

@@ -535,13 +535,13 @@ impl Group {
     }
 }
 
-/// What a group's `devices.list` says: `a *:* rwm` when it allows all (or only denies: the
-/// kernel lists no denials), else how many allow rules.
+/// What a group's `devices.list` says: all allowed (`a *:* rwm`; the kernel lists no denials
+/// then), or how many allow rules, all else denied.
 fn devices_list_summary(list: &str) -> String {
     let lines: Vec<&str> = list.lines().filter(|l| !l.trim().is_empty()).collect();
     match lines[..] {
-        ["a *:* rwm"] => "a *:* rwm".to_string(),
-        _ => format!("{} rules, all other devices denied", lines.len()),
+        ["a *:* rwm"] => "a *:* rwm (all devices allowed, but denials it does not list)".into(),
+        _ => super::devices::Filter::summary_of(false, lines.len()),
     }
 }
 

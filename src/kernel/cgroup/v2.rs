@@ -293,14 +293,17 @@ impl ContainerCgroup for Group {
     }
 
     fn settings(&self) -> Vec<(String, String)> {
-        let programs = super::bpf::attached(&self.path).unwrap_or_default();
-        let devices = (!programs.is_empty()).then(|| {
-            let ids: Vec<String> = programs.iter().map(u32::to_string).collect();
-            (
-                "devices".to_string(),
-                format!("BPF program {}", ids.join(",")),
-            )
-        });
+        // The device filter, read back from the kernel: which program, and what it holds.
+        let devices = super::bpf::attached(&self.path)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|id| {
+                let holds = match super::bpf::describe(id) {
+                    Ok((allow, rules)) => super::devices::Filter::summary_of(allow, rules),
+                    Err(e) => format!("{e:#}"),
+                };
+                ("devices".to_string(), format!("BPF program {id}: {holds}"))
+            });
         ["memory.max", "memory.swap.max", "cpu.max", "pids.max"]
             .iter()
             .filter_map(|f| Some((f.to_string(), self.read(f)?.trim().to_string())))
