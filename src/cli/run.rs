@@ -219,7 +219,10 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
     let volumes = volumes_of(args, data_root)?;
 
     let cgroup_path = check_cgroup_parent(&args.cgroup_parent)?.join(&id);
-    let setup = Setup::docker(network.has_own_namespace());
+    let mut setup = Setup::docker(network.has_own_namespace());
+    for device in &args.device {
+        setup.add_host_device(device)?;
+    }
     Ok(ContainerSpec {
         id,
         name: args.name.clone(),

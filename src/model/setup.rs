@@ -150,6 +150,77 @@ impl Setup {
         }
     }
 
+    /// `--device HOST[:CONTAINER][:PERMISSIONS]` (docker's): the host's node is made in the
+    /// container's `/dev` with its type, numbers, mode and owner, and the device cgroup allows
+    /// it with PERMISSIONS (letters of `rwm`, default all three). The host path is looked at
+    /// once, here: the container gets a node of its own, never the host's inode.
+    pub fn add_host_device(&mut self, flag: &str) -> Result<()> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let parts: Vec<&str> = flag.split(':').collect();
+        let (host, rest) = match parts[..] {
+            [host, ref rest @ ..] if rest.len() <= 2 && !host.is_empty() => (host, rest),
+            _ => bail!(
+                "invalid --device {flag:?}: use HOST_PATH[:CONTAINER_PATH][:PERMISSIONS], such \
+                 as /dev/fuse or /dev/sdb:/dev/xvdb:rw"
+            ),
+        };
+        let (target, access) = match rest {
+            [] => (host, "rwm"),
+            [one] if Access::parse(one).is_some() => (host, *one),
+            [one] => (*one, "rwm"),
+            [target, access] => (*target, *access),
+            _ => unreachable!("at most two parts after HOST_PATH"),
+        };
+        let Some(access) = Access::parse(access) else {
+            bail!("invalid --device {flag:?}: permissions {access:?} must be letters of rwm");
+        };
+        let rel = inside_path("--device container path", Path::new(target))?;
+        let Some(below) = rel.strip_prefix("dev/").filter(|r| !r.is_empty()) else {
+            bail!("invalid --device {flag:?}: the container path {target} must be below /dev");
+        };
+        if self.devices.iter().any(|d| d.path == below) {
+            bail!("invalid --device {flag:?}: the container already has /dev/{below}");
+        }
+        let meta = std::fs::metadata(host)
+            .map_err(|e| anyhow!("--device {flag}: cannot use {host}: {e}"))?;
+        let kind = if meta.file_type().is_char_device() {
+            DeviceKind::Char
+        } else if meta.file_type().is_block_device() {
+            DeviceKind::Block
+        } else {
+            bail!("--device {flag}: {host} is not a device node: give a character or block device");
+        };
+        let (major, minor) = (
+            nix::sys::stat::major(meta.rdev()),
+            nix::sys::stat::minor(meta.rdev()),
+        );
+        let rule = Rule::new(true, kind, Some(major as u32), Some(minor as u32), access)
+            .map_err(|e| anyhow!("--device {flag}: {e}"))?;
+        // One of the six nodes every container has: only its rule is new (docker's
+        // `--device /dev/zero` is allowed and changes nothing else).
+        if let Some((_, ma, mi)) = DEVICES.iter().find(|(name, _, _)| *name == below) {
+            if kind != DeviceKind::Char || (*ma, *mi) != (major, minor) {
+                bail!(
+                    "invalid --device {flag:?}: /dev/{below} is the container's own \
+                     ({ma}:{mi}); give another container path"
+                );
+            }
+            self.resources.devices.rules.push(rule);
+            return Ok(());
+        }
+        self.devices.push(DeviceNode {
+            path: below.to_string(),
+            kind: if kind == DeviceKind::Block { 'b' } else { 'c' },
+            major,
+            minor,
+            mode: meta.mode() & 0o777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+        });
+        self.resources.devices.rules.push(rule);
+        Ok(())
+    }
+
     /// Whether the container has a user namespace of its own, mapped by the parent.
     pub fn new_user_namespace(&self) -> bool {
         self.namespaces.creates(Kind::User)
@@ -785,6 +856,79 @@ mod tests {
         .to_string();
         assert!(hole.contains("linux.resources.devices[2]"), "{hole}");
     }
+
+    #[test]
+    fn a_host_device_is_made_in_dev_and_allowed_as_docker_spells_it() {
+        let mut s = Setup::docker(true);
+        s.add_host_device("/dev/null:/dev/mynull:rw").unwrap();
+        s.add_host_device("/dev/zero:/dev/sub/z").unwrap();
+        s.add_host_device("/dev/full:r").unwrap();
+        assert_eq!(
+            s.devices.len(),
+            2,
+            "/dev/full is made anyway: only its rule is added"
+        );
+        let e = s
+            .add_host_device("/dev/zero:/dev/null")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/dev/null is the container's own (1:3)"), "{e}");
+        let node = &s.devices[0];
+        let host = {
+            use std::os::unix::fs::MetadataExt;
+            let m = std::fs::metadata("/dev/null").unwrap();
+            (m.mode() & 0o777, m.uid(), m.gid())
+        };
+        assert_eq!(
+            (node.path.as_str(), node.kind, node.major, node.minor),
+            ("mynull", 'c', 1, 3)
+        );
+        assert_eq!(
+            (node.mode, node.uid, node.gid),
+            host,
+            "the host node's mode and owner"
+        );
+        assert_eq!(s.devices[1].path, "sub/z");
+        let added: Vec<String> = s.resources.devices.rules[DOCKER_RULES..]
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!(
+            added,
+            ["allow c 1:3 rw", "allow c 1:5 rwm", "allow c 1:7 r"]
+        );
+        assert!(s
+            .resources
+            .devices
+            .summary()
+            .starts_with("docker default + 3 --device"));
+        let err = |flag: &str| {
+            Setup::docker(true)
+                .add_host_device(flag)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            err("/dev/null:/dev/x:rwx").contains("letters of rwm"),
+            "rwx"
+        );
+        assert!(err("/dev/null:/etc/x").contains("must be below /dev"));
+        assert!(err("/dev/null:/dev/../x").contains("'..'"));
+        assert!(err("/etc/passwd:/dev/x").contains("not a device node"));
+        assert!(err("/nonexistent-mbx:/dev/x").contains("cannot use /nonexistent-mbx"));
+        assert!(err("a:b:c:d").contains("invalid --device"));
+        assert!(err("").contains("invalid --device"));
+        let mut twice = Setup::docker(true);
+        twice.add_host_device("/dev/null:/dev/a").unwrap();
+        assert!(twice
+            .add_host_device("/dev/zero:/dev/a")
+            .unwrap_err()
+            .to_string()
+            .contains("already has /dev/a"));
+    }
+
+    /// How many rules docker's own list has, before `--device` adds any.
+    const DOCKER_RULES: usize = crate::kernel::cgroup::devices::DOCKER_DEFAULT.len();
 
     #[test]
     fn sysctls_must_be_the_containers() {

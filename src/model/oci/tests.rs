@@ -87,6 +87,12 @@ fn flags_survive_the_round_trip_through_the_oci_spec() {
         &["-w", "/srv", "--hostname", "h1"],
         &["--cgroup-parent", "/outer/inner"],
         &[
+            "--device",
+            "/dev/null:/dev/mynull:rw",
+            "--device",
+            "/dev/zero",
+        ],
+        &[
             "-v",
             "/tmp:/host-tmp:ro",
             "-v",
