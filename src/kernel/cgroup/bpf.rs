@@ -29,7 +29,7 @@
 //! "Covered" is what the v1 controller checks: for an allow (a deny-all default), all of the
 //! access asked for (`r1 == r3`); for a deny (an allow-all default), any of it (`r1 != 0`).
 
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -241,8 +241,16 @@ struct ProgInfo {
     xlated_prog_insns: u64,
 }
 
-/// One `bpf(2)` call; the attribute structs above are its only arguments.
-fn bpf<T>(cmd: libc::c_int, attr: &mut T) -> std::io::Result<libc::c_long> {
+/// The structs above, and only they, are what `bpf` passes to the kernel.
+trait BpfAttr {}
+impl BpfAttr for LoadAttr {}
+impl BpfAttr for AttachAttr {}
+impl BpfAttr for QueryAttr {}
+impl BpfAttr for GetFdAttr {}
+impl BpfAttr for InfoAttr {}
+
+/// One `bpf(2)` call with one of the attribute structs above.
+fn bpf<T: BpfAttr>(cmd: libc::c_int, attr: &mut T) -> std::io::Result<libc::c_long> {
     // SAFETY: `attr` is one of the `#[repr(C)]` structs above, a prefix of `union bpf_attr`
     // for `cmd` without uninitialised bytes; it is valid for reads and writes of its size
     // for the whole call, and the pointers inside it point at live buffers of the sizes given.
@@ -322,7 +330,7 @@ fn open_group(group: &Path) -> Result<OwnedFd> {
 pub fn load_and_attach(group: &Path, filter: &Filter) -> Result<()> {
     let program = load(&program(filter))?;
     let dir = open_group(group)?;
-    attach(dir.as_fd_borrowed(), program.as_fd_borrowed()).with_context(|| {
+    attach(dir.as_fd(), program.as_fd()).with_context(|| {
         format!(
             "attaching the device filter to cgroup {} (bpf(BPF_PROG_ATTACH), BPF_CGROUP_DEVICE)",
             group.display()
@@ -359,7 +367,8 @@ pub fn attached(group: &Path) -> Result<Vec<u32>> {
 
 /// What an attached device program enforces, read back from the kernel: its instructions
 /// (as the kernel holds them), one exit per exception and one for the default, which the last
-/// `r0 = D` before that exit holds. `None` for a program that is not of that shape.
+/// `r0 = D` before that exit holds: `(default allows, exceptions)`. An error for a program
+/// that is not of that shape.
 pub fn describe(id: u32) -> Result<(bool, usize)> {
     let mut get = GetFdAttr {
         prog_id: id,
@@ -387,17 +396,6 @@ pub fn describe(id: u32) -> Result<(bool, usize)> {
     match insns.len().checked_sub(2).map(|i| insns[i]) {
         Some(last) if exits >= 1 && last[0] == op::ALU32_MOV_K => Ok((last[4] == 1, exits - 1)),
         _ => anyhow::bail!("BPF program {id} is not a device filter of minibox's shape"),
-    }
-}
-
-/// `OwnedFd::as_fd` under a name that says what it gives.
-trait Borrow {
-    fn as_fd_borrowed(&self) -> BorrowedFd<'_>;
-}
-
-impl Borrow for OwnedFd {
-    fn as_fd_borrowed(&self) -> BorrowedFd<'_> {
-        std::os::fd::AsFd::as_fd(self)
     }
 }
 

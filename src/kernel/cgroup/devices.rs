@@ -500,7 +500,7 @@ mod tests {
     const RW: Access = Access(6);
 
     #[test]
-    fn rules_read_and_print_in_cgroup_v1_words() {
+    fn rules_read_and_print_in_the_kernels_words() {
         for text in [
             "allow c 1:3 rwm",
             "deny b *:* m",
@@ -645,7 +645,7 @@ mod tests {
     }
 
     #[test]
-    fn v1_gets_the_reset_then_each_exception_in_order() {
+    fn a_legacy_group_gets_the_reset_then_each_exception_in_order() {
         let f = filter(&[
             "deny a",
             "allow c 10:229 rwm",
