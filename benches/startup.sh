@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark (not a test) of container start-up cost: how much longer
 # `minibox run --rm ROOTFS /payload exit 0` takes than running `payload exit 0`
-# directly (the "floor"), with and without cgroup limits, on this host (with
+# directly (the "floor"), with and without cgroup limits, and an OCI bundle
+# with and without a device cgroup (docker's rules), on this host (with
 # hyperfine) and in a pure cgroup v2 QEMU VM (with `payload bench`).
 # See benches/README.md.
 #
@@ -118,12 +119,33 @@ printf '%s\n' 'root:x:0:0:root:/root:/sbin/nologin' \
     'nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin' >"$ROOTFS/etc/passwd"
 printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$ROOTFS/etc/group"
 
+# Two bundles of `minibox spec`'s config for the same rootfs and program: one as it comes (docker's
+# device rules: a device cgroup), one without linux.resources.devices (no device cgroup), so the
+# pair prices the device cgroup alone. ROOT_IN is where the rootfs is for whoever runs them.
+bundles() {   # bundles DIR ROOT_IN
+    local dir=$1 root_in=$2
+    mkdir -p "$dir/devices" "$dir/nodevices"
+    "$MINIBOX" spec "$ROOTFS" /payload exit 0 >"$dir/spec.json" || die "minibox spec failed"
+    python3 - "$dir" "$root_in" <<'PY' || die "cannot write the bundles"
+import json, sys
+d, root = sys.argv[1], sys.argv[2]
+c = json.load(open(d + "/spec.json"))
+c["root"]["path"] = root
+assert c["linux"]["resources"]["devices"], "minibox spec wrote no device rules"
+json.dump(c, open(d + "/devices/config.json", "w"))
+del c["linux"]["resources"]["devices"]
+json.dump(c, open(d + "/nodevices/config.json", "w"))
+PY
+}
+
 shq() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
 ms() { awk -v v="$1" -v f="$2" 'BEGIN { printf "%.2f", v * f }'; }   # ms VALUE FACTOR
 diff_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", a - b }'; }
 
 host_floor=- host_plain=- host_limits=- host_note=
+host_nodevices=- host_devices=-
 vm_floor=- vm_plain=- vm_limits=- vm_note=
+vm_nodevices=- vm_devices=-
 
 # -------------------------------------------------------------------- host
 run_host() {
@@ -135,11 +157,14 @@ run_host() {
     fi
     local mb=("$MINIBOX" --root "$STATE" --data-root "$DATA" run --rm)
     # hyperfine -N splits a command line into words shell-style: quote the paths.
-    local q_mb floor_cmd plain_cmd limits_cmd
+    local q_mb floor_cmd plain_cmd limits_cmd nodevices_cmd devices_cmd
     q_mb="$(shq "$MINIBOX") --root $(shq "$STATE") --data-root $(shq "$DATA") run --rm"
     floor_cmd="$(shq "$PAYLOAD") exit 0"
     plain_cmd="$q_mb $(shq "$ROOTFS") /payload exit 0"
     limits_cmd="$q_mb --memory 64m --cpus 1 $(shq "$ROOTFS") /payload exit 0"
+    bundles "$WORK/host-bundles" "$ROOTFS"
+    nodevices_cmd="$q_mb --bundle $(shq "$WORK/host-bundles/nodevices") bench"
+    devices_cmd="$q_mb --bundle $(shq "$WORK/host-bundles/devices") bench"
 
     # Sanity checks: hyperfine -N aborts on the first failure, and says little.
     local out
@@ -160,10 +185,16 @@ run_host() {
         host_note="minibox run --memory 64m --cpus 1 fails here: $out"
         printf 'NOTE: %s\n      (measuring without limits only)\n' "$host_note"
     fi
+    local b
+    for b in nodevices devices; do
+        out=$("${mb[@]}" --bundle "$WORK/host-bundles/$b" bench 2>&1) ||
+            die "minibox run --bundle ($b) fails on this host: $out"
+    done
 
     local json=$WORK/host.json
     local cmds=(-n floor "$floor_cmd" -n minibox "$plain_cmd")
     [[ -z $with_limits ]] || cmds+=(-n minibox+limits "$limits_cmd")
+    cmds+=(-n bundle "$nodevices_cmd" -n bundle+devices "$devices_cmd")
     hyperfine -N --warmup 5 --runs "$host_runs" --export-json "$json" "${cmds[@]}"
 
     # Medians (seconds) by command name, from hyperfine's pretty-printed JSON.
@@ -173,6 +204,8 @@ run_host() {
             floor)          host_floor=$(ms "$value" 1000) ;;
             minibox)        host_plain=$(ms "$value" 1000) ;;
             minibox+limits) host_limits=$(ms "$value" 1000) ;;
+            bundle)         host_nodevices=$(ms "$value" 1000) ;;
+            bundle+devices) host_devices=$(ms "$value" 1000) ;;
         esac
     done < <(awk -F'"' '
         $2 == "command" { name = $4 }
@@ -198,14 +231,18 @@ echo "cgroup v2 root controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 b floor /opt/payload exit 0
 b minibox /bin/minibox run --rm /opt/rootfs /payload exit 0
 b minibox+limits /bin/minibox run --rm --memory 64m --cpus 1 /opt/rootfs /payload exit 0
+b bundle /bin/minibox run --rm --bundle /opt/bundles/nodevices bench
+b bundle+devices /bin/minibox run --rm --bundle /opt/bundles/devices bench
 echo "containers left in the state root: $(find "$MINIBOX_ROOT" -mindepth 1 -maxdepth 1 -type d | wc -l)"
 echo "cgroups left under /sys/fs/cgroup/minibox: $(find /sys/fs/cgroup/minibox -mindepth 1 -type d 2>/dev/null | wc -l)"
 '
     local log=$WORK/vm.log rc=0
+    bundles "$WORK/vm-bundles" /opt/rootfs
     "$repo/tests/vm/run-in-vm.sh" --mem 1024 --timeout 1800 --module overlay \
         --add "$MINIBOX_STATIC:/bin/minibox" \
         --add "$PAYLOAD:/opt/payload" \
         --add "$ROOTFS:/opt/rootfs" \
+        --add "$WORK/vm-bundles:/opt/bundles" \
         -- env MINIBOX_ROOT=/tmp/minibox-state MINIBOX_DATA_ROOT=/tmp/minibox-data RUNS="$vm_runs" sh -c "$guest_script" 2>&1 | tee "$log" || rc=$?
     local label rest us
     while read -r _ label rest; do
@@ -215,6 +252,8 @@ echo "cgroups left under /sys/fs/cgroup/minibox: $(find /sys/fs/cgroup/minibox -
             floor)          vm_floor=$(ms "$us" 0.001) ;;
             minibox)        vm_plain=$(ms "$us" 0.001) ;;
             minibox+limits) vm_limits=$(ms "$us" 0.001) ;;
+            bundle)         vm_nodevices=$(ms "$us" 0.001) ;;
+            bundle+devices) vm_devices=$(ms "$us" 0.001) ;;
         esac
     done < <(grep '^BENCH ' "$log" || true)
     if ((rc != 0)); then
@@ -243,6 +282,8 @@ if [[ -n $do_host ]]; then
     row floor "$host_floor" "$host_floor"
     row minibox "$host_floor" "$host_plain"
     row minibox+limits "$host_floor" "$host_limits"
+    row bundle "$host_floor" "$host_nodevices"
+    row bundle+devices "$host_floor" "$host_devices"
     [[ -z $host_note ]] || echo "  note: $host_note"
 fi
 if [[ -n $do_vm ]]; then
@@ -250,6 +291,8 @@ if [[ -n $do_vm ]]; then
     row floor "$vm_floor" "$vm_floor"
     row minibox "$vm_floor" "$vm_plain"
     row minibox+limits "$vm_floor" "$vm_limits"
+    row bundle "$vm_floor" "$vm_nodevices"
+    row bundle+devices "$vm_floor" "$vm_devices"
     [[ -z $vm_note ]] || echo "  note: $vm_note"
 fi
 printf 'target/release/minibox: %s bytes (%s MiB)\n' "$size" \

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use common::*;
 
-/// The controllers minibox's v1 driver uses.
-const CONTROLLERS: [&str; 4] = ["memory", "cpu", "cpuacct", "pids"];
+/// The controllers minibox's v1 driver uses (and the tests check: freezer is optional).
+const CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "devices"];
 
 /// A cgroup v1 hierarchy as this test process sees it.
 struct Mount {
@@ -694,5 +694,81 @@ fn v1_processes_left_in_the_groups_are_killed_before_they_go() {
         "{status:?}"
     );
     assert!(groups.iter().all(|(_, g)| !g.exists()), "{groups:?}");
+    assert_no_group_left(&before);
+}
+
+#[test]
+fn v1_a_host_block_device_node_opens_nothing() {
+    if !need_v1() {
+        return;
+    }
+    let before = minibox_dirs();
+    devices::a_host_block_device_node_opens_nothing(&Rootfs::new(), "v1disk");
+    assert_no_group_left(&before);
+}
+
+#[test]
+fn v1_a_device_flag_gives_the_node_with_its_permissions() {
+    if !need_v1() {
+        return;
+    }
+    let before = minibox_dirs();
+    devices::a_device_flag_gives_the_node_with_its_permissions(&Rootfs::new());
+    assert_no_group_left(&before);
+}
+
+#[test]
+fn v1_a_bundle_denying_dev_null_gets_eperm() {
+    if !need_v1() {
+        return;
+    }
+    let before = minibox_dirs();
+    devices::a_bundle_denying_dev_null_gets_eperm(&Rootfs::new(), "v1null");
+    assert_no_group_left(&before);
+}
+
+#[test]
+fn v1_device_rules_are_in_the_devices_group_said_by_inspect_and_go_with_it() {
+    if !need_v1() {
+        return;
+    }
+    let before = minibox_dirs();
+    let r = Rootfs::new();
+    let child = spawn_payload(&r, &["--name", "v1devices"], &["sleep", "3"]);
+    let pid = container_pid(child.id());
+    let devices = group_of(&pid.to_string(), "devices");
+    assert_eq!(
+        devices.parent().unwrap(),
+        own_group("devices").join("minibox")
+    );
+    // docker's rules after a reset to deny-all: the six nodes, the console, the ptys, tun,
+    // mknod of anything; nothing else (not "a *:* rwm").
+    let list = read(devices.join("devices.list"));
+    let lines: Vec<&str> = list.lines().collect();
+    for rule in [
+        "c 1:3 rwm",
+        "c 1:7 rwm",
+        "c 136:* rwm",
+        "c 10:200 rwm",
+        "c *:* m",
+        "b *:* m",
+    ] {
+        assert!(lines.contains(&rule), "{rule} not in devices.list: {list}");
+    }
+    assert_eq!(lines.len(), 12, "{list}");
+    let inspect = minibox().args(["inspect", "v1devices"]).output().unwrap();
+    let facts: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(
+        facts["Devices"], "docker default: 12 device rules, all others denied",
+        "{facts}"
+    );
+    assert_eq!(
+        facts["Cgroup"]["Settings"]["devices.list"], "12 device rules, all others denied",
+        "{facts}"
+    );
+    let out = wait_output(child, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!devices.exists(), "{} left behind", devices.display());
+    minibox().args(["rm", "v1devices"]).output().unwrap();
     assert_no_group_left(&before);
 }

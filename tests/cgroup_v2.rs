@@ -411,3 +411,89 @@ fn v2_the_smallest_memory_limit_allowed_still_starts_a_container() {
         Some("uid=65534")
     );
 }
+
+#[test]
+fn v2_a_host_block_device_node_opens_nothing() {
+    if !need_v2() {
+        return;
+    }
+    devices::a_host_block_device_node_opens_nothing(&Rootfs::new(), "v2disk");
+}
+
+#[test]
+fn v2_a_device_flag_gives_the_node_with_its_permissions() {
+    if !need_v2() {
+        return;
+    }
+    devices::a_device_flag_gives_the_node_with_its_permissions(&Rootfs::new());
+}
+
+#[test]
+fn v2_a_bundle_denying_dev_null_gets_eperm() {
+    if !need_v2() {
+        return;
+    }
+    devices::a_bundle_denying_dev_null_gets_eperm(&Rootfs::new(), "v2null");
+}
+
+/// Whether the kernel still holds BPF program `id` (`BPF_PROG_GET_FD_BY_ID`).
+fn bpf_program_exists(id: u32) -> bool {
+    // union bpf_attr for BPF_PROG_GET_FD_BY_ID: prog_id, next_id, open_flags.
+    let attr: [u32; 3] = [id, 0, 0];
+    // SAFETY: `attr` is a fully initialised 12-byte prefix of union bpf_attr for this command,
+    // valid for the whole call; the kernel only reads it.
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, 13, attr.as_ptr(), 12) };
+    if fd >= 0 {
+        // SAFETY: the descriptor was just returned to us and is closed once.
+        unsafe { libc::close(fd as i32) };
+        return true;
+    }
+    let errno = std::io::Error::last_os_error();
+    assert_eq!(
+        errno.raw_os_error(),
+        Some(libc::ENOENT),
+        "BPF_PROG_GET_FD_BY_ID {id}: {errno}"
+    );
+    false
+}
+
+#[test]
+fn v2_the_device_program_is_attached_said_by_inspect_and_goes_with_the_group() {
+    if !need_v2() {
+        return;
+    }
+    let r = Rootfs::new();
+    let child = spawn_payload(&r, &["--name", "v2devices"], &["sleep", "3"]);
+    let pid = container_pid(child.id());
+    let group = cgroup_of(pid);
+    let inspect = minibox().args(["inspect", "v2devices"]).output().unwrap();
+    let facts: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(
+        facts["Devices"], "docker default: 12 device rules, all others denied",
+        "{facts}"
+    );
+    // Read back from the kernel: the program attached to the group, and what it holds.
+    let said = facts["Cgroup"]["Settings"]["devices"]
+        .as_str()
+        .unwrap_or_default();
+    let (id, holds) = said
+        .strip_prefix("BPF program ")
+        .and_then(|s| s.split_once(": "))
+        .unwrap_or_else(|| panic!("no device program in {facts}"));
+    assert_eq!(holds, "12 device rules, all others denied", "{said}");
+    let id: u32 = id.parse().unwrap();
+    assert!(bpf_program_exists(id));
+    let out = wait_output(child, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!group.exists(), "{} left behind", group.display());
+    // The kernel frees a removed group's programs a moment later.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while bpf_program_exists(id) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "BPF program {id} outlived the container's group"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    minibox().args(["rm", "v2devices"]).output().unwrap();
+}

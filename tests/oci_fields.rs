@@ -614,7 +614,7 @@ fn a_user_namespace_makes_root_inside_an_unprivileged_uid_outside() {
 }
 
 #[test]
-fn devices_are_made_and_the_device_rules_checked() {
+fn devices_are_made_and_the_device_rules_enforced() {
     if !need_root() {
         return;
     }
@@ -657,17 +657,30 @@ fn devices_are_made_and_the_device_rules_checked() {
     ));
     let out = run_bundle(b.path(), "oci-devices-late");
     assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
-    // Rules that deny a node the container would have are refused, not half-honoured (the six
-    // default nodes are always allowed, as runc appends them to every rule list).
-    let mut denied = c.clone();
+    // A node the bundle lists but its rules do not allow is made, and opens nothing: the
+    // device cgroup says EPERM (the six default nodes are always allowed, as runc and crun
+    // append them to every rule list).
+    let mut denied = with_args(&c, &["/payload", "open", "/dev/myfuse", "rw"]);
     denied["linux"]["devices"]
         .as_array_mut()
         .unwrap()
         .push(json!({"path": "/dev/myfuse", "type": "c", "major": 10, "minor": 229}));
-    refused(
-        &denied,
-        "linux.resources.devices does not allow /dev/myfuse (c 10:229)",
+    let b = bundle(&denied);
+    let out = run_bundle(b.path(), "oci-devices-denied");
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("open /dev/myfuse: EPERM"),
+        "{}",
+        stderr(&out)
     );
+    // A list the device cgroup cannot apply (a hole in a wildcard) is refused by name.
+    let mut hole = c.clone();
+    hole["linux"]["resources"] = json!({"devices": [
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "access": "rwm"},
+        {"allow": false, "type": "c", "major": 1, "minor": 9, "access": "rw"},
+    ]});
+    refused(&hole, "linux.resources.devices[2] (deny c 1:9 rw)");
 }
 
 #[test]
@@ -764,10 +777,6 @@ fn what_minibox_cannot_honour_is_refused_by_name() {
     }
     // Mounts with options minibox does not make, and destinations it does not accept.
     for (mount, what) in [
-        (
-            json!({"destination": "/x", "type": "tmpfs", "options": ["dev"]}),
-            "option dev is not supported on a tmpfs",
-        ),
         (
             json!({"destination": "/x", "type": "nfs", "source": "srv:/x"}),
             "type \"nfs\" is not supported",

@@ -45,6 +45,7 @@ pub(crate) fn facts(c: &ContainerState) -> Result<Value> {
         },
         "Ports": c.ports.iter().map(|p| p.display()).collect::<Vec<_>>(),
         "Seccomp": { "Profile": c.seccomp },
+        "Devices": c.devices,
         "Image": c.image.as_ref().map(|i| &i.reference),
         "ImageId": c.image.as_ref().map(|i| &i.id),
         "ExposedPorts": c.image.as_ref().map(|i| &i.exposed_ports),

@@ -427,7 +427,7 @@ pub struct RunArgs {
     #[arg(short = 'b', long, value_name = "DIR", conflicts_with_all = [
         "name", "env", "env_file", "hostname", "workdir", "user", "cap_add", "cap_drop", "read_only",
         "network", "ip", "add_host", "dns", "network_alias", "publish", "publish_all", "expose", "memory", "cpus", "pids_limit", "ulimit", "stop_signal", "stop_timeout", "cgroup_parent", "entrypoint",
-        "volume", "mount", "tmpfs",
+        "volume", "mount", "tmpfs", "device",
     ])]
     pub bundle: Option<PathBuf>,
 
@@ -514,6 +514,14 @@ pub struct RunArgs {
     /// Add a capability (root only; e.g. NET_ADMIN, or ALL). Repeatable.
     #[arg(long = "cap-add", value_name = "CAP")]
     pub cap_add: Vec<String>,
+
+    /// Add a host device: its node is made in the container's /dev and the device cgroup
+    /// allows it (PERMISSIONS: letters of rwm, default rwm). Repeatable.
+    #[arg(
+        long = "device",
+        value_name = "HOST_PATH[:CONTAINER_PATH][:PERMISSIONS]"
+    )]
+    pub device: Vec<String>,
 
     /// Drop a capability (e.g. CHOWN, or ALL). Repeatable.
     #[arg(long = "cap-drop", value_name = "CAP")]

@@ -485,7 +485,7 @@ pub fn features() -> Result<i32> {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": ["ro", "rw", "nosuid", "nodev", "noexec", "strictatime", "bind", "rbind"],
+        "mountOptions": ["ro", "rw", "nosuid", "nodev", "dev", "noexec", "strictatime", "bind", "rbind"],
         "linux": {
             "namespaces": namespaces,
             "capabilities": caps,

@@ -229,6 +229,9 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
     let cgroup_path = check_cgroup_parent(&args.cgroup_parent)?.join(&id);
     let mut setup = Setup::docker(network.has_own_namespace());
     setup.rlimits = setup::parse_ulimits(&args.ulimit)?;
+    for device in &args.device {
+        setup.add_host_device(device)?;
+    }
     Ok(ContainerSpec {
         id,
         name: args.name.clone(),

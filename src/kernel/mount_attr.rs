@@ -8,9 +8,6 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 
-/// MOUNT_ATTR_NODEV, for the checks of `rdev`.
-pub const NODEV: u64 = libc::MOUNT_ATTR_NODEV;
-
 /// What to set and clear, as MOUNT_ATTR_* bits.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RecursiveAttrs {
@@ -67,11 +64,6 @@ impl RecursiveAttrs {
             self.set &= !flag;
         }
         true
-    }
-
-    /// Whether it asks `flag` (a MOUNT_ATTR_* bit) off.
-    pub fn clears(&self, flag: u64) -> bool {
-        self.clear & flag != 0
     }
 
     /// Applies them to the mount `top` is the root of, and to every mount below it.

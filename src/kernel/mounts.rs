@@ -12,11 +12,10 @@
 //! its tree, flags set on every submount (`bind_attrs`); the tree is only attached
 //! (`move_mount`).
 //!
-//! Device nodes open only where minibox put them. A `tmpfs` or a bound directory is always
-//! mounted `nodev` (minibox loads no device cgroup program, so a node root makes there with
-//! CAP_MKNOD must open nothing; asking for `dev` there is refused when the spec is checked);
-//! `/dev` holds only the six default nodes and the `linux.devices` ones, each on a mount of its
-//! own, and is `nodev` itself.
+//! Which device nodes open at all is the device cgroup's to decide (`cgroup::devices`); the
+//! mounts add a second wall where nothing asks otherwise. A `tmpfs` or a bound directory is
+//! mounted `nodev` unless its options say `dev`; `/dev` holds only the six default nodes and the
+//! `linux.devices` ones, each on a mount of its own, and is `nodev` itself (again, unless `dev`).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -277,7 +276,7 @@ fn mount_one(
         match fstype {
             // /dev is made nodev once its own nodes sit on mounts of their own.
             "tmpfs" if is_dev => flags -= MsFlags::MS_NODEV,
-            "tmpfs" => flags |= MsFlags::MS_NODEV,
+            "tmpfs" if !o.cleared.contains(MsFlags::MS_NODEV) => flags |= MsFlags::MS_NODEV,
             _ => {}
         }
         let source = m
@@ -295,7 +294,7 @@ fn mount_one(
         )
         .with_context(|| format!("mounting {fstype}"))?;
         if is_dev {
-            populate_dev(root, o.flags, devices)?;
+            populate_dev(root, o, devices)?;
         }
     }
     for p in &o.propagation {
@@ -404,8 +403,9 @@ fn destination(root: &OwnedFd, rel: &str, dir: bool) -> Result<OwnedFd> {
 }
 
 /// A fresh `/dev` tmpfs gets the default nodes and the `linux.devices` ones, each bound onto
-/// itself so that it keeps opening once `/dev` is remounted nodev; then the usual symlinks.
-fn populate_dev(root: &OwnedFd, flags: MsFlags, devices: &[DeviceNode]) -> Result<()> {
+/// itself so that it keeps opening once `/dev` is remounted nodev (unless its options say
+/// `dev`); then the usual symlinks.
+fn populate_dev(root: &OwnedFd, o: &MountOptions, devices: &[DeviceNode]) -> Result<()> {
     let dev =
         open_in(root, "dev", OFlag::O_PATH | OFlag::O_DIRECTORY).context("opening the new /dev")?;
     let defaults = DEVICES.iter().map(|(name, major, minor)| DeviceNode {
@@ -421,8 +421,10 @@ fn populate_dev(root: &OwnedFd, flags: MsFlags, devices: &[DeviceNode]) -> Resul
         make_node(&dev, &node)?;
     }
     // From now on a node made in /dev opens nothing; ours keep their own mounts' flags.
-    let nodev = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV | flags;
-    mount(NONE, fd_path(&dev).as_str(), NONE, nodev, NONE).context("remounting /dev nodev")?;
+    if !o.cleared.contains(MsFlags::MS_NODEV) {
+        let nodev = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_NODEV | o.flags;
+        mount(NONE, fd_path(&dev).as_str(), NONE, nodev, NONE).context("remounting /dev nodev")?;
+    }
     crate::kernel::rootfs::dev_symlinks(&dev)
 }
 

@@ -76,11 +76,22 @@ pub fn open_dir(path: &Path) -> Result<OwnedFd> {
 }
 
 /// Resolves `rel` inside `root` as if `root` were `/`, following no magic links.
+///
+/// The kernel answers EAGAIN when a rename or mount anywhere on the host raced a `..` of the
+/// walk (it cannot then prove the walk stayed inside): openat2(2) says to try again, and a busy
+/// host (other containers starting) makes that common, so a few tries are made.
 pub(crate) fn open_in(root: &impl AsFd, rel: &str, flags: OFlag) -> nix::Result<OwnedFd> {
+    const TRIES: usize = 64;
     let how = OpenHow::new()
         .flags(flags | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    openat2(root.as_fd(), rel, how)
+    let mut tries = 1;
+    loop {
+        match openat2(root.as_fd(), rel, how) {
+            Err(Errno::EAGAIN) if tries < TRIES => tries += 1,
+            done => return done,
+        }
+    }
 }
 
 /// Reads a whole file of the rootfs, as bytes (an image's text need not be UTF-8).
@@ -576,4 +587,41 @@ fn file_target(etc: &OwnedFd, name: &str, replace_links: bool) -> Result<Option<
     openat2(etc.as_fd(), name, no_follow)
         .map(Some)
         .with_context(|| format!("opening /etc/{name} in the rootfs"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    /// A walk through `..` while renames happen elsewhere on the host (other containers
+    /// starting): the kernel answers EAGAIN now and then, and `open_in` tries again, so it never
+    /// fails. Loops long enough that the EAGAIN comes without the retry.
+    #[test]
+    fn a_dotdot_walk_survives_renames_elsewhere() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("a")).unwrap();
+        std::fs::write(root.path().join("b"), "").unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let (x, y) = (elsewhere.path().join("x"), elsewhere.path().join("y"));
+        std::fs::write(&x, "").unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let renamer = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::fs::rename(&x, &y).unwrap();
+                    std::fs::rename(&y, &x).unwrap();
+                }
+            })
+        };
+        let dir = open_dir(root.path()).unwrap();
+        let failed = (0..50_000)
+            .map(|_| open_in(&dir, "a/../a/../b", OFlag::O_PATH))
+            .find_map(|r| r.err());
+        stop.store(true, Ordering::Relaxed);
+        renamer.join().unwrap();
+        assert_eq!(failed, None);
+    }
 }

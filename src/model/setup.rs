@@ -14,6 +14,7 @@ use oci_spec::runtime::{
     Process, Spec,
 };
 
+use crate::kernel::cgroup::devices::{Access, DeviceRules, Kind as DeviceKind, Rule};
 use crate::kernel::cgroup::Tuning;
 use crate::kernel::mounts::{self, DeviceNode, MountSpec};
 use crate::kernel::namespaces::{self, IdMap, Kind, Namespaces};
@@ -105,10 +106,8 @@ pub struct Setup {
     /// `linux.uidMappings` / `gidMappings`, for a new user namespace.
     pub uid_mappings: Vec<IdMap>,
     pub gid_mappings: Vec<IdMap>,
-    /// `linux.devices`.
+    /// `linux.devices` (their rules are in `resources.devices`).
     pub devices: Vec<DeviceNode>,
-    /// `linux.resources.devices`, as given (checked against every node minibox makes).
-    pub device_rules: Vec<LinuxDeviceCgroup>,
     /// `process.rlimits`.
     pub rlimits: Vec<Rlimit>,
     /// `process.user.umask`.
@@ -143,17 +142,90 @@ impl Setup {
             uid_mappings: vec![],
             gid_mappings: vec![],
             devices: vec![],
-            device_rules: vec![],
             rlimits: vec![],
             umask: DOCKER_UMASK,
             no_new_privs: true,
             oom_score_adj: None,
             domainname: None,
             sysctl: vec![],
-            resources: Tuning::default(),
+            resources: Tuning {
+                devices: DeviceRules::docker(),
+                ..Tuning::default()
+            },
             attrs: ProcessAttrs::default(),
             net_devices: vec![],
         }
+    }
+
+    /// `--device HOST[:CONTAINER][:PERMISSIONS]` (docker's): the host's node is made in the
+    /// container's `/dev` with its type, numbers, mode and owner, and the device cgroup allows
+    /// it with PERMISSIONS (letters of `rwm`, default all three). The host path is looked at
+    /// once, here: the container gets a node of its own, never the host's inode.
+    pub fn add_host_device(&mut self, flag: &str) -> Result<()> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let parts: Vec<&str> = flag.split(':').collect();
+        let (host, rest) = match parts[..] {
+            [host, ref rest @ ..] if rest.len() <= 2 && !host.is_empty() => (host, rest),
+            _ => bail!(
+                "invalid --device {flag:?}: use HOST_PATH[:CONTAINER_PATH][:PERMISSIONS], such \
+                 as /dev/fuse or /dev/sdb:/dev/xvdb:rw"
+            ),
+        };
+        let (target, access) = match rest {
+            [] => (host, "rwm"),
+            [one] if Access::parse(one).is_some() => (host, *one),
+            [one] => (*one, "rwm"),
+            [target, access] => (*target, *access),
+            _ => unreachable!("at most two parts after HOST_PATH"),
+        };
+        let Some(access) = Access::parse(access) else {
+            bail!("invalid --device {flag:?}: permissions {access:?} must be letters of rwm");
+        };
+        let rel = inside_path("--device container path", Path::new(target))?;
+        let Some(below) = rel.strip_prefix("dev/").filter(|r| !r.is_empty()) else {
+            bail!("invalid --device {flag:?}: the container path {target} must be below /dev");
+        };
+        if self.devices.iter().any(|d| d.path == below) {
+            bail!("invalid --device {flag:?}: the container already has /dev/{below}");
+        }
+        let meta = std::fs::metadata(host)
+            .map_err(|e| anyhow!("--device {flag}: cannot use {host}: {e}"))?;
+        let kind = if meta.file_type().is_char_device() {
+            DeviceKind::Char
+        } else if meta.file_type().is_block_device() {
+            DeviceKind::Block
+        } else {
+            bail!("--device {flag}: {host} is not a device node: give a character or block device");
+        };
+        let (major, minor) = (
+            nix::sys::stat::major(meta.rdev()),
+            nix::sys::stat::minor(meta.rdev()),
+        );
+        let rule = Rule::new(true, kind, Some(major as u32), Some(minor as u32), access)
+            .map_err(|e| anyhow!("--device {flag}: {e}"))?;
+        // One of the six nodes every container has: only its rule is new (docker's
+        // `--device /dev/zero` is allowed and changes nothing else).
+        if let Some((_, ma, mi)) = DEVICES.iter().find(|(name, _, _)| *name == below) {
+            if kind != DeviceKind::Char || (*ma, *mi) != (major, minor) {
+                bail!(
+                    "invalid --device {flag:?}: /dev/{below} is the container's own \
+                     ({ma}:{mi}); give another container path"
+                );
+            }
+            self.resources.devices.rules.push(rule);
+            return Ok(());
+        }
+        self.devices.push(DeviceNode {
+            path: below.to_string(),
+            kind: if kind == DeviceKind::Block { 'b' } else { 'c' },
+            major,
+            minor,
+            mode: meta.mode() & 0o777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+        });
+        self.resources.devices.rules.push(rule);
+        Ok(())
     }
 
     /// Whether the container has a user namespace of its own, mapped by the parent.
@@ -175,12 +247,6 @@ pub fn from_oci(
     let mounts = checked_mounts(oci.mounts().as_deref().unwrap_or_default(), bundle)?;
     let (uid_mappings, gid_mappings) = checked_id_maps(linux, &namespaces, ids)?;
     let devices = checked_devices(linux.devices().as_deref().unwrap_or_default(), &mounts)?;
-    let device_rules = linux
-        .resources()
-        .as_ref()
-        .and_then(|r| r.devices().clone())
-        .unwrap_or_default();
-    check_device_rules(&device_rules, &devices, &mounts)?;
     let rootfs_propagation = match linux.rootfs_propagation().as_deref() {
         None | Some("") => None,
         Some(p) if mounts::propagation(p).is_some() => Some(p.to_string()),
@@ -212,14 +278,13 @@ pub fn from_oci(
         uid_mappings,
         gid_mappings,
         devices,
-        device_rules,
         rlimits: checked_rlimits(process.rlimits().as_deref().unwrap_or_default())?,
         umask,
         no_new_privs: process.no_new_privileges().unwrap_or(false),
         oom_score_adj,
         domainname,
         sysctl: checked_sysctl(linux.sysctl().as_ref(), &namespaces)?,
-        // Read with the limits (`oci::read::checked_limits`).
+        // Read with the limits (`oci::read::checked_limits`), device rules too.
         resources: Tuning::default(),
         attrs: process_attrs::checked(process, linux)?,
         net_devices: checked_net_devices(linux, &namespaces)?,
@@ -324,9 +389,10 @@ pub fn write_oci(s: &Setup, spec: &mut Spec) {
             })
             .collect()
     }));
-    if !s.device_rules.is_empty() {
+    let rules = &s.resources.devices.rules;
+    if !rules.is_empty() {
         let mut r = linux.resources().clone().unwrap_or_default();
-        r.set_devices(Some(s.device_rules.clone()));
+        r.set_devices(Some(rules.iter().map(device_cgroup_of).collect()));
         linux.set_resources(Some(r));
     }
     linux.set_sysctl((!s.sysctl.is_empty()).then(|| s.sysctl.iter().cloned().collect()));
@@ -416,16 +482,6 @@ fn checked_mount(i: usize, m: &Mount, bundle: &Path) -> Result<MountSpec> {
     let typ = m.typ().clone().filter(|t| !t.is_empty());
     let bind_type = matches!(typ.as_deref(), Some("bind") | Some("none"));
     let parsed = mounts::parse_options(&options, bind_type).map_err(|e| anyhow!("{field}: {e}"))?;
-    if parsed
-        .recursive_attrs
-        .clears(crate::kernel::mount_attr::NODEV)
-    {
-        bail!(
-            "{field}: option rdev is not supported: minibox keeps every place a container may \
-             write nodev (no device cgroup keeps nodes made there shut); list device nodes in \
-             linux.devices"
-        );
-    }
     if !parsed.ignored.is_empty() {
         say!(
             "minibox: warning: {field}: option {} means nothing to a bind mount (no filesystem \
@@ -443,33 +499,19 @@ fn checked_mount(i: usize, m: &Mount, bundle: &Path) -> Result<MountSpec> {
         } else {
             bundle.join(src)
         };
-        let meta = std::fs::metadata(&host).map_err(|e| {
+        std::fs::metadata(&host).map_err(|e| {
             anyhow!(
                 "{field}: the bind source {} cannot be used: {e}",
                 host.display()
             )
         })?;
-        if meta.is_dir() && parsed.cleared.contains(nix::mount::MsFlags::MS_NODEV) {
-            bail!(
-                "{field}: option dev is not supported on a bound directory: minibox binds \
-                 directories nodev (no device cgroup keeps their nodes shut); bind the device \
-                 node itself, or list it in linux.devices"
-            );
-        }
         source = Some(host);
     } else {
-        let Some(t) = typ.as_deref().filter(|t| mounts::TYPES.contains(t)) else {
+        if !typ.as_deref().is_some_and(|t| mounts::TYPES.contains(&t)) {
             bail!(
                 "{field} type {:?} is not supported: use bind, {}",
                 typ.as_deref().unwrap_or(""),
                 mounts::TYPES.join(", ")
-            );
-        };
-        if t == "tmpfs" && parsed.cleared.contains(nix::mount::MsFlags::MS_NODEV) && rel != "dev" {
-            bail!(
-                "{field}: option dev is not supported on a tmpfs: minibox mounts every tmpfs \
-                 nodev (no device cgroup keeps nodes made there shut); list device nodes in \
-                 linux.devices"
             );
         }
     }
@@ -676,86 +718,66 @@ fn checked_devices(given: &[LinuxDevice], mounts: &[MountSpec]) -> Result<Vec<De
         .collect()
 }
 
-/// Whether the rule list (the device cgroup's, last match wins, all allowed before any rule)
-/// lets a process read and write the node.
-fn rules_allow(rules: &[LinuxDeviceCgroup], kind: char, major: u64, minor: u64) -> bool {
-    let mut allowed = true;
-    for r in rules {
-        let typ_ok = match r.typ() {
-            None | Some(LinuxDeviceType::A) => true,
-            Some(t) => t.as_str().starts_with(kind) || (kind == 'c' && t == LinuxDeviceType::U),
-        };
-        let num_ok = |n: Option<i64>, v: u64| n.is_none_or(|n| n < 0 || n as u64 == v);
-        let access = r.access().clone().unwrap_or_else(|| "rwm".into());
-        let covers_rw = access.contains('r') || access.contains('w');
-        if typ_ok && num_ok(r.major(), major) && num_ok(r.minor(), minor) && covers_rw {
-            allowed = r.allow() && access.contains('r') && access.contains('w');
-        }
-    }
-    allowed
+/// `linux.resources.devices`: each rule checked by name, and the list as a whole (the device
+/// cgroup must be able to apply it).
+pub fn checked_device_rules(given: &[LinuxDeviceCgroup]) -> Result<DeviceRules> {
+    let rules = given
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let field = format!("linux.resources.devices[{i}]");
+            let kind = match r.typ() {
+                None | Some(LinuxDeviceType::A) => DeviceKind::All,
+                Some(LinuxDeviceType::C) => DeviceKind::Char,
+                Some(LinuxDeviceType::B) => DeviceKind::Block,
+                Some(t) => bail!(
+                    "{field}.type {} is not a type the device cgroup knows: use a, c or b",
+                    t.as_str()
+                ),
+            };
+            let number = |name: &str, n: Option<i64>| -> Result<Option<u32>> {
+                match n {
+                    // -1 is how some engines write "all" (runc's wildcard).
+                    None | Some(-1) => Ok(None),
+                    Some(n) => u32::try_from(n).map(Some).map_err(|_| {
+                        anyhow!("{field}.{name} {n} is invalid: give a device number, or leave it out for all")
+                    }),
+                }
+            };
+            let access = match r.access().as_deref() {
+                None => Access::ALL,
+                Some(a) => Access::parse(a).ok_or_else(|| {
+                    anyhow!("{field}.access {a:?} is invalid: use letters of rwm")
+                })?,
+            };
+            Rule::new(
+                r.allow(),
+                kind,
+                number("major", r.major())?,
+                number("minor", r.minor())?,
+                access,
+            )
+            .map_err(|e| anyhow!("{field}: {e}"))
+        })
+        .collect::<Result<Vec<Rule>>>()?;
+    let rules = DeviceRules::config(rules);
+    rules.filter()?;
+    Ok(rules)
 }
 
-/// minibox loads no device cgroup: instead every node it makes or binds must be one the rules
-/// allow (all others open nothing: every other mount is nodev). A rule list that denies a node
-/// the bundle also asks for is refused, never half-honoured.
-fn check_device_rules(
-    rules: &[LinuxDeviceCgroup],
-    devices: &[DeviceNode],
-    mounts: &[MountSpec],
-) -> Result<()> {
-    if rules.is_empty() {
-        return Ok(());
-    }
-    for (i, r) in rules.iter().enumerate() {
-        if let Some(a) = r.access() {
-            if a.is_empty() || !a.chars().all(|c| "rwm".contains(c)) {
-                bail!("linux.resources.devices[{i}].access {a:?} is invalid: use letters of rwm");
-            }
-        }
-    }
-    // The six default nodes are always allowed, whatever the rules say: runc appends them to
-    // every container's list, and engines (podman) write rules that count on it.
-    let is_default = |kind: char, major: u64, minor: u64| {
-        kind == 'c'
-            && DEVICES
-                .iter()
-                .any(|(_, ma, mi)| *ma == major && *mi == minor)
-    };
-    let listed = devices
-        .iter()
-        .map(|d| (format!("/dev/{}", d.path), d.kind, d.major, d.minor));
-    let bound = mounts.iter().filter(|m| m.is_bind()).filter_map(|m| {
-        use std::os::unix::fs::{FileTypeExt, MetadataExt};
-        let source = m.source.as_ref()?;
-        let meta = std::fs::metadata(source).ok()?;
-        let kind = if meta.file_type().is_char_device() {
-            'c'
-        } else if meta.file_type().is_block_device() {
-            'b'
-        } else {
-            return None;
-        };
-        let rdev = meta.rdev();
-        Some((
-            source.display().to_string(),
-            kind,
-            nix::sys::stat::major(rdev),
-            nix::sys::stat::minor(rdev),
-        ))
-    });
-    for (path, kind, major, minor) in listed.chain(bound) {
-        if is_default(kind, major, minor) {
-            continue;
-        }
-        if !rules_allow(rules, kind, major, minor) {
-            bail!(
-                "linux.resources.devices does not allow {path} ({kind} {major}:{minor}) to be \
-                 read and written, yet the container would have it: minibox loads no device \
-                 cgroup to enforce partial rules; allow it (rw), or leave it out"
-            );
-        }
-    }
-    Ok(())
+/// A rule as config.json writes it.
+fn device_cgroup_of(rule: &Rule) -> LinuxDeviceCgroup {
+    let mut d = LinuxDeviceCgroup::default();
+    d.set_allow(rule.allow);
+    d.set_typ(Some(match rule.nodes.kind {
+        DeviceKind::All => LinuxDeviceType::A,
+        DeviceKind::Char => LinuxDeviceType::C,
+        DeviceKind::Block => LinuxDeviceType::B,
+    }));
+    d.set_major(rule.nodes.major.map(i64::from));
+    d.set_minor(rule.nodes.minor.map(i64::from));
+    d.set_access(Some(rule.access.to_string()));
+    d
 }
 
 pub fn checked_rlimits(given: &[PosixRlimit]) -> Result<Vec<Rlimit>> {
@@ -916,27 +938,127 @@ mod tests {
     }
 
     #[test]
-    fn device_rules_last_match_wins() {
+    fn device_rules_are_read_by_name_and_written_back_alike() {
         let engine = vec![
             rule(json!({"allow": false, "access": "rwm"})),
             rule(json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"})),
-            rule(json!({"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"})),
-            rule(json!({"allow": true, "type": "c", "major": 136, "access": "rwm"})),
+            rule(json!({"allow": true, "type": "c", "major": 136, "access": "rw"})),
+            rule(json!({"allow": false, "type": "b", "major": -1, "minor": -1, "access": "m"})),
         ];
-        assert!(rules_allow(&engine, 'c', 1, 3));
-        assert!(rules_allow(&engine, 'c', 10, 229));
-        assert!(rules_allow(&engine, 'c', 136, 7));
-        assert!(!rules_allow(&engine, 'c', 1, 5));
-        assert!(!rules_allow(&engine, 'b', 1, 3));
-        assert!(rules_allow(&[], 'b', 8, 0));
-        let read_only = vec![rule(json!({"allow": true, "type": "c", "access": "r"}))];
-        assert!(!rules_allow(&read_only, 'c', 1, 3));
-        let mknod_only = vec![
+        let rules = checked_device_rules(&engine).unwrap();
+        let text: Vec<String> = rules.rules.iter().map(|r| r.to_string()).collect();
+        assert_eq!(
+            text,
+            [
+                "deny a rwm",
+                "allow c 1:3 rwm",
+                "allow c 136:* rw",
+                "deny b *:* m"
+            ]
+        );
+        let back: Vec<Rule> = rules
+            .rules
+            .iter()
+            .map(|r| {
+                let d = device_cgroup_of(r);
+                checked_device_rules(&[d]).unwrap().rules[0]
+            })
+            .collect();
+        assert_eq!(back, rules.rules);
+        let err = |v| checked_device_rules(&[rule(v)]).unwrap_err().to_string();
+        assert!(err(json!({"allow": true, "type": "c", "access": "rwx"}))
+            .contains("linux.resources.devices[0].access \"rwx\" is invalid"));
+        assert!(err(json!({"allow": true, "type": "c", "access": ""})).contains("access"));
+        assert!(err(json!({"allow": true, "type": "p"})).contains("use a, c or b"));
+        assert!(err(json!({"allow": true, "type": "c", "major": -5})).contains("major -5"));
+        assert!(err(json!({"allow": true, "type": "b", "major": 5000})).contains("out of range"));
+        let hole = checked_device_rules(&[
+            rule(json!({"allow": true, "type": "c", "access": "rwm"})),
+            rule(json!({"allow": false, "type": "c", "major": 1, "minor": 3, "access": "rw"})),
+        ]);
+        assert!(hole.is_ok(), "an allow-all list may deny c 1:3");
+        let hole = checked_device_rules(&[
             rule(json!({"allow": false, "access": "rwm"})),
-            rule(json!({"allow": true, "type": "c", "access": "m"})),
-        ];
-        assert!(!rules_allow(&mknod_only, 'c', 1, 3));
+            rule(json!({"allow": true, "type": "c", "access": "rwm"})),
+            rule(json!({"allow": false, "type": "c", "major": 1, "minor": 3, "access": "rw"})),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(hole.contains("linux.resources.devices[2]"), "{hole}");
     }
+
+    #[test]
+    fn a_host_device_is_made_in_dev_and_allowed_as_docker_spells_it() {
+        let mut s = Setup::docker(true);
+        s.add_host_device("/dev/null:/dev/mynull:rw").unwrap();
+        s.add_host_device("/dev/zero:/dev/sub/z").unwrap();
+        s.add_host_device("/dev/full:r").unwrap();
+        assert_eq!(
+            s.devices.len(),
+            2,
+            "/dev/full is made anyway: only its rule is added"
+        );
+        let e = s
+            .add_host_device("/dev/zero:/dev/null")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/dev/null is the container's own (1:3)"), "{e}");
+        let node = &s.devices[0];
+        let host = {
+            use std::os::unix::fs::MetadataExt;
+            let m = std::fs::metadata("/dev/null").unwrap();
+            (m.mode() & 0o777, m.uid(), m.gid())
+        };
+        assert_eq!(
+            (node.path.as_str(), node.kind, node.major, node.minor),
+            ("mynull", 'c', 1, 3)
+        );
+        assert_eq!(
+            (node.mode, node.uid, node.gid),
+            host,
+            "the host node's mode and owner"
+        );
+        assert_eq!(s.devices[1].path, "sub/z");
+        let added: Vec<String> = s.resources.devices.rules[DOCKER_RULES..]
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!(
+            added,
+            ["allow c 1:3 rw", "allow c 1:5 rwm", "allow c 1:7 r"]
+        );
+        assert!(s
+            .resources
+            .devices
+            .summary()
+            .starts_with("docker default + 3 --device"));
+        let err = |flag: &str| {
+            Setup::docker(true)
+                .add_host_device(flag)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            err("/dev/null:/dev/x:rwx").contains("letters of rwm"),
+            "rwx"
+        );
+        assert!(err("/dev/null:/etc/x").contains("must be below /dev"));
+        assert!(err("/dev/null:/dev/../x").contains("'..'"));
+        assert!(err("/etc/passwd:/dev/x").contains("not a device node"));
+        assert!(err("/nonexistent-mbx:/dev/x").contains("cannot use /nonexistent-mbx"));
+        assert!(err("a:b:c:d").contains("invalid --device"));
+        assert!(err("").contains("invalid --device"));
+        let mut twice = Setup::docker(true);
+        twice.add_host_device("/dev/null:/dev/a").unwrap();
+        assert!(twice
+            .add_host_device("/dev/zero:/dev/a")
+            .unwrap_err()
+            .to_string()
+            .contains("already has /dev/a"));
+    }
+
+    /// How many rules docker's own list has, before `--device` adds any.
+    const DOCKER_RULES: usize = crate::kernel::cgroup::devices::DOCKER_DEFAULT.len();
 
     #[test]
     fn sysctls_must_be_the_containers() {
@@ -991,19 +1113,11 @@ mod tests {
         assert!(err(json!([{"destination": "rel", "type": "tmpfs"}])).contains("absolute"));
         assert!(err(json!([{"destination": "/x", "type": "nfs"}])).contains("type \"nfs\""));
         assert!(
-            err(json!([{"destination": "/x", "type": "tmpfs", "options": ["dev"]}]))
-                .contains("option dev")
-        );
-        assert!(
             err(json!([{"destination": "/x", "type": "bind", "source": "/nonexistent-mbx"}]))
                 .contains("/nonexistent-mbx")
         );
         assert!(
             err(json!([{"destination": "/x", "options": ["rbind"]}])).contains("needs a source")
-        );
-        assert!(
-            err(json!([{"destination": "/x", "source": "/tmp", "options": ["bind", "dev"]}]))
-                .contains("option dev")
         );
         // A bind's filesystem options mean nothing: ignored (a warning), as runc.
         let bind = json!([{"destination": "/x", "source": "/tmp", "options": ["bind", "mode=1"]}]);
@@ -1019,6 +1133,18 @@ mod tests {
         )
         .unwrap();
         assert!(ok[0].parsed.bind && ok[0].parsed.recursive);
+        // `dev` is honoured: the device cgroup decides which nodes open.
+        let dev = checked_mounts(
+            &m(json!([
+                {"destination": "/x", "type": "tmpfs", "options": ["dev"]},
+                {"destination": "/y", "source": "/tmp", "options": ["bind", "dev"]}
+            ])),
+            Path::new("/"),
+        )
+        .unwrap();
+        assert!(dev
+            .iter()
+            .all(|m| m.parsed.cleared.contains(nix::mount::MsFlags::MS_NODEV)));
         let rel = checked_mounts(
             &m(json!([{"destination": "/a", "source": "tmp", "type": "bind"}])),
             Path::new("/"),

@@ -237,7 +237,8 @@ fn bind_tree(m: &MountSpec, strict: bool, guarded: &Guarded) -> Result<OwnedFd> 
     let tree = mount_api::clone_tree(&opened.fd, m.parsed.recursive)
         .with_context(|| format!("copying {what} {} (open_tree)", source.display()))?;
     let mut attrs = mounts::bind_attrs(&m.parsed);
-    if !is_device {
+    // The device cgroup decides which nodes open; nodev is a second wall unless `dev` is asked.
+    if !is_device && !m.parsed.cleared.contains(nix::mount::MsFlags::MS_NODEV) {
         attrs = attrs.with(attr::NODEV);
     }
     attrs.propagation = nix::mount::MsFlags::MS_SLAVE;

@@ -74,6 +74,10 @@ pub struct ContainerState {
     /// `None` in records older than seccomp.
     #[serde(default)]
     pub seccomp: Option<String>,
+    /// Its device rules, in a line (`docker default: 12 device rules, all others denied`);
+    /// `None` in records older than the device cgroup.
+    #[serde(default)]
+    pub devices: Option<String>,
     /// The image it was made from (its layers, stop signal, exposed ports).
     #[serde(default)]
     pub image: Option<crate::model::volume::ImageUse>,
@@ -214,6 +218,7 @@ impl ContainerState {
                         p.name.clone()
                     }),
             ),
+            devices: Some(spec.setup.resources.devices.summary()),
             image: spec.image.clone(),
             volumes: spec.volumes.iter().map(|v| v.display()).collect(),
             stop_signal: spec.stop.signal.clone(),

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod bundle;
+pub mod devices;
 pub mod limits;
 
 use std::collections::BTreeMap;

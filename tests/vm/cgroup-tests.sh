@@ -42,8 +42,9 @@ test_bin=$(cargo test --quiet --release --target "$target" --test "cgroup_$suite
 }
 
 # Each container's root is an overlay (its own writable layer over ROOTFS): the VM's kernel
-# loads the module. A kernel of one's own (MINIBOX_VM_KERNEL) must have it built in.
-modules=(--module overlay)
+# loads the module. The device cgroup tests attack with a block device the VM opens (it has no
+# disk): loop's. A kernel of one's own (MINIBOX_VM_KERNEL) must have both built in.
+modules=(--module overlay --module loop)
 [[ -z ${MINIBOX_VM_KERNEL:-} ]] || modules=()
 
 exec "$repo/tests/vm/run-in-vm.sh" --cgroup "$suite" --mem 1024 --timeout 1200 "${modules[@]}" \

@@ -35,7 +35,7 @@ usage: $prog [--mem MB] [--timeout SECS] [--cgroup v1|v2] [--add SRC:DEST]... [-
   --cgroup v2      /sys/fs/cgroup is a pure cgroup v2 hierarchy (the default)
   --cgroup v1      /sys/fs/cgroup is a tmpfs with cgroup v1 hierarchies memory,
                    cpu,cpuacct (co-mounted; cpu and cpuacct are symlinks to it)
-                   and pids, as on Debian 10 or RHEL 7; no cgroup2 mount
+                   pids and devices, as on Debian 10 or RHEL 7; no cgroup2 mount
   --add SRC:DEST   copy host file/dir SRC to absolute path DEST in the guest
                    (directories recursively, modes and symlinks preserved)
   --module NAME    load kernel module NAME (plus its deps) before COMMAND,
@@ -300,9 +300,10 @@ mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs -o mode=0755 tmpfs /run
 if [ "$(cat /.vm/cgroup)" = v1 ]; then
     # The legacy layout of Debian 10 or RHEL 7: a tmpfs holding one v1
-    # hierarchy per controller, cpu and cpuacct co-mounted; no cgroup2.
+    # hierarchy per controller (devices too), cpu and cpuacct co-mounted; no
+    # cgroup2.
     mount -t tmpfs -o mode=0755 cgroup /sys/fs/cgroup
-    for c in memory cpu,cpuacct pids; do
+    for c in memory cpu,cpuacct pids devices; do
         mkdir -p "/sys/fs/cgroup/$c"
         mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c" ||
             echo "stage2: mounting the cgroup v1 $c hierarchy failed" >&2

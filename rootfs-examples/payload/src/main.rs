@@ -129,6 +129,8 @@ const COMMANDS: &[Command] = &[
     Command { name: "chmod", args: &["PATH", "MODE"], help: "chmod PATH to octal MODE", run: nodes::chmod },
     Command { name: "chown", args: &["PATH", "UID", "GID"], help: "chown PATH", run: nodes::chown },
     Command { name: "mknod", args: &["PATH", "MAJOR", "MINOR"], help: "make a char device (0666), print made PATH, open it", run: nodes::mknod },
+    Command { name: "mkblk", args: &["PATH", "MAJOR", "MINOR"], help: "make a block device (0600), print made PATH, open it, read 512 bytes: read N bytes", run: nodes::mkblk },
+    Command { name: "open", args: &["PATH", "r|w|rw"], help: "open an existing PATH (no create, no truncate): opened PATH", run: nodes::open },
     Command { name: "stdio", args: &[], help: "file types behind fds 0 1 2: 0=fifo 1=chr 2=reg", run: nodes::stdio },
     Command { name: "fchmod", args: &["FD", "MODE"], help: "fchmod FD to octal MODE", run: nodes::fchmod },
     Command { name: "fchown", args: &["FD", "UID", "GID"], help: "fchown FD", run: nodes::fchown },

@@ -72,32 +72,68 @@ pub fn chown(args: &[&OsStr]) -> Result {
         .map_err(|err| Error::io(format!("chown {}", path.display()), &err))
 }
 
-/// `mknod PATH MAJOR MINOR`: makes a character device node (mode 0666), prints `made PATH`,
-/// then opens it for reading and writing, which fails where device nodes are not honoured.
-pub fn mknod(args: &[&OsStr]) -> Result {
+/// Makes the node `args` name (`PATH MAJOR MINOR`) of type `kind` and `mode`, prints
+/// `made PATH`, and returns PATH.
+fn make_node<'a>(args: &[&'a OsStr], kind: libc::mode_t, mode: libc::mode_t) -> Result<&'a Path> {
     let path = Path::new(args[0]);
     let major: u32 = parse_arg("MAJOR", args[1])?;
     let minor: u32 = parse_arg("MINOR", args[2])?;
     let c_path = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| Error::Usage("PATH contains a NUL byte".into()))?;
     // SAFETY: `c_path` is a NUL-terminated string that outlives the call.
-    let rc = unsafe {
-        libc::mknod(
-            c_path.as_ptr(),
-            libc::S_IFCHR | 0o666,
-            libc::makedev(major, minor),
-        )
-    };
+    let rc = unsafe { libc::mknod(c_path.as_ptr(), kind | mode, libc::makedev(major, minor)) };
     if rc != 0 {
         return Err(Error::last_os(format!("mknod {}", path.display())));
     }
     outln!("made {}", path.display())?;
+    Ok(path)
+}
+
+/// `mknod PATH MAJOR MINOR`: makes a character device node (mode 0666), prints `made PATH`,
+/// then opens it for reading and writing, which fails where device nodes are not honoured.
+pub fn mknod(args: &[&OsStr]) -> Result {
+    let path = make_node(args, libc::S_IFCHR, 0o666)?;
     OpenOptions::new()
         .read(true)
         .write(true)
         .open(path)
         .map(drop)
         .map_err(|err| Error::io(format!("open {}", path.display()), &err))
+}
+
+/// `mkblk PATH MAJOR MINOR`: makes a block device node (mode 0600), prints `made PATH`, then
+/// opens it and reads its first 512 bytes (`read N bytes`): a host disk, if nothing stops it.
+pub fn mkblk(args: &[&OsStr]) -> Result {
+    use std::io::Read;
+    let path = make_node(args, libc::S_IFBLK, 0o600)?;
+    let mut buf = [0u8; 512];
+    let n = fs::File::open(path)
+        .and_then(|mut f| f.read(&mut buf))
+        .map_err(|err| Error::io(format!("open {}", path.display()), &err))?;
+    outln!("read {n} bytes")
+}
+
+/// `open PATH r|w|rw`: opens an existing PATH as asked, without creating or truncating it, and
+/// prints `opened PATH` (a device node the device cgroup denies fails with EPERM).
+pub fn open(args: &[&OsStr]) -> Result {
+    let path = Path::new(args[0]);
+    let (read, write) = match args[1].to_str() {
+        Some("r") => (true, false),
+        Some("w") => (false, true),
+        Some("rw") => (true, true),
+        _ => {
+            return Err(Error::Usage(format!(
+                "invalid mode {:?}: r, w or rw",
+                args[1]
+            )))
+        }
+    };
+    OpenOptions::new()
+        .read(read)
+        .write(write)
+        .open(path)
+        .map_err(|err| Error::io(format!("open {}", path.display()), &err))?;
+    outln!("opened {}", path.display())
 }
 
 /// `stdio`: the file type behind descriptors 0, 1 and 2: `0=fifo 1=fifo 2=fifo` (`closed` for

@@ -4,9 +4,12 @@
 //! container's first process joins, so they hold from CMD's first instruction. The group is
 //! removed when the container ends. `Limits` is plain data; a driver makes it real: `v2` for
 //! the unified hierarchy, `v1` for legacy and hybrid hosts, whose controllers are mounted as
-//! v1 hierarchies. `create` picks the driver.
+//! v1 hierarchies. `create` picks the driver. The device cgroup's rules (`devices`) are
+//! loaded into the group by either driver: v1 writes them, v2 attaches a program (`bpf`).
 
 pub mod blkio;
+mod bpf;
+pub mod devices;
 mod v1;
 mod v2;
 
@@ -66,6 +69,9 @@ pub struct Tuning {
     pub unified: Vec<(String, String)>,
     /// `linux.resources.blockIO` (v1 blkio, v2 io).
     pub block_io: blkio::BlockIo,
+    /// `linux.resources.devices`: which device nodes may be opened or made (the runtime's
+    /// defaults come on top, see `devices`). Empty: no device cgroup.
+    pub devices: devices::DeviceRules,
 }
 
 impl Tuning {
@@ -92,8 +98,12 @@ impl Tuning {
         }
     }
 
+    /// True when nothing but device rules is asked for.
     fn is_empty(&self) -> bool {
-        *self == Tuning::default()
+        Tuning {
+            devices: devices::DeviceRules::default(),
+            ..self.clone()
+        } == Tuning::default()
     }
 }
 
@@ -171,6 +181,8 @@ pub trait ContainerCgroup {
     fn is_frozen(&self) -> bool;
     /// Changes limits of a running container (`minibox update`).
     fn update(&self, change: &LimitsUpdate) -> Result<()>;
+    /// Loads the device rules, before any process joins (nothing to do when they allow all).
+    fn restrict_devices(&self, filter: &devices::Filter) -> Result<()>;
     /// Kills whatever still runs in the group, then removes it.
     fn destroy(&self) -> Result<()>;
 }
@@ -190,6 +202,7 @@ pub struct Plan {
     place: Placement,
     limits: Limits,
     tuning: Tuning,
+    devices: devices::Filter,
 }
 
 /// Decides where the container's group(s) go, through the driver `choose` picks, and checks
@@ -203,12 +216,15 @@ pub fn plan(place: &Placement, limits: &Limits, tuning: &Tuning) -> Result<Plan>
         v2::Found::Missing { .. } => Some(v1::Hierarchies::find()?),
     };
     let driver = choose(v2, v1, limits)?;
+    let devices = tuning.devices.filter()?;
+    check_devices(&driver, &devices)?;
     check_tuning(&driver, tuning)?;
     let plan = Plan {
         driver,
         place: place.clone(),
         limits: *limits,
         tuning: tuning.clone(),
+        devices,
     };
     plan.paths()?;
     Ok(plan)
@@ -238,23 +254,20 @@ impl Plan {
         })
     }
 
-    /// Makes the group(s) with the limits written. `Ok(None)` when this host has no usable
-    /// cgroup hierarchy and no limit was asked for: the container then runs without
-    /// accounting.
+    /// Makes the group(s) with the limits written and the device rules loaded. `Ok(None)` when
+    /// this host has no usable cgroup hierarchy and nothing was asked for: the container then
+    /// runs without accounting.
     pub fn create(self) -> Result<Option<Box<dyn ContainerCgroup>>> {
-        Ok(match self.driver {
-            Driver::V2(h) => Some(Box::new(h.create(
-                &self.place,
-                &self.limits,
-                &self.tuning,
-            )?)),
-            Driver::V1(h) => Some(Box::new(h.create(
-                &self.place,
-                &self.limits,
-                &self.tuning,
-            )?)),
-            Driver::None => None,
-        })
+        let group: Box<dyn ContainerCgroup> = match self.driver {
+            Driver::V2(h) => Box::new(h.create(&self.place, &self.limits, &self.tuning)?),
+            Driver::V1(h) => Box::new(h.create(&self.place, &self.limits, &self.tuning)?),
+            Driver::None => return Ok(None),
+        };
+        if let Err(e) = group.restrict_devices(&self.devices) {
+            let _ = group.destroy();
+            return Err(e);
+        }
+        Ok(Some(group))
     }
 }
 
@@ -298,6 +311,28 @@ fn choose(v2: v2::Found, v1: Option<v1::Hierarchies>, limits: &Limits) -> Result
         ),
         _ => Ok(Driver::None),
     }
+}
+
+/// Device rules that restrict anything need a device controller: v2 always has one (a BPF
+/// program), v1 a `devices` hierarchy. Without one the rules are refused, never ignored (runc
+/// too fails without the devices controller).
+fn check_devices(driver: &Driver, filter: &devices::Filter) -> Result<()> {
+    if filter.allows_all() {
+        return Ok(());
+    }
+    let why = match driver {
+        Driver::V2(_) => return Ok(()),
+        Driver::V1(h) => match h.why_missing("devices") {
+            None => return Ok(()),
+            Some(why) => format!("cgroup v1 has no 'devices' controller here ({why})"),
+        },
+        Driver::None => "this host offers no cgroup controllers to minibox".to_string(),
+    };
+    bail!(
+        "cannot load the device rules ({}): {why}. Mount the devices controller (cgroup v1), \
+         or run on a cgroup v2 host",
+        filter.summary()
+    )
 }
 
 /// The settings of `linux.resources` a driver cannot apply, refused by name before anything is
@@ -566,6 +601,7 @@ mod tests {
             "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu",
             "33 31 0:30 / /sys/fs/cgroup/cpuacct rw - cgroup cgroup rw,cpuacct",
             "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory",
+            "36 31 0:33 / /sys/fs/cgroup/devices rw - cgroup cgroup rw,devices",
             "39 31 0:36 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids",
             "41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw",
         ]
@@ -573,7 +609,10 @@ mod tests {
         .filter(|l| !drop.iter().any(|d| l.ends_with(&format!(",{d}"))))
         .map(|l| format!("{l}\n"))
         .collect();
-        v1::Hierarchies::from_tables(&mountinfo, "8:pids:/\n4:memory:/a\n2:cpuacct:/\n1:cpu:/\n")
+        v1::Hierarchies::from_tables(
+            &mountinfo,
+            "8:pids:/\n5:devices:/\n4:memory:/a\n2:cpuacct:/\n1:cpu:/\n",
+        )
     }
 
     fn unified_lacking(missing: &[&'static str]) -> v2::Found {
@@ -664,6 +703,30 @@ mod tests {
             &Limits::default(),
         );
         assert!(matches!(chosen, Ok(Driver::None)));
+    }
+
+    #[test]
+    fn device_rules_need_a_device_controller_unless_they_allow_all() {
+        let docker = devices::DeviceRules::docker().filter().unwrap();
+        let allow_all = devices::DeviceRules::default().filter().unwrap();
+        assert!(check_devices(&Driver::V1(hybrid_v1(&[])), &docker).is_ok());
+        let v2 = Driver::V2(v2::Hierarchy::at("/sys/fs/cgroup"));
+        assert!(check_devices(&v2, &docker).is_ok(), "a BPF program");
+        let e = check_devices(&Driver::V1(hybrid_v1(&["devices"])), &docker)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cannot load the device rules (12 device rules, all others denied)")
+                && e.contains("'devices'")
+                && e.contains("/proc/self/mountinfo"),
+            "{e}"
+        );
+        let e = check_devices(&Driver::None, &docker)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no cgroup controllers"), "{e}");
+        assert!(check_devices(&Driver::None, &allow_all).is_ok());
+        assert!(check_devices(&Driver::V1(hybrid_v1(&["devices"])), &allow_all).is_ok());
     }
 
     #[test]

@@ -16,11 +16,12 @@ use anyhow::{bail, Context, Result};
 use nix::sys::signal::{kill, SIGKILL};
 use nix::unistd::Pid;
 
+use super::devices::Filter;
 use super::{blkio, ContainerCgroup, Limits, Placement, Tuning, Usage, CPU_PERIOD_US};
 
-/// The controllers a container's groups use: cpuacct only measures, freezer pauses, the others
-/// also limit.
-pub const CONTROLLERS: [&str; 5] = ["memory", "cpu", "cpuacct", "pids", "freezer"];
+/// The controllers a container's groups use: cpuacct only measures, freezer pauses, devices
+/// holds the device rules, the others also limit.
+pub const CONTROLLERS: [&str; 6] = ["memory", "cpu", "cpuacct", "pids", "freezer", "devices"];
 
 /// How long `destroy` keeps killing and retrying before it gives up on a group.
 const DESTROY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -556,6 +557,16 @@ impl Group {
     }
 }
 
+/// What a group's `devices.list` says: all allowed (`a *:* rwm`; the kernel lists no denials
+/// then), or how many allow rules, all else denied.
+fn devices_list_summary(list: &str) -> String {
+    let lines: Vec<&str> = list.lines().filter(|l| !l.trim().is_empty()).collect();
+    match lines[..] {
+        ["a *:* rwm"] => "a *:* rwm (all devices allowed, but denials it does not list)".into(),
+        _ => super::devices::Filter::summary_of(false, lines.len()),
+    }
+}
+
 /// Which of `CONTROLLERS` a group's hierarchy carries, from the control files the kernel gives
 /// each of its groups.
 fn controllers_by_files(group: &Path) -> Vec<&'static str> {
@@ -567,6 +578,7 @@ fn controllers_by_files(group: &Path) -> Vec<&'static str> {
         ("cpuset", "cpuset.cpus"),
         ("blkio", "blkio.throttle.read_bps_device"),
         ("freezer", "freezer.state"),
+        ("devices", "devices.list"),
     ]
     .into_iter()
     .filter(|(_, file)| group.join(file).exists())
@@ -609,6 +621,10 @@ impl ContainerCgroup for Group {
         ]
         .into_iter()
         .filter_map(|(c, f)| Some((f.to_string(), self.read(c, f)?.trim().to_string())))
+        .chain(
+            self.read("devices", "devices.list")
+                .map(|list| ("devices.list".to_string(), devices_list_summary(&list))),
+        )
         .collect()
     }
 
@@ -706,6 +722,18 @@ impl ContainerCgroup for Group {
         Ok(())
     }
 
+    /// The reset, then one exception per write, into the devices group (the kernel checks each
+    /// against the parent group's list).
+    fn restrict_devices(&self, filter: &Filter) -> Result<()> {
+        if filter.allows_all() {
+            return Ok(());
+        }
+        for (file, rule) in filter.v1_writes() {
+            self.write("devices", file, &rule)?;
+        }
+        Ok(())
+    }
+
     /// Kills what is left, removes every group (last made, first removed), then the parents
     /// that are left empty. Every group is tried even if one fails; the first failure is
     /// returned.
@@ -750,6 +778,7 @@ mod tests {
 33 31 0:30 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
 34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset
 35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+36 31 0:33 / /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices
 37 31 0:34 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer
 39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
 40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
@@ -759,6 +788,7 @@ mod tests {
 9:name=systemd:/
 8:pids:/
 6:freezer:/
+5:devices:/
 4:memory:/process_api/1821744e
 3:cpuset:/
 2:cpuacct:/
@@ -775,11 +805,13 @@ mod tests {
 31 25 0:29 / /sys/fs/cgroup/memory rw,nosuid shared:15 - cgroup cgroup rw,memory
 33 25 0:31 / /sys/fs/cgroup/pids rw,nosuid shared:17 - cgroup cgroup rw,pids
 34 25 0:32 / /sys/fs/cgroup/freezer rw,nosuid shared:18 - cgroup cgroup rw,freezer
+35 25 0:33 / /sys/fs/cgroup/devices rw,nosuid shared:19 - cgroup cgroup rw,devices
 ";
     const COMOUNTED_CGROUP: &str = "\
 12:pids:/user.slice/user-1000.slice/session-2.scope
 10:freezer:/
 9:memory:/user.slice/user-1000.slice/session-2.scope
+6:devices:/user.slice
 4:cpu,cpuacct:/user.slice
 1:name=systemd:/user.slice/user-1000.slice/session-2.scope
 0::/user.slice/user-1000.slice/session-2.scope
@@ -801,6 +833,7 @@ mod tests {
                 hierarchy(&["cpu"], "/sys/fs/cgroup/cpu"),
                 hierarchy(&["cpuacct"], "/sys/fs/cgroup/cpuacct"),
                 hierarchy(&["memory"], "/sys/fs/cgroup/memory/process_api/1821744e"),
+                hierarchy(&["devices"], "/sys/fs/cgroup/devices"),
                 hierarchy(&["freezer"], "/sys/fs/cgroup/freezer"),
                 hierarchy(&["pids"], "/sys/fs/cgroup/pids"),
             ]
@@ -824,6 +857,7 @@ mod tests {
                     "/sys/fs/cgroup/pids/user.slice/user-1000.slice/session-2.scope"
                 ),
                 hierarchy(&["freezer"], "/sys/fs/cgroup/freezer/"),
+                hierarchy(&["devices"], "/sys/fs/cgroup/devices/user.slice"),
             ]
         );
         assert!(h.missing.is_empty(), "{:?}", h.missing);
@@ -849,7 +883,7 @@ mod tests {
             .map(|l| format!("{l}\n"))
             .collect();
         let h = Hierarchies::from_tables(&no_pids, SEPARATE_CGROUP);
-        assert_eq!(h.found.len(), 4);
+        assert_eq!(h.found.len(), 5);
         assert_eq!(h.why_missing("memory"), None);
         let why = h.why_missing("pids").unwrap();
         assert!(why.contains("/proc/self/mountinfo"), "{why}");

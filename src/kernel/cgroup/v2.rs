@@ -319,9 +319,21 @@ impl ContainerCgroup for Group {
     }
 
     fn settings(&self) -> Vec<(String, String)> {
+        // The device filter, read back from the kernel: which program, and what it holds.
+        let devices = super::bpf::attached(&self.path)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|id| {
+                let holds = match super::bpf::describe(id) {
+                    Ok((allow, rules)) => super::devices::Filter::summary_of(allow, rules),
+                    Err(e) => format!("{e:#}"),
+                };
+                ("devices".to_string(), format!("BPF program {id}: {holds}"))
+            });
         ["memory.max", "memory.swap.max", "cpu.max", "pids.max"]
             .iter()
             .filter_map(|f| Some((f.to_string(), self.read(f)?.trim().to_string())))
+            .chain(devices)
             .collect()
     }
 
@@ -368,6 +380,14 @@ impl ContainerCgroup for Group {
 
     fn is_frozen(&self) -> bool {
         self.read_key("cgroup.events", "frozen") == Some(1)
+    }
+
+    /// cgroup v2 has no device files: a program, attached before any process joins.
+    fn restrict_devices(&self, filter: &super::devices::Filter) -> Result<()> {
+        if filter.allows_all() {
+            return Ok(());
+        }
+        super::bpf::load_and_attach(&self.path, filter)
     }
 
     fn update(&self, change: &super::LimitsUpdate) -> Result<()> {

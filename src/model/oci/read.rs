@@ -536,6 +536,7 @@ fn checked_limits(r: Option<&LinuxResources>) -> Result<(Limits, Tuning)> {
         }
     }
     tuning.unified = unified;
+    tuning.devices = setup::checked_device_rules(r.devices().as_deref().unwrap_or_default())?;
     let memory = match r.memory() {
         Some(m) => checked_memory(m, &mut tuning)?,
         None => None,
