@@ -161,11 +161,13 @@ fn set_up_and_exec(
     let state = chan.wait_for_go()?;
     // With the ids mapped, we become root of a new user namespace: what we make has an owner.
     namespaces::become_root_of_new_user_namespace(&spec.setup.namespaces)?;
+    // Decided while we still stand in the caller's mount namespace: is one joined below another's?
+    let joins_another_mount_ns = joins_another_mount_namespace(spec);
     // Namespaces config.json names by path are joined (the user one first: it grants the rest).
     namespaces::join_given(&spec.setup.namespaces)?;
-    // A mount namespace joined by path is its owner's world: setns left us at its root, so
-    // root.path is found there, by name, as runc finds it (the host's descriptor means nothing in it).
-    enter_rootfs_if_mount_namespace_joined(spec)?;
+    // setns left us at the joined mount namespace's root: back to the rootfs (in another's
+    // namespace by name, as runc; in the caller's own through the descriptor opened before).
+    enter_rootfs_if_mount_namespace_joined(spec, prepared, joins_another_mount_ns)?;
     // container:NAME: that container's network namespace becomes ours (clone made none).
     join_network_namespace(prepared.net.join.as_ref())?;
     // Our cgroup becomes the root of our cgroup view (the host's groups are out of sight); a
@@ -301,10 +303,26 @@ fn set_up_and_exec(
     exec_command(spec, prepared.pid1)
 }
 
-fn enter_rootfs_if_mount_namespace_joined(spec: &ContainerSpec) -> Result<()> {
+fn joins_another_mount_namespace(spec: &ContainerSpec) -> bool {
+    let ns = &spec.setup.namespaces;
+    ns.join
+        .iter()
+        .any(|(k, p)| *k == Kind::Mount && !namespaces::is_callers_own(Kind::Mount, p))
+}
+
+fn enter_rootfs_if_mount_namespace_joined(
+    spec: &ContainerSpec,
+    prepared: &Prepared,
+    another: bool,
+) -> Result<()> {
     let ns = &spec.setup.namespaces;
     if !ns.has(Kind::Mount) || ns.creates(Kind::Mount) {
         return Ok(());
+    }
+    if !another {
+        // Our own namespace: the checked descriptor, never the name a host user may swap.
+        return nix::unistd::fchdir(&prepared.host.start_dir)
+            .context("returning to the rootfs opened before the clone");
     }
     nix::unistd::chdir(&spec.rootfs).with_context(|| {
         format!(
