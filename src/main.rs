@@ -146,11 +146,20 @@ fn dispatch(cli: Cli) -> Result<i32> {
             };
             images::volume(&data_root, &store, action, &names)
         }
-        Command::Start { id } => cli::oci::start(&store, &id),
+        Command::Start {
+            attach,
+            interactive,
+            containers,
+        } => cli::control::start(&store, &data_root, attach, interactive, &containers),
+        Command::Restart { time, containers } => {
+            cli::control::restart(&store, &data_root, time, &containers)
+        }
+        Command::Wait { containers } => cli::control::wait(&store, &containers),
+        Command::Rename { container, name } => cli::control::rename(&store, &container, &name),
         Command::State { id } => cli::oci::state(&store, &id),
         Command::Delete { force, id } => cli::oci::delete(&store, &id, force),
-        Command::Pause { id } => cli::oci::freeze(&store, &id, true),
-        Command::Resume { id } => cli::oci::freeze(&store, &id, false),
+        Command::Pause { containers } => cli::control::pause(&store, &containers, true),
+        Command::Unpause { containers } => cli::control::pause(&store, &containers, false),
         Command::Update { resources, id } => cli::oci::update(&store, &id, &resources),
         Command::Ps {
             container: Some(id),
@@ -196,6 +205,7 @@ fn run(
     systemd_cgroup: bool,
 ) -> Result<i32> {
     let bundle = cli::run::bundle_of(args)?;
+    let restart = cli::control::restart_policy(args, bundle.is_some())?;
     let picture = args
         .explain
         .as_deref()
@@ -228,6 +238,7 @@ fn run(
         // runc's `run BUNDLE` forgets the container when it ends, unless --keep.
         remove: args.rm || (bundle.is_some() && !args.keep),
         interactive: args.interactive,
+        restart,
     };
     launcher::run(&spec, &store, &layers, opts)
 }

@@ -32,7 +32,9 @@ pub(crate) fn facts(c: &ContainerState) -> Result<Value> {
     let mut v = json!({
         "Id": c.id,
         "Name": c.name,
-        "State": c.status,
+        "State": crate::cli::lifecycle::state_facts(c),
+        "RestartCount": c.restart_count,
+        "RestartPolicy": { "Name": c.restart.word(), "MaximumRetryCount": c.restart.max_retries.unwrap_or(0) },
         "ExitCode": c.exit_code,
         "OOMKilled": c.oom_killed,
         "Rootfs": c.rootfs,

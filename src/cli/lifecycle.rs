@@ -67,26 +67,124 @@ fn wait_exited(store: &Store, id: &str, limit: Duration) -> bool {
     }
 }
 
-/// `minibox kill [-s SIGNAL] ID...`
+/// `minibox kill [-s SIGNAL] ID...`. KILL, or the container's stop signal, also ends its
+/// restart policy (as docker's) and thaws a paused container, so that it acts on it.
 pub fn kill(store: &Store, sig: Signal, keys: &[String]) -> Result<i32> {
-    for_each(store, keys, |c| signal(c, sig))
+    for_each(store, keys, |c| {
+        let ends = sig == Signal::SIGKILL || sig == stop_signal_of(c);
+        if ends {
+            stopped_on_purpose(store, c)?;
+            if c.restarting && !c.is_running() {
+                return Ok(()); // what it waits for will not come
+            }
+        }
+        signal(c, sig)?;
+        if ends {
+            thaw(c);
+        }
+        Ok(())
+    })
 }
 
 /// `minibox stop [-t SECONDS] ID...`: its stop signal, then SIGKILL after the grace period.
 pub fn stop(store: &Store, time: Option<i64>, keys: &[String]) -> Result<i32> {
-    for_each(store, keys, |c| {
+    for_each(store, keys, |c| end(store, c, Some(time)))
+}
+
+/// Ends a container for good: its restart policy first (no restart after what follows), then
+/// its processes — `grace` given: its stop signal, and SIGKILL once the grace period is over;
+/// `None`: SIGKILL at once. A paused container is thawed to act on them. A container waiting
+/// to restart is only told not to; one whose restart raced the first step is ended too.
+pub fn end(store: &Store, c: &ContainerState, grace: Option<Option<i64>>) -> Result<()> {
+    stopped_on_purpose(store, c)?;
+    for _ in 0..3 {
+        let Ok(c) = store.load(&c.id).map(|c| store.settled(c)) else {
+            return Ok(()); // removed meanwhile
+        };
+        if c.restarting {
+            // Its supervisor looks at the record every 20 ms while it waits.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while store
+                .load(&c.id)
+                .is_ok_and(|c| c.observed().restarting && Instant::now() < deadline)
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            continue;
+        }
         if !c.is_running() {
             return Ok(()); // as docker: stopping a stopped container is fine
         }
-        // The image's StopSignal, as docker's stop sends it; SIGTERM otherwise.
-        signal(c, stop_signal_of(c))?;
-        if !wait_exited(store, &c.id, c.stop_grace(time)) {
-            let _ = signal(c, Signal::SIGKILL);
-            if !wait_exited(store, &c.id, Duration::from_secs(10)) {
-                bail!("container {} did not stop, even after SIGKILL", c.name);
+        if let Some(time) = grace {
+            // The image's StopSignal, as docker's stop sends it; SIGTERM otherwise.
+            signal(&c, stop_signal_of(&c))?;
+            thaw(&c);
+            if wait_exited(store, &c.id, c.stop_grace(time)) {
+                continue;
             }
         }
-        Ok(())
+        let _ = signal(&c, Signal::SIGKILL);
+        thaw(&c);
+        if !wait_exited(store, &c.id, Duration::from_secs(10)) {
+            bail!("container {} did not stop, even after SIGKILL", c.name);
+        }
+    }
+    Ok(())
+}
+
+/// Marks the container stopped on purpose: its supervisor will not start it again.
+fn stopped_on_purpose(store: &Store, c: &ContainerState) -> Result<()> {
+    if c.restart.is_none() || c.stopped_on_purpose {
+        return Ok(());
+    }
+    store.update(&c.id, |s| s.stopped_on_purpose = true)?;
+    Ok(())
+}
+
+/// True while the container's processes are frozen (`pause`).
+pub fn is_paused(c: &ContainerState) -> bool {
+    c.status == Status::Running
+        && c.cgroup
+            .as_ref()
+            .and_then(cgroup::reopen)
+            .is_some_and(|g| g.is_frozen())
+}
+
+/// Thaws a paused container: a frozen process acts on no signal (a v1 freezer holds even
+/// SIGKILL back), so whatever is sent to end it must find it thawed.
+pub fn thaw(c: &ContainerState) {
+    if let Some(g) = c.cgroup.as_ref().and_then(cgroup::reopen) {
+        if g.is_frozen() {
+            let _ = g.set_frozen(false);
+        }
+    }
+}
+
+/// docker's word for the container's state: `created`, `running`, `paused`, `restarting`,
+/// `exited`.
+pub fn docker_state(c: &ContainerState) -> &'static str {
+    match c.status {
+        _ if c.restarting => "restarting",
+        Status::Created => "created",
+        Status::Running if is_paused(c) => "paused",
+        Status::Running => "running",
+        Status::Exited => "exited",
+    }
+}
+
+/// `inspect`'s `State`, docker's fields.
+pub fn state_facts(c: &ContainerState) -> serde_json::Value {
+    let state = docker_state(c);
+    json!({
+        "Status": state,
+        "Running": matches!(state, "running" | "paused"),
+        "Paused": state == "paused",
+        "Restarting": c.restarting,
+        "OOMKilled": c.oom_killed,
+        "Pid": c.pid.filter(|_| c.status == Status::Running).map_or(0, |p| p.pid),
+        "ExitCode": c.exit_code,
+        "StartedAt": c.started_ms.map(crate::text::rfc3339),
+        "FinishedAt": c.finished_ms.map(crate::text::rfc3339),
     })
 }
 
@@ -101,16 +199,20 @@ fn stop_signal_of(c: &ContainerState) -> Signal {
 /// `minibox rm [-f] ID...`: forgets exited containers and removes all they left.
 pub fn rm(store: &Store, force: bool, keys: &[String]) -> Result<i32> {
     for_each(store, keys, |c| {
-        if c.is_running() {
+        if c.is_running() || c.restarting {
+            let what = if c.restarting {
+                "restarting"
+            } else {
+                "running"
+            };
             if !force {
                 bail!(
-                    "cannot remove container {}: it is running; stop it first (minibox stop) or \
+                    "cannot remove container {}: it is {what}; stop it first (minibox stop) or \
                      use rm -f",
                     c.name
                 );
             }
-            let _ = signal(c, Signal::SIGKILL);
-            wait_exited(store, &c.id, Duration::from_secs(10));
+            end(store, c, None)?;
         }
         // Gone meanwhile (a `--rm` container's supervisor, or another rm, was quicker): what
         // was asked for is done.
@@ -272,7 +374,7 @@ pub fn ps(store: &Store, all: bool, quiet: bool, json: bool) -> Result<i32> {
         .list()?
         .into_iter()
         .map(|c| store.settled(c))
-        .filter(|c| all || c.is_running())
+        .filter(|c| all || c.is_running() || c.restarting)
         .collect();
     if quiet {
         for c in &containers {
@@ -397,12 +499,17 @@ pub fn human_duration(ms: u64) -> String {
 }
 
 fn status_text(c: &ContainerState, now: u64) -> String {
+    let ago = |ms: Option<u64>| human_duration(now.saturating_sub(ms.unwrap_or(now)));
     match c.status {
-        Status::Created => "Created".into(),
-        Status::Running => format!(
-            "Up {}",
-            human_duration(now.saturating_sub(c.started_ms.unwrap_or(now)))
+        // docker's words: `Restarting (1) 2 seconds ago`.
+        _ if c.restarting => format!(
+            "Restarting ({}) {} ago",
+            c.exit_code.map_or("unknown".to_string(), |c| c.to_string()),
+            ago(c.finished_ms)
         ),
+        Status::Created => "Created".into(),
+        Status::Running if is_paused(c) => format!("Up {} (Paused)", ago(c.started_ms)),
+        Status::Running => format!("Up {}", ago(c.started_ms)),
         Status::Exited => {
             let code = c.exit_code.map_or("unknown".to_string(), |c| c.to_string());
             let ago = c
@@ -470,7 +577,8 @@ fn row_json(r: &Row, now: u64) -> serde_json::Value {
         "ID": c.id,
         "Name": c.name,
         "Image": c.image.as_ref().map(|i| &i.reference),
-        "State": c.status,
+        "State": docker_state(c),
+        "RestartCount": c.restart_count,
         "Status": status_text(c, now),
         "Pid": c.pid.filter(|_| c.status == Status::Running).map(|p| p.pid),
         "CreatedMs": c.created_ms,

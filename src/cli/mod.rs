@@ -2,6 +2,7 @@
 //! `lifecycle`), and what reads a container back (`inspect`, `top`).
 
 pub mod attach;
+pub mod control;
 pub mod cp;
 pub mod exec;
 pub mod images;
@@ -78,10 +79,43 @@ pub enum Command {
     Spec(SpecArgs),
     /// OCI: make the container of the bundle, set up and waiting for `start` (runc create).
     Create(CreateArgs),
-    /// OCI: let a created container run its program.
+    /// Start containers: an exited one runs again (its files kept), in the background, or
+    /// attached with -a/-i; runc's `start ID` lets a created OCI container run its program.
     Start {
-        #[arg(value_name = "ID")]
-        id: String,
+        /// Attach its output (and signals); minibox exits with the container's status.
+        #[arg(short, long)]
+        attach: bool,
+        /// Attach its stdin too (implies -a).
+        #[arg(short, long)]
+        interactive: bool,
+        #[arg(value_name = "CONTAINER", required = true)]
+        containers: Vec<String>,
+    },
+    /// Stop containers, then start them again (`stop -t` then `start`).
+    Restart {
+        /// Seconds to wait before SIGKILL [default: the container's --stop-timeout, else 10].
+        #[arg(
+            short = 't',
+            long = "time",
+            value_name = "SECONDS",
+            allow_hyphen_values = true,
+            value_parser = clap::value_parser!(i64).range(-1..)
+        )]
+        time: Option<i64>,
+        #[arg(value_name = "CONTAINER", required = true)]
+        containers: Vec<String>,
+    },
+    /// Block until containers stop, then print their exit codes, one a line.
+    Wait {
+        #[arg(value_name = "CONTAINER", required = true)]
+        containers: Vec<String>,
+    },
+    /// Give a container another name.
+    Rename {
+        #[arg(value_name = "CONTAINER")]
+        container: String,
+        #[arg(value_name = "NEW_NAME")]
+        name: String,
     },
     /// OCI: the runtime-spec state of a container, as JSON.
     State {
@@ -96,15 +130,16 @@ pub enum Command {
         #[arg(value_name = "ID")]
         id: String,
     },
-    /// OCI: freeze every process of a container (cgroup freezer).
+    /// Freeze every process of containers (the cgroup freezer), by name or id.
     Pause {
-        #[arg(value_name = "ID")]
-        id: String,
+        #[arg(value_name = "CONTAINER", required = true)]
+        containers: Vec<String>,
     },
-    /// OCI: thaw a paused container.
-    Resume {
-        #[arg(value_name = "ID")]
-        id: String,
+    /// Thaw paused containers (docker's word; `resume` is runc's).
+    #[command(visible_alias = "resume")]
+    Unpause {
+        #[arg(value_name = "CONTAINER", required = true)]
+        containers: Vec<String>,
     },
     /// OCI: change a running container's limits (LinuxResources JSON: memory, cpu, pids).
     Update {
@@ -452,6 +487,11 @@ pub struct RunArgs {
     /// Remove the container's record when it exits.
     #[arg(long)]
     pub rm: bool,
+
+    /// Start it again when it ends: no, on-failure[:MAX_RETRIES], always, unless-stopped
+    /// (kept by its supervisor, with a backoff from 100 ms doubling to a minute; `stop` ends it).
+    #[arg(long, value_name = "POLICY", default_value = "no")]
+    pub restart: String,
 
     /// Keep stdin attached: the container reads minibox's stdin (without it, its stdin is empty).
     #[arg(short = 'i', long)]

@@ -8,6 +8,7 @@ pub mod names;
 pub mod network;
 pub mod oci;
 pub mod process_attrs;
+pub mod restart;
 pub mod setup;
 pub mod spec;
 pub mod user;

@@ -15,6 +15,7 @@ use nix::unistd::{pipe2, ForkResult, Pid};
 use crate::kernel::cgroup::{human_bytes, ContainerCgroup};
 use crate::kernel::{namespaces, shared_root};
 use crate::model::network::Network;
+use crate::model::restart::{self, RestartPolicy};
 use crate::model::spec::ContainerSpec;
 use crate::runtime::attach::AttachPoint;
 use crate::runtime::channel;
@@ -43,34 +44,134 @@ pub struct RunOptions {
     pub remove: bool,
     /// `-i`: the container reads minibox's stdin (without it, its stdin is empty).
     pub interactive: bool,
+    /// `--restart`: the supervisor starts it again when it ends (kept in its record).
+    pub restart: RestartPolicy,
 }
 
 /// `minibox run`; returns the status minibox exits with.
 pub fn run(spec: &ContainerSpec, store: &Store, layers: &Layers, opts: RunOptions) -> Result<i32> {
-    let state = store.create(spec, opts.detach)?;
+    let mut state = store.create(spec, opts.detach)?;
+    if !opts.restart.is_none() {
+        match store.update(&state.id, |s| s.restart = opts.restart) {
+            Ok(now) => state = now,
+            Err(e) => {
+                forget_if(store, &state, true);
+                return Err(e);
+            }
+        }
+    }
     // Messages name the container as `ps` does, generated name included.
     let spec = &ContainerSpec {
         name: Some(state.name.clone()),
         ..spec.clone()
     };
     if opts.detach {
-        return run_detached(spec, store, layers, &state, opts);
+        return run_detached(spec, store, layers, &state, opts, Again::No);
     }
-    let stdio = Stdio {
-        input: if opts.interactive {
+    let shared_root = shared_root::mounts_before(&spec.rootfs, spec.shares_callers_mounts());
+    let result = supervise(
+        spec,
+        store,
+        layers,
+        &state,
+        &mut || Ok(caller_stdio(spec, opts.interactive)),
+        &mut StartReport(None),
+        Again::No,
+    );
+    // A container without a mount namespace of its own made its mounts in ours: they go.
+    shared_root::detach_since(&spec.rootfs, shared_root);
+    forget_if(store, &state, result.is_err() || opts.remove);
+    result
+}
+
+/// The container's stdio from and to minibox's own (a foreground run, `start -a`).
+fn caller_stdio(spec: &ContainerSpec, interactive: bool) -> Stdio {
+    Stdio {
+        input: if interactive {
             Input::Caller
         } else {
             Input::Empty
         },
         output: Output::Caller,
         terminal: spec.tty,
+    }
+}
+
+/// Whether a run makes the container (its layer among the rest) or starts an exited one again
+/// (`start`, `restart`): its layer, record and name are kept, and a failed start leaves them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Again {
+    No,
+    Yes,
+}
+
+/// `minibox start` of an exited docker-style container: its record made ready to run, then
+/// the same supervisor as `run`'s, in the background (`detach`), or in this process with its
+/// stdio (`start -a`, `-i`: the status returned is the container's). `spec` is the container
+/// as its state directory describes it.
+pub fn start_again(
+    spec: &ContainerSpec,
+    store: &Store,
+    layers: &Layers,
+    detach: bool,
+    interactive: bool,
+) -> Result<i32> {
+    let me = ProcessRef::of(std::process::id() as i32)?;
+    let state = {
+        let _lock = store.lock(&spec.id)?;
+        let mut c = store.load(&spec.id)?.observed();
+        if c.is_running() || c.restarting {
+            anyhow::bail!("container {} is running already", c.name);
+        }
+        // This process answers for it until its supervisor does (the sweep leaves it be).
+        c.status = Status::Created;
+        c.supervisor = Some(me);
+        c.pid = None;
+        c.exit_code = None;
+        c.finished_ms = None;
+        c.oom_killed = false;
+        c.restarting = false;
+        c.restart_count = 0;
+        c.stopped_on_purpose = false;
+        store.write(&c)?;
+        c
     };
-    let shared_root = shared_root::mounts_before(&spec.rootfs, spec.shares_callers_mounts());
-    let result = supervise(spec, store, layers, &state, stdio, &mut StartReport(None));
-    // A container without a mount namespace of its own made its mounts in ours: they go.
-    shared_root::detach_since(&spec.rootfs, shared_root);
-    forget_if(store, &state, result.is_err() || opts.remove);
+    let spec = &ContainerSpec {
+        name: Some(state.name.clone()),
+        ..spec.clone()
+    };
+    let opts = RunOptions {
+        detach,
+        remove: false,
+        interactive,
+        restart: state.restart,
+    };
+    if detach {
+        return run_detached(spec, store, layers, &state, opts, Again::Yes);
+    }
+    let result = supervise(
+        spec,
+        store,
+        layers,
+        &state,
+        &mut || Ok(caller_stdio(spec, interactive)),
+        &mut StartReport(None),
+        Again::Yes,
+    );
+    if let Err(e) = &result {
+        failed_again(store, &state, e);
+    }
     result
+}
+
+/// An exited container that could not start again is exited still, with the status of the
+/// failure (`ps -a` shows it; `rm` removes it).
+fn failed_again(store: &Store, state: &ContainerState, err: &anyhow::Error) {
+    let _ = store.update(&state.id, |s| {
+        s.status = Status::Exited;
+        s.exit_code = Some(status::code_of(err));
+        s.finished_ms = Some(now_ms());
+    });
 }
 
 /// A container that never started leaves nothing behind; one that ran keeps its record (for
@@ -94,6 +195,7 @@ fn run_detached(
     layers: &Layers,
     state: &ContainerState,
     opts: RunOptions,
+    again: Again,
 ) -> Result<i32> {
     let remove = opts.remove;
     let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC).context("creating the start pipe")?;
@@ -113,7 +215,10 @@ fn run_detached(
                 let _ = nix::sys::wait::waitpid(child, None);
             }
             started?;
-            out!("{}", state.id);
+            // `run -d` prints the id; `start` prints what it was given, itself.
+            if again == Again::No {
+                out!("{}", state.id);
+            }
             Ok(0)
         }
         ForkResult::Child => {
@@ -127,19 +232,29 @@ fn run_detached(
                 containers,
             ]);
             let mut start = StartReport(Some(File::from(ready_w)));
-            let code =
-                match become_supervisor(spec, store, layers, state, opts.interactive, &mut start) {
-                    Ok(_) => {
-                        forget_if(store, state, remove);
-                        0
+            let code = match become_supervisor(
+                spec,
+                store,
+                layers,
+                state,
+                opts.interactive,
+                &mut start,
+                again,
+            ) {
+                Ok(_) => {
+                    forget_if(store, state, remove);
+                    0
+                }
+                Err(e) => {
+                    say!("minibox: {e:#}");
+                    start.failed(&e);
+                    match again {
+                        Again::No => forget_if(store, state, true),
+                        Again::Yes => failed_again(store, state, &e),
                     }
-                    Err(e) => {
-                        say!("minibox: {e:#}");
-                        start.failed(&e);
-                        forget_if(store, state, true);
-                        status::RUNTIME_FAILED
-                    }
-                };
+                    status::RUNTIME_FAILED
+                }
+            };
             std::process::exit(code);
         }
     }
@@ -171,30 +286,37 @@ fn become_supervisor(
     state: &ContainerState,
     interactive: bool,
     start: &mut StartReport,
+    again: Again,
 ) -> Result<i32> {
     nix::unistd::setsid().context("setsid")?;
     let null = File::open("/dev/null").context("opening /dev/null")?;
     nix::unistd::dup2_stdin(&null).context("stdin from /dev/null")?;
     drop(null);
-    let mut log = LogFile::open(&store.dir(&state.id))?;
+    let dir = store.dir(&state.id);
+    let mut log = LogFile::open(&dir)?;
     log.become_stdio()?;
     let me = ProcessRef::of(std::process::id() as i32)?;
     store.update(&state.id, |s| s.supervisor = Some(me))?;
     // Nobody is there to type: the container's stdin is empty. With a terminal, whoever
-    // `minibox attach`es later sees it (and types into it, with -i).
-    let output = match spec.tty {
-        true => Output::LogAndAttach(
-            log,
-            AttachPoint::listen(&store.dir(&state.id), interactive)?,
-        ),
-        false => Output::Log(log),
+    // `minibox attach`es later sees it (and types into it, with -i). Made anew for each
+    // start (a restart policy's too).
+    let mut log = Some(log);
+    let mut stdio = || -> Result<Stdio> {
+        let log = match log.take() {
+            Some(l) => l,
+            None => LogFile::open(&dir)?,
+        };
+        let output = match spec.tty {
+            true => Output::LogAndAttach(log, AttachPoint::listen(&dir, interactive)?),
+            false => Output::Log(log),
+        };
+        Ok(Stdio {
+            input: Input::Empty,
+            output,
+            terminal: spec.tty,
+        })
     };
-    let stdio = Stdio {
-        input: Input::Empty,
-        output,
-        terminal: spec.tty,
-    };
-    supervise(spec, store, layers, state, stdio, start)
+    supervise(spec, store, layers, state, &mut stdio, start, again)
 }
 
 /// Tells whoever waits for the start (`run -d`) how it went: closing the pipe says CMD runs,
@@ -215,15 +337,17 @@ impl StartReport {
     }
 }
 
-/// Makes the cgroup, runs the container to its end, records how it ended, removes the cgroup.
-/// `Err` means the container never started.
+/// Makes the cgroup, runs the container to its end, records how it ended, removes the cgroup;
+/// then, while its restart policy says so, waits (the backoff) and does it again. `Err` means
+/// the container never started.
 fn supervise(
     spec: &ContainerSpec,
     store: &Store,
     layers: &Layers,
     state: &ContainerState,
-    stdio: Stdio,
+    stdio: &mut dyn FnMut() -> Result<Stdio>,
     start: &mut StartReport,
+    again: Again,
 ) -> Result<i32> {
     // What `exec` needs to make another process of this container: its description.
     save_config(spec, store, state)?;
@@ -233,8 +357,6 @@ fn supervise(
     if !mappings.is_empty() {
         store.update(&state.id, |s| s.ports = mappings.clone())?;
     }
-    // The network namespace of another container, taken now: it must be running.
-    let join = netns_to_join(store, &spec.network)?;
     // Its address, its names in every neighbour's /etc/hosts, its ports in minibox's table;
     // all returned when this function ends, however it ends.
     let connection = network::connect(store, spec, &state.name, &mappings)?;
@@ -244,17 +366,113 @@ fn supervise(
         held: connection.is_some(),
     };
     // The container's own writable layer (a bundle's root is used as given): recorded first,
-    // so `rm` finds it whatever happens.
-    let layer = match spec.private_layer {
-        true => {
+    // so `rm` finds it whatever happens. A container started again keeps its own.
+    let layer = match (spec.private_layer, again) {
+        (true, Again::No) => {
             let planned = layers.layer(&spec.id);
             store.update(&state.id, |s| s.layer = Some(planned.dir.clone()))?;
             let top = nix::sys::stat::stat(&spec.rootfs)
                 .with_context(|| format!("reading ROOTFS {}", spec.rootfs.display()))?;
             Some(layers.create(&spec.id, &top)?)
         }
-        false => None,
+        (true, Again::Yes) => Some(layers.existing(&spec.id)?),
+        (false, _) => None,
     };
+    let mut ports = Some(ports);
+    let mut backoff = None;
+    let mut first = true;
+    loop {
+        let began = std::time::Instant::now();
+        let ran = run_once(
+            spec,
+            store,
+            state,
+            layer.as_ref().map(|l| (l, layers.root())),
+            &mappings,
+            ports.take(),
+            connection.as_ref(),
+            stdio,
+            start,
+        );
+        let code = match ran {
+            Ok(code) => code,
+            Err(e) if first => return Err(e),
+            // Started once already: a later start that fails is an end like any other.
+            Err(e) => {
+                say!("minibox: container {}: {e:#}", spec.display_name());
+                let code = status::code_of(&e);
+                let _ = store.update(&state.id, |s| {
+                    s.status = Status::Exited;
+                    s.exit_code = Some(code);
+                    s.finished_ms = Some(now_ms());
+                });
+                code
+            }
+        };
+        first = false;
+        let delay = restart::next_backoff(backoff, began.elapsed());
+        if !restart_after(store, &state.id, code, delay) {
+            return Ok(code);
+        }
+        backoff = Some(delay);
+    }
+}
+
+/// After the container's end: whether its restart policy starts it again. If so, the record
+/// says `restarting` (with one more restart) while this waits `delay`, watching for a `stop`
+/// (or `rm -f`) meanwhile.
+fn restart_after(store: &Store, id: &str, code: i32, delay: std::time::Duration) -> bool {
+    let decided = store.update(id, |s| {
+        if s.restart
+            .restarts(code, s.restart_count, s.stopped_on_purpose)
+        {
+            s.restarting = true;
+            s.restart_count += 1;
+        }
+    });
+    if !decided.is_ok_and(|s| s.restarting) {
+        return false;
+    }
+    let deadline = std::time::Instant::now() + delay;
+    loop {
+        match store.load(id) {
+            Ok(s) if s.stopped_on_purpose => {
+                let _ = store.update(id, |s| s.restarting = false);
+                return false;
+            }
+            Ok(_) => {}
+            // Removed meanwhile: nothing left to start.
+            Err(_) => return false,
+        }
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return true;
+        }
+        std::thread::sleep((deadline - now).min(std::time::Duration::from_millis(20)));
+    }
+}
+
+/// One run of the container, from its cgroup to its end (recorded): its ports served (bound
+/// again, on the host ports of the first run, after a restart), its stdio made.
+#[allow(clippy::too_many_arguments)]
+fn run_once(
+    spec: &ContainerSpec,
+    store: &Store,
+    state: &ContainerState,
+    layer: Option<(&Layer, &std::os::fd::OwnedFd)>,
+    mappings: &[crate::model::network::PortMapping],
+    ports: Option<PublishedPorts>,
+    connection: Option<&Connection>,
+    stdio: &mut dyn FnMut() -> Result<Stdio>,
+    start: &mut StartReport,
+) -> Result<i32> {
+    let ports = match ports {
+        Some(p) => p,
+        None => PublishedPorts::bind(mappings)?,
+    };
+    // The network namespace of another container, taken now: it must be running.
+    let join = netns_to_join(store, &spec.network)?;
+    let stdio = stdio()?;
     let began = std::time::Instant::now();
     // Made by `spawn`; this function removes it however the container ends.
     let mut cgroup = None;
@@ -262,11 +480,11 @@ fn supervise(
         spec,
         store,
         state,
-        layer.as_ref().map(|l| (l, layers.root())),
+        layer,
         &mut cgroup,
         Networking {
             ports,
-            connection: connection.as_ref(),
+            connection,
             init: InitNet { join },
         },
         stdio,
@@ -446,16 +664,25 @@ fn start_and_watch(
         (Some(netns), None) => Some(Upstream::Netns(netns)),
         (None, None) => None,
     };
-    if let Some(upstream) = upstream {
-        if let Err(e) = net.ports.serve(upstream) {
+    // Served while it runs: the relay stops (and lets the host ports go) when it ends.
+    let _serving = match upstream.map(|u| net.ports.serve(u)) {
+        Some(Ok(serving)) => Some(serving),
+        Some(Err(e)) => {
             say!("minibox: container {}: {e:#}", spec.display_name());
+            None
         }
-    }
+        None => None,
+    };
     let process = ProcessRef::of(pid.as_raw()).ok();
     let recorded = store.update(&spec.id, |s| {
         s.status = Status::Running;
         s.pid = process;
         s.started_ms = Some(now_ms());
+        // What the run before this one left (a restart's).
+        s.restarting = false;
+        s.exit_code = None;
+        s.finished_ms = None;
+        s.oom_killed = false;
     });
     match &recorded {
         Err(e) => say!("minibox: container {}: {e:#}", spec.display_name()),

@@ -119,8 +119,26 @@ impl PublishedPorts {
     }
 
     /// Starts serving: one thread for all of this container's ports (see `start`).
-    pub fn serve(self, upstream: Upstream) -> Result<()> {
+    pub fn serve(self, upstream: Upstream) -> Result<Serving> {
         start(self.listeners, upstream)
+    }
+}
+
+/// The relay thread, while it serves. Dropped, it stops the thread and waits for it: the host
+/// ports are free again (a container started again by its restart policy binds them anew,
+/// its new network namespace behind them).
+pub struct Serving {
+    /// Closed to tell the thread to stop.
+    stop: Option<OwnedFd>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -133,16 +151,21 @@ pub enum Upstream {
 }
 
 /// Starts the relay thread.
-pub fn start(listeners: Vec<(PortMapping, Front)>, upstream: Upstream) -> Result<()> {
+pub fn start(listeners: Vec<(PortMapping, Front)>, upstream: Upstream) -> Result<Serving> {
     if listeners.is_empty() {
-        return Ok(());
+        return Ok(Serving {
+            stop: None,
+            thread: None,
+        });
     }
     raise_fd_limit();
     for (_, l) in &listeners {
         l.set_nonblocking()
             .context("making a listening socket non-blocking")?;
     }
-    std::thread::Builder::new()
+    let (stopped, stop) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .context("creating the port relay's stop pipe")?;
+    let thread = std::thread::Builder::new()
         .name("minibox-relay".into())
         .stack_size(256 << 10)
         .spawn(move || {
@@ -159,12 +182,15 @@ pub fn start(listeners: Vec<(PortMapping, Front)>, upstream: Upstream) -> Result
                 }
                 Upstream::Addr(ip) => *ip,
             };
-            if let Err(e) = Relay::new(listeners, target).and_then(|mut r| r.run()) {
+            if let Err(e) = Relay::new(listeners, target, stopped).and_then(|mut r| r.run()) {
                 say!("minibox: the port relay stopped: {e:#}");
             }
         })
         .context("starting the port relay thread")?;
-    Ok(())
+    Ok(Serving {
+        stop: Some(stop),
+        thread: Some(thread),
+    })
 }
 
 /// Each connection holds two descriptors: let the supervisor hold as many as it may (the
@@ -183,6 +209,8 @@ const NOWAIT: MsgFlags = MsgFlags::MSG_DONTWAIT.union(MsgFlags::MSG_NOSIGNAL);
 /// UDP flows' `FLOW_TOKEN + slot`.
 const LISTENER_TOKEN: u64 = u64::MAX;
 const FLOW_TOKEN: u64 = 1 << 62;
+/// The stop pipe's: below every flow's, above every connection's.
+const STOP_TOKEN: u64 = FLOW_TOKEN - 1;
 
 /// One UDP client of a published port: its datagrams go out through `upstream`, which is
 /// connected to the container's port, and what comes back goes to `client`.
@@ -217,6 +245,8 @@ struct Relay {
     by_client: HashMap<(usize, SocketAddr), usize>,
     swept: Instant,
     scratch: Vec<u8>,
+    /// Readable (end of file) once `Serving` is dropped: the relay stops.
+    _stop: OwnedFd,
 }
 
 enum Step {
@@ -225,8 +255,14 @@ enum Step {
 }
 
 impl Relay {
-    fn new(listeners: Vec<(PortMapping, Front)>, target: Ipv4Addr) -> Result<Relay> {
+    fn new(listeners: Vec<(PortMapping, Front)>, target: Ipv4Addr, stop: OwnedFd) -> Result<Relay> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).context("epoll_create")?;
+        epoll
+            .add(
+                stop.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, STOP_TOKEN),
+            )
+            .context("epoll_ctl")?;
         for (i, (_, l)) in listeners.iter().enumerate() {
             epoll
                 .add(
@@ -249,6 +285,7 @@ impl Relay {
             by_client: HashMap::new(),
             swept: Instant::now(),
             scratch: vec![0; 64 << 10],
+            _stop: stop,
         })
     }
 
@@ -267,6 +304,9 @@ impl Relay {
             };
             for ev in &events[..n] {
                 let token = ev.data();
+                if token == STOP_TOKEN {
+                    return Ok(());
+                }
                 if token > LISTENER_TOKEN - self.listeners.len() as u64 {
                     let i = (LISTENER_TOKEN - token) as usize;
                     match self.listeners[i].1 {
@@ -578,7 +618,7 @@ mod tests {
             container_port: backend_port,
             proto: Proto::Tcp,
         };
-        start(
+        let _serving = start(
             vec![(mapping, Front::Tcp(front))],
             Upstream::Addr(Ipv4Addr::LOCALHOST),
         )

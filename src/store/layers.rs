@@ -144,6 +144,27 @@ impl Layers {
         }
     }
 
+    /// Container `id`'s layer as an earlier run made it (`start` of an exited container keeps
+    /// what it wrote): its directory must be there, root's, beneath the data root.
+    pub fn existing(&self, id: &str) -> Result<Layer> {
+        let layer = self.layer(id);
+        let dir = host_path::open_beneath(&self.containers, id, OFlag::O_PATH | OFlag::O_DIRECTORY)
+            .with_context(|| {
+                format!(
+                    "the container's layer {} is gone: the container cannot start again; \
+                     remove it (minibox rm) and run a new one",
+                    layer.dir.display()
+                )
+            })?;
+        if fstat(&dir)?.st_uid != 0 {
+            bail!(
+                "the container's layer {} is not root's: remove the container (minibox rm)",
+                layer.dir.display()
+            );
+        }
+        Ok(layer)
+    }
+
     /// Makes container `id`'s layer. `upper` gets the owner and mode of `top`, the root of
     /// ROOTFS as opened (the overlay's `/` takes them from there); the rest stays root's and
     /// 0700.

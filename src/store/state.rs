@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::kernel::cgroup::Limits;
+use crate::model::restart::RestartPolicy;
 use crate::model::spec::{ContainerSpec, SHORT_ID_LEN};
 
 /// Where state lives unless `--root` says otherwise.
@@ -93,6 +94,19 @@ pub struct ContainerState {
     /// What an OCI container (a bundle's) adds: `state` reports it, `delete` runs its hooks.
     #[serde(default)]
     pub oci: Option<OciRecord>,
+    /// `--restart`: kept by its supervisor, which starts it again when it ends.
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// How many times its supervisor has started it again (since the last `start`).
+    #[serde(default)]
+    pub restart_count: u32,
+    /// Ended, and its supervisor waits to start it again (status `Exited` meanwhile).
+    #[serde(default)]
+    pub restarting: bool,
+    /// Stopped on purpose (`stop`, `kill` with KILL or its stop signal, `rm -f`): its restart
+    /// policy no longer applies, until `start` or `restart`.
+    #[serde(default)]
+    pub stopped_on_purpose: bool,
 }
 
 /// An OCI container's own facts.
@@ -224,6 +238,10 @@ impl ContainerState {
             stop_signal: spec.stop.signal.clone(),
             stop_timeout: spec.stop.timeout,
             oci: None,
+            restart: RestartPolicy::default(),
+            restart_count: 0,
+            restarting: false,
+            stopped_on_purpose: false,
         }
     }
 
@@ -261,6 +279,10 @@ impl ContainerState {
                 self.status = Status::Exited;
                 self.exit_code = None;
             }
+        }
+        // Only a live supervisor starts it again.
+        if self.restarting && !self.supervisor.is_some_and(|s| s.is_alive()) {
+            self.restarting = false;
         }
         self
     }
@@ -497,6 +519,24 @@ impl Store {
             .with_context(|| format!("creating {}", self.dir(&state.id).display()))?;
         self.write(&state)?;
         Ok(state)
+    }
+
+    /// Gives container `id` the name `new`, unique as `create` keeps names: under the root's
+    /// lock, which `create` holds while it checks and records a name.
+    pub fn rename(&self, id: &str, new: &str) -> Result<ContainerState> {
+        crate::model::names::check_name(new)?;
+        let _lock = lock_file(&self.root.join(LOCK_FILE))?;
+        if let Some(other) = self.list()?.iter().find(|c| c.name == new) {
+            if other.id == id {
+                return self.load(id);
+            }
+            bail!(
+                "the container name {new:?} is already in use by container {}: remove it \
+                 (minibox rm) or choose another name",
+                other.short_id()
+            );
+        }
+        self.update(id, |s| s.name = new.to_string())
     }
 
     /// Writes the state atomically: a reader sees the old file or the new one, never a mix.
