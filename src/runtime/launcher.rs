@@ -133,6 +133,8 @@ pub fn start_again(
         c.restarting = false;
         c.restart_count = 0;
         c.stopped_on_purpose = false;
+        // In the background, its output goes to its log (`logs` reads it).
+        c.detached |= detach;
         store.write(&c)?;
         c
     };

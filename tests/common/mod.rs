@@ -244,19 +244,24 @@ pub fn stderr(out: &Output) -> String {
 
 /// Waits for a child with a deadline; kills it (and fails the test) past the deadline.
 pub fn wait_output(mut child: Child, limit: Duration) -> Output {
+    // Read while it runs: a child writing more than a pipe holds (64 KiB) would otherwise
+    // block for ever on a reader that waits for its end.
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                p.read_to_end(&mut bytes).expect("read the child's output");
+            }
+            bytes
+        })
+    }
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
     let status = wait_deadline(&mut child, limit);
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    if let Some(mut s) = child.stdout.take() {
-        s.read_to_end(&mut out).expect("read stdout");
-    }
-    if let Some(mut s) = child.stderr.take() {
-        s.read_to_end(&mut err).expect("read stderr");
-    }
     Output {
         status,
-        stdout: out,
-        stderr: err,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
     }
 }
 
