@@ -564,3 +564,48 @@ fn restart_and_rm_conflict_and_leave_nothing() {
     assert!(stderr(&bad).contains("on-failure"), "{}", stderr(&bad));
     assert_eq!(s.ok(&["ps", "-a", "-q"]), "");
 }
+
+#[test]
+fn a_signal_to_a_foreground_supervisor_ends_the_policy() {
+    if !need_root() {
+        return;
+    }
+    let s = StateRoot::new();
+    let r = Rootfs::new();
+    let root = s.root();
+    let child = minibox()
+        .args([
+            "--root",
+            &root,
+            "run",
+            "--init",
+            "--name",
+            "wl-fg",
+            "--restart",
+            "always",
+            &r.arg(),
+            "/payload",
+            "sleep",
+            "60",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    s.until("the foreground container to run", || {
+        s.ok(&["ps", "-q"]).lines().count() == 1 && s.row("wl-fg")["State"] == "running"
+    });
+    let pid = s.pid("wl-fg");
+    // What Ctrl-C (or a service manager's TERM) does to `minibox run`: passed on, and final.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = wait_output(child, Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+    assert!(gone(pid));
+    let v = s.row("wl-fg");
+    assert_eq!(v["State"], "exited", "{v}");
+    assert_eq!(v["RestartCount"], 0, "{v}");
+}

@@ -302,6 +302,9 @@ fn kill_one(store: &Store, id: &str, sig: Signal, all: bool) -> Result<()> {
     if !pid.signal(sig)? {
         return Err(not_running());
     }
+    if sig == Signal::SIGKILL {
+        lifecycle::thaw(&c);
+    }
     Ok(())
 }
 

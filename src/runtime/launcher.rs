@@ -424,7 +424,9 @@ fn supervise(
 /// says `restarting` (with one more restart) while this waits `delay`, watching for a `stop`
 /// (or `rm -f`) meanwhile.
 fn restart_after(store: &Store, id: &str, code: i32, delay: std::time::Duration) -> bool {
+    let stopped = supervisor::asked_to_end();
     let decided = store.update(id, |s| {
+        s.stopped_on_purpose |= stopped;
         if s.restart
             .restarts(code, s.restart_count, s.stopped_on_purpose)
         {

@@ -4,6 +4,7 @@
 //! context, and nothing blocks.
 
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -16,6 +17,16 @@ use nix::unistd::Pid;
 
 use crate::runtime::signals::Forwarder;
 use crate::runtime::stdio::Relay;
+
+/// Set once the supervisor has passed on a signal that asks the container to end (INT, TERM,
+/// QUIT, HUP: Ctrl-C on a foreground run, or whoever signals the supervisor): its restart
+/// policy no longer applies, as after `minibox stop`.
+static ASKED_TO_END: AtomicBool = AtomicBool::new(false);
+
+/// True once the container was asked to end through its supervisor (see `ASKED_TO_END`).
+pub fn asked_to_end() -> bool {
+    ASKED_TO_END.load(Ordering::Relaxed)
+}
 
 /// Passes signals on to `child` and relays its stdio until it ends; returns how it ended.
 pub fn watch(child: Pid, forwarder: &Forwarder, mut relay: Relay) -> Result<WaitStatus> {
@@ -45,6 +56,12 @@ pub fn watch(child: Pid, forwarder: &Forwarder, mut relay: Relay) -> Result<Wait
                 continue;
             }
             if let Some(sig) = sig.filter(|s| *s != Signal::SIGCHLD) {
+                if matches!(
+                    sig,
+                    Signal::SIGINT | Signal::SIGTERM | Signal::SIGQUIT | Signal::SIGHUP
+                ) {
+                    ASKED_TO_END.store(true, Ordering::Relaxed);
+                }
                 match kill(child, sig) {
                     Ok(()) | Err(Errno::ESRCH) => {}
                     Err(e) => return Err(e).with_context(|| format!("forwarding {sig}")),
