@@ -609,3 +609,47 @@ fn a_signal_to_a_foreground_supervisor_ends_the_policy() {
     assert_eq!(v["State"], "exited", "{v}");
     assert_eq!(v["RestartCount"], 0, "{v}");
 }
+
+#[test]
+fn stop_and_rm_of_a_restarting_container_end_the_policy() {
+    if !need_root() {
+        return;
+    }
+    let s = StateRoot::new();
+    let r = Rootfs::new();
+    for name in ["wl-loop-stop", "wl-loop-rm"] {
+        s.detach(&r, &["--name", name, "--restart", "always"], &["exit", "1"]);
+    }
+    // Waits of 100, 200, 400, 800 ms: by the fourth restart it spends most time waiting.
+    s.until("four restarts", || {
+        ["wl-loop-stop", "wl-loop-rm"]
+            .iter()
+            .all(|n| s.row(n)["RestartCount"].as_u64() >= Some(4))
+    });
+    let refused = s.mb(&["rm", "wl-loop-rm"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("restarting") || stderr(&refused).contains("running"),
+        "{}",
+        stderr(&refused)
+    );
+    let began = Instant::now();
+    s.ok(&["stop", "wl-loop-stop"]);
+    s.ok(&["rm", "-f", "wl-loop-rm"]);
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        began.elapsed()
+    );
+    assert!(!s.ok(&["ps", "-a"]).contains("wl-loop-rm"));
+    let count = s.row("wl-loop-stop")["RestartCount"].as_u64();
+    std::thread::sleep(Duration::from_secs(2));
+    let v = s.row("wl-loop-stop");
+    assert_eq!(v["State"], "exited", "{v}");
+    assert_eq!(
+        v["RestartCount"].as_u64(),
+        count,
+        "it was started again: {v}"
+    );
+    assert!(!s.ok(&["ps"]).contains("wl-loop-stop"));
+}

@@ -199,7 +199,10 @@ pub fn wait(store: &Store, keys: &[String]) -> Result<i32> {
 fn wait_one(store: &Store, key: &str) -> Result<Option<i32>> {
     let id = store.resolve(key)?.id;
     loop {
-        let c = store.settled(store.load(&id)?);
+        let Ok(c) = store.load(&id) else {
+            bail!("container {key} was removed (run --rm, or rm) before its end was seen");
+        };
+        let c = store.settled(c);
         if !c.is_running() && !c.restarting {
             return Ok(c.exit_code);
         }

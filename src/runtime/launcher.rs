@@ -117,6 +117,17 @@ pub fn start_again(
     interactive: bool,
 ) -> Result<i32> {
     let me = ProcessRef::of(std::process::id() as i32)?;
+    // The supervisor of its last run, having recorded the exit, may still be giving back what
+    // that run held (its network address, by the container's id): it finishes first.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while store.load(&spec.id).is_ok_and(|c| {
+        c.status == Status::Exited
+            && !c.restarting
+            && c.supervisor.is_some_and(|s| s.is_alive())
+            && std::time::Instant::now() < deadline
+    }) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let state = {
         let _lock = store.lock(&spec.id)?;
         let mut c = store.load(&spec.id)?.observed();
