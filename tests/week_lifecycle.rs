@@ -653,3 +653,51 @@ fn stop_and_rm_of_a_restarting_container_end_the_policy() {
     );
     assert!(!s.ok(&["ps"]).contains("wl-loop-stop"));
 }
+
+/// In a throwaway network and mount namespace playing the host (as tests/bridge_network.rs
+/// does): nothing of the real host's interfaces or firewall is touched.
+#[test]
+fn rename_on_a_bridge_network_renames_it_in_the_neighbours_hosts() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    let dir = tempfile::Builder::new()
+        .prefix("minibox-wl-nethost-")
+        .tempdir()
+        .unwrap();
+    let d = dir.path().display().to_string();
+    let script = format!(
+        r#"set -e
+mount -t tmpfs tmpfs {d}
+ip link set lo up
+M="{bin} --root {d}/state --data-root {d}/data"
+$M network create wl-net >/dev/null
+A=$($M run -d --network wl-net --name wl-ren-a {rootfs} /payload sleep 60)
+B=$($M run -d --network wl-net --name wl-ren-b {rootfs} /payload sleep 60)
+$M rename wl-ren-a wl-ren-c
+echo "hosts:"; cat {d}/state/$B/hosts
+echo "resolved:"; $M exec wl-ren-b /payload resolve wl-ren-c
+$M rm -f wl-ren-c wl-ren-b >/dev/null
+$M network rm wl-net >/dev/null
+"#,
+        bin = minibox_bin().display(),
+        rootfs = r.arg(),
+    );
+    let child = std::process::Command::new("unshare")
+        .args(["--net", "--mount", "--propagation", "private", "sh", "-c"])
+        .arg(&script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_output(child, Duration::from_secs(60));
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    let hosts = text.split("resolved:").next().unwrap();
+    assert!(hosts.contains("wl-ren-c"), "{text}");
+    assert!(!hosts.contains("wl-ren-a"), "{text}");
+    let resolved = text.split("resolved:").nth(1).unwrap();
+    assert!(resolved.trim().starts_with("10."), "{text}");
+}

@@ -214,6 +214,8 @@ fn wait_one(store: &Store, key: &str) -> Result<Option<i32>> {
 pub fn rename(store: &Store, key: &str, new: &str) -> Result<i32> {
     let c = store.resolve(key)?;
     store.rename(&c.id, new)?;
+    // Its neighbours on a bridge network find it by the new name (the old one goes).
+    crate::runtime::network::rename(store.root(), &c.id, new)?;
     Ok(0)
 }
 

@@ -332,6 +332,28 @@ pub fn release(state_root: &Path, container: &str) -> Result<()> {
     release_locked(&nets, |l| l.container == container)
 }
 
+/// `minibox rename`: the other members of the container's networks know it by its new name
+/// (their hosts files are rewritten in place), as docker's embedded DNS does.
+pub fn rename(state_root: &Path, container: &str, name: &str) -> Result<()> {
+    let Some(nets) = Networks::existing(state_root) else {
+        return Ok(());
+    };
+    let _lock = nets.lock()?;
+    for net in nets.list()? {
+        let mut leases = nets.leases(&net.name)?;
+        let mut changed = false;
+        for l in leases.iter_mut().filter(|l| l.container == container) {
+            l.name = name.to_string();
+            changed = true;
+        }
+        if changed {
+            nets.save_leases(&net.name, &leases)?;
+            rewrite_hosts(&net, &leases)?;
+        }
+    }
+    Ok(())
+}
+
 fn release_locked(nets: &Networks, doomed: impl Fn(&Lease) -> bool) -> Result<()> {
     let mut changed = false;
     for net in nets.list()? {

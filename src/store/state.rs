@@ -819,6 +819,21 @@ mod tests {
     }
 
     #[test]
+    fn rename_keeps_names_unique_and_checked() {
+        let root = tempfile::tempdir().unwrap();
+        let store = Store::open(root.path()).unwrap();
+        let a = store.create(&spec('a', Some("web")), true).unwrap();
+        store.create(&spec('b', Some("db")), true).unwrap();
+        let e = store.rename(&a.id, "db").unwrap_err().to_string();
+        assert!(e.contains("already in use"), "{e}");
+        assert!(store.rename(&a.id, "-x").is_err());
+        assert_eq!(store.rename(&a.id, "web").unwrap().name, "web");
+        assert_eq!(store.rename(&a.id, "front").unwrap().name, "front");
+        assert_eq!(store.resolve("front").unwrap().id, a.id);
+        assert!(store.resolve("web").is_err());
+    }
+
+    #[test]
     fn the_longest_id_leaves_room_for_every_name_made_from_it() {
         let id = "a".repeat(crate::model::spec::MAX_ID_LEN);
         let pid_max = 4_194_304;
