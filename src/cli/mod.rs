@@ -244,6 +244,10 @@ pub enum Command {
         /// Use plain HTTP (a local registry without TLS).
         #[arg(long)]
         insecure: bool,
+        /// Follow the registry's Bearer realm or redirects to a loopback, link-local or private
+        /// address other than the registry's own (refused by default).
+        #[arg(long, env = "MINIBOX_PULL_ALLOW_PRIVATE")]
+        allow_private_redirects: bool,
         #[arg(value_name = "NAME[:TAG|@DIGEST]")]
         reference: String,
     },
