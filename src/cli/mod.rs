@@ -584,8 +584,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub cpus: Option<String>,
 
-    /// Maximum number of processes and threads in the container.
-    #[arg(long = "pids-limit", value_name = "N")]
+    /// Maximum number of processes and threads in the container; -1 (or 0) for no limit
+    /// [default: 2048, podman's].
+    #[arg(long = "pids-limit", value_name = "N", allow_negative_numbers = true)]
     pub pids_limit: Option<String>,
 
     /// A resource limit, docker's syntax: NAME=SOFT[:HARD] (nofile, nproc, core, stack...; -1

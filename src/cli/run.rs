@@ -34,7 +34,7 @@ use crate::store::volumes;
 /// The container `minibox run` makes, from a bundle or from the flags; always through a `Spec`.
 pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerSpec> {
     let bundle_dir = bundle_of(args)?;
-    let (oci, bundle, id, name, volumes, stop) = match &bundle_dir {
+    let (oci, bundle, id, name, volumes, stop, pids_default) = match &bundle_dir {
         Some(dir) => {
             // The OCI id is the container's own id, and its name (ps, stop, logs find it).
             let id = bundle_id(args)?;
@@ -45,6 +45,7 @@ pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<Conta
                 Some(id),
                 vec![],
                 Default::default(),
+                false,
             )
         }
         None => {
@@ -72,6 +73,8 @@ pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<Conta
                 draft.name,
                 draft.volumes,
                 draft.stop,
+                // config.json cannot say a limit is a default: kept beside it.
+                draft.limits.pids_default,
             )
         }
     };
@@ -85,6 +88,10 @@ pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<Conta
         stop,
         // A bundle's root is its maker's; a ROOTFS of the user's, or an image, is never written.
         private_layer: bundle_dir.is_none() || checked.private_layer,
+        limits: cgroup::Limits {
+            pids_default,
+            ..checked.limits
+        },
         ..checked
     })
 }
@@ -394,11 +401,11 @@ fn parse_limits(args: &RunArgs) -> Result<Limits> {
             .as_deref()
             .map(|c| cgroup::parse_cpus(c, host_cpus))
             .transpose()?,
-        pids: args
-            .pids_limit
-            .as_deref()
-            .map(cgroup::parse_pids)
-            .transpose()?,
+        pids: match args.pids_limit.as_deref() {
+            Some(text) => cgroup::parse_pids(text)?,
+            None => Some(cgroup::DEFAULT_PIDS_LIMIT),
+        },
+        pids_default: args.pids_limit.is_none(),
     })
 }
 

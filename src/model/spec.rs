@@ -539,7 +539,24 @@ mod tests {
         assert!(spec.env.contains(&"HOME=/home/app".to_string()));
         assert!(spec.env.contains(&"A=1".to_string()));
         assert!(spec.read_only);
-        assert!(spec.limits.is_empty());
+        // No flag: podman's default process limit, marked as the default.
+        assert_eq!(
+            spec.limits,
+            Limits {
+                pids: Some(crate::kernel::cgroup::DEFAULT_PIDS_LIMIT),
+                pids_default: true,
+                ..Limits::default()
+            }
+        );
+        for none in ["-1", "0"] {
+            let unlimited =
+                spec_from(&["minibox", "run", "--pids-limit", none, root, "/main"]).unwrap();
+            assert!(
+                unlimited.limits.is_empty(),
+                "{none}: {:?}",
+                unlimited.limits
+            );
+        }
         let limited = spec_from(&[
             "minibox",
             "run",
@@ -558,7 +575,8 @@ mod tests {
             Limits {
                 memory: Some(64 << 20),
                 cpu_quota: Some(50_000),
-                pids: Some(20)
+                pids: Some(20),
+                pids_default: false,
             }
         );
         assert_eq!(limited.cgroup_path, Path::new("minibox").join(&limited.id));
