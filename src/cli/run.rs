@@ -22,7 +22,7 @@ use crate::model::network::{NetOptions, Network, PortMapping};
 use crate::model::setup::{self, Setup};
 use crate::model::spec::{
     build_env, check_oci_id, check_rootfs, check_workdir, new_id, parse_env_file, read_in_root,
-    ContainerSpec, StopPolicy, SHORT_ID_LEN,
+    root_arg, ContainerSpec, RootArg, StopPolicy, SHORT_ID_LEN,
 };
 use crate::model::volume::{self, ImageUse, VolumeMount};
 use crate::model::{oci, user};
@@ -134,9 +134,28 @@ fn bundle_id(args: &RunArgs) -> Result<String> {
     Ok(id)
 }
 
+/// The error for an image the store does not have: what was looked for, and how a directory of
+/// that name would be run.
+fn no_such_image(raw: &Path, data_root: &Path) -> String {
+    let name = raw.to_string_lossy();
+    let as_path = format!("./{name}");
+    let here = match Path::new(&as_path).is_dir() {
+        true => format!(" (there is a directory {name} here: {as_path} runs it)"),
+        false => String::new(),
+    };
+    format!(
+        "no image {name:?} in the store {} (looked for the tag {} and for an image id starting \
+         so; minibox images lists them, minibox load or pull adds one). A ROOTFS directory is \
+         run only when written as a path: {as_path} or /abs/path{here}",
+        data_root.display(),
+        crate::store::images::normalize(&name),
+    )
+}
+
 /// Drafts a container from `minibox run`'s flags, checking each before anything is made.
-/// The positional ROOTFS is a directory, or else an image of the store under `data_root`,
-/// whose config gives the defaults the flags override (as docker's).
+/// The positional ROOTFS is a directory when written as a path (`model::spec::root_arg`), else
+/// an image of the store under `data_root`, whose config gives the defaults the flags override
+/// (as docker's).
 pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerSpec> {
     // docker's check and words: typing into a terminal needs one to type on.
     if args.tty && args.interactive && !args.detach && !terminal::is_terminal(stdin().as_fd()) {
@@ -145,15 +164,11 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
             message: "the input device is not a TTY".into()
         });
     }
-    let (rootfs, image) = match check_rootfs(&args.rootfs) {
-        Ok(dir) => (dir, None),
-        Err(not_dir) => match images::find_for_run(data_root, &args.rootfs)? {
+    let (rootfs, image) = match root_arg(&args.rootfs) {
+        RootArg::Directory(dir) => (check_rootfs(dir)?, None),
+        RootArg::Image(name) => match images::find_for_run(data_root, Path::new(name))? {
             Some((image, config)) => (image.lower[0].clone(), Some((image, config))),
-            None => bail!(
-                "{not_dir:#}; nor is it an image in the store {} (minibox images lists them; \
-                 minibox load or pull adds one)",
-                data_root.display()
-            ),
+            None => bail!("{}", no_such_image(&args.rootfs, data_root)),
         },
     };
     let config = image.as_ref().map(|(_, c)| c.clone()).unwrap_or_default();
