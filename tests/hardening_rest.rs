@@ -324,6 +324,17 @@ fn hr_pull_never_follows_a_realm_to_another_loopback_port() {
         .any(|h| h.authorization.as_deref() == Some("Bearer hr-token")));
     let ran = env.ok(&["run", "--rm", &reference]);
     assert!(ran.contains("uid=65534"), "{ran}");
+    // The environment's way of asking.
+    let before = realm.hits().len();
+    let out = minibox()
+        .env("MINIBOX_ROOT", env.dir.path().join("state"))
+        .env("MINIBOX_DATA_ROOT", env.data())
+        .env("MINIBOX_PULL_ALLOW_PRIVATE", "1")
+        .args(["pull", "--insecure", &reference])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(realm.hits().len() > before);
 }
 
 /// A blob answered by a redirect to another loopback port: not followed; with the flag it is,

@@ -246,7 +246,8 @@ pub enum Command {
         insecure: bool,
         /// Follow the registry's Bearer realm or redirects to a loopback, link-local or private
         /// address other than the registry's own (refused by default).
-        #[arg(long, env = "MINIBOX_PULL_ALLOW_PRIVATE")]
+        #[arg(long, env = "MINIBOX_PULL_ALLOW_PRIVATE",
+              value_parser = clap::builder::BoolishValueParser::new())]
         allow_private_redirects: bool,
         #[arg(value_name = "NAME[:TAG|@DIGEST]")]
         reference: String,

@@ -408,4 +408,25 @@ mod tests {
         assert!(parse("a b").is_err());
         assert_eq!(split_params(r#"realm="a",scope="r:x:pull,push""#).len(), 2);
     }
+
+    #[test]
+    fn reads_stop_one_byte_past_the_limit_and_lengths_are_checked() {
+        let mut to = vec![];
+        let n = read_bounded(&[7u8; 100][..], 10, &mut to).unwrap();
+        assert_eq!((n, to.len()), (11, 11), "one byte more tells a longer body");
+        let e = check_length("sha256:x", n, 10, Some(10)).unwrap_err();
+        assert!(
+            e.to_string().contains("the 10 bytes its descriptor says"),
+            "{e}"
+        );
+        let e = check_length("manifests/1", MANIFEST_MAX + 1, MANIFEST_MAX, None).unwrap_err();
+        assert!(
+            e.to_string().contains("the most a manifest may have"),
+            "{e}"
+        );
+        let e = check_length("sha256:x", 9, 10, Some(10)).unwrap_err();
+        assert!(e.to_string().contains("cut short"), "{e}");
+        assert!(check_length("sha256:x", 10, 10, Some(10)).is_ok());
+        assert!(check_length("manifests/1", 5, MANIFEST_MAX, None).is_ok());
+    }
 }
