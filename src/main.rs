@@ -99,8 +99,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Load { input } => return images::load(&data_root, input.as_deref()),
         Command::Pull {
             insecure,
+            allow_private_redirects,
             reference,
-        } => return images::pull(&data_root, &reference, insecure),
+        } => return images::pull(&data_root, &reference, insecure, allow_private_redirects),
         Command::Import { file, reference } => {
             return images::import(&data_root, &file, &reference)
         }

@@ -82,10 +82,14 @@ pub fn load(data_root: &Path, input: Option<&Path>) -> Result<i32> {
     Ok(0)
 }
 
-/// `minibox pull NAME[:TAG|@DIGEST] [--insecure]`.
-pub fn pull(data_root: &Path, reference: &str, insecure: bool) -> Result<i32> {
+/// `minibox pull NAME[:TAG|@DIGEST] [--insecure] [--allow-private-redirects]`.
+pub fn pull(data_root: &Path, reference: &str, insecure: bool, allow_private: bool) -> Result<i32> {
     let images = Images::open(data_root)?;
-    let id = pull::pull(&images, reference, insecure)?;
+    let options = pull::PullOptions {
+        insecure,
+        allow_private,
+    };
+    let id = pull::pull(&images, reference, options)?;
     out!("{reference}: {id}");
     Ok(0)
 }

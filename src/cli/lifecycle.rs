@@ -400,15 +400,16 @@ pub fn ps(store: &Store, all: bool, quiet: bool, json: bool) -> Result<i32> {
         "COMMAND",
         "MEM USAGE / LIMIT",
         "CPU %",
+        "PIDS / LIMIT",
         "CGROUP",
         "PORTS",
     ];
     // Escaped before measuring: what a cell shows is what takes room.
-    let table: Vec<[String; 11]> = rows
+    let table: Vec<[String; 12]> = rows
         .iter()
         .map(|r| row_cells(r, now).map(|c| printable_cell(c.as_bytes())))
         .collect();
-    let widths: Vec<usize> = (0..11)
+    let widths: Vec<usize> = (0..12)
         .map(|i| {
             table
                 .iter()
@@ -537,7 +538,7 @@ fn ports_text(c: &ContainerState) -> String {
         .join(", ")
 }
 
-fn row_cells(r: &Row, now: u64) -> [String; 11] {
+fn row_cells(r: &Row, now: u64) -> [String; 12] {
     let c = &r.state;
     let mut command = format!("\"{}\"", c.command.join(" "));
     if command.chars().count() > 22 {
@@ -563,6 +564,13 @@ fn row_cells(r: &Row, now: u64) -> [String; 11] {
         command,
         mem,
         r.cpu_percent.map_or("-".into(), |p| format!("{p:.2}%")),
+        match r.usage.and_then(|u| u.pids_current) {
+            Some(n) => format!(
+                "{n} / {}",
+                c.limits.pids.map_or("-".into(), |l| l.to_string())
+            ),
+            None => "-".into(),
+        },
         // Which driver accounts for it: "v2", "v1", or "-" for none.
         c.cgroup.as_ref().map_or("-".into(), |g| {
             g.driver.trim_start_matches("cgroup ").to_string()
@@ -587,6 +595,7 @@ fn row_json(r: &Row, now: u64) -> serde_json::Value {
         "MemLimit": c.limits.memory,
         "CpuQuotaUsec": c.limits.cpu_quota,
         "PidsLimit": c.limits.pids,
+        "Pids": r.usage.and_then(|u| u.pids_current),
         "CPUPerc": r.cpu_percent,
         "ExitCode": c.exit_code,
         "OOMKilled": c.oom_killed,

@@ -279,6 +279,11 @@ pub enum Command {
         /// Use plain HTTP (a local registry without TLS).
         #[arg(long)]
         insecure: bool,
+        /// Follow the registry's Bearer realm or redirects to a loopback, link-local or private
+        /// address other than the registry's own (refused by default).
+        #[arg(long, env = "MINIBOX_PULL_ALLOW_PRIVATE",
+              value_parser = clap::builder::BoolishValueParser::new())]
+        allow_private_redirects: bool,
         #[arg(value_name = "NAME[:TAG|@DIGEST]")]
         reference: String,
     },
@@ -620,8 +625,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub cpus: Option<String>,
 
-    /// Maximum number of processes and threads in the container.
-    #[arg(long = "pids-limit", value_name = "N")]
+    /// Maximum number of processes and threads in the container; -1 (or 0) for no limit
+    /// [default: 2048, podman's].
+    #[arg(long = "pids-limit", value_name = "N", allow_negative_numbers = true)]
     pub pids_limit: Option<String>,
 
     /// A resource limit, docker's syntax: NAME=SOFT[:HARD] (nofile, nproc, core, stack...; -1

@@ -22,7 +22,7 @@ use crate::model::network::{NetOptions, Network, PortMapping};
 use crate::model::setup::{self, Setup};
 use crate::model::spec::{
     build_env, check_oci_id, check_rootfs, check_workdir, new_id, parse_env_file, read_in_root,
-    ContainerSpec, StopPolicy, SHORT_ID_LEN,
+    root_arg, ContainerSpec, RootArg, StopPolicy, SHORT_ID_LEN,
 };
 use crate::model::volume::{self, ImageUse, VolumeMount};
 use crate::model::{oci, user};
@@ -34,7 +34,7 @@ use crate::store::volumes;
 /// The container `minibox run` makes, from a bundle or from the flags; always through a `Spec`.
 pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerSpec> {
     let bundle_dir = bundle_of(args)?;
-    let (oci, bundle, id, name, volumes, stop) = match &bundle_dir {
+    let (oci, bundle, id, name, volumes, stop, pids_default) = match &bundle_dir {
         Some(dir) => {
             // The OCI id is the container's own id, and its name (ps, stop, logs find it).
             let id = bundle_id(args)?;
@@ -45,6 +45,7 @@ pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<Conta
                 Some(id),
                 vec![],
                 Default::default(),
+                false,
             )
         }
         None => {
@@ -72,6 +73,8 @@ pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<Conta
                 draft.name,
                 draft.volumes,
                 draft.stop,
+                // config.json cannot say a limit is a default: kept beside it.
+                draft.limits.pids_default,
             )
         }
     };
@@ -85,6 +88,10 @@ pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<Conta
         stop,
         // A bundle's root is its maker's; a ROOTFS of the user's, or an image, is never written.
         private_layer: bundle_dir.is_none() || checked.private_layer,
+        limits: cgroup::Limits {
+            pids_default,
+            ..checked.limits
+        },
         ..checked
     })
 }
@@ -127,9 +134,28 @@ fn bundle_id(args: &RunArgs) -> Result<String> {
     Ok(id)
 }
 
+/// The error for an image the store does not have: what was looked for, and how a directory of
+/// that name would be run.
+fn no_such_image(raw: &Path, data_root: &Path) -> String {
+    let name = raw.to_string_lossy();
+    let as_path = format!("./{name}");
+    let here = match Path::new(&as_path).is_dir() {
+        true => format!(" (there is a directory {name} here: {as_path} runs it)"),
+        false => String::new(),
+    };
+    format!(
+        "no image {name:?} in the store {} (looked for the tag {} and for an image id starting \
+         so; minibox images lists them, minibox load or pull adds one). A ROOTFS directory is \
+         run only when written as a path: {as_path} or /abs/path{here}",
+        data_root.display(),
+        crate::store::images::normalize(&name),
+    )
+}
+
 /// Drafts a container from `minibox run`'s flags, checking each before anything is made.
-/// The positional ROOTFS is a directory, or else an image of the store under `data_root`,
-/// whose config gives the defaults the flags override (as docker's).
+/// The positional ROOTFS is a directory when written as a path (`model::spec::root_arg`), else
+/// an image of the store under `data_root`, whose config gives the defaults the flags override
+/// (as docker's).
 pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerSpec> {
     // docker's check and words: typing into a terminal needs one to type on.
     if args.tty && args.interactive && !args.detach && !terminal::is_terminal(stdin().as_fd()) {
@@ -138,15 +164,11 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
             message: "the input device is not a TTY".into()
         });
     }
-    let (rootfs, image) = match check_rootfs(&args.rootfs) {
-        Ok(dir) => (dir, None),
-        Err(not_dir) => match images::find_for_run(data_root, &args.rootfs)? {
+    let (rootfs, image) = match root_arg(&args.rootfs) {
+        RootArg::Directory(dir) => (check_rootfs(dir)?, None),
+        RootArg::Image(name) => match images::find_for_run(data_root, Path::new(name))? {
             Some((image, config)) => (image.lower[0].clone(), Some((image, config))),
-            None => bail!(
-                "{not_dir:#}; nor is it an image in the store {} (minibox images lists them; \
-                 minibox load or pull adds one)",
-                data_root.display()
-            ),
+            None => bail!("{}", no_such_image(&args.rootfs, data_root)),
         },
     };
     let config = image.as_ref().map(|(_, c)| c.clone()).unwrap_or_default();
@@ -394,11 +416,11 @@ fn parse_limits(args: &RunArgs) -> Result<Limits> {
             .as_deref()
             .map(|c| cgroup::parse_cpus(c, host_cpus))
             .transpose()?,
-        pids: args
-            .pids_limit
-            .as_deref()
-            .map(cgroup::parse_pids)
-            .transpose()?,
+        pids: match args.pids_limit.as_deref() {
+            Some(text) => cgroup::parse_pids(text)?,
+            None => Some(cgroup::DEFAULT_PIDS_LIMIT),
+        },
+        pids_default: args.pids_limit.is_none(),
     })
 }
 

@@ -140,15 +140,129 @@ impl ContainerSpec {
     }
 }
 
+/// What `run`'s first argument names, decided by how it is written and never by what happens
+/// to exist: a directory another user plants in the working directory under an image's name
+/// must not be run in its place (with the caller's `-e SECRET`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum RootArg<'a> {
+    /// Written as a path: it begins with `/`, `./` or `../` (or is `.`, `..`), or holds a `/`
+    /// and cannot be an image reference (`rootfs/`, `My_Root/x`).
+    Directory(&'a Path),
+    /// Anything else: a bare `NAME[:TAG]`, `sha256:ID`, an id prefix, or a reference with a
+    /// registry or a namespace (`localhost:5000/app:1`, `library/redis`).
+    Image(&'a str),
+}
+
+/// Tells a ROOTFS from an IMAGE by its spelling (see `RootArg`).
+pub fn root_arg(raw: &Path) -> RootArg<'_> {
+    let bytes = raw.as_os_str().as_encoded_bytes();
+    let pathlike = bytes.starts_with(b"/")
+        || bytes.starts_with(b"./")
+        || bytes.starts_with(b"../")
+        || bytes == b"."
+        || bytes == b"..";
+    match raw.to_str() {
+        Some(text) if !pathlike && (!text.contains('/') || is_image_reference(text)) => {
+            RootArg::Image(text)
+        }
+        // Not UTF-8: no image is named so; a directory only when written as a path.
+        None if !pathlike && !bytes.contains(&b'/') => RootArg::Image(""),
+        _ => RootArg::Directory(raw),
+    }
+}
+
+/// Docker's reference grammar: `[DOMAIN[:PORT]/]COMPONENT[/COMPONENT...][:TAG][@ALGO:HEX]`,
+/// components of lower-case letters and digits joined by `.`, `_`, `__` or dashes.
+pub fn is_image_reference(text: &str) -> bool {
+    let (name, digest) = match text.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (text, None),
+    };
+    if let Some(d) = digest {
+        let Some((algo, hex)) = d.split_once(':') else {
+            return false;
+        };
+        let algo_ok = !algo.is_empty()
+            && algo
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b));
+        if !algo_ok || hex.len() < 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return false;
+        }
+    }
+    let (path, tag) = match name.rfind(':') {
+        Some(i) if !name[i..].contains('/') => (&name[..i], Some(&name[i + 1..])),
+        _ => (name, None),
+    };
+    if let Some(tag) = tag {
+        let tag_ok = !tag.is_empty()
+            && tag.len() <= 128
+            && !tag.starts_with(['.', '-'])
+            && tag
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        if !tag_ok {
+            return false;
+        }
+    }
+    let mut parts: Vec<&str> = path.split('/').collect();
+    let first = parts[0];
+    if parts.len() > 1 && (first.contains(['.', ':']) || first == "localhost") {
+        let (host, port) = match first.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (first, None),
+        };
+        let host_ok = !host.is_empty()
+            && !host.starts_with(['.', '-'])
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-".contains(&b));
+        let port_ok = port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if !host_ok || !port_ok {
+            return false;
+        }
+        parts.remove(0);
+    }
+    parts.iter().all(|c| is_path_component(c))
+}
+
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
+fn is_path_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: &u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    if b.is_empty() || !alnum(&b[0]) || !alnum(&b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(&b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !alnum(&b[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-')) {
+            return false;
+        }
+    }
+    true
+}
+
 /// ROOTFS must be an existing directory other than the host's `/`; we keep its canonical path.
 pub fn check_rootfs(raw: &Path) -> Result<PathBuf> {
     if raw.as_os_str().is_empty() {
         bail!("ROOTFS is empty: give the path of a directory holding the container's files");
     }
     let path = raw.canonicalize().with_context(|| {
+        let looked = std::env::current_dir().map_or_else(|_| raw.to_path_buf(), |d| d.join(raw));
         format!(
-            "ROOTFS {}: cannot open it; give the path of a directory holding the container's files",
-            raw.display()
+            "ROOTFS {}: cannot open it (looked for the directory {}); give the path of a \
+             directory holding the container's files (an image is named NAME[:TAG], not as a path)",
+            raw.display(),
+            looked.display()
         )
     })?;
     if !path.is_dir() {
@@ -539,7 +653,24 @@ mod tests {
         assert!(spec.env.contains(&"HOME=/home/app".to_string()));
         assert!(spec.env.contains(&"A=1".to_string()));
         assert!(spec.read_only);
-        assert!(spec.limits.is_empty());
+        // No flag: podman's default process limit, marked as the default.
+        assert_eq!(
+            spec.limits,
+            Limits {
+                pids: Some(crate::kernel::cgroup::DEFAULT_PIDS_LIMIT),
+                pids_default: true,
+                ..Limits::default()
+            }
+        );
+        for none in ["-1", "0"] {
+            let unlimited =
+                spec_from(&["minibox", "run", "--pids-limit", none, root, "/main"]).unwrap();
+            assert!(
+                unlimited.limits.is_empty(),
+                "{none}: {:?}",
+                unlimited.limits
+            );
+        }
         let limited = spec_from(&[
             "minibox",
             "run",
@@ -558,7 +689,8 @@ mod tests {
             Limits {
                 memory: Some(64 << 20),
                 cpu_quota: Some(50_000),
-                pids: Some(20)
+                pids: Some(20),
+                pids_default: false,
             }
         );
         assert_eq!(limited.cgroup_path, Path::new("minibox").join(&limited.id));
@@ -575,6 +707,55 @@ mod tests {
         assert!(err.to_string().contains("\"ghost\""), "{err}");
         let err = spec_from(&["minibox", "run", "--name", "a b", root, "/main"]).unwrap_err();
         assert!(err.to_string().contains("invalid container name"), "{err}");
+    }
+
+    #[test]
+    fn a_directory_is_one_written_as_a_path_a_bare_name_is_an_image() {
+        for dir in [
+            "./rootfs",
+            "/srv/rootfs",
+            "../r",
+            ".",
+            "..",
+            "rootfs/",
+            "My_Root/x",
+            "a/b:c/",
+            "rootfs//x",
+        ] {
+            assert_eq!(root_arg(Path::new(dir)), RootArg::Directory(Path::new(dir)));
+        }
+        let id = format!("sha256:{}", "a".repeat(64));
+        let digest = format!("localhost/x/y@{id}");
+        for image in [
+            "app:1",
+            "app",
+            "rootfs",
+            "My_Root",
+            id.as_str(),
+            "0123456789ab",
+            "library/redis",
+            "user/app:1",
+            "127.0.0.1:5000/hello:1",
+            "localhost:5000/a/b",
+            "registry.example.com/team/app:v1.2",
+            "rootfs-examples/hello/rootfs",
+            digest.as_str(),
+        ] {
+            assert_eq!(root_arg(Path::new(image)), RootArg::Image(image), "{image}");
+        }
+        for bad in [
+            "a__b_/x",
+            "a/B",
+            "a/b:-x",
+            "x/-a",
+            "a/b@sha256:zz",
+            "a.b:/x",
+        ] {
+            assert!(!is_image_reference(bad), "{bad}");
+        }
+        for good in ["a__b/x", "a-----b/c", "a.b/c_d:latest", "a/b:_x"] {
+            assert!(is_image_reference(good), "{good}");
+        }
     }
 
     #[test]

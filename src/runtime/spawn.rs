@@ -139,8 +139,15 @@ fn make_cgroup(
         ),
     };
     let plan = cgroup::plan(&place, &spec.limits, &spec.setup.resources)?;
-    if let Some(record) = plan.record() {
-        store.update(&state.id, |s| s.cgroup = Some(record))?;
+    let record = plan.record();
+    // What the group will hold: the default pids limit is dropped where there is no pids
+    // controller, and `inspect` must not claim it.
+    let limits = plan.limits();
+    if record.is_some() || limits != spec.limits {
+        store.update(&state.id, |s| {
+            s.cgroup = record;
+            s.limits = limits;
+        })?;
     }
     plan.create()
 }
@@ -266,8 +273,8 @@ fn explain_cgroup_if_asked(spec: &ContainerSpec, cgroup: Option<&dyn ContainerCg
         );
         return;
     };
-    let values: Vec<String> = cg
-        .settings()
+    let settings = cg.settings();
+    let values: Vec<String> = settings
         .iter()
         .map(|(file, value)| {
             if value.contains(' ') {
@@ -277,8 +284,18 @@ fn explain_cgroup_if_asked(spec: &ContainerSpec, cgroup: Option<&dyn ContainerCg
             }
         })
         .collect();
+    let default_pids = if spec.limits.pids_default && settings.iter().any(|(f, _)| f == "pids.max")
+    {
+        format!(
+            "\npids.max {} is the default process limit (podman's): --pids-limit N changes \
+             it, --pids-limit -1 lifts it",
+            cgroup::DEFAULT_PIDS_LIMIT
+        )
+    } else {
+        String::new()
+    };
     let text = format!(
-        "created {} ({})\n{}",
+        "created {} ({})\n{}{default_pids}",
         cg.paths()
             .iter()
             .map(|p| p.display().to_string())

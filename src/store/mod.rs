@@ -7,6 +7,7 @@ pub mod load;
 pub mod merged;
 pub mod networks;
 pub mod pull;
+pub mod pull_guard;
 pub mod state;
 pub mod unpack;
 pub mod volumes;

@@ -21,6 +21,10 @@ use nix::unistd::Pid;
 /// The CFS period minibox uses, in microseconds (docker's).
 pub const CPU_PERIOD_US: u64 = 100_000;
 
+/// The process limit docker-style runs get unless `--pids-limit` says otherwise (podman's
+/// default: a fork bomb in one container stops there instead of taking the host's pid space).
+pub const DEFAULT_PIDS_LIMIT: u64 = 2048;
+
 /// Below this a container cannot even start: the runtime's own setup and `execve` need it.
 pub const MIN_MEMORY: u64 = 4 << 20;
 
@@ -42,11 +46,28 @@ pub struct Limits {
     pub cpu_quota: Option<u64>,
     /// Number of processes and threads.
     pub pids: Option<u64>,
+    /// `pids` is minibox's default (`DEFAULT_PIDS_LIMIT`), not asked for: on a host without a
+    /// pids controller the container runs without it (as podman's default), where a limit
+    /// asked for is an error.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pids_default: bool,
 }
 
 impl Limits {
     pub fn is_empty(&self) -> bool {
         *self == Limits::default()
+    }
+
+    /// What was asked for: without the default pids limit.
+    fn asked(&self) -> Limits {
+        match self.pids_default {
+            true => Limits {
+                pids: None,
+                pids_default: false,
+                ..*self
+            },
+            false => *self,
+        }
     }
 }
 
@@ -150,6 +171,8 @@ pub struct Usage {
     pub cpu_usec: Option<u64>,
     /// Processes the kernel's OOM killer killed in the group.
     pub oom_kills: u64,
+    /// Processes and threads in the group now (`pids.current`).
+    pub pids_current: Option<u64>,
 }
 
 /// One container's group, whatever the driver.
@@ -215,14 +238,17 @@ pub fn plan(place: &Placement, limits: &Limits, tuning: &Tuning) -> Result<Plan>
         v2::Found::Usable(_) => None,
         v2::Found::Missing { .. } => Some(v1::Hierarchies::find()?),
     };
-    let driver = choose(v2, v1, limits)?;
+    // The default pids limit is never a reason to refuse: the driver is chosen for what was
+    // asked, and the default goes only where that driver has a pids controller.
+    let driver = choose(v2, v1, &limits.asked())?;
+    let limits = enforceable(&driver, limits);
     let devices = tuning.devices.filter()?;
     check_devices(&driver, &devices)?;
     check_tuning(&driver, tuning)?;
     let plan = Plan {
         driver,
         place: place.clone(),
-        limits: *limits,
+        limits,
         tuning: tuning.clone(),
         devices,
     };
@@ -231,6 +257,11 @@ pub fn plan(place: &Placement, limits: &Limits, tuning: &Tuning) -> Result<Plan>
 }
 
 impl Plan {
+    /// The limits the group gets (the default pids limit only where it can hold).
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     fn paths(&self) -> Result<Vec<PathBuf>> {
         match &self.driver {
             Driver::V2(h) => Ok(vec![h.group_path(&self.place)?]),
@@ -310,6 +341,16 @@ fn choose(v2: v2::Found, v1: Option<v1::Hierarchies>, limits: &Limits) -> Result
             looked_at
         ),
         _ => Ok(Driver::None),
+    }
+}
+
+/// The limits the driver will write: all that were asked (`choose` checked them), and the
+/// default pids limit only where the driver has a pids controller.
+fn enforceable(driver: &Driver, limits: &Limits) -> Limits {
+    match driver {
+        Driver::V2(_) => *limits,
+        Driver::V1(h) if h.why_missing("pids").is_none() => *limits,
+        _ => limits.asked(),
     }
 }
 
@@ -507,11 +548,15 @@ pub fn parse_cpus(text: &str, host_cpus: usize) -> Result<u64> {
     Ok((cpus * CPU_PERIOD_US as f64).round() as u64)
 }
 
-/// `--pids-limit N`, N ≥ 1.
-pub fn parse_pids(text: &str) -> Result<u64> {
-    match text.trim().parse::<u64>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => bail!("invalid --pids-limit {text:?}: use a whole number of processes, at least 1"),
+/// `--pids-limit N`, N ≥ 1; `-1` or `0` for no limit (`None`), as docker and podman spell it.
+pub fn parse_pids(text: &str) -> Result<Option<u64>> {
+    match text.trim().parse::<i64>() {
+        Ok(-1 | 0) => Ok(None),
+        Ok(n) if n >= 1 => Ok(Some(n as u64)),
+        _ => bail!(
+            "invalid --pids-limit {text:?}: use a whole number of processes (at least 1), or -1 \
+             for no limit"
+        ),
     }
 }
 
@@ -587,9 +632,11 @@ mod tests {
     }
 
     #[test]
-    fn pids_are_at_least_one() {
-        assert_eq!(parse_pids("20").unwrap(), 20);
-        for bad in ["0", "-3", "x", ""] {
+    fn pids_are_at_least_one_or_none() {
+        assert_eq!(parse_pids("20").unwrap(), Some(20));
+        assert_eq!(parse_pids("-1").unwrap(), None);
+        assert_eq!(parse_pids("0").unwrap(), None);
+        for bad in ["-3", "x", "", "1.5"] {
             assert!(parse_pids(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -626,7 +673,44 @@ mod tests {
         memory: Some(64 << 20),
         cpu_quota: Some(50_000),
         pids: Some(20),
+        pids_default: false,
     };
+
+    #[test]
+    fn the_default_pids_limit_goes_where_a_pids_controller_is_and_never_fails_a_run() {
+        let all = ["memory", "cpu", "pids"];
+        let default = Limits {
+            pids: Some(DEFAULT_PIDS_LIMIT),
+            pids_default: true,
+            ..Limits::default()
+        };
+        let v1 = choose(
+            unified_lacking(&all),
+            Some(hybrid_v1(&[])),
+            &default.asked(),
+        )
+        .unwrap();
+        assert_eq!(enforceable(&v1, &default), default);
+        // No pids hierarchy: the default is dropped, where --pids-limit is refused.
+        let no_pids = choose(
+            unified_lacking(&all),
+            Some(hybrid_v1(&["pids"])),
+            &default.asked(),
+        )
+        .unwrap();
+        assert_eq!(enforceable(&no_pids, &default), Limits::default());
+        let asked = Limits {
+            pids_default: false,
+            ..default
+        };
+        assert!(choose(unified_lacking(&all), Some(hybrid_v1(&["pids"])), &asked).is_err());
+        let none = choose(unified_lacking(&all), None, &default.asked()).unwrap();
+        assert!(matches!(none, Driver::None));
+        assert_eq!(enforceable(&none, &default), Limits::default());
+        let v2 = v2::Found::Usable(v2::Hierarchy::at("/sys/fs/cgroup"));
+        let v2 = choose(v2, None, &default.asked()).unwrap();
+        assert_eq!(enforceable(&v2, &default), default);
+    }
 
     #[test]
     fn a_usable_unified_hierarchy_wins() {

@@ -639,6 +639,7 @@ impl ContainerCgroup for Group {
             oom_kills: self
                 .read_key("memory", "memory.oom_control", "oom_kill")
                 .unwrap_or(0),
+            pids_current: self.read_u64("pids", "pids.current"),
         }
     }
 
@@ -1058,6 +1059,7 @@ mod tests {
             memory: Some(48 << 20),
             cpu_quota: Some(25_000),
             pids: Some(30),
+            ..Limits::default()
         };
         let g = h
             .create(&place("minibox"), &limits, &Tuning::default())

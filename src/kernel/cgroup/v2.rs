@@ -343,6 +343,7 @@ impl ContainerCgroup for Group {
             memory_peak: self.read_u64("memory.peak"),
             cpu_usec: self.read_key("cpu.stat", "usage_usec"),
             oom_kills: self.read_key("memory.events", "oom_kill").unwrap_or(0),
+            pids_current: self.read_u64("pids.current"),
         }
     }
 
@@ -495,6 +496,7 @@ mod tests {
             memory: Some(64 << 20),
             cpu_quota: Some(50_000),
             pids: Some(20),
+            ..Limits::default()
         };
         let g = h
             .create(&place("/minibox"), &limits, &Tuning::default())

@@ -556,6 +556,8 @@ fn checked_limits(r: Option<&LinuxResources>) -> Result<(Limits, Tuning)> {
                  or -1 for no limit"
             ),
         },
+        // config.json's limit is asked for, whatever made it.
+        pids_default: false,
     };
     Ok((limits, tuning))
 }

@@ -109,11 +109,17 @@ fn flags_survive_the_round_trip_through_the_oci_spec() {
     ];
     for flags in cases {
         // A bundle's root is used as given: the private layer is the front end's to add;
-        // so are the volumes' flags (their mounts are in the mount list, see cli::run).
+        // so are the volumes' flags (their mounts are in the mount list, see cli::run), and
+        // whether the pids limit is the default (config.json only has the number).
+        let draft = drafted(dir.path(), flags);
         let c = ContainerSpec {
             private_layer: false,
             volumes: vec![],
-            ..drafted(dir.path(), flags)
+            limits: Limits {
+                pids_default: false,
+                ..draft.limits
+            },
+            ..draft
         };
         let oci = spec_from_container(&c);
         let back = container_from_spec(&oci, Path::new("/"), &c.id)
