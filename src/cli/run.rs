@@ -16,6 +16,7 @@ use crate::cli::images;
 use crate::cli::RunArgs;
 use crate::kernel::caps::{self, CapsHashSet};
 use crate::kernel::cgroup::{self, Limits};
+use crate::kernel::namespaces::Kind;
 use crate::kernel::seccomp::SeccompProfile;
 use crate::model::names::{check_hostname, check_name};
 use crate::model::network::{NetOptions, Network, PortMapping};
@@ -24,6 +25,7 @@ use crate::model::spec::{
     build_env, check_oci_id, check_rootfs, check_workdir, new_id, parse_env_file, read_in_root,
     ContainerSpec, StopPolicy, SHORT_ID_LEN,
 };
+use crate::model::userns::Userns;
 use crate::model::volume::{self, ImageUse, VolumeMount};
 use crate::model::{oci, user};
 use crate::runtime::status::StatusError;
@@ -34,7 +36,7 @@ use crate::store::volumes;
 /// The container `minibox run` makes, from a bundle or from the flags; always through a `Spec`.
 pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerSpec> {
     let bundle_dir = bundle_of(args)?;
-    let (oci, bundle, id, name, volumes, stop) = match &bundle_dir {
+    let (oci, bundle, id, name, volumes, stop, auto_ids) = match &bundle_dir {
         Some(dir) => {
             // The OCI id is the container's own id, and its name (ps, stop, logs find it).
             let id = bundle_id(args)?;
@@ -45,6 +47,7 @@ pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<Conta
                 Some(id),
                 vec![],
                 Default::default(),
+                None,
             )
         }
         None => {
@@ -72,6 +75,7 @@ pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<Conta
                 draft.name,
                 draft.volumes,
                 draft.stop,
+                draft.auto_ids,
             )
         }
     };
@@ -83,6 +87,8 @@ pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<Conta
         volumes,
         // How `stop` ends it: the flags' (config.json has no word for it).
         stop,
+        // --userns auto: its ids are taken when it is made (config.json has maps, not this).
+        auto_ids,
         // A bundle's root is its maker's; a ROOTFS of the user's, or an image, is never written.
         private_layer: bundle_dir.is_none() || checked.private_layer,
         ..checked
@@ -228,6 +234,23 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
 
     let cgroup_path = check_cgroup_parent(&args.cgroup_parent)?.join(&id);
     let mut setup = Setup::docker(network.has_own_namespace());
+    // Whose ids the container's are: its user must be among them.
+    let userns = Userns::parse(args.userns.as_deref(), &args.uidmap, &args.gidmap)?;
+    userns.check_mapped("uid", &[identity.uid], true)?;
+    let gids: Vec<u32> = std::iter::once(identity.gid)
+        .chain(identity.groups.iter().copied())
+        .collect();
+    userns.check_mapped("gid", &gids, false)?;
+    let auto_ids = match userns {
+        Userns::Host => None,
+        Userns::Auto { size } => Some(size),
+        Userns::Maps { uids, gids } => {
+            setup.namespaces.new.push(Kind::User);
+            setup.uid_mappings = uids;
+            setup.gid_mappings = gids;
+            None
+        }
+    };
     setup.rlimits = setup::parse_ulimits(&args.ulimit)?;
     for device in &args.device {
         setup.add_host_device(device)?;
@@ -259,6 +282,7 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
         hooks: Default::default(),
         console_size: None,
         stop: StopPolicy::parse(args.stop_signal.as_deref(), args.stop_timeout.as_deref())?,
+        auto_ids,
     })
 }
 

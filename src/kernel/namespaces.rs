@@ -229,6 +229,24 @@ pub fn write_id_maps(pid: Pid, uids: &[IdMap], gids: &[IdMap]) -> Result<()> {
     Ok(())
 }
 
+/// A user namespace with these maps, held only by the returned descriptor: what an id-mapped
+/// mount needs (its maps, not a process in it). A short-lived child is born in it, its maps
+/// are written, the namespace is opened, and the child is killed and reaped.
+pub fn user_namespace_with_maps(uids: &[IdMap], gids: &[IdMap]) -> Result<File> {
+    // The child does nothing but wait to be killed: it runs no code of ours beyond pause().
+    let pid = clone_into_new_namespaces(CloneFlags::CLONE_NEWUSER, || loop {
+        nix::unistd::pause();
+    })
+    .context("clone() of a holder for the id-mapped mounts' user namespace")?;
+    let opened = write_id_maps(pid, uids, gids).and_then(|()| {
+        let path = format!("/proc/{pid}/ns/user");
+        File::open(&path).with_context(|| format!("opening {path}"))
+    });
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(pid, None);
+    opened
+}
+
 /// In a new user namespace we are its nobody (the host's root is not mapped) until we become its
 /// root: only then can files we make (mount points, device nodes) have a mapped owner. Being
 /// root of the namespace keeps the capabilities it gave us.
@@ -239,6 +257,31 @@ pub fn become_root_of_new_user_namespace(ns: &Namespaces) -> Result<()> {
     let (uid, gid) = (nix::unistd::Uid::from_raw(0), nix::unistd::Gid::from_raw(0));
     nix::unistd::setresgid(gid, gid, gid).context("setresgid(0) in the user namespace")?;
     nix::unistd::setresuid(uid, uid, uid).context("setresuid(0) in the user namespace")
+}
+
+/// A process's id maps, as the kernel holds them (`/proc/PID/uid_map`, `gid_map`): seen from
+/// our own user namespace, the host's.
+pub fn read_id_maps(pid: i32) -> Result<(Vec<IdMap>, Vec<IdMap>)> {
+    let read = |file: &str| -> Result<Vec<IdMap>> {
+        let path = format!("/proc/{pid}/{file}");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        Ok(parse_id_map(&text))
+    };
+    Ok((read("uid_map")?, read("gid_map")?))
+}
+
+/// The lines of a `uid_map`/`gid_map` file.
+pub fn parse_id_map(text: &str) -> Vec<IdMap> {
+    text.lines()
+        .filter_map(|l| {
+            let mut n = l.split_whitespace().map(|w| w.parse::<u32>().ok());
+            Some(IdMap {
+                inside: n.next()??,
+                outside: n.next()??,
+                count: n.next()??,
+            })
+        })
+        .collect()
 }
 
 /// The host's id for `id` inside, by the maps.

@@ -11,4 +11,5 @@ pub mod process_attrs;
 pub mod setup;
 pub mod spec;
 pub mod user;
+pub mod userns;
 pub mod volume;

@@ -24,7 +24,8 @@ use nix::fcntl::OFlag;
 use crate::kernel::host_path::{self, Identity, Opened};
 use crate::kernel::mount_api::{self, attr, Attrs};
 use crate::kernel::mounts::{self, MountSpec};
-use crate::kernel::rootfs::{Lower, ETC_FILES};
+use crate::kernel::namespaces;
+use crate::kernel::rootfs::{self, Lower, OverlayDirs, ETC_FILES};
 use crate::model::spec::ContainerSpec;
 use crate::store::layers::Layer;
 use crate::store::state::Store;
@@ -38,6 +39,9 @@ pub struct HostObjects {
     pub caller_dir: OwnedFd,
     /// What goes below the container's own layer (`None`: a bundle's root, used as given).
     pub lower: Option<Lower>,
+    /// In a user namespace of its own: the container's root, an overlay over id-mapped lower
+    /// layers made here (detached), which the child attaches in its starting directory.
+    pub root: Option<OwnedFd>,
     /// One entry per entry of the mount list: a bind's source as a detached tree, flags set.
     pub binds: Vec<Option<OwnedFd>>,
     /// The container's /etc files (hosts, hostname, resolv.conf), detached and read-only.
@@ -132,6 +136,34 @@ pub fn open(
         // A bundle's root: the child starts in it and mounts it onto itself.
         _ => (open_rootfs(spec, &guarded)?.fd, None),
     };
+    // A user namespace of its own: the root is made now, over id-mapped layers (the child,
+    // root of its namespace only, could not read the host's root-owned layer directories).
+    let (start_dir, lower, root) = match (layer, data_root, lower) {
+        (Some(layer), Some(data_root), Some(lower)) if spec.setup.new_user_namespace() => {
+            let userns = namespaces::user_namespace_with_maps(
+                &spec.setup.uid_mappings,
+                &spec.setup.gid_mappings,
+            )?;
+            let root = rootfs::idmapped_overlay(
+                &OverlayDirs {
+                    data_root,
+                    layer: &layer.rel,
+                    lower: &lower,
+                    data_root_path: &layer.data_root,
+                    rootfs_path: &spec.rootfs,
+                },
+                &userns,
+            )?;
+            let merged = host_path::open_beneath(
+                data_root,
+                &format!("{}/merged", layer.rel),
+                OFlag::O_PATH | OFlag::O_DIRECTORY,
+            )
+            .with_context(|| format!("opening {}", layer.merged.display()))?;
+            (merged, None, Some(root))
+        }
+        (_, _, lower) => (start_dir, lower, None),
+    };
     let strict = !spec.volumes.is_empty();
     let binds = spec
         .setup
@@ -158,6 +190,7 @@ pub fn open(
         start_dir,
         caller_dir,
         lower,
+        root,
         binds,
         etc,
     })
