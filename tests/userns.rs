@@ -469,3 +469,45 @@ fn un_an_images_files_keep_their_owners_through_idmapped_layers_never_copied() {
     assert_eq!(fs::read(&layer_secret).unwrap(), b"root only");
     assert_eq!(fs::metadata(&layer_secret).unwrap().uid(), 0);
 }
+
+#[test]
+fn un_an_idmap_volume_shows_the_hosts_owners_and_a_plain_one_does_not() {
+    if !need_root() {
+        return;
+    }
+    let rootfs = open_rootfs();
+    let vol = volume_dir();
+    fs::write(vol.path().join("host-root-only"), "host").unwrap();
+    fs::set_permissions(
+        vol.path().join("host-root-only"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let plain = format!("{}:/v", vol.path().display());
+    let idmap = format!("{}:/v:idmap", vol.path().display());
+    let root = ["--rm", "--userns", "auto", "-u", "0"];
+    // Not id-mapped (the default): the host root's file is nobody's to the container's root.
+    let out = run_payload(
+        &rootfs,
+        &[&root[..], &["-v", &plain]].concat(),
+        &["cat", "/v/host-root-only"],
+    );
+    assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
+    // :idmap: the host's root is the container's root there, both ways.
+    let out = payload_ok(
+        &rootfs,
+        &[&root[..], &["-v", &idmap]].concat(),
+        &["cat", "/v/host-root-only"],
+    );
+    assert_eq!(out, "host");
+    payload_ok(
+        &rootfs,
+        &[&root[..], &["-v", &idmap]].concat(),
+        &["write", "/v/w", "x"],
+    );
+    assert_eq!(fs::metadata(vol.path().join("w")).unwrap().uid(), 0);
+    // It needs a user namespace.
+    let out = run_payload(&rootfs, &["--rm", "-v", &idmap], &["id"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("idmap"), "{}", stderr(&out));
+}

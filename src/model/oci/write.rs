@@ -150,6 +150,9 @@ pub fn volume_mount_of(v: &VolumeMount) -> Mount {
     if v.read_only {
         options.push("ro".into());
     }
+    if v.idmap {
+        options.push("idmap".into());
+    }
     mount.set_options(Some(options));
     mount
 }
