@@ -511,3 +511,44 @@ fn un_an_idmap_volume_shows_the_hosts_owners_and_a_plain_one_does_not() {
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("idmap"), "{}", stderr(&out));
 }
+
+#[test]
+fn un_explain_and_inspect_show_the_id_maps_beside_the_credentials() {
+    if !need_root() {
+        return;
+    }
+    let rootfs = open_rootfs();
+    let out = run_payload(&rootfs, &["--rm", "--explain", "--userns", "auto"], &["id"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    let identity = err
+        .lines()
+        .find(|l| l.contains("] identity"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(identity.contains("uid 65534 gid 65534"), "{identity}");
+    assert!(identity.contains("on the host uid 10"), "{identity}");
+    assert!(
+        identity.contains("user namespace: uids 0-65535 → "),
+        "{identity}"
+    );
+    let out = run_payload(&rootfs, &["--rm", "--explain", "--userns", "host"], &["id"]);
+    assert!(
+        stderr(&out).contains("the host's own ids"),
+        "{}",
+        stderr(&out)
+    );
+    start(&rootfs, "un-inspect", &["--userns", "auto"]);
+    let v: Value = serde_json::from_str(&stdout(&run_minibox(&["inspect", "un-inspect"]))).unwrap();
+    let pid = v["Pid"].as_u64().unwrap() as u32;
+    let (_, first, _) = uid_map(pid);
+    let id = &v["Identity"];
+    assert_eq!(id["UserNamespace"], "own");
+    assert_eq!(id["Uid"].as_u64(), Some(first as u64 + 65534));
+    assert_eq!(id["ContainerUid"], 65534);
+    assert_eq!(
+        id["UidMap"],
+        json!([{"ContainerID": 0, "HostID": first, "Size": 65536}])
+    );
+    assert_ne!(v["Namespaces"]["user"], v["HostNamespaces"]["user"]);
+    rm("un-inspect");
+}
