@@ -552,3 +552,51 @@ fn un_explain_and_inspect_show_the_id_maps_beside_the_credentials() {
     assert_ne!(v["Namespaces"]["user"], v["HostNamespaces"]["user"]);
     rm("un-inspect");
 }
+
+#[test]
+fn un_a_named_volume_and_an_export_keep_the_containers_own_ids() {
+    if !need_root() {
+        return;
+    }
+    let rootfs = open_rootfs();
+    let vol = format!("un-vol-{}:/data", std::process::id());
+    let root = ["--rm", "--userns", "auto", "-u", "0", "-v", &vol];
+    payload_ok(&rootfs, &root, &["write", "/data/f", "one"]);
+    // The next container (another range) finds it as its root's, and may write it.
+    let out = payload_ok(&rootfs, &root, &["stat", "/data/f"]);
+    assert!(out.contains("uid=0 gid=0"), "{out}");
+    payload_ok(&rootfs, &root, &["write", "/data/f", "two"]);
+    assert_eq!(payload_ok(&rootfs, &root, &["cat", "/data/f"]), "two");
+    let _ = run_minibox(&["volume", "rm", &vol[..vol.find(':').unwrap()]]);
+    // export writes the container's layer with the ids it gave its files, not its range's.
+    let id = start(&rootfs, "un-export", &["--userns", "auto", "-u", "1000"]);
+    let out = run_minibox(&["exec", "un-export", "/payload", "write", "/tmp/e", "x"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let tarball = test_tmp().join(format!("un-export-{}.tar", std::process::id()));
+    let out = run_minibox(&["export", &id, "-o", tarball.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut archive = tar::Archive::new(fs::File::open(&tarball).unwrap());
+    let entry = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap().to_str() == Some("tmp/e"))
+        .expect("tmp/e in the export");
+    assert_eq!(entry.header().uid().unwrap(), 1000);
+    let _ = fs::remove_file(&tarball);
+    rm("un-export");
+    // Another container's network namespace is not joined from a user namespace.
+    let out = run_payload(
+        &rootfs,
+        &[
+            "--rm",
+            "--userns",
+            "auto",
+            "--network",
+            "container:un-export",
+        ],
+        &["id"],
+    );
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("--userns host"), "{}", stderr(&out));
+}

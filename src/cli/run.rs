@@ -230,7 +230,7 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
     if args.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
     }
-    let volumes = volumes_of(args, data_root)?;
+    let mut volumes = volumes_of(args, data_root)?;
 
     let cgroup_path = check_cgroup_parent(&args.cgroup_parent)?.join(&id);
     let mut setup = Setup::docker(network.has_own_namespace());
@@ -241,6 +241,21 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
         .chain(identity.groups.iter().copied())
         .collect();
     userns.check_mapped("gid", &gids, false)?;
+    if userns != Userns::Host {
+        // Another container's network namespace belongs to its user namespace, where ours
+        // would have no rights.
+        if let Network::Container(name) = &network {
+            bail!(
+                "--network container:{name} shares a network namespace that belongs to that \
+                 container's user namespace: run this one with --userns host"
+            );
+        }
+        // Named volumes are stored with the ids containers see (id-mapped), so that one
+        // container's files are the next one's, whatever ranges they get.
+        for v in volumes.iter_mut().filter(|v| v.is_named()) {
+            v.idmap = true;
+        }
+    }
     let auto_ids = match userns {
         Userns::Host => None,
         Userns::Auto { size } => Some(size),

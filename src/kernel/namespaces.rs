@@ -291,6 +291,13 @@ pub fn host_id(maps: &[IdMap], id: u32) -> Option<u32> {
         .map(|m| m.outside + (id - m.inside))
 }
 
+/// The id inside for the host's `id`, by the maps (the inverse of `host_id`).
+pub fn inside_id(maps: &[IdMap], id: u32) -> Option<u32> {
+    maps.iter()
+        .find(|m| id >= m.outside && (id - m.outside) < m.count)
+        .map(|m| m.inside + (id - m.outside))
+}
+
 /// Whether `id` is inside one of the maps.
 pub fn is_mapped(maps: &[IdMap], id: u32) -> bool {
     maps.iter()
