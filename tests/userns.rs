@@ -600,3 +600,27 @@ fn un_a_named_volume_and_an_export_keep_the_containers_own_ids() {
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("--userns host"), "{}", stderr(&out));
 }
+
+#[test]
+fn un_cp_into_a_container_gives_the_copy_to_its_own_ids() {
+    if !need_root() {
+        return;
+    }
+    let rootfs = open_rootfs();
+    start(&rootfs, "un-cp", &["--userns", "auto", "-u", "0"]);
+    let file = test_tmp().join(format!("un-cp-{}", std::process::id()));
+    fs::write(&file, "copied").unwrap();
+    std::os::unix::fs::chown(&file, Some(1000), Some(1000)).unwrap();
+    let f = file.to_str().unwrap();
+    for (flags, owner) in [(vec![], "uid=0 gid=0"), (vec!["-a"], "uid=1000 gid=1000")] {
+        let mut args = vec!["cp"];
+        args.extend(flags.iter().copied());
+        args.extend([f, "un-cp:/tmp/c"]);
+        let out = run_minibox(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let out = run_minibox(&["exec", "un-cp", "/payload", "stat", "/tmp/c"]);
+        assert!(stdout(&out).contains(owner), "{flags:?}: {}", stdout(&out));
+    }
+    let _ = fs::remove_file(&file);
+    rm("un-cp");
+}

@@ -268,7 +268,7 @@ pub fn inspect(data_root: &Path, key: &str) -> Result<i32> {
 /// layer) as a tar stream.
 /// The id maps of a container's user namespace, from the config.json it was made with (none
 /// when it has none).
-fn id_maps_of(store: &Store, id: &str) -> Option<(Vec<IdMap>, Vec<IdMap>)> {
+pub(crate) fn id_maps_of(store: &Store, id: &str) -> Option<(Vec<IdMap>, Vec<IdMap>)> {
     let path = store.dir(id).join(crate::store::state::CONFIG_FILE);
     let config: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
     let maps = |field: &str| -> Vec<IdMap> {
