@@ -233,9 +233,13 @@ pub fn write_id_maps(pid: Pid, uids: &[IdMap], gids: &[IdMap]) -> Result<()> {
 /// mount needs (its maps, not a process in it). A short-lived child is born in it, its maps
 /// are written, the namespace is opened, and the child is killed and reaped.
 pub fn user_namespace_with_maps(uids: &[IdMap], gids: &[IdMap]) -> Result<File> {
-    // The child does nothing but wait to be killed: it runs no code of ours beyond pause().
-    let pid = clone_into_new_namespaces(CloneFlags::CLONE_NEWUSER, || loop {
-        nix::unistd::pause();
+    // The child does nothing but wait to be killed (by us, or by the kernel should minibox
+    // die first): it runs no code of ours beyond that.
+    let pid = clone_into_new_namespaces(CloneFlags::CLONE_NEWUSER, || {
+        let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+        loop {
+            nix::unistd::pause();
+        }
     })
     .context("clone() of a holder for the id-mapped mounts' user namespace")?;
     let opened = write_id_maps(pid, uids, gids).and_then(|()| {
