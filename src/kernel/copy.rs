@@ -251,3 +251,36 @@ fn finish(dst: &impl AsFd, st: &FileStat, opts: CopyOptions, shown: &str) -> Res
     fchmod(dst.as_fd(), Mode::from_bits_truncate(st.st_mode & keep))
         .with_context(|| format!("{shown}: cannot set the mode"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_into_a_range_belong_to_its_ids() {
+        let range = Some(IdShift {
+            uid: 100000,
+            gid: 200000,
+            size: 65536,
+        });
+        let plain = CopyOptions::default();
+        assert_eq!(plain.owner(5, 6), None);
+        let archive = CopyOptions {
+            archive: true,
+            into_range: None,
+        };
+        assert_eq!(archive.owner(5, 6), Some((5, 6)));
+        let into = CopyOptions {
+            archive: false,
+            into_range: range,
+        };
+        assert_eq!(into.owner(5, 6), Some((100000, 200000)));
+        let both = CopyOptions {
+            archive: true,
+            into_range: range,
+        };
+        assert_eq!(both.owner(1000, 29), Some((101000, 200029)));
+        // An owner the range does not hold is its nobody.
+        assert_eq!(both.owner(70000, 0), Some((165534, 200000)));
+    }
+}

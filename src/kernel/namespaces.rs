@@ -360,3 +360,23 @@ pub fn set_domainname(name: Option<&str>) -> Result<()> {
     nix::errno::Errno::result(rc).with_context(|| format!("setdomainname({name:?})"))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_are_read_and_walked_both_ways() {
+        let maps = parse_id_map("         0    1000000      65536\n 65536 5 1\nbad line\n");
+        assert_eq!(maps.len(), 2);
+        assert_eq!(host_id(&maps, 0), Some(1_000_000));
+        assert_eq!(host_id(&maps, 65535), Some(1_065_535));
+        assert_eq!(host_id(&maps, 65536), Some(5));
+        assert_eq!(host_id(&maps, 65537), None);
+        assert_eq!(inside_id(&maps, 1_000_007), Some(7));
+        assert_eq!(inside_id(&maps, 5), Some(65536));
+        assert_eq!(inside_id(&maps, 0), None);
+        let host = parse_id_map("0 0 4294967295\n");
+        assert_eq!(inside_id(&host, 1234), Some(1234));
+    }
+}
