@@ -622,5 +622,10 @@ fn un_cp_into_a_container_gives_the_copy_to_its_own_ids() {
         assert!(stdout(&out).contains(owner), "{flags:?}: {}", stdout(&out));
     }
     let _ = fs::remove_file(&file);
+    // exec -t: a pty of the container's devpts, given to its user (as its root, in its
+    // user namespace: the host's root could not).
+    let out = run_minibox(&["exec", "-t", "-u", "1000", "un-cp", "/payload", "tty-info"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("isatty=1,1,1"), "{}", stdout(&out));
     rm("un-cp");
 }

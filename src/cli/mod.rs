@@ -513,7 +513,7 @@ pub struct RunArgs {
 
     /// Whose ids the container's are: host (the host's: its root is the host's root), auto (a
     /// user namespace mapped onto 65536 host ids of its own, auto:size=N for fewer)
-    /// [default: host].
+    /// [default: $MINIBOX_USERNS, else host].
     #[arg(long, value_name = "MODE")]
     pub userns: Option<String>,
 

@@ -235,7 +235,13 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
     let cgroup_path = check_cgroup_parent(&args.cgroup_parent)?.join(&id);
     let mut setup = Setup::docker(network.has_own_namespace());
     // Whose ids the container's are: its user must be among them.
-    let userns = Userns::parse(args.userns.as_deref(), &args.uidmap, &args.gidmap)?;
+    let mut userns = Userns::parse(userns_mode(args).as_deref(), &args.uidmap, &args.gidmap)?;
+    // A default (not asked for) gives way where it cannot hold: another container's network
+    // belongs to that container's user namespace.
+    let defaulted = args.userns.is_none() && args.uidmap.is_empty() && args.gidmap.is_empty();
+    if defaulted && matches!(network, Network::Container(_)) {
+        userns = Userns::Host;
+    }
     userns.check_mapped("uid", &[identity.uid], true)?;
     let gids: Vec<u32> = std::iter::once(identity.gid)
         .chain(identity.groups.iter().copied())
@@ -299,6 +305,17 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
         stop: StopPolicy::parse(args.stop_signal.as_deref(), args.stop_timeout.as_deref())?,
         auto_ids,
     })
+}
+
+/// `--userns`, else (without --uidmap/--gidmap) `MINIBOX_USERNS` from the environment (as
+/// podman's containers.conf `userns`): a host may make `auto` its default.
+fn userns_mode(args: &RunArgs) -> Option<String> {
+    if args.userns.is_some() || !args.uidmap.is_empty() || !args.gidmap.is_empty() {
+        return args.userns.clone();
+    }
+    std::env::var("MINIBOX_USERNS")
+        .ok()
+        .filter(|m| !m.is_empty())
 }
 
 /// `-p`, then with `-P` each exposed port (the image's, then `--expose`'s) that `-p` did not

@@ -288,6 +288,15 @@ pub fn parse_id_map(text: &str) -> Vec<IdMap> {
         .collect()
 }
 
+/// After joining a user namespace (exec): become its root, keeping the capabilities joining
+/// gave us (uid 0 there is its root).
+pub fn become_root_of_joined_user_namespace() -> Result<()> {
+    let (uid, gid) = (nix::unistd::Uid::from_raw(0), nix::unistd::Gid::from_raw(0));
+    nix::unistd::setresgid(gid, gid, gid)
+        .context("setresgid(0) in the container's user namespace")?;
+    nix::unistd::setresuid(uid, uid, uid).context("setresuid(0) in the container's user namespace")
+}
+
 /// The host's id for `id` inside, by the maps.
 pub fn host_id(maps: &[IdMap], id: u32) -> Option<u32> {
     maps.iter()

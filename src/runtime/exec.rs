@@ -328,6 +328,11 @@ fn join_and_exec(
         nix::sched::setns(pidfd, namespaces)
             .context("setns into the container's namespaces (it may have just stopped)")?;
     }
+    // In its user namespace we are nobody (the host's root is not mapped there) until we
+    // become its root: only then does what we make (a pty) have an owner we may change.
+    if namespaces.contains(CloneFlags::CLONE_NEWUSER) {
+        crate::kernel::namespaces::become_root_of_joined_user_namespace()?;
+    }
     // Its root exactly: one chroot'ed in a mount namespace not its own (joined by path) lies
     // below that namespace's root, which setns gave us.
     enter_root(root)?;
