@@ -294,25 +294,29 @@ pub fn idmapped_overlay(dirs: &OverlayDirs, userns: &impl AsFd) -> Result<OwnedF
         .map(|l| ("lowerdir+", fd_path(l)))
         .chain([("upperdir", fd_path(&upper)), ("workdir", fd_path(&work))])
         .try_for_each(|(key, value)| fs.set(key, &value).map_err(|e| (key, e)));
-    if let Err((key, e)) = configured {
-        bail!(
-            "cannot give the container's overlay its {key} ({e}): id-mapped lower layers \
-             (`lowerdir+`) need Linux 6.8 or later; run with --userns host"
-        );
-    }
-    fs.mount(mount_api::attr::NODEV).map_err(|(e, log)| {
+    let data_root_unfit = |e: String| {
         anyhow::anyhow!(
-            "cannot mount the container's writable layer over id-mapped ROOTFS {} ({e}{}): \
-             the data root {} must hold an overlay's upper layer (ext4, xfs, btrfs, tmpfs); \
-             or run with --userns host",
+            "cannot mount the container's writable layer over ROOTFS {} ({e}): the data root {} \
+             is likely on a filesystem that cannot hold an overlay's upper layer (overlayfs, \
+             some FUSE or network filesystems); give --data-root (or MINIBOX_DATA_ROOT) a \
+             directory on ext4, xfs, btrfs or tmpfs",
             dirs.rootfs_path.display(),
-            if log.is_empty() {
-                String::new()
-            } else {
-                format!(": {log}")
-            },
             dirs.data_root_path.display()
         )
+    };
+    match configured {
+        Err(("lowerdir+", e)) => bail!(
+            "cannot give the container's overlay its id-mapped lower layers ({e}): `lowerdir+` \
+             needs Linux 6.8 or later; run with --userns host"
+        ),
+        Err((_, e)) => return Err(data_root_unfit(e.to_string())),
+        Ok(()) => {}
+    }
+    fs.mount(mount_api::attr::NODEV).map_err(|(e, log)| {
+        data_root_unfit(match log.is_empty() {
+            true => e.to_string(),
+            false => format!("{e}: {log}"),
+        })
     })
 }
 
