@@ -629,3 +629,40 @@ fn un_cp_into_a_container_gives_the_copy_to_its_own_ids() {
     assert!(stdout(&out).contains("isatty=1,1,1"), "{}", stdout(&out));
     rm("un-cp");
 }
+
+#[test]
+fn un_minibox_userns_in_the_environment_is_the_default_and_flags_win() {
+    if !need_root() {
+        return;
+    }
+    let rootfs = open_rootfs();
+    let run = |flags: &[&str]| {
+        let root = rootfs.arg();
+        let mut args = vec!["run", "-d"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[&root, "/payload", "sleep", "30"]);
+        let out = minibox()
+            .env("MINIBOX_USERNS", "auto")
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    };
+    run(&["--name", "un-env"]);
+    run(&["--name", "un-env-host", "--userns", "host"]);
+    // The default gives way where it cannot hold: another container's network.
+    run(&["--name", "un-env-net", "--network", "container:un-env-host"]);
+    let (auto, host, net) = (
+        pid_of("un-env"),
+        pid_of("un-env-host"),
+        pid_of("un-env-net"),
+    );
+    assert_ne!(uid_map(auto).1, 0);
+    assert_ne!(host_ids(auto).0[0], 65534);
+    assert_eq!(uid_map(host), (0, 0, u32::MAX));
+    assert_eq!(host_ids(host).0[0], 65534);
+    assert_eq!(uid_map(net), (0, 0, u32::MAX));
+    for name in ["un-env-net", "un-env", "un-env-host"] {
+        rm(name);
+    }
+}
