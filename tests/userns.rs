@@ -666,3 +666,27 @@ fn un_minibox_userns_in_the_environment_is_the_default_and_flags_win() {
         rm(name);
     }
 }
+
+#[test]
+fn un_one_containers_root_cannot_read_anothers_private_files_in_a_shared_volume() {
+    if !need_root() {
+        return;
+    }
+    let rootfs = open_rootfs();
+    let vol = volume_dir();
+    let v = format!("{}:/v", vol.path().display());
+    let root = ["--rm", "--userns", "auto", "-u", "0", "-v", &v];
+    payload_ok(&rootfs, &root, &["copy-mode", "/etc/passwd", "/v/secret", "600"]);
+    // (the second run had another range: it is not the owner, and owns no capability over
+    // the first one's ids)
+    let out = run_payload(&rootfs, &root, &["cat", "/v/secret"]);
+    assert_ne!(out.status.code(), Some(0), "read: {}", stdout(&out));
+    assert!(stderr(&out).contains("EACCES"), "{}", stderr(&out));
+    // Nor change it.
+    let out = run_payload(&rootfs, &root, &["chmod", "/v/secret", "644"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(
+        fs::metadata(vol.path().join("secret")).unwrap().mode() & 0o777,
+        0o600
+    );
+}

@@ -24,6 +24,8 @@ pub const USER: &str = "minibox";
 const DIR: &str = "/run/minibox-ids";
 const RANGES: &str = "ranges.json";
 const LOCK: &str = "lock";
+/// The range handed out last (where the next search starts).
+const CURSOR: &str = "last.json";
 /// Where minibox's own subordinate ids start when it adds them, and how many (16384 ranges of
 /// 65536): far above the ids of the host's users.
 const FIRST_ID: u64 = 1_000_000_000;
@@ -95,14 +97,40 @@ fn allocate_in(
             .map(|t| (pick(&t.range) as u64, t.range.size as u64))
             .collect()
     };
-    let uid = first_free(&uids, &used(|r| r.uid), size as u64, &sources.subuid)?;
-    let gid = first_free(&gids, &used(|r| r.gid), size as u64, &sources.subgid)?;
+    // Next fit: the search starts past the range handed out last, so a range just freed
+    // (whose files may linger in a shared volume) goes to another container only once every
+    // other one has been used.
+    let cursor_path = sources.dir.join(CURSOR);
+    let cursor: Option<Range> = fs::read(&cursor_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let after = |pick: fn(&Range) -> u32| {
+        cursor
+            .as_ref()
+            .map_or(0, |c| pick(c) as u64 + c.size as u64)
+    };
+    let uid = first_free(
+        &uids,
+        &used(|r| r.uid),
+        size as u64,
+        after(|r| r.uid),
+        &sources.subuid,
+    )?;
+    let gid = first_free(
+        &gids,
+        &used(|r| r.gid),
+        size as u64,
+        after(|r| r.gid),
+        &sources.subgid,
+    )?;
     let range = Range { uid, gid, size };
     taken.push(Taken {
         owner: owner.to_path_buf(),
         range,
     });
     write_taken(&path, &taken)?;
+    fs::write(&cursor_path, serde_json::to_vec(&range)?)
+        .with_context(|| format!("writing {}", cursor_path.display()))?;
     Ok(range)
 }
 
@@ -177,28 +205,41 @@ fn parse_entries(text: &str) -> Vec<(String, u64, u64)> {
         .collect()
 }
 
-/// The lowest first id of `size` free ids in `entries`, at a multiple of `size` from an
-/// entry's start (ranges stay apart and easy to read).
-fn first_free(entries: &[(u64, u64)], used: &[(u64, u64)], size: u64, file: &Path) -> Result<u32> {
+/// The first id of `size` free ids in `entries`, at a multiple of `size` from an entry's start
+/// (ranges stay apart and easy to read): the lowest at or past `after`, else the lowest.
+fn first_free(
+    entries: &[(u64, u64)],
+    used: &[(u64, u64)],
+    size: u64,
+    after: u64,
+    file: &Path,
+) -> Result<u32> {
+    let found = [after, 0]
+        .into_iter()
+        .find_map(|from| lowest_free(entries, used, size, from));
+    match found {
+        Some(at) => Ok(at as u32),
+        None => bail!(
+            "no {size} free ids are left among the {USER} user's subordinate ids in {}: remove \
+             containers (minibox rm) or give {USER} more ids there",
+            file.display()
+        ),
+    }
+}
+
+fn lowest_free(entries: &[(u64, u64)], used: &[(u64, u64)], size: u64, from: u64) -> Option<u64> {
+    let aligned = |start: u64, x: u64| start + x.saturating_sub(start).div_ceil(size) * size;
     for (start, count) in entries {
-        let mut at = *start;
+        let mut at = aligned(*start, from.max(*start));
         while at + size <= start + count && at + size <= u32::MAX as u64 {
-            let clash = used.iter().find(|(u, n)| at < u + n && *u < at + size);
-            match clash {
-                None => return Ok(at as u32),
+            match used.iter().find(|(u, n)| at < u + n && *u < at + size) {
+                None => return Some(at),
                 // Past the range in the way, at the next multiple.
-                Some((u, n)) => {
-                    let end = u + n;
-                    at = start + (end - start).div_ceil(size) * size;
-                }
+                Some((u, n)) => at = aligned(*start, u + n),
             }
         }
     }
-    bail!(
-        "no {size} free ids are left among the {USER} user's subordinate ids in {}: remove \
-         containers (minibox rm) or give {USER} more ids there",
-        file.display()
-    )
+    None
 }
 
 /// Makes the `minibox` user and its subordinate ids, unless they exist.
@@ -309,6 +350,11 @@ mod tests {
             allocate_in(&s, &owner("e"), 1000, none).unwrap().uid,
             200000
         );
+        // Next fit: a range freed is not the next one handed out while others are free.
+        release_in(&s, &owner("e")).unwrap();
+        release_in(&s, &owner("c")).unwrap();
+        let f = allocate_in(&s, &owner("f"), 1000, none).unwrap();
+        assert_eq!(f.uid, 201000);
     }
 
     #[test]
