@@ -676,7 +676,11 @@ fn un_one_containers_root_cannot_read_anothers_private_files_in_a_shared_volume(
     let vol = volume_dir();
     let v = format!("{}:/v", vol.path().display());
     let root = ["--rm", "--userns", "auto", "-u", "0", "-v", &v];
-    payload_ok(&rootfs, &root, &["copy-mode", "/etc/passwd", "/v/secret", "600"]);
+    payload_ok(
+        &rootfs,
+        &root,
+        &["copy-mode", "/etc/passwd", "/v/secret", "600"],
+    );
     // (the second run had another range: it is not the owner, and owns no capability over
     // the first one's ids)
     let out = run_payload(&rootfs, &root, &["cat", "/v/secret"]);
