@@ -783,7 +783,7 @@ fn what_minibox_cannot_honour_is_refused_by_name() {
         ),
         (
             json!({"destination": "/x", "type": "tmpfs", "options": ["idmap"]}),
-            "option idmap (id-mapped mounts) is not supported yet",
+            "option idmap is for binds",
         ),
     ] {
         let mut c = base.clone();

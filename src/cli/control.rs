@@ -147,6 +147,7 @@ fn spec_of(store: &Store, data_root: &Path, c: &ContainerState) -> Result<Contai
                 },
                 target: target.trim_end_matches(":ro").into(),
                 read_only: target.ends_with(":ro"),
+                idmap: false,
             }),
             None => volume::parse_volume(v, data_root),
         })

@@ -20,7 +20,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-use crate::kernel::copy::{self, Copied, CopyOptions};
+use crate::kernel::copy::{self, Copied, CopyOptions, IdShift};
 use crate::kernel::rootfs;
 use crate::runtime::cp::open_root;
 use crate::store::state::Store;
@@ -75,7 +75,24 @@ pub fn cp(store: &Store, archive: bool, src: &str, dst: &str) -> Result<i32> {
         true => Side::Container { root: &root, path },
         false => Side::Host(path),
     };
-    let opts = CopyOptions { archive };
+    // Into a container with a user namespace, copies belong to its ids, not the host's root.
+    let into_range = match to.is_some() {
+        true => crate::cli::images::id_maps_of(store, &c.id).and_then(|(uids, gids)| {
+            match (uids.as_slice(), gids.as_slice()) {
+                ([u], [g]) if u.inside == 0 && g.inside == 0 => Some(IdShift {
+                    uid: u.outside,
+                    gid: g.outside,
+                    size: u.count.min(g.count),
+                }),
+                _ => None,
+            }
+        }),
+        false => None,
+    };
+    let opts = CopyOptions {
+        archive,
+        into_range,
+    };
     let mut copied = Copied::default();
     copy_between(
         side(from.is_some(), src_path),

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use oci_spec::image::ImageConfiguration;
 use serde_json::json;
 
+use crate::kernel::namespaces::IdMap;
 use crate::kernel::outfile::OutFile;
 use crate::model::volume::ImageUse;
 use crate::store::images::{check_reference, normalize, split_tag, Images};
@@ -269,16 +270,44 @@ pub fn inspect(data_root: &Path, key: &str) -> Result<i32> {
 
 /// `minibox export CONTAINER [-o FILE]`: its merged filesystem (image or ROOTFS, then its own
 /// layer) as a tar stream.
+/// The id maps of a container's user namespace, from the config.json it was made with (none
+/// when it has none).
+pub(crate) fn id_maps_of(store: &Store, id: &str) -> Option<(Vec<IdMap>, Vec<IdMap>)> {
+    let path = store.dir(id).join(crate::store::state::CONFIG_FILE);
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let maps = |field: &str| -> Vec<IdMap> {
+        config["linux"][field]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|m| {
+                        Some(IdMap {
+                            inside: m["containerID"].as_u64()? as u32,
+                            outside: m["hostID"].as_u64()? as u32,
+                            count: m["size"].as_u64()? as u32,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (uids, gids) = (maps("uidMappings"), maps("gidMappings"));
+    (!uids.is_empty() || !gids.is_empty()).then_some((uids, gids))
+}
+
 pub fn export(store: &Store, key: &str, output: Option<&Path>) -> Result<i32> {
     let c = store.resolve(key)?;
     let mut lower: Vec<PathBuf> = match &c.image {
         Some(i) => i.lower.clone(),
         None => vec![c.rootfs.clone()],
     };
+    let mut top_owners = None;
     if let Some(layer) = &c.layer {
         let upper = layer.join("upper");
         if upper.is_dir() {
             lower.insert(0, upper);
+            // In a user namespace, its layer's owners are its range's: exported as its own.
+            top_owners = id_maps_of(store, &c.id);
         }
     }
     match output {
@@ -286,7 +315,7 @@ pub fn export(store: &Store, key: &str, output: Option<&Path>) -> Result<i32> {
             // Made beside FILE without following links, renamed once whole.
             let mut out = OutFile::create(path, "partial", 0o666)?;
             let mut w = std::io::BufWriter::new(out.file());
-            merged::write_tar(&lower, None, &mut w)?;
+            merged::write_tar_mapped(&lower, None, &mut w, top_owners.as_ref())?;
             w.flush()
                 .with_context(|| format!("writing {}", path.display()))?;
             drop(w);
@@ -299,7 +328,7 @@ pub fn export(store: &Store, key: &str, output: Option<&Path>) -> Result<i32> {
                 );
             }
             let mut w = std::io::BufWriter::new(std::io::stdout().lock());
-            merged::write_tar(&lower, None, &mut w)?;
+            merged::write_tar_mapped(&lower, None, &mut w, top_owners.as_ref())?;
             w.flush()?;
         }
     }

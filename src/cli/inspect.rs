@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::kernel::cgroup;
-use crate::kernel::namespaces::CONTAINER_KINDS;
+use crate::kernel::namespaces::{IdMap, CONTAINER_KINDS};
 use crate::runtime::explain::namespace_link;
 use crate::store::state::{ContainerState, Store};
 use crate::text::printable_bytes;
@@ -68,6 +68,10 @@ pub(crate) fn facts(c: &ContainerState) -> Result<Value> {
     let status = fs::read_to_string(format!("/proc/{pid}/status"))
         .context("reading the container's status")?;
     v["Identity"] = identity(&status);
+    // Beside the host's ids: the container's, and the maps between them.
+    if let Ok((uids, gids)) = crate::kernel::namespaces::read_id_maps(pid) {
+        add_id_maps(&mut v["Identity"], &uids, &gids);
+    }
     v["Capabilities"] = capabilities(&status);
     v["Seccomp"] = seccomp(c, &status);
     v["Mounts"] = mounts(pid)?;
@@ -99,6 +103,7 @@ pub(crate) fn namespaces(pid: &str) -> Value {
     };
     CONTAINER_KINDS
         .iter()
+        .chain([crate::kernel::namespaces::Kind::User].iter())
         .map(|k| k.proc_name())
         .map(|ns| (ns.to_string(), json!(inode(ns))))
         .collect::<serde_json::Map<_, _>>()
@@ -125,6 +130,32 @@ pub(crate) fn identity(status: &str) -> Value {
         "Gid": ids("Gid").first(),
         "Groups": ids("Groups"),
     })
+}
+
+/// `UserNamespace` (own or host), the container's own uid and gid, and `UidMap`/`GidMap`
+/// (container id → host id, as podman's inspect names them).
+fn add_id_maps(identity: &mut Value, uids: &[IdMap], gids: &[IdMap]) {
+    let whole = |m: &[IdMap]| {
+        m.len() == 1 && m[0].inside == 0 && m[0].outside == 0 && m[0].count == u32::MAX
+    };
+    let inside = |maps: &[IdMap], host: Option<u64>| {
+        let host = host? as u32;
+        maps.iter()
+            .find(|m| host >= m.outside && host - m.outside < m.count)
+            .map(|m| m.inside + (host - m.outside))
+    };
+    let lines = |maps: &[IdMap]| -> Vec<Value> {
+        maps.iter()
+            .map(|m| json!({"ContainerID": m.inside, "HostID": m.outside, "Size": m.count}))
+            .collect()
+    };
+    let own = !(whole(uids) && whole(gids));
+    let (uid, gid) = (identity["Uid"].as_u64(), identity["Gid"].as_u64());
+    identity["UserNamespace"] = json!(if own { "own" } else { "host" });
+    identity["ContainerUid"] = json!(inside(uids, uid));
+    identity["ContainerGid"] = json!(inside(gids, gid));
+    identity["UidMap"] = json!(lines(uids));
+    identity["GidMap"] = json!(lines(gids));
 }
 
 /// Each capability set as names, decoded from /proc/PID/status.

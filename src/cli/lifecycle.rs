@@ -237,7 +237,10 @@ pub fn rm(store: &Store, force: bool, keys: &[String]) -> Result<i32> {
         if let Some(dir) = &c.layer {
             layers::remove(dir)?;
         }
-        store.remove(&c.id)
+        store.remove(&c.id)?;
+        // Its host ids (--userns auto), free for the next container.
+        crate::runtime::userns::free_ids(store, &c.id);
+        Ok(())
     })
 }
 

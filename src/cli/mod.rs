@@ -467,7 +467,7 @@ pub struct RunArgs {
     #[arg(short = 'b', long, value_name = "DIR", conflicts_with_all = [
         "name", "env", "env_file", "hostname", "workdir", "user", "cap_add", "cap_drop", "read_only",
         "network", "ip", "add_host", "dns", "network_alias", "publish", "publish_all", "expose", "memory", "cpus", "pids_limit", "ulimit", "stop_signal", "stop_timeout", "cgroup_parent", "entrypoint",
-        "volume", "mount", "tmpfs", "device",
+        "volume", "mount", "tmpfs", "device", "userns", "uidmap", "gidmap",
     ])]
     pub bundle: Option<PathBuf>,
 
@@ -555,6 +555,21 @@ pub struct RunArgs {
     /// image's User, else 65534:65534].
     #[arg(short = 'u', long)]
     pub user: Option<String>,
+
+    /// Whose ids the container's are: host (the host's: its root is the host's root), auto (a
+    /// user namespace mapped onto 65536 host ids of its own, auto:size=N for fewer)
+    /// [default: $MINIBOX_USERNS, else host].
+    #[arg(long, value_name = "MODE")]
+    pub userns: Option<String>,
+
+    /// A user namespace whose uids CONTAINER.. are the host's HOST.. (SIZE of them), podman's
+    /// spelling. Repeatable.
+    #[arg(long = "uidmap", value_name = "CONTAINER:HOST:SIZE")]
+    pub uidmap: Vec<String>,
+
+    /// As --uidmap, for gids [default: as --uidmap].
+    #[arg(long = "gidmap", value_name = "CONTAINER:HOST:SIZE")]
+    pub gidmap: Vec<String>,
 
     /// Add a capability (root only; e.g. NET_ADMIN, or ALL). Repeatable.
     #[arg(long = "cap-add", value_name = "CAP")]

@@ -16,6 +16,7 @@ use crate::cli::images;
 use crate::cli::RunArgs;
 use crate::kernel::caps::{self, CapsHashSet};
 use crate::kernel::cgroup::{self, Limits};
+use crate::kernel::namespaces::Kind;
 use crate::kernel::seccomp::SeccompProfile;
 use crate::model::names::{check_hostname, check_name};
 use crate::model::network::{NetOptions, Network, PortMapping};
@@ -24,6 +25,7 @@ use crate::model::spec::{
     build_env, check_oci_id, check_rootfs, check_workdir, new_id, parse_env_file, read_in_root,
     root_arg, ContainerSpec, RootArg, StopPolicy, SHORT_ID_LEN,
 };
+use crate::model::userns::Userns;
 use crate::model::volume::{self, ImageUse, VolumeMount};
 use crate::model::{oci, user};
 use crate::runtime::status::StatusError;
@@ -34,7 +36,7 @@ use crate::store::volumes;
 /// The container `minibox run` makes, from a bundle or from the flags; always through a `Spec`.
 pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerSpec> {
     let bundle_dir = bundle_of(args)?;
-    let (oci, bundle, id, name, volumes, stop, pids_default) = match &bundle_dir {
+    let (oci, bundle, id, name, volumes, stop, pids_default, auto_ids) = match &bundle_dir {
         Some(dir) => {
             // The OCI id is the container's own id, and its name (ps, stop, logs find it).
             let id = bundle_id(args)?;
@@ -46,6 +48,7 @@ pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<Conta
                 vec![],
                 Default::default(),
                 false,
+                None,
             )
         }
         None => {
@@ -75,6 +78,7 @@ pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<Conta
                 draft.stop,
                 // config.json cannot say a limit is a default: kept beside it.
                 draft.limits.pids_default,
+                draft.auto_ids,
             )
         }
     };
@@ -86,6 +90,8 @@ pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<Conta
         volumes,
         // How `stop` ends it: the flags' (config.json has no word for it).
         stop,
+        // --userns auto: its ids are taken when it is made (config.json has maps, not this).
+        auto_ids,
         // A bundle's root is its maker's; a ROOTFS of the user's, or an image, is never written.
         private_layer: bundle_dir.is_none() || checked.private_layer,
         limits: cgroup::Limits {
@@ -246,10 +252,48 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
     if args.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
     }
-    let volumes = volumes_of(args, data_root)?;
+    let mut volumes = volumes_of(args, data_root)?;
 
     let cgroup_path = check_cgroup_parent(&args.cgroup_parent)?.join(&id);
     let mut setup = Setup::docker(network.has_own_namespace());
+    // Whose ids the container's are: its user must be among them.
+    let mut userns = Userns::parse(userns_mode(args).as_deref(), &args.uidmap, &args.gidmap)?;
+    // A default (not asked for) gives way where it cannot hold: another container's network
+    // belongs to that container's user namespace.
+    let defaulted = args.userns.is_none() && args.uidmap.is_empty() && args.gidmap.is_empty();
+    if defaulted && matches!(network, Network::Container(_)) {
+        userns = Userns::Host;
+    }
+    userns.check_mapped("uid", &[identity.uid], true)?;
+    let gids: Vec<u32> = std::iter::once(identity.gid)
+        .chain(identity.groups.iter().copied())
+        .collect();
+    userns.check_mapped("gid", &gids, false)?;
+    if userns != Userns::Host {
+        // Another container's network namespace belongs to its user namespace, where ours
+        // would have no rights.
+        if let Network::Container(name) = &network {
+            bail!(
+                "--network container:{name} shares a network namespace that belongs to that \
+                 container's user namespace: run this one with --userns host"
+            );
+        }
+        // Named volumes are stored with the ids containers see (id-mapped), so that one
+        // container's files are the next one's, whatever ranges they get.
+        for v in volumes.iter_mut().filter(|v| v.is_named()) {
+            v.idmap = true;
+        }
+    }
+    let auto_ids = match userns {
+        Userns::Host => None,
+        Userns::Auto { size } => Some(size),
+        Userns::Maps { uids, gids } => {
+            setup.namespaces.new.push(Kind::User);
+            setup.uid_mappings = uids;
+            setup.gid_mappings = gids;
+            None
+        }
+    };
     setup.rlimits = setup::parse_ulimits(&args.ulimit)?;
     for device in &args.device {
         setup.add_host_device(device)?;
@@ -281,7 +325,19 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
         hooks: Default::default(),
         console_size: None,
         stop: StopPolicy::parse(args.stop_signal.as_deref(), args.stop_timeout.as_deref())?,
+        auto_ids,
     })
+}
+
+/// `--userns`, else (without --uidmap/--gidmap) `MINIBOX_USERNS` from the environment (as
+/// podman's containers.conf `userns`): a host may make `auto` its default.
+fn userns_mode(args: &RunArgs) -> Option<String> {
+    if args.userns.is_some() || !args.uidmap.is_empty() || !args.gidmap.is_empty() {
+        return args.userns.clone();
+    }
+    std::env::var("MINIBOX_USERNS")
+        .ok()
+        .filter(|m| !m.is_empty())
 }
 
 /// `-p`, then with `-P` each exposed port (the image's, then `--expose`'s) that `-p` did not

@@ -108,6 +108,13 @@ fn refuse_run_only_flags(args: &RunArgs) -> Result<()> {
         (args.rm, "--rm"),
         (args.explain.is_some(), "--explain"),
         (args.name.is_some(), "--name"),
+        // (its ids are taken when the container is made; --uidmap writes linux.uidMappings)
+        (
+            args.userns
+                .as_deref()
+                .is_some_and(|m| m.starts_with("auto")),
+            "--userns auto",
+        ),
     ] {
         if given {
             bail!(

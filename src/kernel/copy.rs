@@ -19,6 +19,41 @@ use nix::unistd::{fchown, fchownat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags
 pub struct CopyOptions {
     /// `-a`: keep each file's owner (otherwise the copier's).
     pub archive: bool,
+    /// Into a container with a user namespace: its ids start at these host ids (`size` of
+    /// them). A copy belongs to its root (`uid`, `gid`), or with `-a` keeps its owner as
+    /// the container sees it (shifted into the range).
+    pub into_range: Option<IdShift>,
+}
+
+/// A user namespace's one map line: container ids `0..size` are host ids `uid..`, `gid..`.
+#[derive(Debug, Clone, Copy)]
+pub struct IdShift {
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u32,
+}
+
+impl IdShift {
+    /// The host ids of the container's `uid`, `gid` (unmapped ones: its nobody's).
+    fn host(&self, uid: u32, gid: u32) -> (u32, u32) {
+        let shift = |base: u32, id: u32| match id < self.size {
+            true => base + id,
+            false => base + 65534.min(self.size - 1),
+        };
+        (shift(self.uid, uid), shift(self.gid, gid))
+    }
+}
+
+impl CopyOptions {
+    /// The owner a copy of a file owned by `uid`/`gid` gets (`None`: the copier's).
+    fn owner(&self, uid: u32, gid: u32) -> Option<(u32, u32)> {
+        match (self.archive, self.into_range) {
+            (true, None) => Some((uid, gid)),
+            (true, Some(r)) => Some(r.host(uid, gid)),
+            (false, Some(r)) => Some(r.host(0, 0)),
+            (false, None) => None,
+        }
+    }
 }
 
 /// What one copy did: files, directories and links made, and the special files left out.
@@ -86,12 +121,12 @@ pub fn copy_entry(
             replace_non_dir(dst_dir, dst_name, shown)?;
             symlinkat(target.as_os_str(), dst_dir, dst_name)
                 .with_context(|| format!("{shown}: cannot make the symlink"))?;
-            if opts.archive {
+            if let Some((uid, gid)) = opts.owner(st.st_uid, st.st_gid) {
                 fchownat(
                     dst_dir,
                     dst_name,
-                    Some(Uid::from_raw(st.st_uid)),
-                    Some(Gid::from_raw(st.st_gid)),
+                    Some(Uid::from_raw(uid)),
+                    Some(Gid::from_raw(gid)),
                     AtFlags::AT_SYMLINK_NOFOLLOW,
                 )
                 .with_context(|| format!("{shown}: cannot set the symlink's owner"))?;
@@ -204,15 +239,48 @@ fn replace_non_dir(dst_dir: &impl AsFd, dst_name: &OsStr, shown: &str) -> Result
 
 /// The copy's mode (setuid and setgid bits only with `-a`) and, with `-a`, its owner.
 fn finish(dst: &impl AsFd, st: &FileStat, opts: CopyOptions, shown: &str) -> Result<()> {
-    if opts.archive {
+    if let Some((uid, gid)) = opts.owner(st.st_uid, st.st_gid) {
         fchown(
             dst.as_fd(),
-            Some(Uid::from_raw(st.st_uid)),
-            Some(Gid::from_raw(st.st_gid)),
+            Some(Uid::from_raw(uid)),
+            Some(Gid::from_raw(gid)),
         )
         .with_context(|| format!("{shown}: cannot set the owner"))?;
     }
     let keep = if opts.archive { 0o7777 } else { 0o1777 };
     fchmod(dst.as_fd(), Mode::from_bits_truncate(st.st_mode & keep))
         .with_context(|| format!("{shown}: cannot set the mode"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_into_a_range_belong_to_its_ids() {
+        let range = Some(IdShift {
+            uid: 100000,
+            gid: 200000,
+            size: 65536,
+        });
+        let plain = CopyOptions::default();
+        assert_eq!(plain.owner(5, 6), None);
+        let archive = CopyOptions {
+            archive: true,
+            into_range: None,
+        };
+        assert_eq!(archive.owner(5, 6), Some((5, 6)));
+        let into = CopyOptions {
+            archive: false,
+            into_range: range,
+        };
+        assert_eq!(into.owner(5, 6), Some((100000, 200000)));
+        let both = CopyOptions {
+            archive: true,
+            into_range: range,
+        };
+        assert_eq!(both.owner(1000, 29), Some((101000, 200029)));
+        // An owner the range does not hold is its nobody.
+        assert_eq!(both.owner(70000, 0), Some((165534, 200000)));
+    }
 }

@@ -8,8 +8,10 @@
 //! the check and the mount, so none can be swapped.
 //!
 //! nix 0.32 has none of these calls: they are made with `libc::syscall`, here and only here.
-//! (An id-mapped mount, later, is one more attribute: `MOUNT_ATTR_IDMAP` with a user
-//! namespace's descriptor in `mount_attr.userns_fd`.)
+//! An id-mapped mount is one more attribute: `MOUNT_ATTR_IDMAP` with a user namespace's
+//! descriptor in `mount_attr.userns_fd` (`set_idmap`), set on a detached tree before it is
+//! attached. A whole filesystem can be made detached too (`fsopen`/`fsconfig`/`fsmount`,
+//! `Fs`): an overlay over id-mapped layers, made by the host's root, attached by the container.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -35,6 +37,8 @@ pub mod attr {
     pub const NOATIME: u64 = 0x0000_0010;
     pub const STRICTATIME: u64 = 0x0000_0020;
     pub const NODIRATIME: u64 = 0x0000_0080;
+    /// The mount shows files through a user namespace's id maps (`userns_fd`).
+    pub const IDMAP: u64 = 0x0010_0000;
 }
 
 /// What `mount_setattr` changes on a tree: flags set, flags cleared, and the propagation
@@ -167,6 +171,111 @@ pub fn set_attrs(tree: &impl AsFd, attrs: &Attrs) -> nix::Result<()> {
     Errno::result(rc).map(drop)
 }
 
+/// `mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, {MOUNT_ATTR_IDMAP, userns})`: the
+/// detached tree (never attached yet) shows every file through `userns`'s id maps: an owner `N`
+/// on disk is the host's id that `N` maps to (and a write as that host id stores `N`).
+pub fn set_idmap(tree: &impl AsFd, userns: &impl AsFd) -> nix::Result<()> {
+    let attr = MountAttr {
+        attr_set: attr::IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_fd().as_raw_fd() as u64,
+    };
+    let empty = path_arg("")?;
+    let flags = (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint;
+    // SAFETY: as in `set_attrs`: the kernel reads `attr` and the empty path, alive for the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_fd().as_raw_fd(),
+            empty.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(rc).map(drop)
+}
+
+// <linux/mount.h>: the filesystem context calls.
+const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+
+/// A filesystem being configured (`fsopen`), to become a detached mount (`mount`).
+pub struct Fs(OwnedFd);
+
+impl Fs {
+    /// `fsopen(fstype)`.
+    pub fn open(fstype: &str) -> nix::Result<Fs> {
+        let name = path_arg(fstype)?;
+        // SAFETY: fsopen reads the NUL-terminated name, alive for the call, and returns a new
+        // descriptor or an error.
+        owned(unsafe { libc::syscall(libc::SYS_fsopen, name.as_ptr(), FSOPEN_CLOEXEC) }).map(Fs)
+    }
+
+    /// `fsconfig(FSCONFIG_SET_STRING, key, value)`: one option (`lowerdir+`, `upperdir`...).
+    pub fn set(&self, key: &str, value: &str) -> nix::Result<()> {
+        let (k, v) = (path_arg(key)?, path_arg(value)?);
+        // SAFETY: fsconfig reads the two NUL-terminated strings, alive for the call.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                self.0.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                k.as_ptr(),
+                v.as_ptr(),
+                0,
+            )
+        };
+        Errno::result(rc).map(drop)
+    }
+
+    /// `fsconfig(FSCONFIG_CMD_CREATE)` then `fsmount`: the filesystem, as a detached mount
+    /// carrying `attrs` (`MOUNT_ATTR_*`). On failure, the kernel's own words (its log on the
+    /// context) come with the error.
+    pub fn mount(self, attrs: u64) -> Result<OwnedFd, (Errno, String)> {
+        // SAFETY: CMD_CREATE takes no pointer.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                self.0.as_raw_fd(),
+                FSCONFIG_CMD_CREATE,
+                std::ptr::null::<libc::c_char>(),
+                std::ptr::null::<libc::c_void>(),
+                0,
+            )
+        };
+        if let Err(e) = Errno::result(rc) {
+            return Err((e, self.log()));
+        }
+        // SAFETY: fsmount takes the context's descriptor and flags, and returns a descriptor.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_fsmount,
+                self.0.as_raw_fd(),
+                FSMOUNT_CLOEXEC,
+                attrs,
+            )
+        };
+        owned(rc).map_err(|e| (e, self.log()))
+    }
+
+    /// What the kernel logged on the context ("e overlayfs: ..."), one message per line.
+    fn log(&self) -> String {
+        let mut lines = vec![];
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = nix::unistd::read(&self.0, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            lines.push(String::from_utf8_lossy(&buf[..n]).trim().to_string());
+        }
+        lines.join("; ")
+    }
+}
+
 /// `move_mount(tree, "", target, "")`: attaches the (detached) tree at `tree` on the file
 /// `target` holds, or moves an attached one there.
 pub fn attach(tree: &impl AsFd, target: &impl AsFd) -> nix::Result<()> {
@@ -179,6 +288,26 @@ pub fn attach(tree: &impl AsFd, target: &impl AsFd) -> nix::Result<()> {
             tree.as_fd().as_raw_fd(),
             empty.as_ptr(),
             target.as_fd().as_raw_fd(),
+            empty.as_ptr(),
+            flags,
+        )
+    };
+    Errno::result(rc).map(drop)
+}
+
+/// `move_mount(tree, "", AT_FDCWD, "")`: attaches the tree on our working directory itself,
+/// looking no name up (so needing no right to search it: a user namespace's root may have
+/// none on a host directory).
+pub fn attach_to_cwd(tree: &impl AsFd) -> nix::Result<()> {
+    let empty = path_arg("")?;
+    let flags = MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH;
+    // SAFETY: move_mount reads the two empty paths, alive for the call, and writes nothing.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_fd().as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
             empty.as_ptr(),
             flags,
         )

@@ -88,6 +88,8 @@ pub struct MountOptions {
     pub ignored: Vec<String>,
     /// `rro`, `rnosuid`...: for the mount and every mount below it.
     pub recursive_attrs: RecursiveAttrs,
+    /// `idmap`/`ridmap`: a bind seen through the container's user namespace's id maps.
+    pub idmap: bool,
 }
 
 impl Default for MountOptions {
@@ -101,6 +103,7 @@ impl Default for MountOptions {
             data: String::new(),
             ignored: vec![],
             recursive_attrs: RecursiveAttrs::default(),
+            idmap: false,
         }
     }
 }
@@ -109,7 +112,7 @@ impl Default for MountOptions {
 /// (`"mode=755,size=1k"`, as some engines write them, and as runc and crun read them). Unknown
 /// words are the filesystem's own (`data`); a bind has none, and passes them to no filesystem
 /// (the kernel ignores them with MS_BIND, as runc's binds do): they are set aside in `ignored`
-/// for the caller to say so. An id-mapped mount (`idmap`) is an error: minibox makes none.
+/// for the caller to say so. `idmap` asks a bind to be id-mapped (the container's maps).
 pub fn parse_options(options: &[String], bind_type: bool) -> Result<MountOptions, String> {
     use MsFlags as F;
     let mut o = MountOptions {
@@ -164,9 +167,8 @@ pub fn parse_options(options: &[String], bind_type: bool) -> Result<MountOptions
             }
             "remount" => return Err("option remount is not supported in a mount list".into()),
             "idmap" | "ridmap" => {
-                return Err(format!(
-                    "option {opt} (id-mapped mounts) is not supported yet"
-                ))
+                o.idmap = true;
+                continue;
             }
             other if o.recursive_attrs.take(other) => continue,
             other => {
@@ -176,6 +178,9 @@ pub fn parse_options(options: &[String], bind_type: bool) -> Result<MountOptions
         };
         o.flags = (o.flags | set) - clear;
         o.cleared = (o.cleared | clear) - set;
+    }
+    if o.idmap && !o.bind {
+        return Err("option idmap is for binds: an id-mapped mount shows a bound tree".into());
     }
     if o.bind {
         o.ignored = data;
@@ -285,14 +290,19 @@ fn mount_one(
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| fstype.to_string());
         let data = (!o.data.is_empty()).then_some(o.data.as_str());
-        mount(
+        match mount(
             Some(source.as_str()),
             fd_path(&target).as_str(),
             Some(fstype),
             flags,
             data,
-        )
-        .with_context(|| format!("mounting {fstype}"))?;
+        ) {
+            Ok(()) => {}
+            // In a user namespace whose network namespace is not its own (--network host,
+            // container:NAME), the kernel refuses a sysfs: the host's is bound, read-only.
+            Err(Errno::EPERM) if fstype == "sysfs" => bind_host_sysfs(&target)?,
+            Err(e) => return Err(e).with_context(|| format!("mounting {fstype}")),
+        }
         if is_dev {
             populate_dev(root, o, devices)?;
         }
@@ -307,6 +317,22 @@ fn mount_one(
         o.recursive_attrs.apply(&top)?;
     }
     Ok(())
+}
+
+/// The host's `/sys` with its submounts, read-only, nosuid, nodev, noexec throughout (runc's
+/// answer for a rootless container without a network namespace of its own).
+fn bind_host_sysfs(target: &OwnedFd) -> Result<()> {
+    let host = nix::fcntl::open(
+        "/sys",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .context("opening the host's /sys (a sysfs of our own was refused)")?;
+    let tree = mount_api::clone_tree(&host, true).context("copying the host's /sys")?;
+    use crate::kernel::mount_api::attr;
+    let ro = Attrs::default().with(attr::RDONLY | attr::NOSUID | attr::NODEV | attr::NOEXEC);
+    mount_api::set_attrs(&tree, &ro).context("making the host's /sys read-only")?;
+    mount_api::attach(&tree, target).context("binding the host's /sys")
 }
 
 /// Filesystems only the kernel's own mounts of `/proc`, `/sys` and `/dev` hold.
@@ -568,6 +594,7 @@ mod tests {
     #[test]
     fn malformed_and_unsupported_options_are_named() {
         assert!(opts(&["idmap"]).unwrap_err().contains("idmap"));
+        assert!(opts(&["rbind", "idmap"]).unwrap().idmap);
         assert!(opts(&["remount"]).unwrap_err().contains("remount"));
         assert!(opts(&[""]).unwrap_err().contains("malformed"));
         assert!(opts(&["ro,"]).unwrap_err().contains("malformed"));

@@ -229,6 +229,28 @@ pub fn write_id_maps(pid: Pid, uids: &[IdMap], gids: &[IdMap]) -> Result<()> {
     Ok(())
 }
 
+/// A user namespace with these maps, held only by the returned descriptor: what an id-mapped
+/// mount needs (its maps, not a process in it). A short-lived child is born in it, its maps
+/// are written, the namespace is opened, and the child is killed and reaped.
+pub fn user_namespace_with_maps(uids: &[IdMap], gids: &[IdMap]) -> Result<File> {
+    // The child does nothing but wait to be killed (by us, or by the kernel should minibox
+    // die first): it runs no code of ours beyond that.
+    let pid = clone_into_new_namespaces(CloneFlags::CLONE_NEWUSER, || {
+        let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+        loop {
+            nix::unistd::pause();
+        }
+    })
+    .context("clone() of a holder for the id-mapped mounts' user namespace")?;
+    let opened = write_id_maps(pid, uids, gids).and_then(|()| {
+        let path = format!("/proc/{pid}/ns/user");
+        File::open(&path).with_context(|| format!("opening {path}"))
+    });
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(pid, None);
+    opened
+}
+
 /// In a new user namespace we are its nobody (the host's root is not mapped) until we become its
 /// root: only then can files we make (mount points, device nodes) have a mapped owner. Being
 /// root of the namespace keeps the capabilities it gave us.
@@ -241,11 +263,52 @@ pub fn become_root_of_new_user_namespace(ns: &Namespaces) -> Result<()> {
     nix::unistd::setresuid(uid, uid, uid).context("setresuid(0) in the user namespace")
 }
 
+/// A process's id maps, as the kernel holds them (`/proc/PID/uid_map`, `gid_map`): seen from
+/// our own user namespace, the host's.
+pub fn read_id_maps(pid: i32) -> Result<(Vec<IdMap>, Vec<IdMap>)> {
+    let read = |file: &str| -> Result<Vec<IdMap>> {
+        let path = format!("/proc/{pid}/{file}");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        Ok(parse_id_map(&text))
+    };
+    Ok((read("uid_map")?, read("gid_map")?))
+}
+
+/// The lines of a `uid_map`/`gid_map` file.
+pub fn parse_id_map(text: &str) -> Vec<IdMap> {
+    text.lines()
+        .filter_map(|l| {
+            let mut n = l.split_whitespace().map(|w| w.parse::<u32>().ok());
+            Some(IdMap {
+                inside: n.next()??,
+                outside: n.next()??,
+                count: n.next()??,
+            })
+        })
+        .collect()
+}
+
+/// After joining a user namespace (exec): become its root, keeping the capabilities joining
+/// gave us (uid 0 there is its root).
+pub fn become_root_of_joined_user_namespace() -> Result<()> {
+    let (uid, gid) = (nix::unistd::Uid::from_raw(0), nix::unistd::Gid::from_raw(0));
+    nix::unistd::setresgid(gid, gid, gid)
+        .context("setresgid(0) in the container's user namespace")?;
+    nix::unistd::setresuid(uid, uid, uid).context("setresuid(0) in the container's user namespace")
+}
+
 /// The host's id for `id` inside, by the maps.
 pub fn host_id(maps: &[IdMap], id: u32) -> Option<u32> {
     maps.iter()
         .find(|m| id >= m.inside && (id - m.inside) < m.count)
         .map(|m| m.outside + (id - m.inside))
+}
+
+/// The id inside for the host's `id`, by the maps (the inverse of `host_id`).
+pub fn inside_id(maps: &[IdMap], id: u32) -> Option<u32> {
+    maps.iter()
+        .find(|m| id >= m.outside && (id - m.outside) < m.count)
+        .map(|m| m.inside + (id - m.outside))
 }
 
 /// Whether `id` is inside one of the maps.
@@ -305,4 +368,24 @@ pub fn set_domainname(name: Option<&str>) -> Result<()> {
     let rc = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
     nix::errno::Errno::result(rc).with_context(|| format!("setdomainname({name:?})"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_are_read_and_walked_both_ways() {
+        let maps = parse_id_map("         0    1000000      65536\n 65536 5 1\nbad line\n");
+        assert_eq!(maps.len(), 2);
+        assert_eq!(host_id(&maps, 0), Some(1_000_000));
+        assert_eq!(host_id(&maps, 65535), Some(1_065_535));
+        assert_eq!(host_id(&maps, 65536), Some(5));
+        assert_eq!(host_id(&maps, 65537), None);
+        assert_eq!(inside_id(&maps, 1_000_007), Some(7));
+        assert_eq!(inside_id(&maps, 5), Some(65536));
+        assert_eq!(inside_id(&maps, 0), None);
+        let host = parse_id_map("0 0 4294967295\n");
+        assert_eq!(inside_id(&host, 1234), Some(1234));
+    }
 }

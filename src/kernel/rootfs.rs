@@ -244,6 +244,91 @@ pub fn bind_root_from_cwd() -> Result<OwnedFd> {
     Ok(tree)
 }
 
+/// The container's root when it has a user namespace of its own: the same overlay as
+/// `mount_overlay`'s, but made here, by the host's root, before the clone, as a *detached*
+/// mount (`fsopen`/`fsmount`) that only its descriptor reaches until the container attaches
+/// it (`attach_root_to_cwd`). Its lower layers (ROOTFS's tree, or the image's layers) are
+/// id-mapped mounts through `userns` (the container's maps): a file the image gives to uid 0 is
+/// its root's, seen from the host as the first id of its range, and no layer is copied or
+/// chowned (the layers stay shared, read-only, by every container). Its own layer (`upper`)
+/// is owned by its range; what it writes there is owned by the ids it writes as.
+pub fn idmapped_overlay(dirs: &OverlayDirs, userns: &impl AsFd) -> Result<OwnedFd> {
+    let layer = open_below(dirs.data_root, dirs.layer)?;
+    let upper = open_below(&layer, "upper")?;
+    let work = open_below(&layer, "work")?;
+    let cannot_map = |e: Errno, what: &str| {
+        anyhow::anyhow!(
+            "cannot id-map {what} for the container's user namespace ({e}): id-mapped mounts \
+             need Linux 5.12 or later and a filesystem that supports them (ext4, xfs, btrfs; \
+             tmpfs from 6.3); move the data root (--data-root) or ROOTFS to one, or run with \
+             --userns host"
+        )
+    };
+    let lowers: Vec<OwnedFd> = match dirs.lower {
+        Lower::Rootfs(tree) => {
+            let what = format!("ROOTFS {}", dirs.rootfs_path.display());
+            mount_api::set_idmap(tree, userns).map_err(|e| cannot_map(e, &what))?;
+            vec![tree.try_clone().context("duplicating ROOTFS's tree")?]
+        }
+        Lower::Layers(rels) => rels
+            .iter()
+            .map(|rel| {
+                let what = format!("the image layer {rel}");
+                let dir = open_below(dirs.data_root, rel)?;
+                let tree = mount_api::clone_tree(&dir, false)
+                    .with_context(|| format!("copying the mount of {what} (open_tree)"))?;
+                mount_api::set_idmap(&tree, userns).map_err(|e| cannot_map(e, &what))?;
+                Ok(tree)
+            })
+            .collect::<Result<_>>()?,
+    };
+    let fs = mount_api::Fs::open("overlay").map_err(|e| match e {
+        Errno::ENODEV => anyhow::anyhow!(
+            "this kernel has no overlay filesystem, which holds each container's writable \
+             layer: load it (modprobe overlay)"
+        ),
+        e => anyhow::anyhow!("fsopen(overlay): {e}"),
+    })?;
+    let configured = lowers
+        .iter()
+        .map(|l| ("lowerdir+", fd_path(l)))
+        .chain([("upperdir", fd_path(&upper)), ("workdir", fd_path(&work))])
+        .try_for_each(|(key, value)| fs.set(key, &value).map_err(|e| (key, e)));
+    let data_root_unfit = |e: String| {
+        anyhow::anyhow!(
+            "cannot mount the container's writable layer over ROOTFS {} ({e}): the data root {} \
+             is likely on a filesystem that cannot hold an overlay's upper layer (overlayfs, \
+             some FUSE or network filesystems); give --data-root (or MINIBOX_DATA_ROOT) a \
+             directory on ext4, xfs, btrfs or tmpfs",
+            dirs.rootfs_path.display(),
+            dirs.data_root_path.display()
+        )
+    };
+    match configured {
+        Err(("lowerdir+", e)) => bail!(
+            "cannot give the container's overlay its id-mapped lower layers ({e}): `lowerdir+` \
+             needs Linux 6.8 or later; run with --userns host"
+        ),
+        Err((_, e)) => return Err(data_root_unfit(e.to_string())),
+        Ok(()) => {}
+    }
+    fs.mount(mount_api::attr::NODEV).map_err(|(e, log)| {
+        data_root_unfit(match log.is_empty() {
+            true => e.to_string(),
+            false => format!("{e}: {log}"),
+        })
+    })
+}
+
+/// Attaches the container's root (`idmapped_overlay`'s detached mount) onto our working
+/// directory (its layer's `merged`, carried into our mount namespace at the clone), and
+/// returns a handle on it: a mount point, as `pivot_root` needs.
+pub fn attach_root_to_cwd(tree: &OwnedFd) -> Result<OwnedFd> {
+    mount_api::attach_to_cwd(tree).context("attaching the container's root (move_mount)")?;
+    tree.try_clone()
+        .context("duplicating the root's descriptor")
+}
+
 /// Mounts the container's root, an overlay of its lower layers and its own layer, and returns
 /// a handle on it. It is a mount point (`pivot_root` needs one), and `nodev`: a device node
 /// shipped in (or later made in) the rootfs opens nothing.

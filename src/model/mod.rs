@@ -12,4 +12,5 @@ pub mod restart;
 pub mod setup;
 pub mod spec;
 pub mod user;
+pub mod userns;
 pub mod volume;

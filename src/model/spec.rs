@@ -82,6 +82,9 @@ pub struct ContainerSpec {
     pub console_size: Option<ConsoleSize>,
     /// `--stop-signal`, `--stop-timeout`: how `minibox stop` ends it.
     pub stop: StopPolicy,
+    /// `--userns auto`: a range of this many host ids is taken for it when it is made (its user
+    /// namespace and maps are then in `setup`).
+    pub auto_ids: Option<u32>,
 }
 
 /// How `minibox stop` ends a container, when the run said (`--stop-signal`, `--stop-timeout`);

@@ -45,6 +45,9 @@ pub struct VolumeMount {
     /// Absolute path inside the container.
     pub target: PathBuf,
     pub read_only: bool,
+    /// `-v …:idmap`: a bind seen through the container's user namespace's maps (its files'
+    /// owners are the container's ids inside, and what it writes keeps the owners it sees).
+    pub idmap: bool,
 }
 
 impl VolumeMount {
@@ -60,8 +63,14 @@ impl VolumeMount {
             VolumeSource::Named { name, .. } => name.clone(),
             VolumeSource::Tmpfs { .. } => "tmpfs".into(),
         };
-        let ro = if self.read_only { ":ro" } else { "" };
-        format!("{src}:{}{ro}", self.target.display())
+        let opts: Vec<&str> = [(self.read_only, "ro"), (self.idmap, "idmap")]
+            .into_iter()
+            .filter_map(|(on, o)| on.then_some(o))
+            .collect();
+        match opts.is_empty() {
+            true => format!("{src}:{}", self.target.display()),
+            false => format!("{src}:{}:{}", self.target.display(), opts.join(",")),
+        }
     }
 }
 
@@ -143,17 +152,22 @@ pub fn parse_volume(text: &str, data_root: &Path) -> Result<VolumeMount> {
         ),
     };
     let mut read_only = false;
+    let mut idmap = false;
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         match o {
             "ro" => read_only = true,
             "rw" => read_only = false,
-            other => bail!("invalid -v {text:?}: option {other:?} is not supported (ro, rw)"),
+            "idmap" => idmap = true,
+            other => {
+                bail!("invalid -v {text:?}: option {other:?} is not supported (ro, rw, idmap)")
+            }
         }
     }
     Ok(VolumeMount {
         source: source_of(src, data_root, "-v")?,
         target: check_target(target, "-v")?,
         read_only,
+        idmap,
     })
 }
 
@@ -166,6 +180,7 @@ pub fn parse_tmpfs(text: &str) -> Result<VolumeMount> {
         source: VolumeSource::Tmpfs { size, mode },
         target: check_target(path, "--tmpfs")?,
         read_only,
+        idmap: false,
     })
 }
 
@@ -267,6 +282,7 @@ pub fn parse_mount(text: &str, data_root: &Path) -> Result<VolumeMount> {
         source,
         target,
         read_only: ro,
+        idmap: false,
     })
 }
 

@@ -107,6 +107,10 @@ pub fn run(
     let root = open_root(target)?;
     let (parent, child) = channel::pair()?;
     let (mut relay, child_stdio) = make_stdio(&opts.stdio, process.console_size)?;
+    // In the container's user namespace, the pipes belong to the host ids its user is.
+    if others.contains(CloneFlags::CLONE_NEWUSER) {
+        give_stdio_to_mapped_user(&child_stdio, process, target)?;
+    }
     // SAFETY: minibox is single-threaded here, so the child's copy of memory holds no lock
     // another thread held; the child runs `join_and_exec` and execs or exits.
     let pid = match unsafe { nix::unistd::fork() }.context("fork() of the exec'd process")? {
@@ -176,7 +180,9 @@ fn not_running_or(e: Errno, target: &Target, what: &str) -> anyhow::Error {
 /// ours (`--network host` shares the host's network namespace, for one).
 fn namespaces_to_join(target: &Target) -> Result<CloneFlags> {
     let mut flags = CloneFlags::empty();
-    for kind in CONTAINER_KINDS.into_iter().chain([Kind::Time]) {
+    // Its user namespace too (it maps the ids the process becomes, and is what its root's
+    // privileges are worth): without it an exec'd process would be the host's root.
+    for kind in CONTAINER_KINDS.into_iter().chain([Kind::Time, Kind::User]) {
         let (name, flag) = (kind.proc_name(), kind.flag());
         let ours = std::fs::read_link(format!("/proc/self/ns/{name}"));
         let theirs = std::fs::read_link(format!("/proc/{}/ns/{name}", target.pid.pid));
@@ -204,6 +210,35 @@ fn namespaces_to_join(target: &Target) -> Result<CloneFlags> {
         bail!(not_running(target));
     }
     Ok(flags)
+}
+
+/// The process's pipes, given to the host ids its user maps to (read from the container's
+/// own maps): it fchowns them to itself inside, which only an owner it maps may.
+fn give_stdio_to_mapped_user(stdio: &ChildStdio, p: &ExecProcess, target: &Target) -> Result<()> {
+    let ChildStdio::Container(pipes) = stdio else {
+        return Ok(());
+    };
+    let (uids, gids) = crate::kernel::namespaces::read_id_maps(target.pid.pid)
+        .map_err(|e| not_running_or_err(e, target))?;
+    let host = |maps: &[crate::kernel::namespaces::IdMap], id| {
+        crate::kernel::namespaces::host_id(maps, id).with_context(|| {
+            format!(
+                "id {id} is not mapped in the user namespace of container {}: run as one it maps",
+                target.name
+            )
+        })
+    };
+    pipes.give_to(
+        host(&uids, p.spec.identity.uid)?,
+        host(&gids, p.spec.identity.gid)?,
+    )
+}
+
+fn not_running_or_err(e: anyhow::Error, target: &Target) -> anyhow::Error {
+    match target.pid.is_alive() {
+        true => e,
+        false => anyhow::anyhow!(not_running(target)),
+    }
 }
 
 /// The relay minibox serves and what the child makes its 0, 1, 2 from.
@@ -292,6 +327,11 @@ fn join_and_exec(
     if !namespaces.is_empty() {
         nix::sched::setns(pidfd, namespaces)
             .context("setns into the container's namespaces (it may have just stopped)")?;
+    }
+    // In its user namespace we are nobody (the host's root is not mapped there) until we
+    // become its root: only then does what we make (a pty) have an owner we may change.
+    if namespaces.contains(CloneFlags::CLONE_NEWUSER) {
+        crate::kernel::namespaces::become_root_of_joined_user_namespace()?;
     }
     // Its root exactly: one chroot'ed in a mount namespace not its own (joined by path) lies
     // below that namespace's root, which setns gave us.

@@ -7,7 +7,7 @@ use std::fs;
 
 use nix::unistd::{getgroups, getresgid, getresuid};
 
-use crate::kernel::namespaces::CONTAINER_KINDS;
+use crate::kernel::namespaces::{self, Kind, CONTAINER_KINDS};
 
 /// The steps, in order (their number is their place here), each with the config.json fields
 /// it carries out: every container, `minibox run`'s too, is made from one (`minibox spec`).
@@ -59,6 +59,7 @@ pub fn print(step: &str, text: &str) {
 pub fn namespaces_of(pid: &str) -> String {
     CONTAINER_KINDS
         .iter()
+        .chain([Kind::User].iter())
         .map(|k| k.proc_name())
         .map(|ns| namespace_link(pid, ns).unwrap_or_else(|| format!("{ns}:?")))
         .collect::<Vec<_>>()
@@ -166,10 +167,41 @@ pub fn identity(name: Option<&str>) -> String {
             let from = name.map_or("no passwd entry".to_string(), |n| {
                 format!("rootfs /etc/passwd: {n}")
             });
-            format!("uid {} gid {} groups [{groups}] ({from})", u.real, g.real)
+            format!(
+                "uid {} gid {} groups [{groups}] ({from}); {}",
+                u.real,
+                g.real,
+                id_maps_of_self(u.real.as_raw(), g.real.as_raw())
+            )
         }
         _ => "credentials unreadable".into(),
     }
+}
+
+/// Our ids on the host, through our user namespace's maps (read from inside, the kernel shows
+/// the outside ids as the host's).
+fn id_maps_of_self(uid: u32, gid: u32) -> String {
+    let read = |f: &str| fs::read_to_string(format!("/proc/self/{f}")).unwrap_or_default();
+    let (uids, gids) = (
+        namespaces::parse_id_map(&read("uid_map")),
+        namespaces::parse_id_map(&read("gid_map")),
+    );
+    let whole = |maps: &[namespaces::IdMap]| {
+        maps.len() == 1 && maps[0].inside == 0 && maps[0].outside == 0 && maps[0].count == u32::MAX
+    };
+    if whole(&uids) && whole(&gids) {
+        return "the host's own ids (no user namespace: uid 0 here is the host's root)".into();
+    }
+    let host = |maps: &[namespaces::IdMap], id| {
+        namespaces::host_id(maps, id).map_or("unmapped".into(), |h| h.to_string())
+    };
+    format!(
+        "on the host uid {} gid {} (user namespace: uids {}; gids {})",
+        host(&uids, uid),
+        host(&gids, gid),
+        crate::model::userns::describe(&uids),
+        crate::model::userns::describe(&gids)
+    )
 }
 
 /// How many capabilities we kept, of how many the kernel has, and no_new_privs.

@@ -24,7 +24,8 @@ use nix::fcntl::OFlag;
 use crate::kernel::host_path::{self, Identity, Opened};
 use crate::kernel::mount_api::{self, attr, Attrs};
 use crate::kernel::mounts::{self, MountSpec};
-use crate::kernel::rootfs::{Lower, ETC_FILES};
+use crate::kernel::namespaces;
+use crate::kernel::rootfs::{self, Lower, OverlayDirs, ETC_FILES};
 use crate::model::spec::ContainerSpec;
 use crate::store::layers::Layer;
 use crate::store::state::Store;
@@ -38,6 +39,9 @@ pub struct HostObjects {
     pub caller_dir: OwnedFd,
     /// What goes below the container's own layer (`None`: a bundle's root, used as given).
     pub lower: Option<Lower>,
+    /// In a user namespace of its own: the container's root, an overlay over id-mapped lower
+    /// layers made here (detached), which the child attaches in its starting directory.
+    pub root: Option<OwnedFd>,
     /// One entry per entry of the mount list: a bind's source as a detached tree, flags set.
     pub binds: Vec<Option<OwnedFd>>,
     /// The container's /etc files (hosts, hostname, resolv.conf), detached and read-only.
@@ -132,13 +136,53 @@ pub fn open(
         // A bundle's root: the child starts in it and mounts it onto itself.
         _ => (open_rootfs(spec, &guarded)?.fd, None),
     };
+    // Id-mapped mounts (the root's layers, `idmap` binds) show files through a user namespace
+    // with the container's maps, made once.
+    let idmapped_binds = spec.setup.mounts.iter().any(|m| m.parsed.idmap);
+    if idmapped_binds && !spec.setup.new_user_namespace() {
+        bail!(
+            "a volume asks for idmap, which maps its files through the container's user \
+             namespace: give the container one (--userns auto, --uidmap), or drop idmap"
+        );
+    }
+    let userns = match spec.setup.new_user_namespace() && (layer.is_some() || idmapped_binds) {
+        true => Some(namespaces::user_namespace_with_maps(
+            &spec.setup.uid_mappings,
+            &spec.setup.gid_mappings,
+        )?),
+        false => None,
+    };
+    // A user namespace of its own: the root is made now, over id-mapped layers (the child,
+    // root of its namespace only, could not read the host's root-owned layer directories).
+    let (start_dir, lower, root) = match (layer, data_root, lower, &userns) {
+        (Some(layer), Some(data_root), Some(lower), Some(userns)) => {
+            let root = rootfs::idmapped_overlay(
+                &OverlayDirs {
+                    data_root,
+                    layer: &layer.rel,
+                    lower: &lower,
+                    data_root_path: &layer.data_root,
+                    rootfs_path: &spec.rootfs,
+                },
+                userns,
+            )?;
+            let merged = host_path::open_beneath(
+                data_root,
+                &format!("{}/merged", layer.rel),
+                OFlag::O_PATH | OFlag::O_DIRECTORY,
+            )
+            .with_context(|| format!("opening {}", layer.merged.display()))?;
+            (merged, None, Some(root))
+        }
+        (_, _, lower, _) => (start_dir, lower, None),
+    };
     let strict = !spec.volumes.is_empty();
     let binds = spec
         .setup
         .mounts
         .iter()
         .map(|m| match m.is_bind() {
-            true => bind_tree(m, strict, &guarded)
+            true => bind_tree(m, strict, &guarded, userns.as_ref())
                 .map(Some)
                 .with_context(|| format!("mounts: bind on {}", m.destination.display())),
             false => Ok(None),
@@ -158,6 +202,7 @@ pub fn open(
         start_dir,
         caller_dir,
         lower,
+        root,
         binds,
         etc,
     })
@@ -210,7 +255,12 @@ pub fn layer_rel(layer: &Path, data_root: &Path) -> Result<String> {
 /// `strict` (minibox's own `-v`, resolved when read): the path is opened as it is, a link on
 /// it refused. Otherwise (a bundle's config.json, whose paths may hold links such as
 /// `/var/run`) it is resolved first; the opened object is checked either way.
-fn bind_tree(m: &MountSpec, strict: bool, guarded: &Guarded) -> Result<OwnedFd> {
+fn bind_tree(
+    m: &MountSpec,
+    strict: bool,
+    guarded: &Guarded,
+    userns: Option<&std::fs::File>,
+) -> Result<OwnedFd> {
     let source = m.source.as_deref().context("a bind mount needs a source")?;
     let what = "the bind source";
     let resolved;
@@ -242,6 +292,17 @@ fn bind_tree(m: &MountSpec, strict: bool, guarded: &Guarded) -> Result<OwnedFd> 
         attrs = attrs.with(attr::NODEV);
     }
     attrs.propagation = nix::mount::MsFlags::MS_SLAVE;
+    // `idmap`: the tree's owners are seen through the container's maps (host uid 0's files are
+    // its root's, and what its root writes is stored as host uid 0's).
+    if let (true, Some(userns)) = (m.parsed.idmap, userns) {
+        mount_api::set_idmap(&tree, userns).with_context(|| {
+            format!(
+                "id-mapping {what} {} (idmap): its filesystem must support id-mapped mounts \
+                 (ext4, xfs, btrfs; tmpfs from Linux 6.3)",
+                source.display()
+            )
+        })?;
+    }
     mount_api::set_attrs(&tree, &attrs)
         .with_context(|| format!("setting the flags of {what} {}", source.display()))?;
     Ok(tree)

@@ -192,8 +192,7 @@ fn set_up_and_exec(
     // (or the bundle's root), carried into our mount namespace: no host path is looked up.
     let root = mount_root(spec, prepared)?;
     // Back in the caller's working directory: the hooks below run where they always did.
-    nix::unistd::fchdir(&prepared.host.caller_dir)
-        .context("returning to the caller's directory")?;
+    return_to_callers_dir(spec, prepared, &root)?;
     // The mount list in its order (docker's: our own /proc, /sys ro, a /dev of fresh nodes with
     // devpts and /dev/shm), each resolved inside the root; a /dev tmpfs gets the device nodes;
     // binds attach the trees opened (and flagged throughout) before the clone.
@@ -303,6 +302,16 @@ fn set_up_and_exec(
     exec_command(spec, prepared.pid1)
 }
 
+/// The caller's directory may be closed to the container's root when it is a host-unprivileged
+/// id (a user namespace): then the root stands in for it (only a bundle's hooks would use it).
+fn return_to_callers_dir(spec: &ContainerSpec, prepared: &Prepared, root: &OwnedFd) -> Result<()> {
+    match nix::unistd::fchdir(&prepared.host.caller_dir) {
+        Err(Errno::EACCES) if spec.setup.new_user_namespace() => nix::unistd::fchdir(root)
+            .context("entering the container's root (the caller's directory is closed to it)"),
+        done => done.context("returning to the caller's directory"),
+    }
+}
+
 fn joins_another_mount_namespace(spec: &ContainerSpec) -> bool {
     let ns = &spec.setup.namespaces;
     ns.join
@@ -333,6 +342,11 @@ fn enter_rootfs_if_mount_namespace_joined(
 }
 
 fn mount_root(spec: &ContainerSpec, prepared: &Prepared) -> Result<OwnedFd> {
+    // In a user namespace of our own, the root was made by the host side (over id-mapped
+    // layers): it is only attached, here in our starting directory.
+    if let Some(tree) = &prepared.host.root {
+        return rootfs::attach_root_to_cwd(tree);
+    }
     match (prepared.layer, &prepared.host.lower) {
         (Some(layer), Some(lower)) => {
             let data_root = rootfs::open_dir(Path::new("."))?;

@@ -30,10 +30,14 @@ use crate::runtime::spawn::{self, Spawn};
 use crate::runtime::status;
 use crate::runtime::stdio::{self, Input, Output, Stdio};
 use crate::runtime::supervisor;
+use crate::runtime::userns;
 use crate::store::layers::{self, Layer, Layers};
 use crate::store::state::{
     now_ms, save_config, state_json, ContainerState, ProcessRef, Status, Store, OCI_VERSION,
 };
+
+/// The kernel's id for an owner a user namespace does not map (nobody's).
+const OVERFLOW_ID: u32 = 65534;
 
 /// How `minibox run` was asked to run.
 #[derive(Debug, Clone, Copy, Default)]
@@ -64,6 +68,14 @@ pub fn run(spec: &ContainerSpec, store: &Store, layers: &Layers, opts: RunOption
     let spec = &ContainerSpec {
         name: Some(state.name.clone()),
         ..spec.clone()
+    };
+    // --userns auto: host ids of its own, taken now that its record holds them.
+    let spec = &match userns::give_ids(spec, store) {
+        Ok(spec) => spec,
+        Err(e) => {
+            forget_if(store, &state, true);
+            return Err(e);
+        }
     };
     if opts.detach {
         return run_detached(spec, store, layers, &state, opts, Again::No);
@@ -195,8 +207,9 @@ fn forget_if(store: &Store, state: &ContainerState, forget: bool) {
         // Only a layer the record names (recorded before it was made): a bundle has none.
         let layer = store.load(&state.id).ok().and_then(|s| s.layer);
         let removed = layer.map_or(Ok(()), |dir| layers::remove(&dir));
-        if let Err(e) = removed.and_then(|()| store.remove(&state.id)) {
-            say!("minibox: {e:#}");
+        match removed.and_then(|()| store.remove(&state.id)) {
+            Ok(()) => userns::free_ids(store, &state.id),
+            Err(e) => say!("minibox: {e:#}"),
         }
     }
 }
@@ -384,8 +397,14 @@ fn supervise(
         (true, Again::No) => {
             let planned = layers.layer(&spec.id);
             store.update(&state.id, |s| s.layer = Some(planned.dir.clone()))?;
-            let top = nix::sys::stat::stat(&spec.rootfs)
+            let mut top = nix::sys::stat::stat(&spec.rootfs)
                 .with_context(|| format!("reading ROOTFS {}", spec.rootfs.display()))?;
+            // In a user namespace, the root's owner as the container sees it: its host id.
+            if spec.setup.new_user_namespace() {
+                let host = |maps, id| namespaces::host_id(maps, id).unwrap_or(OVERFLOW_ID);
+                top.st_uid = host(&spec.setup.uid_mappings, top.st_uid);
+                top.st_gid = host(&spec.setup.gid_mappings, top.st_gid);
+            }
             Some(layers.create(&spec.id, &top)?)
         }
         (true, Again::Yes) => Some(layers.existing(&spec.id)?),

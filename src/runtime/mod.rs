@@ -26,3 +26,4 @@ pub mod status;
 pub mod stdio;
 pub mod supervisor;
 pub mod terminal;
+pub mod userns;

@@ -24,6 +24,7 @@ use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
 use nix::sys::stat::{fstatat, FileStat, Mode};
 
+use crate::kernel::namespaces::{inside_id, IdMap};
 use crate::kernel::overlay::{get_xattr, is_whiteout, open_dir, OPAQUE_XATTR};
 
 /// Every path of the merged view (relative, `/`-separated) → the layer (index into the list,
@@ -197,6 +198,18 @@ impl std::io::Read for Exactly {
 /// below that directory, re-rooted there (its own entry becomes `./`). Returns whether `sub`
 /// exists as a directory in the view (always true without `sub`).
 pub fn write_tar(lowers_top_first: &[PathBuf], sub: Option<&str>, out: impl Write) -> Result<bool> {
+    write_tar_mapped(lowers_top_first, sub, out, None)
+}
+
+/// `write_tar`, the top layer's owners written as a user namespace sees them (`top_owners`:
+/// its uid and gid maps): a container's own layer holds its range's host ids, and its files
+/// are exported with the ids the container gave them.
+pub fn write_tar_mapped(
+    lowers_top_first: &[PathBuf],
+    sub: Option<&str>,
+    out: impl Write,
+    top_owners: Option<&(Vec<IdMap>, Vec<IdMap>)>,
+) -> Result<bool> {
     let merged = merge(lowers_top_first)?;
     let roots: Vec<OwnedFd> = lowers_top_first
         .iter()
@@ -259,8 +272,15 @@ pub fn write_tar(lowers_top_first: &[PathBuf], sub: Option<&str>, out: impl Writ
         }
         let mut header = tar::Header::new_gnu();
         header.set_mode(st.st_mode & 0o7777);
-        header.set_uid(st.st_uid as u64);
-        header.set_gid(st.st_gid as u64);
+        let (uid, gid) = match (top_owners, idx) {
+            (Some((uids, gids)), None | Some(0)) => (
+                inside_id(uids, st.st_uid).unwrap_or(st.st_uid),
+                inside_id(gids, st.st_gid).unwrap_or(st.st_gid),
+            ),
+            _ => (st.st_uid, st.st_gid),
+        };
+        header.set_uid(uid as u64);
+        header.set_gid(gid as u64);
         header.set_mtime(st.st_mtime.max(0) as u64);
         header.set_size(0);
         let tar_path = Path::new(OsStr::from_bytes(&name_in_tar)).to_path_buf();

@@ -1,6 +1,7 @@
 //! What minibox keeps on disk between commands: container records (`state`), and each
 //! container's writable layer under the data root (`layers`).
 
+pub mod idranges;
 pub mod images;
 pub mod layers;
 pub mod load;

@@ -778,6 +778,7 @@ mod tests {
             hooks: Default::default(),
             console_size: None,
             stop: Default::default(),
+            auto_ids: None,
         }
     }
 

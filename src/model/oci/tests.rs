@@ -317,7 +317,7 @@ fn what_minibox_cannot_honour_is_refused_by_name() {
             Some(with(
                 json!({"destination": "/data", "type": "tmpfs", "options": ["idmap"]}),
             )),
-            "mounts[5]: option idmap (id-mapped mounts)",
+            "mounts[5]: option idmap is for binds",
         ),
         (
             "/process/rlimits",

@@ -150,6 +150,9 @@ pub fn volume_mount_of(v: &VolumeMount) -> Mount {
     if v.read_only {
         options.push("ro".into());
     }
+    if v.idmap {
+        options.push("idmap".into());
+    }
     mount.set_options(Some(options));
     mount
 }
@@ -244,6 +247,7 @@ pub fn default_bundle_spec() -> Spec {
         hooks: Hooks::default(),
         console_size: None,
         stop: Default::default(),
+        auto_ids: None,
     };
     spec_from_container(&container)
 }
