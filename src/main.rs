@@ -174,6 +174,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
         } => cli::attach::attach(&store, &detach_keys, &container),
         Command::Port { container } => lifecycle::port(&store, &container),
         Command::Top { container } => cli::top::top(&store, &container),
+        Command::Stats(args) => cli::stats::stats(&store, &args),
+        Command::System(command) => cli::system::dispatch(&store, &data_root, command),
         Command::Show { output, container } => {
             cli::show::show(&store, &container, output.as_deref())
         }

@@ -6,6 +6,7 @@ pub mod cp;
 pub mod exec;
 pub mod images;
 pub mod inspect;
+pub mod labels;
 pub mod lifecycle;
 pub mod network;
 pub mod oci;
@@ -13,6 +14,9 @@ pub mod oci_log;
 pub mod run;
 pub mod show;
 pub mod spec;
+pub mod stats;
+pub mod system;
+pub mod template;
 pub mod top;
 
 use std::path::PathBuf;
@@ -209,6 +213,11 @@ pub enum Command {
         #[arg(long, value_name = "ADDR:PORT", default_value = show::ui::DEFAULT_LISTEN)]
         listen: String,
     },
+    /// Live CPU, memory, network and block I/O, and task counts of containers (docker's).
+    Stats(stats::StatsArgs),
+    /// Disk use (`system df`) and removing what nothing uses (`system prune`).
+    #[command(subcommand)]
+    System(system::SystemCommand),
     /// Show a container's processes, with their host and container pids.
     Top {
         #[arg(value_name = "CONTAINER")]
@@ -477,6 +486,14 @@ pub struct RunArgs {
     /// comments); -e flags win over them. Repeatable.
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_file: Vec<PathBuf>,
+
+    /// Set a label on the container (KEY=VALUE, or KEY for an empty value). Repeatable.
+    #[arg(short = 'l', long = "label", value_name = "KEY[=VALUE]")]
+    pub label: Vec<String>,
+
+    /// Read labels from FILE (KEY=VALUE per line, `#` comments); --label wins. Repeatable.
+    #[arg(long = "label-file", value_name = "FILE")]
+    pub label_file: Vec<PathBuf>,
 
     /// Container hostname [default: the container's short id].
     #[arg(long)]

@@ -83,6 +83,8 @@ pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<Conta
         volumes,
         // How `stop` ends it: the flags' (config.json has no word for it).
         stop,
+        // Likewise its labels.
+        labels: crate::cli::labels::parse(&args.label, &args.label_file)?,
         // A bundle's root is its maker's; a ROOTFS of the user's, or an image, is never written.
         private_layer: bundle_dir.is_none() || checked.private_layer,
         ..checked
@@ -259,6 +261,7 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
         hooks: Default::default(),
         console_size: None,
         stop: StopPolicy::parse(args.stop_signal.as_deref(), args.stop_timeout.as_deref())?,
+        labels: crate::cli::labels::parse(&args.label, &args.label_file)?,
     })
 }
 

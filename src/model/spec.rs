@@ -82,6 +82,8 @@ pub struct ContainerSpec {
     pub console_size: Option<ConsoleSize>,
     /// `--stop-signal`, `--stop-timeout`: how `minibox stop` ends it.
     pub stop: StopPolicy,
+    /// `--label`, `--label-file`: the user's own facts about it (`ps --filter label=`).
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// How `minibox stop` ends a container, when the run said (`--stop-signal`, `--stop-timeout`);

@@ -93,6 +93,13 @@ pub struct ContainerState {
     /// What an OCI container (a bundle's) adds: `state` reports it, `delete` runs its hooks.
     #[serde(default)]
     pub oci: Option<OciRecord>,
+    /// `--label KEY=VALUE`: shown by `inspect`, selected by `ps --filter label=`.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// `--network` as given (`private`, `host`, `bridge`, a network's name); `None` in older
+    /// records.
+    #[serde(default)]
+    pub network: Option<String>,
 }
 
 /// An OCI container's own facts.
@@ -224,6 +231,8 @@ impl ContainerState {
             stop_signal: spec.stop.signal.clone(),
             stop_timeout: spec.stop.timeout,
             oci: None,
+            labels: spec.labels.clone(),
+            network: Some(spec.network.name()),
         }
     }
 
@@ -738,6 +747,7 @@ mod tests {
             hooks: Default::default(),
             console_size: None,
             stop: Default::default(),
+            labels: Default::default(),
         }
     }
 

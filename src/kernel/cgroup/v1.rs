@@ -642,6 +642,30 @@ impl ContainerCgroup for Group {
         }
     }
 
+    fn stats(&self) -> super::stats::Stats {
+        use super::stats;
+        let memory_stat = self.read("memory", "memory.stat");
+        // The container has a blkio group only when it asked for blockIO settings.
+        let (read, write) = match self.read("blkio", "blkio.throttle.io_service_bytes_recursive") {
+            Some(text) => stats::v1_io(&text),
+            None => stats::processes_io(&self.processes()),
+        };
+        stats::Stats {
+            memory: stats::working_set(
+                self.read_u64("memory", "memory.usage_in_bytes"),
+                memory_stat.as_deref(),
+                "total_inactive_file",
+            ),
+            memory_limit: stats::v1_limit(self.read("memory", "memory.limit_in_bytes").as_deref()),
+            cpu_usec: self
+                .read_u64("cpuacct", "cpuacct.usage")
+                .map(|ns| ns / 1000),
+            pids: self.read_u64("pids", "pids.current"),
+            block_read: Some(read),
+            block_write: Some(write),
+        }
+    }
+
     fn has_processes(&self) -> bool {
         !self.processes().is_empty()
     }

@@ -346,6 +346,23 @@ impl ContainerCgroup for Group {
         }
     }
 
+    fn stats(&self) -> super::stats::Stats {
+        use super::stats;
+        let (read, write) = self.read("io.stat").map_or((0, 0), |t| stats::v2_io(&t));
+        stats::Stats {
+            memory: stats::working_set(
+                self.read_u64("memory.current"),
+                self.read("memory.stat").as_deref(),
+                "inactive_file",
+            ),
+            memory_limit: stats::v2_limit(self.read("memory.max").as_deref()),
+            cpu_usec: self.read_key("cpu.stat", "usage_usec"),
+            pids: self.read_u64("pids.current"),
+            block_read: Some(read),
+            block_write: Some(write),
+        }
+    }
+
     fn has_processes(&self) -> bool {
         self.is_populated()
     }

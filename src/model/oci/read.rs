@@ -148,6 +148,7 @@ pub fn container_from_spec(oci: &Spec, bundle: &Path, id: &str) -> Result<Contai
         hooks,
         console_size,
         stop: Default::default(),
+        labels: Default::default(),
     })
 }
 

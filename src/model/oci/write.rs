@@ -244,6 +244,7 @@ pub fn default_bundle_spec() -> Spec {
         hooks: Hooks::default(),
         console_size: None,
         stop: Default::default(),
+        labels: Default::default(),
     };
     spec_from_container(&container)
 }
