@@ -152,14 +152,30 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Pause { id } => cli::oci::freeze(&store, &id, true),
         Command::Resume { id } => cli::oci::freeze(&store, &id, false),
         Command::Update { resources, id } => cli::oci::update(&store, &id, &resources),
+        // runc's `ps -f json ID`: its -f is the format, docker's the filter.
         Command::Ps {
             container: Some(id),
             format,
+            filter,
             ..
-        } => cli::oci::pids(&store, &id, format == "json"),
+        } => cli::oci::pids(
+            &store,
+            &id,
+            format == "json" || filter.iter().any(|f| f == "json"),
+        ),
         Command::Ps {
-            all, quiet, format, ..
-        } => lifecycle::ps(&store, all, quiet, format == "json"),
+            all,
+            quiet,
+            format,
+            filter,
+            ..
+        } => lifecycle::ps(
+            &store,
+            all,
+            quiet,
+            format == "json",
+            &cli::ps_select::Selection::parse(&filter, &format)?,
+        ),
         Command::Stop { time, containers } => lifecycle::stop(&store, time, &containers),
         Command::Kill {
             signal,
@@ -182,9 +198,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Ui { .. } => unreachable!("handled above"),
         Command::Network(command) => cli::network::dispatch(&store, command),
         Command::Exec(args) => cli::exec::exec(&store, &args),
-        Command::Inspect { format, container } => {
-            inspect::inspect(&store, &container, format == "table")
-        }
+        Command::Inspect { format, containers } => inspect::inspect(&store, &containers, &format),
     }
 }
 

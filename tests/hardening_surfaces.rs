@@ -122,7 +122,11 @@ fn wait_for(limit: std::time::Duration, mut done: impl FnMut() -> bool) -> bool 
 
 fn state_of(env: &Env, key: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", key])).unwrap();
-    v["State"].as_str().unwrap_or_default().to_string()
+    // docker's shape: `.State` is an object, its `Status` the word.
+    v["State"]["Status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Row 6: runc's `kill ID 15` was read as docker's `kill A B` when a container was named

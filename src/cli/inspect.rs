@@ -13,17 +13,38 @@ use crate::runtime::explain::namespace_link;
 use crate::store::state::{ContainerState, Store};
 use crate::text::printable_bytes;
 
-/// `minibox inspect [--format json|table] CONTAINER`
-pub fn inspect(store: &Store, key: &str, table: bool) -> Result<i32> {
-    let c = store.settled(store.resolve(key)?);
-    let facts = facts(&c)?;
-    if table {
-        print_table(&facts, "");
-    } else {
-        out!(
-            "{}",
-            serde_json::to_string_pretty(&facts).context("encoding")?
-        );
+/// `minibox inspect [-f json|table|TEMPLATE] CONTAINER...`: one container's JSON is an object,
+/// several an array; a template (`{{.State.Pid}}`) prints a line per container.
+pub fn inspect(store: &Store, keys: &[String], format: &str) -> Result<i32> {
+    let template = match format {
+        "json" | "table" => None,
+        f => Some(crate::cli::template::Template::parse(f)?),
+    };
+    let mut all = vec![];
+    for key in keys {
+        let c = store.settled(store.resolve(key)?);
+        let mut facts = facts(&c)?;
+        crate::cli::docker_view::add_to(&mut facts, &c, store.root());
+        all.push(facts);
+    }
+    match (&template, format) {
+        (Some(t), _) => {
+            for facts in &all {
+                out!("{}", t.render(facts)?);
+            }
+        }
+        (None, "table") => {
+            for facts in &all {
+                print_table(facts, "");
+            }
+        }
+        _ => {
+            let v = match all.len() {
+                1 => all.remove(0),
+                _ => Value::Array(all),
+            };
+            out!("{}", serde_json::to_string_pretty(&v).context("encoding")?);
+        }
     }
     Ok(0)
 }

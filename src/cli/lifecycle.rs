@@ -266,18 +266,30 @@ struct Row {
     cpu_percent: Option<f64>,
 }
 
-/// `minibox ps`: what runs (with `-a`, what ran), with limits and usage from the cgroup now.
-pub fn ps(store: &Store, all: bool, quiet: bool, json: bool) -> Result<i32> {
+/// `minibox ps`: what runs (with `-a`, what ran), with limits and usage from the cgroup now;
+/// `--filter`ed and `--format`ted as `select` says (`ps_select`).
+pub fn ps(
+    store: &Store,
+    all: bool,
+    quiet: bool,
+    json: bool,
+    select: &crate::cli::ps_select::Selection,
+) -> Result<i32> {
     let containers: Vec<ContainerState> = store
         .list()?
         .into_iter()
         .map(|c| store.settled(c))
-        .filter(|c| all || c.is_running())
+        .filter(|c| all || select.all() || c.is_running())
+        .filter(|c| select.matches(c))
         .collect();
     if quiet {
         for c in &containers {
             out!("{}", c.short_id());
         }
+        return Ok(0);
+    }
+    if let Some(text) = select.render(&containers, &|c| status_text(c, now_ms()))? {
+        out!("{text}");
         return Ok(0);
     }
     let rows = sample(containers);

@@ -3,6 +3,7 @@
 
 pub mod attach;
 pub mod cp;
+pub mod docker_view;
 pub mod exec;
 pub mod images;
 pub mod inspect;
@@ -11,6 +12,7 @@ pub mod lifecycle;
 pub mod network;
 pub mod oci;
 pub mod oci_log;
+pub mod ps_select;
 pub mod run;
 pub mod show;
 pub mod spec;
@@ -129,9 +131,15 @@ pub enum Command {
         /// Only print container ids.
         #[arg(short, long)]
         quiet: bool,
-        /// `table` (default) or `json` (one object per line; with ID: a JSON array of pids).
-        #[arg(short = 'f', long, value_name = "FORMAT", default_value = "table", value_parser = ["table", "json"])]
+        /// `table` (default), `json` (one object per line; with ID: a JSON array of pids), or a
+        /// Go template (`{{.Names}}`; `table {{.ID}}\t{{.Names}}` adds a header).
+        #[arg(long, value_name = "FORMAT", default_value = "table")]
         format: String,
+        /// Select containers: label=KEY[=VALUE], name=, status=, id=, ancestor=, network=,
+        /// exited=. Repeatable: one key's values are alternatives, different keys must all
+        /// match, every label must.
+        #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
+        filter: Vec<String>,
         /// A container whose processes to list (runc ps ID).
         #[arg(value_name = "ID")]
         container: Option<String>,
@@ -173,11 +181,11 @@ pub enum Command {
     },
     /// What a container is made of, read from the kernel now (JSON, or a table).
     Inspect {
-        /// `json` (default) or `table`.
-        #[arg(long, value_name = "FORMAT", default_value = "json", value_parser = ["json", "table"])]
+        /// `json` (default), `table`, or a Go template (`{{.State.Pid}}`, `{{json .Config.Labels}}`).
+        #[arg(short = 'f', long, value_name = "FORMAT", default_value = "json")]
         format: String,
-        #[arg(value_name = "CONTAINER")]
-        container: String,
+        #[arg(value_name = "CONTAINER", required = true)]
+        containers: Vec<String>,
     },
     /// Copy files between a container and the host: `cp CONTAINER:SRC DEST` or `cp SRC
     /// CONTAINER:DEST` (a container's paths are resolved inside its root; symlinks are copied,
