@@ -183,7 +183,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             containers,
         } => cli::oci::kill(&store, signal.as_deref(), all, &containers),
         Command::Rm { force, containers } => lifecycle::rm(&store, force, &containers),
-        Command::Logs { follow, container } => lifecycle::logs(&store, follow, &container),
+        Command::Logs(args) => cli::logs::logs(&store, &args),
         Command::Attach {
             detach_keys,
             container,

@@ -1,11 +1,9 @@
-//! Containers that live on: `ps`, `stop`, `kill`, `rm`, `logs`.
+//! Containers that live on: `ps`, `stop`, `kill`, `rm` (`logs` has a module of its own).
 //!
 //! Each reads the state the supervisors wrote, checks it against the kernel (a pid counts only
 //! with its start time), and acts on the container's own processes and cgroup.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -15,7 +13,6 @@ use serde_json::json;
 
 use crate::kernel::cgroup::{self, Usage};
 pub use crate::kernel::process::parse_signal;
-use crate::runtime::log::log_paths;
 use crate::store::layers;
 use crate::store::state::{now_ms, ContainerState, Status, Store};
 use crate::text::printable_cell;
@@ -197,54 +194,6 @@ fn end_orphan(store: &Store, id: &str) -> Result<()> {
     store.write(&ended)
 }
 
-/// `minibox logs [-f] ID`: what a detached container wrote; `-f` follows until it exits.
-pub fn logs(store: &Store, follow: bool, key: &str) -> Result<i32> {
-    let c = store.resolve(key)?;
-    let dir = store.dir(&c.id);
-    let (current, previous) = log_paths(&dir);
-    let mut out = std::io::stdout().lock();
-    if let Ok(mut old) = File::open(&previous) {
-        std::io::copy(&mut old, &mut out).context("reading the log")?;
-    }
-    let mut file = match File::open(&current) {
-        Ok(f) => f,
-        Err(_) if !c.detached => bail!(
-            "container {} ran in the foreground: its output went to the terminal, not to a log",
-            c.name
-        ),
-        Err(_) => return Ok(0),
-    };
-    std::io::copy(&mut file, &mut out).context("reading the log")?;
-    out.flush()?;
-    if !follow {
-        return Ok(0);
-    }
-    loop {
-        let running = store
-            .load(&c.id)
-            .map(|s| s.observed().is_running())
-            .unwrap_or(false);
-        std::thread::sleep(Duration::from_millis(50));
-        // Rotated: finish the old file, go on with the new one.
-        if std::fs::metadata(&current)
-            .is_ok_and(|m| m.ino() != file.metadata().map_or(0, |f| f.ino()))
-        {
-            std::io::copy(&mut file, &mut out)?;
-            file = File::open(&current).context("reopening the log")?;
-        }
-        let pos = file.stream_position()?;
-        let mut buf = Vec::new();
-        file.read_to_end(&mut buf)?;
-        out.write_all(&buf)?;
-        out.flush()?;
-        if !running && buf.is_empty() {
-            break;
-        }
-        file.seek(SeekFrom::Start(pos + buf.len() as u64))?;
-    }
-    Ok(0)
-}
-
 /// `minibox port ID`: the published ports, docker's way (`8080/tcp -> 0.0.0.0:8080`, `53/udp`).
 pub fn port(store: &Store, key: &str) -> Result<i32> {
     let c = store.resolve(key)?;
@@ -408,7 +357,7 @@ pub fn human_duration(ms: u64) -> String {
     }
 }
 
-fn status_text(c: &ContainerState, now: u64) -> String {
+pub(crate) fn status_text(c: &ContainerState, now: u64) -> String {
     match c.status {
         Status::Created => "Created".into(),
         Status::Running => format!(

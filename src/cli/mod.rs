@@ -9,6 +9,7 @@ pub mod images;
 pub mod inspect;
 pub mod labels;
 pub mod lifecycle;
+pub mod logs;
 pub mod network;
 pub mod oci;
 pub mod oci_log;
@@ -243,13 +244,7 @@ pub enum Command {
         container: String,
     },
     /// Show what a detached container wrote to stdout and stderr.
-    Logs {
-        /// Keep following the output until the container exits.
-        #[arg(short, long)]
-        follow: bool,
-        #[arg(value_name = "CONTAINER")]
-        container: String,
-    },
+    Logs(logs::LogsArgs),
     /// Load images from a `docker save` archive or an OCI image layout (tar or directory).
     Load {
         /// Read from FILE (a tar, possibly gzip/zstd, or a directory) instead of stdin.
