@@ -237,7 +237,9 @@ pub fn ps(
         }
         return Ok(0);
     }
-    if let Some(text) = select.render(&containers, &|c| status_text(c, now_ms()))? {
+    if let Some(text) =
+        select.render(&containers, &|c| status_text(c, now_ms()), &human_duration)?
+    {
         out!("{text}");
         return Ok(0);
     }

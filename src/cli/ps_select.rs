@@ -106,10 +106,12 @@ impl Selection {
     }
 
     /// The lines of a `--format` template, when one was given.
+    /// `status` and `ago` word a container's status and a duration as `ps`'s table does.
     pub fn render(
         &self,
         containers: &[ContainerState],
         status: &dyn Fn(&ContainerState) -> String,
+        ago: &dyn Fn(u64) -> String,
     ) -> Result<Option<String>> {
         let Some((table, t)) = &self.template else {
             return Ok(None);
@@ -119,7 +121,7 @@ impl Selection {
             lines.push(t.render(&headers())?);
         }
         for c in containers {
-            lines.push(t.render(&row(c, status(c)))?);
+            lines.push(t.render(&row(c, status(c), ago))?);
         }
         let text = lines.join("\n");
         Ok(Some(if *table {
@@ -163,7 +165,7 @@ fn ancestor_matches(c: &ContainerState, wanted: &str) -> bool {
 }
 
 /// docker's `ps` template fields for one container.
-fn row(c: &ContainerState, status: String) -> Value {
+fn row(c: &ContainerState, status: String, ago: &dyn Fn(u64) -> String) -> Value {
     let now = crate::store::state::now_ms();
     let mut command = format!("\"{}\"", c.command.join(" "));
     if command.chars().count() > 22 {
@@ -184,7 +186,7 @@ fn row(c: &ContainerState, status: String) -> Value {
         "Image": c.image.as_ref().map_or_else(|| c.rootfs.display().to_string(), |i| i.reference.clone()),
         "Command": command,
         "CreatedAt": crate::text::rfc3339(c.created_ms),
-        "RunningFor": format!("{} ago", crate::cli::lifecycle::human_duration(now.saturating_sub(c.created_ms))),
+        "RunningFor": format!("{} ago", ago(now.saturating_sub(c.created_ms))),
         "Ports": ports,
         "State": crate::cli::docker_view::status_word(c),
         "Status": status,
