@@ -240,7 +240,9 @@ pub fn ps(
     if let Some(text) =
         select.render(&containers, &|c| status_text(c, now_ms()), &human_duration)?
     {
-        out!("{text}");
+        if !text.is_empty() {
+            out!("{text}");
+        }
         return Ok(0);
     }
     let rows = sample(containers);

@@ -1277,4 +1277,31 @@ mod tests {
         assert_eq!(u.cpu_usec, Some(1500), "ns become µs");
         assert_eq!(u.oom_kills, 2);
     }
+
+    #[test]
+    fn stats_read_the_legacy_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = fake_hierarchies(dir.path());
+        let g = h
+            .create(&place(""), &Limits::default(), &Tuning::default())
+            .unwrap();
+        let write = |p: &str, text: &str| fs::write(dir.path().join(p), text).unwrap();
+        write("memory/own/abc/memory.usage_in_bytes", "10000\n");
+        write(
+            "memory/own/abc/memory.stat",
+            "cache 100\ninactive_file 7\ntotal_inactive_file 2000\n",
+        );
+        write(
+            "memory/own/abc/memory.limit_in_bytes",
+            "9223372036854771712\n",
+        );
+        write("cpu,cpuacct/own/abc/cpuacct.usage", "3000000\n");
+        write("pids/own/abc/pids.current", "2\n");
+        let s = g.stats();
+        assert_eq!(s.memory, Some(8000), "total_inactive_file left out");
+        assert_eq!(s.memory_limit, None, "the huge number is no limit");
+        assert_eq!((s.pids, s.cpu_usec), (Some(2), Some(3000)));
+        // No blkio group (none asked for): the processes' own counts, none here.
+        assert_eq!((s.block_read, s.block_write), (Some(0), Some(0)));
+    }
 }

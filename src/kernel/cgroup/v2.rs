@@ -581,4 +581,29 @@ mod tests {
         assert_eq!(u.cpu_usec, Some(1500));
         assert_eq!(u.oom_kills, 1, "oom_kill counts, not oom");
     }
+
+    #[test]
+    fn stats_read_the_unified_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = Group {
+            path: dir.path().to_path_buf(),
+        };
+        let write = |f: &str, text: &str| fs::write(dir.path().join(f), text).unwrap();
+        write("memory.current", "10000\n");
+        write(
+            "memory.stat",
+            "anon 5000\ninactive_file 1000\nactive_file 10\n",
+        );
+        write("memory.max", "67108864\n");
+        write("pids.current", "3\n");
+        write("cpu.stat", "usage_usec 1500\n");
+        write("io.stat", "8:0 rbytes=100 wbytes=200 rios=1 wios=2\n");
+        let s = g.stats();
+        assert_eq!(s.memory, Some(9000), "inactive files left out");
+        assert_eq!(s.memory_limit, Some(64 << 20));
+        assert_eq!((s.pids, s.cpu_usec), (Some(3), Some(1500)));
+        assert_eq!((s.block_read, s.block_write), (Some(100), Some(200)));
+        write("memory.max", "max\n");
+        assert_eq!(g.stats().memory_limit, None);
+    }
 }
