@@ -82,6 +82,7 @@ pub fn stats(store: &Store, args: &StatsArgs) -> Result<i32> {
     let live = !args.no_stream;
     let mut previous: HashMap<String, Reading> = HashMap::new();
     let mut first = true;
+    let mut cleared = false;
     loop {
         let containers = chosen(store, &named, args.all)?;
         // A first reading to measure CPU use against, then one interval.
@@ -113,7 +114,9 @@ pub fn stats(store: &Store, args: &StatsArgs) -> Result<i32> {
         if live && tty {
             // Home, each line cleared to its end, the rest of the screen cleared: redrawn in
             // place without flicker.
-            let mut frame = String::from("\x1b[H");
+            // The screen is cleared once, before the first frame (docker clears it each time).
+            let mut frame = String::from(if cleared { "\x1b[H" } else { "\x1b[2J\x1b[H" });
+            cleared = true;
             for line in text.lines() {
                 frame.push_str(line);
                 frame.push_str("\x1b[K\n");
