@@ -406,7 +406,10 @@ fn inspect_templates_read_dockers_fields() {
     let finished = w.ok(&["inspect", "-f", "{{.State.FinishedAt}}", &id]);
     assert!(finished.trim() > created.trim(), "{finished} {created}");
     // Several containers: a line each; a bad template: status 1, one line.
-    let two = w.detach(&["--name", "wo-insp-2"], &["sleep", "60"]);
+    let two = w.detach(
+        &["--name", "wo-insp-2", "--memory", "32m", "--cpus", "0.5"],
+        &["sleep", "60"],
+    );
     assert_eq!(
         w.ok(&["inspect", "-f", "{{.Name}}", &id, &two])
             .lines()
@@ -427,6 +430,9 @@ fn inspect_templates_read_dockers_fields() {
     assert_eq!(v["State"]["FinishedAt"], "0001-01-01T00:00:00Z");
     assert_eq!(v["RestartCount"], 0);
     assert_eq!(v["Config"]["Labels"], json!({}));
+    assert_eq!(v["HostConfig"]["Memory"], 32u64 << 20);
+    assert_eq!(v["HostConfig"]["NanoCpus"], 500_000_000u64);
+    assert_eq!(v["HostConfig"]["NetworkMode"], "private");
 }
 
 #[test]

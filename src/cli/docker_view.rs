@@ -120,4 +120,23 @@ pub fn add_to(v: &mut Value, c: &ContainerState, state_root: &Path) {
         "StopSignal": v["StopSignal"].clone(),
     });
     v["NetworkSettings"] = network_settings(c, state_root);
+    let mut bindings = Map::new();
+    for p in &c.ports {
+        let key = format!("{}/{}", p.container_port, p.proto.name());
+        let entry = bindings.entry(key).or_insert_with(|| json!([]));
+        if let Value::Array(list) = entry {
+            list.push(
+                json!({"HostIp": p.host_ip.to_string(), "HostPort": p.host_port.to_string()}),
+            );
+        }
+    }
+    v["HostConfig"] = json!({
+        "Memory": c.limits.memory.unwrap_or(0),
+        // A quota of µs per 100 ms as docker's billionths of a CPU.
+        "NanoCpus": c.limits.cpu_quota.map_or(0, |q| q * 10_000),
+        "PidsLimit": c.limits.pids,
+        "NetworkMode": c.network.clone().unwrap_or_else(|| "private".into()),
+        "Binds": c.volumes,
+        "PortBindings": bindings,
+    });
 }

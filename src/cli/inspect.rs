@@ -22,8 +22,27 @@ pub fn inspect(store: &Store, keys: &[String], format: &str) -> Result<i32> {
     };
     let mut all = vec![];
     for key in keys {
-        let c = store.settled(store.resolve(key)?);
-        let mut facts = facts(&c)?;
+        let mut c = store.settled(store.resolve(key)?);
+        let mut facts = match facts(&c) {
+            Ok(f) => f,
+            // Its process is ending while it is read (the kernel drops its mount namespace,
+            // so /proc/PID/mountinfo fails, a moment before the process is a zombie): once it
+            // has ended, it is an exited container, read as one.
+            Err(e) => {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+                loop {
+                    c = store.settled(store.load(&c.id)?);
+                    let alive = c.is_running() && c.pid.is_some_and(|p| p.is_alive());
+                    if !alive {
+                        break facts(&c)?;
+                    }
+                    if std::time::Instant::now() >= deadline {
+                        return Err(e);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            }
+        };
         crate::cli::docker_view::add_to(&mut facts, &c, store.root());
         all.push(facts);
     }
