@@ -642,3 +642,71 @@ fn prune_removes_what_nothing_uses_and_leaves_running_containers() {
         "true"
     );
 }
+
+/// A container swapping one of its directories for a symlink to a host directory while
+/// `system df` walks its layer: the walk never follows it (a 64 MB host file is never counted).
+#[test]
+fn df_never_walks_through_a_directory_swapped_for_a_symlink() {
+    if !need_root() {
+        return;
+    }
+    let w = World::new();
+    w.run(&["--name", "wo-df-swap"], &["write", "/tmp/mine", "x"]);
+    let id = w.ok(&["ps", "-a", "-q", "--filter", "name=wo-df-swap"]);
+    let state: Value = serde_json::from_slice(
+        &fs::read(
+            w.env
+                .dir
+                .path()
+                .join("state")
+                .join(stdout_full_id(&w, id.trim()))
+                .join("state.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let upper = Path::new(state["layer"].as_str().unwrap()).join("upper");
+    assert!(upper.join("tmp/mine").exists());
+    // The host's directory, with a big (sparse) file, on the same filesystem.
+    let host = tempfile::tempdir_in(test_tmp()).unwrap();
+    fs::File::create(host.path().join("big"))
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    std::os::unix::fs::symlink(host.path(), upper.join("tmp.link")).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (stop, upper) = (stop.clone(), upper.clone());
+        std::thread::spawn(move || {
+            let dir = std::ffi::CString::new(upper.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: a path we own, opened as a directory.
+            let fd = unsafe { libc::open(dir.as_ptr(), libc::O_DIRECTORY | libc::O_RDONLY) };
+            assert!(fd >= 0);
+            let (a, b) = (c"tmp", c"tmp.link");
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // SAFETY: two names in the directory `fd`; RENAME_EXCHANGE swaps them atomically.
+                unsafe { libc::renameat2(fd, a.as_ptr(), fd, b.as_ptr(), libc::RENAME_EXCHANGE) };
+            }
+            // SAFETY: our descriptor.
+            unsafe { libc::close(fd) };
+        })
+    };
+    for _ in 0..60 {
+        let df = w.ok(&["system", "df", "--format", "json"]);
+        let containers: Value = serde_json::from_str(df.lines().nth(1).unwrap()).unwrap();
+        let bytes = containers["SizeBytes"].as_u64().unwrap();
+        assert!(
+            bytes < 1 << 20,
+            "df walked into the host's directory: {bytes} bytes"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    swapper.join().unwrap();
+    assert!(host.path().join("big").exists());
+}
+
+fn stdout_full_id(w: &World, short: &str) -> String {
+    w.ok(&["inspect", "-f", "{{.Id}}", short])
+        .trim()
+        .to_string()
+}

@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::BufRead;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use anyhow::Result;
@@ -14,6 +13,7 @@ use serde_json::{json, Value};
 
 use crate::cli::stats::{align, decimal_size};
 use crate::cli::template::{self, Template};
+use crate::kernel::du::disk_usage;
 use crate::store::images::{Images, Index};
 use crate::store::state::{ContainerState, Status, Store};
 use crate::store::volumes;
@@ -53,36 +53,6 @@ pub fn dispatch(store: &Store, data_root: &Path, command: SystemCommand) -> Resu
             volumes,
         } => prune(store, data_root, all, force, volumes),
     }
-}
-
-/// Bytes of the files under `dir`, as docker counts them: each regular file and link once
-/// (hard links by inode), symlinks never followed, other file systems not entered.
-pub fn disk_usage(dir: &Path) -> u64 {
-    let Ok(top) = std::fs::symlink_metadata(dir) else {
-        return 0;
-    };
-    let mut seen = HashSet::new();
-    let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let Ok(m) = e.path().symlink_metadata() else {
-                continue;
-            };
-            if m.dev() != top.dev() {
-                continue;
-            }
-            if m.is_dir() {
-                stack.push(e.path());
-            } else if seen.insert((m.dev(), m.ino())) {
-                total += m.len();
-            }
-        }
-    }
-    total
 }
 
 /// What of the image store each image holds and which containers use it.
@@ -502,20 +472,6 @@ fn prune_images(store: &Store, data_root: &Path, all: bool) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn disk_usage_counts_hard_links_once_and_never_follows_symlinks() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        std::fs::create_dir(d.join("sub")).unwrap();
-        std::fs::write(d.join("a"), vec![0u8; 1000]).unwrap();
-        std::fs::write(d.join("sub/b"), vec![0u8; 500]).unwrap();
-        std::fs::hard_link(d.join("a"), d.join("sub/a2")).unwrap();
-        std::os::unix::fs::symlink("/usr", d.join("usr")).unwrap();
-        let link = std::fs::symlink_metadata(d.join("usr")).unwrap().len();
-        assert_eq!(disk_usage(d), 1500 + link);
-        assert_eq!(disk_usage(&d.join("missing")), 0);
-    }
 
     #[test]
     fn reclaimable_shows_its_share() {
