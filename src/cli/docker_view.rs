@@ -105,13 +105,18 @@ pub fn network_settings(c: &ContainerState, state_root: &Path) -> Value {
     })
 }
 
-/// Adds docker's fields to `inspect`'s facts.
+/// Adds docker's fields to `inspect`'s facts (a `.State` object or a `.RestartCount` the
+/// facts have already are theirs: the lifecycle's own, restarts included).
 pub fn add_to(v: &mut Value, c: &ContainerState, state_root: &Path) {
-    v["State"] = state(c);
+    if !v["State"].is_object() {
+        v["State"] = state(c);
+    }
+    if v["RestartCount"].is_null() {
+        v["RestartCount"] = json!(0);
+    }
     v["Created"] = json!(rfc3339(c.created_ms));
     v["Path"] = json!(c.command.first());
     v["Args"] = json!(c.command.iter().skip(1).collect::<Vec<_>>());
-    v["RestartCount"] = json!(0);
     v["Config"] = json!({
         "Hostname": c.hostname,
         "Image": c.image.as_ref().map_or_else(|| c.rootfs.display().to_string(), |i| i.reference.clone()),
