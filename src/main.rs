@@ -162,14 +162,30 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Pause { containers } => cli::control::pause(&store, &containers, true),
         Command::Unpause { containers } => cli::control::pause(&store, &containers, false),
         Command::Update { resources, id } => cli::oci::update(&store, &id, &resources),
+        // runc's `ps -f json ID`: its -f is the format, docker's the filter.
         Command::Ps {
             container: Some(id),
             format,
+            filter,
             ..
-        } => cli::oci::pids(&store, &id, format == "json"),
+        } => cli::oci::pids(
+            &store,
+            &id,
+            format == "json" || filter.iter().any(|f| f == "json"),
+        ),
         Command::Ps {
-            all, quiet, format, ..
-        } => lifecycle::ps(&store, all, quiet, format == "json"),
+            all,
+            quiet,
+            format,
+            filter,
+            ..
+        } => lifecycle::ps(
+            &store,
+            all,
+            quiet,
+            format == "json",
+            &cli::ps_select::Selection::parse(&filter, &format)?,
+        ),
         Command::Stop { time, containers } => lifecycle::stop(&store, time, &containers),
         Command::Kill {
             signal,
@@ -177,22 +193,22 @@ fn dispatch(cli: Cli) -> Result<i32> {
             containers,
         } => cli::oci::kill(&store, signal.as_deref(), all, &containers),
         Command::Rm { force, containers } => lifecycle::rm(&store, force, &containers),
-        Command::Logs { follow, container } => lifecycle::logs(&store, follow, &container),
+        Command::Logs(args) => cli::logs::logs(&store, &args),
         Command::Attach {
             detach_keys,
             container,
         } => cli::attach::attach(&store, &detach_keys, &container),
         Command::Port { container } => lifecycle::port(&store, &container),
         Command::Top { container } => cli::top::top(&store, &container),
+        Command::Stats(args) => cli::stats::stats(&store, &args),
+        Command::System(command) => cli::system::dispatch(&store, &data_root, command),
         Command::Show { output, container } => {
             cli::show::show(&store, &container, output.as_deref())
         }
         Command::Ui { .. } => unreachable!("handled above"),
         Command::Network(command) => cli::network::dispatch(&store, command),
         Command::Exec(args) => cli::exec::exec(&store, &args),
-        Command::Inspect { format, container } => {
-            inspect::inspect(&store, &container, format == "table")
-        }
+        Command::Inspect { format, containers } => inspect::inspect(&store, &containers, &format),
     }
 }
 

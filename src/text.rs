@@ -110,9 +110,97 @@ pub fn date_time(secs: u64) -> String {
     )
 }
 
+/// `2024-05-01T12:00:00.123456789Z` (RFC 3339 with nanoseconds, as docker's log times), from
+/// nanoseconds since the epoch (UTC).
+pub fn rfc3339_nanos(ns: u64) -> String {
+    format!(
+        "{}.{:09}Z",
+        date_time(ns / 1_000_000_000),
+        ns % 1_000_000_000
+    )
+}
+
+/// Nanoseconds since the epoch of an RFC 3339 time (`2024-05-01T12:00:00Z`, with a fraction or
+/// an offset such as `+02:00`; a space for the `T`; a date alone is its midnight UTC). `None`
+/// for anything else, or a time before 1970.
+pub fn parse_rfc3339(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (date, time) = match text.split_once(['T', 't', ' ']) {
+        Some((d, t)) => (d, t),
+        None => (text, "00:00:00Z"),
+    };
+    let d: Vec<&str> = date.split('-').collect();
+    let [y, m, day] = d.as_slice() else {
+        return None;
+    };
+    let (year, month, day): (i64, i64, i64) = (y.parse().ok()?, m.parse().ok()?, day.parse().ok()?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || y.len() != 4 {
+        return None;
+    }
+    // The offset: Z, or ±hh:mm after the clock (a date alone is UTC).
+    let (clock, offset_secs) = if let Some(c) = time.strip_suffix(['Z', 'z']) {
+        (c, 0i64)
+    } else {
+        let at = time.rfind(['+', '-'])?;
+        let (c, off) = time.split_at(at);
+        let sign = if off.starts_with('-') { -1 } else { 1 };
+        let (h, m) = off[1..].split_once(':')?;
+        (
+            c,
+            sign * (h.parse::<i64>().ok()? * 3600 + m.parse::<i64>().ok()? * 60),
+        )
+    };
+    let (hms, fraction) = clock.split_once('.').unwrap_or((clock, ""));
+    let t: Vec<&str> = hms.split(':').collect();
+    let [h, mi, s] = t.as_slice() else {
+        return None;
+    };
+    let (h, mi, s): (i64, i64, i64) = (h.parse().ok()?, mi.parse().ok()?, s.parse().ok()?);
+    if h > 23 || mi > 59 || s > 60 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let nanos: i64 = format!("{fraction:0<9}").get(..9)?.parse().ok()?;
+    // Days from the civil date (Howard Hinnant's algorithm, the inverse of `date_time`'s).
+    let y = year - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + s - offset_secs;
+    u64::try_from(secs)
+        .ok()?
+        .checked_mul(1_000_000_000)?
+        .checked_add(nanos as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_reads_back_what_it_writes() {
+        for secs in [0u64, 951_782_400, 1_700_000_000, 4_102_444_800] {
+            let ns = secs * 1_000_000_000 + 123_456_789;
+            assert_eq!(parse_rfc3339(&rfc3339_nanos(ns)), Some(ns));
+        }
+        assert_eq!(parse_rfc3339("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(parse_rfc3339("1970-01-02"), Some(86_400_000_000_000));
+        assert_eq!(
+            parse_rfc3339("2024-02-29T12:00:00.5Z"),
+            Some(1_709_208_000_500_000_000)
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2024-13-01",
+            "2024-01-01T25:00:00Z",
+            "2024-01-01T10:00",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn control_characters_become_visible_escapes() {

@@ -498,3 +498,79 @@ fn v2_the_device_program_is_attached_said_by_inspect_and_goes_with_the_group() {
     }
     minibox().args(["rm", "v2devices"]).output().unwrap();
 }
+
+/// `stats` reads the unified files: memory as `memory.current` less `inactive_file`, the limit
+/// from `memory.max`, tasks from `pids.current`, CPU from `cpu.stat`.
+#[test]
+fn v2_stats_reads_the_unified_files() {
+    if !need_v2() {
+        return;
+    }
+    let r = Rootfs::new();
+    let detach = |flags: &[&str], payload: &[&str]| -> String {
+        let out = minibox()
+            .args(["run", "-d"])
+            .args(flags)
+            .arg(r.arg())
+            .arg("/payload")
+            .args(payload)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out).trim().to_string()
+    };
+    let hog = detach(&["--memory", "64m"], &["memhold", "24", "60"]);
+    let spinner = detach(&[], &["cpuhog", "60"]);
+    let inspected: serde_json::Value = serde_json::from_str(&stdout(
+        &minibox().args(["inspect", &hog]).output().unwrap(),
+    ))
+    .unwrap();
+    let group = PathBuf::from(inspected["Cgroup"]["Path"].as_str().unwrap());
+    let in_use = || -> u64 {
+        let current: u64 = fs::read_to_string(group.join("memory.current"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let stat = fs::read_to_string(group.join("memory.stat")).unwrap();
+        let inactive: u64 = stat
+            .lines()
+            .find_map(|l| l.strip_prefix("inactive_file ")?.trim().parse().ok())
+            .unwrap();
+        current - inactive
+    };
+    let start = std::time::Instant::now();
+    while in_use() < 24 << 20 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "memhold never held 24 MiB"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = minibox()
+        .args(["stats", "--no-stream", "--format", "json", &hog, &spinner])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let shown = rows[0]["MemUsageBytes"].as_u64().unwrap();
+    let kernel = in_use();
+    assert!(
+        shown.abs_diff(kernel) < 1 << 20,
+        "stats {shown}, memory.current less inactive_file {kernel}"
+    );
+    assert_eq!(rows[0]["MemLimitBytes"], 64u64 << 20);
+    assert_eq!(rows[0]["PidsCurrent"], 1);
+    assert_eq!(rows[0]["Cgroup"], "cgroup v2");
+    assert!(
+        rows[1]["CPUPercent"].as_f64().unwrap() > 20.0,
+        "{:?}",
+        rows[1]
+    );
+    for id in [&hog, &spinner] {
+        minibox().args(["rm", "-f", id]).output().unwrap();
+    }
+}

@@ -122,6 +122,7 @@ fn wait_for(limit: std::time::Duration, mut done: impl FnMut() -> bool) -> bool 
 
 fn state_of(env: &Env, key: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", key])).unwrap();
+    // docker's shape: `.State` is an object, its `Status` the word.
     v["State"]["Status"]
         .as_str()
         .unwrap_or_default()

@@ -127,7 +127,7 @@ pub fn list(data_root: &Path, quiet: bool) -> Result<i32> {
                 repo,
                 tag,
                 short(id).to_string(),
-                record.created.clone().unwrap_or_else(|| "-".into()),
+                created_ago(record.created.as_deref()),
                 crate::kernel::cgroup::human_bytes(record.size),
             ]);
         }
@@ -166,6 +166,20 @@ pub fn list(data_root: &Path, quiet: bool) -> Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// docker's CREATED column: `2 hours ago` (the config's time as written when it is not RFC 3339).
+fn created_ago(created: Option<&str>) -> String {
+    let Some(text) = created else {
+        return "-".into();
+    };
+    match crate::text::parse_rfc3339(text) {
+        Some(ns) => {
+            let ago = crate::store::state::now_ms().saturating_sub(ns / 1_000_000);
+            format!("{} ago", crate::cli::lifecycle::human_duration(ago))
+        }
+        None => text.to_string(),
+    }
 }
 
 /// `minibox tag SRC DST`.

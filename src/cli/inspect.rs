@@ -13,17 +13,57 @@ use crate::runtime::explain::namespace_link;
 use crate::store::state::{ContainerState, Store};
 use crate::text::printable_bytes;
 
-/// `minibox inspect [--format json|table] CONTAINER`
-pub fn inspect(store: &Store, key: &str, table: bool) -> Result<i32> {
-    let c = store.settled(store.resolve(key)?);
-    let facts = facts(&c)?;
-    if table {
-        print_table(&facts, "");
-    } else {
-        out!(
-            "{}",
-            serde_json::to_string_pretty(&facts).context("encoding")?
-        );
+/// `minibox inspect [-f json|table|TEMPLATE] CONTAINER...`: one container's JSON is an object,
+/// several an array; a template (`{{.State.Pid}}`) prints a line per container.
+pub fn inspect(store: &Store, keys: &[String], format: &str) -> Result<i32> {
+    let template = match format {
+        "json" | "table" => None,
+        f => Some(crate::cli::template::Template::parse(f)?),
+    };
+    let mut all = vec![];
+    for key in keys {
+        let mut c = store.settled(store.resolve(key)?);
+        let mut facts = match facts(&c) {
+            Ok(f) => f,
+            // Its process is ending while it is read (the kernel drops its mount namespace,
+            // so /proc/PID/mountinfo fails, a moment before the process is a zombie): once it
+            // has ended, it is an exited container, read as one.
+            Err(e) => {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+                loop {
+                    c = store.settled(store.load(&c.id)?);
+                    let alive = c.is_running() && c.pid.is_some_and(|p| p.is_alive());
+                    if !alive {
+                        break facts(&c)?;
+                    }
+                    if std::time::Instant::now() >= deadline {
+                        return Err(e);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            }
+        };
+        crate::cli::docker_view::add_to(&mut facts, &c, store.root());
+        all.push(facts);
+    }
+    match (&template, format) {
+        (Some(t), _) => {
+            for facts in &all {
+                out!("{}", t.render(facts)?);
+            }
+        }
+        (None, "table") => {
+            for facts in &all {
+                print_table(facts, "");
+            }
+        }
+        _ => {
+            let v = match all.len() {
+                1 => all.remove(0),
+                _ => Value::Array(all),
+            };
+            out!("{}", serde_json::to_string_pretty(&v).context("encoding")?);
+        }
     }
     Ok(0)
 }
@@ -32,7 +72,7 @@ pub(crate) fn facts(c: &ContainerState) -> Result<Value> {
     let mut v = json!({
         "Id": c.id,
         "Name": c.name,
-        "State": crate::cli::lifecycle::state_facts(c),
+        "State": crate::cli::docker_view::state(c),
         "RestartCount": c.restart_count,
         "RestartPolicy": { "Name": c.restart.word(), "MaximumRetryCount": c.restart.max_retries.unwrap_or(0) },
         "ExitCode": c.exit_code,

@@ -1,11 +1,9 @@
-//! Containers that live on: `ps`, `stop`, `kill`, `rm`, `logs`.
+//! Containers that live on: `ps`, `stop`, `kill`, `rm` (`logs` has a module of its own).
 //!
 //! Each reads the state the supervisors wrote, checks it against the kernel (a pid counts only
 //! with its start time), and acts on the container's own processes and cgroup.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -15,7 +13,6 @@ use serde_json::json;
 
 use crate::kernel::cgroup::{self, Usage};
 pub use crate::kernel::process::parse_signal;
-use crate::runtime::log::log_paths;
 use crate::store::layers;
 use crate::store::state::{now_ms, ContainerState, Status, Store};
 use crate::text::printable_cell;
@@ -142,13 +139,7 @@ fn stopped_on_purpose(store: &Store, c: &ContainerState) -> Result<()> {
 }
 
 /// True while the container's processes are frozen (`pause`).
-pub fn is_paused(c: &ContainerState) -> bool {
-    c.status == Status::Running
-        && c.cgroup
-            .as_ref()
-            .and_then(cgroup::reopen)
-            .is_some_and(|g| g.is_frozen())
-}
+pub use crate::cli::docker_view::is_paused;
 
 /// Thaws a paused container: a frozen process acts on no signal (a v1 freezer holds even
 /// SIGKILL back), so whatever is sent to end it must find it thawed.
@@ -162,31 +153,7 @@ pub fn thaw(c: &ContainerState) {
 
 /// docker's word for the container's state: `created`, `running`, `paused`, `restarting`,
 /// `exited`.
-pub fn docker_state(c: &ContainerState) -> &'static str {
-    match c.status {
-        _ if c.restarting => "restarting",
-        Status::Created => "created",
-        Status::Running if is_paused(c) => "paused",
-        Status::Running => "running",
-        Status::Exited => "exited",
-    }
-}
-
-/// `inspect`'s `State`, docker's fields.
-pub fn state_facts(c: &ContainerState) -> serde_json::Value {
-    let state = docker_state(c);
-    json!({
-        "Status": state,
-        "Running": matches!(state, "running" | "paused"),
-        "Paused": state == "paused",
-        "Restarting": c.restarting,
-        "OOMKilled": c.oom_killed,
-        "Pid": c.pid.filter(|_| c.status == Status::Running).map_or(0, |p| p.pid),
-        "ExitCode": c.exit_code,
-        "StartedAt": c.started_ms.map(crate::text::rfc3339),
-        "FinishedAt": c.finished_ms.map(crate::text::rfc3339),
-    })
-}
+pub use crate::cli::docker_view::status_word as docker_state;
 
 fn stop_signal_of(c: &ContainerState) -> Signal {
     c.stop_signal
@@ -302,54 +269,6 @@ fn end_orphan(store: &Store, id: &str) -> Result<()> {
     store.write(&ended)
 }
 
-/// `minibox logs [-f] ID`: what a detached container wrote; `-f` follows until it exits.
-pub fn logs(store: &Store, follow: bool, key: &str) -> Result<i32> {
-    let c = store.resolve(key)?;
-    let dir = store.dir(&c.id);
-    let (current, previous) = log_paths(&dir);
-    let mut out = std::io::stdout().lock();
-    if let Ok(mut old) = File::open(&previous) {
-        std::io::copy(&mut old, &mut out).context("reading the log")?;
-    }
-    let mut file = match File::open(&current) {
-        Ok(f) => f,
-        Err(_) if !c.detached => bail!(
-            "container {} ran in the foreground: its output went to the terminal, not to a log",
-            c.name
-        ),
-        Err(_) => return Ok(0),
-    };
-    std::io::copy(&mut file, &mut out).context("reading the log")?;
-    out.flush()?;
-    if !follow {
-        return Ok(0);
-    }
-    loop {
-        let running = store
-            .load(&c.id)
-            .map(|s| s.observed().is_running())
-            .unwrap_or(false);
-        std::thread::sleep(Duration::from_millis(50));
-        // Rotated: finish the old file, go on with the new one.
-        if std::fs::metadata(&current)
-            .is_ok_and(|m| m.ino() != file.metadata().map_or(0, |f| f.ino()))
-        {
-            std::io::copy(&mut file, &mut out)?;
-            file = File::open(&current).context("reopening the log")?;
-        }
-        let pos = file.stream_position()?;
-        let mut buf = Vec::new();
-        file.read_to_end(&mut buf)?;
-        out.write_all(&buf)?;
-        out.flush()?;
-        if !running && buf.is_empty() {
-            break;
-        }
-        file.seek(SeekFrom::Start(pos + buf.len() as u64))?;
-    }
-    Ok(0)
-}
-
 /// `minibox port ID`: the published ports, docker's way (`8080/tcp -> 0.0.0.0:8080`, `53/udp`).
 pub fn port(store: &Store, key: &str) -> Result<i32> {
     let c = store.resolve(key)?;
@@ -371,17 +290,33 @@ struct Row {
     cpu_percent: Option<f64>,
 }
 
-/// `minibox ps`: what runs (with `-a`, what ran), with limits and usage from the cgroup now.
-pub fn ps(store: &Store, all: bool, quiet: bool, json: bool) -> Result<i32> {
+/// `minibox ps`: what runs (with `-a`, what ran), with limits and usage from the cgroup now;
+/// `--filter`ed and `--format`ted as `select` says (`ps_select`).
+pub fn ps(
+    store: &Store,
+    all: bool,
+    quiet: bool,
+    json: bool,
+    select: &crate::cli::ps_select::Selection,
+) -> Result<i32> {
     let containers: Vec<ContainerState> = store
         .list()?
         .into_iter()
         .map(|c| store.settled(c))
-        .filter(|c| all || c.is_running() || c.restarting)
+        .filter(|c| all || select.all() || c.is_running() || c.restarting)
+        .filter(|c| select.matches(c))
         .collect();
     if quiet {
         for c in &containers {
             out!("{}", c.short_id());
+        }
+        return Ok(0);
+    }
+    if let Some(text) =
+        select.render(&containers, &|c| status_text(c, now_ms()), &human_duration)?
+    {
+        if !text.is_empty() {
+            out!("{text}");
         }
         return Ok(0);
     }
@@ -502,7 +437,7 @@ pub fn human_duration(ms: u64) -> String {
     }
 }
 
-fn status_text(c: &ContainerState, now: u64) -> String {
+pub(crate) fn status_text(c: &ContainerState, now: u64) -> String {
     let ago = |ms: Option<u64>| human_duration(now.saturating_sub(ms.unwrap_or(now)));
     match c.status {
         // docker's words: `Restarting (1) 2 seconds ago`.

@@ -4,16 +4,23 @@
 pub mod attach;
 pub mod control;
 pub mod cp;
+pub mod docker_view;
 pub mod exec;
 pub mod images;
 pub mod inspect;
+pub mod labels;
 pub mod lifecycle;
+pub mod logs;
 pub mod network;
 pub mod oci;
 pub mod oci_log;
+pub mod ps_select;
 pub mod run;
 pub mod show;
 pub mod spec;
+pub mod stats;
+pub mod system;
+pub mod template;
 pub mod top;
 
 use std::path::PathBuf;
@@ -160,9 +167,15 @@ pub enum Command {
         /// Only print container ids.
         #[arg(short, long)]
         quiet: bool,
-        /// `table` (default) or `json` (one object per line; with ID: a JSON array of pids).
-        #[arg(short = 'f', long, value_name = "FORMAT", default_value = "table", value_parser = ["table", "json"])]
+        /// `table` (default), `json` (one object per line; with ID: a JSON array of pids), or a
+        /// Go template (`{{.Names}}`; `table {{.ID}}\t{{.Names}}` adds a header).
+        #[arg(long, value_name = "FORMAT", default_value = "table")]
         format: String,
+        /// Select containers: label=KEY[=VALUE], name=, status=, id=, ancestor=, network=,
+        /// exited=. Repeatable: one key's values are alternatives, different keys must all
+        /// match, every label must.
+        #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
+        filter: Vec<String>,
         /// A container whose processes to list (runc ps ID).
         #[arg(value_name = "ID")]
         container: Option<String>,
@@ -204,11 +217,11 @@ pub enum Command {
     },
     /// What a container is made of, read from the kernel now (JSON, or a table).
     Inspect {
-        /// `json` (default) or `table`.
-        #[arg(long, value_name = "FORMAT", default_value = "json", value_parser = ["json", "table"])]
+        /// `json` (default), `table`, or a Go template (`{{.State.Pid}}`, `{{json .Config.Labels}}`).
+        #[arg(short = 'f', long, value_name = "FORMAT", default_value = "json")]
         format: String,
-        #[arg(value_name = "CONTAINER")]
-        container: String,
+        #[arg(value_name = "CONTAINER", required = true)]
+        containers: Vec<String>,
     },
     /// Copy files between a container and the host: `cp CONTAINER:SRC DEST` or `cp SRC
     /// CONTAINER:DEST` (a container's paths are resolved inside its root; symlinks are copied,
@@ -244,6 +257,11 @@ pub enum Command {
         #[arg(long, value_name = "ADDR:PORT", default_value = show::ui::DEFAULT_LISTEN)]
         listen: String,
     },
+    /// Live CPU, memory, network and block I/O, and task counts of containers (docker's).
+    Stats(stats::StatsArgs),
+    /// Disk use (`system df`) and removing what nothing uses (`system prune`).
+    #[command(subcommand)]
+    System(system::SystemCommand),
     /// Show a container's processes, with their host and container pids.
     Top {
         #[arg(value_name = "CONTAINER")]
@@ -261,13 +279,7 @@ pub enum Command {
         container: String,
     },
     /// Show what a detached container wrote to stdout and stderr.
-    Logs {
-        /// Keep following the output until the container exits.
-        #[arg(short, long)]
-        follow: bool,
-        #[arg(value_name = "CONTAINER")]
-        container: String,
-    },
+    Logs(logs::LogsArgs),
     /// Load images from a `docker save` archive or an OCI image layout (tar or directory).
     Load {
         /// Read from FILE (a tar, possibly gzip/zstd, or a directory) instead of stdin.
@@ -522,6 +534,14 @@ pub struct RunArgs {
     /// comments); -e flags win over them. Repeatable.
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_file: Vec<PathBuf>,
+
+    /// Set a label on the container (KEY=VALUE, or KEY for an empty value). Repeatable.
+    #[arg(short = 'l', long = "label", value_name = "KEY[=VALUE]")]
+    pub label: Vec<String>,
+
+    /// Read labels from FILE (KEY=VALUE per line, `#` comments); --label wins. Repeatable.
+    #[arg(long = "label-file", value_name = "FILE")]
+    pub label_file: Vec<PathBuf>,
 
     /// Container hostname [default: the container's short id].
     #[arg(long)]

@@ -92,6 +92,8 @@ pub fn container_from_run_args(args: &RunArgs, data_root: &Path) -> Result<Conta
         stop,
         // --userns auto: its ids are taken when it is made (config.json has maps, not this).
         auto_ids,
+        // Likewise its labels.
+        labels: crate::cli::labels::parse(&args.label, &args.label_file)?,
         // A bundle's root is its maker's; a ROOTFS of the user's, or an image, is never written.
         private_layer: bundle_dir.is_none() || checked.private_layer,
         limits: cgroup::Limits {
@@ -326,6 +328,7 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
         console_size: None,
         stop: StopPolicy::parse(args.stop_signal.as_deref(), args.stop_timeout.as_deref())?,
         auto_ids,
+        labels: crate::cli::labels::parse(&args.label, &args.label_file)?,
     })
 }
 

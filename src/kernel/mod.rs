@@ -6,6 +6,7 @@ pub mod caps;
 pub mod cgroup;
 pub mod console;
 pub mod copy;
+pub mod du;
 pub mod fds;
 pub mod host_path;
 pub mod loopback;

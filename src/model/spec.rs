@@ -85,6 +85,8 @@ pub struct ContainerSpec {
     /// `--userns auto`: a range of this many host ids is taken for it when it is made (its user
     /// namespace and maps are then in `setup`).
     pub auto_ids: Option<u32>,
+    /// `--label`, `--label-file`: the user's own facts about it (`ps --filter label=`).
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// How `minibox stop` ends a container, when the run said (`--stop-signal`, `--stop-timeout`);

@@ -107,6 +107,13 @@ pub struct ContainerState {
     /// policy no longer applies, until `start` or `restart`.
     #[serde(default)]
     pub stopped_on_purpose: bool,
+    /// `--label KEY=VALUE`: shown by `inspect`, selected by `ps --filter label=`.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// `--network` as given (`private`, `host`, `bridge`, a network's name); `None` in older
+    /// records.
+    #[serde(default)]
+    pub network: Option<String>,
 }
 
 /// An OCI container's own facts.
@@ -242,6 +249,8 @@ impl ContainerState {
             restart_count: 0,
             restarting: false,
             stopped_on_purpose: false,
+            labels: spec.labels.clone(),
+            network: Some(spec.network.name()),
         }
     }
 
@@ -779,6 +788,7 @@ mod tests {
             console_size: None,
             stop: Default::default(),
             auto_ids: None,
+            labels: Default::default(),
         }
     }
 

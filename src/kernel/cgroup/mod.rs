@@ -10,6 +10,7 @@
 pub mod blkio;
 mod bpf;
 pub mod devices;
+pub mod stats;
 mod v1;
 mod v2;
 
@@ -190,6 +191,8 @@ pub trait ContainerCgroup {
     fn add(&self, pid: Pid) -> Result<()>;
     /// Current accounting.
     fn usage(&self) -> Usage;
+    /// What `minibox stats` shows: memory as docker counts it, the limit, tasks, block I/O.
+    fn stats(&self) -> stats::Stats;
     /// The limit files and what the kernel holds in them now (`--explain`, `inspect`).
     fn settings(&self) -> Vec<(String, String)> {
         vec![]

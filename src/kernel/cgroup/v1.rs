@@ -643,6 +643,30 @@ impl ContainerCgroup for Group {
         }
     }
 
+    fn stats(&self) -> super::stats::Stats {
+        use super::stats;
+        let memory_stat = self.read("memory", "memory.stat");
+        // The container has a blkio group only when it asked for blockIO settings.
+        let (read, write) = match self.read("blkio", "blkio.throttle.io_service_bytes_recursive") {
+            Some(text) => stats::v1_io(&text),
+            None => stats::processes_io(&self.processes()),
+        };
+        stats::Stats {
+            memory: stats::working_set(
+                self.read_u64("memory", "memory.usage_in_bytes"),
+                memory_stat.as_deref(),
+                "total_inactive_file",
+            ),
+            memory_limit: stats::v1_limit(self.read("memory", "memory.limit_in_bytes").as_deref()),
+            cpu_usec: self
+                .read_u64("cpuacct", "cpuacct.usage")
+                .map(|ns| ns / 1000),
+            pids: self.read_u64("pids", "pids.current"),
+            block_read: Some(read),
+            block_write: Some(write),
+        }
+    }
+
     fn has_processes(&self) -> bool {
         !self.processes().is_empty()
     }
@@ -1254,5 +1278,32 @@ mod tests {
         assert_eq!(u.memory_peak, Some(8192));
         assert_eq!(u.cpu_usec, Some(1500), "ns become µs");
         assert_eq!(u.oom_kills, 2);
+    }
+
+    #[test]
+    fn stats_read_the_legacy_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = fake_hierarchies(dir.path());
+        let g = h
+            .create(&place(""), &Limits::default(), &Tuning::default())
+            .unwrap();
+        let write = |p: &str, text: &str| fs::write(dir.path().join(p), text).unwrap();
+        write("memory/own/abc/memory.usage_in_bytes", "10000\n");
+        write(
+            "memory/own/abc/memory.stat",
+            "cache 100\ninactive_file 7\ntotal_inactive_file 2000\n",
+        );
+        write(
+            "memory/own/abc/memory.limit_in_bytes",
+            "9223372036854771712\n",
+        );
+        write("cpu,cpuacct/own/abc/cpuacct.usage", "3000000\n");
+        write("pids/own/abc/pids.current", "2\n");
+        let s = g.stats();
+        assert_eq!(s.memory, Some(8000), "total_inactive_file left out");
+        assert_eq!(s.memory_limit, None, "the huge number is no limit");
+        assert_eq!((s.pids, s.cpu_usec), (Some(2), Some(3000)));
+        // No blkio group (none asked for): the processes' own counts, none here.
+        assert_eq!((s.block_read, s.block_write), (Some(0), Some(0)));
     }
 }

@@ -347,6 +347,23 @@ impl ContainerCgroup for Group {
         }
     }
 
+    fn stats(&self) -> super::stats::Stats {
+        use super::stats;
+        let (read, write) = self.read("io.stat").map_or((0, 0), |t| stats::v2_io(&t));
+        stats::Stats {
+            memory: stats::working_set(
+                self.read_u64("memory.current"),
+                self.read("memory.stat").as_deref(),
+                "inactive_file",
+            ),
+            memory_limit: stats::v2_limit(self.read("memory.max").as_deref()),
+            cpu_usec: self.read_key("cpu.stat", "usage_usec"),
+            pids: self.read_u64("pids.current"),
+            block_read: Some(read),
+            block_write: Some(write),
+        }
+    }
+
     fn has_processes(&self) -> bool {
         self.is_populated()
     }
@@ -565,5 +582,30 @@ mod tests {
         assert_eq!(u.memory_peak, Some(8192));
         assert_eq!(u.cpu_usec, Some(1500));
         assert_eq!(u.oom_kills, 1, "oom_kill counts, not oom");
+    }
+
+    #[test]
+    fn stats_read_the_unified_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = Group {
+            path: dir.path().to_path_buf(),
+        };
+        let write = |f: &str, text: &str| fs::write(dir.path().join(f), text).unwrap();
+        write("memory.current", "10000\n");
+        write(
+            "memory.stat",
+            "anon 5000\ninactive_file 1000\nactive_file 10\n",
+        );
+        write("memory.max", "67108864\n");
+        write("pids.current", "3\n");
+        write("cpu.stat", "usage_usec 1500\n");
+        write("io.stat", "8:0 rbytes=100 wbytes=200 rios=1 wios=2\n");
+        let s = g.stats();
+        assert_eq!(s.memory, Some(9000), "inactive files left out");
+        assert_eq!(s.memory_limit, Some(64 << 20));
+        assert_eq!((s.pids, s.cpu_usec), (Some(3), Some(1500)));
+        assert_eq!((s.block_read, s.block_write), (Some(100), Some(200)));
+        write("memory.max", "max\n");
+        assert_eq!(g.stats().memory_limit, None);
     }
 }

@@ -149,6 +149,7 @@ pub fn container_from_spec(oci: &Spec, bundle: &Path, id: &str) -> Result<Contai
         console_size,
         stop: Default::default(),
         auto_ids: None,
+        labels: Default::default(),
     })
 }
 

@@ -248,6 +248,7 @@ pub fn default_bundle_spec() -> Spec {
         console_size: None,
         stop: Default::default(),
         auto_ids: None,
+        labels: Default::default(),
     };
     spec_from_container(&container)
 }
