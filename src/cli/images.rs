@@ -2,18 +2,20 @@
 //! `image inspect`, `export`, `volume ls|create|rm|inspect`; and how `run IMAGE` finds an
 //! image and the defaults its config gives.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use oci_spec::image::ImageConfiguration;
 use serde_json::json;
 
+use crate::cli::dockerfile;
+use crate::cli::progress::{Progress, Reading, Writing};
 use crate::kernel::outfile::OutFile;
 use crate::model::volume::ImageUse;
 use crate::store::images::{check_reference, normalize, split_tag, Images};
 use crate::store::state::Store;
-use crate::store::{load, merged, pull, volumes};
+use crate::store::{load, made, merged, pull, save, volumes, Watch};
 
 /// What of an image's config `run` uses (docker's `config` object).
 #[derive(Debug, Clone, Default)]
@@ -67,10 +69,34 @@ fn short(id: &str) -> &str {
     &hex[..12.min(hex.len())]
 }
 
+/// "no such image", with the closest names the store has.
+pub fn no_such_image(index: &crate::store::images::Index, key: &str) -> anyhow::Error {
+    let near = index.closest(key);
+    if near.is_empty() {
+        anyhow::anyhow!(
+            "no such image: {key} (minibox images lists them; minibox load, pull, import or \
+             build adds one)"
+        )
+    } else {
+        anyhow::anyhow!("no such image: {key}; did you mean {}?", near.join(", "))
+    }
+}
+
+/// `run IMAGE` of a name that is no image: "no such image" with the closest names.
+pub fn not_found_for_run(data_root: &Path, name: &Path) -> Result<anyhow::Error> {
+    let key = name.to_string_lossy();
+    let index = match Images::open_existing(data_root)? {
+        Some(images) => images.index()?,
+        None => Default::default(),
+    };
+    Ok(no_such_image(&index, &key))
+}
+
 /// `minibox load [-i FILE]`.
-pub fn load(data_root: &Path, input: Option<&Path>) -> Result<i32> {
+pub fn load(data_root: &Path, input: Option<&Path>, quiet: bool) -> Result<i32> {
     let images = Images::open(data_root)?;
-    let loaded = load::load(&images, input)?;
+    let progress = Progress::new(quiet);
+    let loaded = load::load(&images, input, &mut Watcher::new(&progress))?;
     for l in loaded {
         if l.tags.is_empty() {
             out!("Loaded image ID: {}", l.id);
@@ -83,23 +109,152 @@ pub fn load(data_root: &Path, input: Option<&Path>) -> Result<i32> {
 }
 
 /// `minibox pull NAME[:TAG|@DIGEST] [--insecure]`.
-pub fn pull(data_root: &Path, reference: &str, insecure: bool) -> Result<i32> {
+pub fn pull(data_root: &Path, reference: &str, insecure: bool, quiet: bool) -> Result<i32> {
     let images = Images::open(data_root)?;
-    let id = pull::pull(&images, reference, insecure)?;
+    let progress = Progress::new(quiet);
+    let id = pull::pull(&images, reference, insecure, &mut Watcher::new(&progress))?;
     out!("{reference}: {id}");
     Ok(0)
 }
 
-/// `minibox import FILE NAME[:TAG]`.
-pub fn import(data_root: &Path, file: &Path, reference: &str) -> Result<i32> {
-    let reference = check_reference(reference)?;
+/// `minibox import FILE|- [NAME[:TAG]] [--change ...]`.
+pub fn import(
+    data_root: &Path,
+    file: &Path,
+    reference: Option<&str>,
+    changes: &[String],
+    quiet: bool,
+) -> Result<i32> {
+    let tags: Vec<String> = reference.map(check_reference).transpose()?.into_iter().collect();
+    let mut config = made::empty_config();
+    dockerfile::apply_changes(&mut config, changes)?;
+    config["history"] = json!([{"created_by": format!("minibox import {}", file.display())}]);
     let images = Images::open(data_root)?;
-    out!("{}", load::import(&images, file, &reference)?);
+    let progress = Progress::new(quiet);
+    let (input, total): (Box<dyn Read>, Option<u64>) = if file == Path::new("-") {
+        (Box::new(std::io::stdin().lock()), None)
+    } else {
+        let f = std::fs::File::open(file)
+            .with_context(|| format!("opening {}", file.display()))?;
+        let len = f.metadata().ok().map(|m| m.len());
+        (Box::new(f), len)
+    };
+    let mut bar = progress.bar("importing", total);
+    let id = load::import(
+        &images,
+        Reading {
+            inner: input,
+            bar: &mut bar,
+        },
+        config,
+        &tags,
+    )?;
+    bar.finish("imported");
+    out!("{id}");
     Ok(0)
 }
 
-/// `minibox images`.
-pub fn list(data_root: &Path, quiet: bool) -> Result<i32> {
+/// `minibox commit CONTAINER [NAME[:TAG]] [--change ...]`: the container's image (or its
+/// ROOTFS, as one layer) and its own writes as one more layer.
+pub fn commit(
+    data_root: &Path,
+    store: &Store,
+    key: &str,
+    reference: Option<&str>,
+    changes: &[String],
+) -> Result<i32> {
+    let tags: Vec<String> = reference.map(check_reference).transpose()?.into_iter().collect();
+    let c = store.resolve(key)?;
+    let images = Images::open(data_root)?;
+    let lock = images.lock()?;
+    let (mut config, mut layers, below) = match &c.image {
+        Some(i) => {
+            let index = images.index()?;
+            let record = index.images.get(&i.id).with_context(|| {
+                format!("the image {} of container {key} is no longer in the store", i.reference)
+            })?;
+            let config: serde_json::Value = serde_json::from_slice(&images.blob(&i.id)?)?;
+            (config, record.layers.clone(), i.lower.clone())
+        }
+        None => {
+            // A ROOTFS of the user's: its files become the image's first layer.
+            let mut spool = made::Spool::new(&images, "rootfs")?;
+            merged::write_tar(
+                std::slice::from_ref(&c.rootfs),
+                None,
+                std::io::BufWriter::new(&mut spool.file),
+            )?;
+            let (diff_id, _) = made::add_spooled(&images, &mut spool.file)?;
+            (made::empty_config(), vec![diff_id], vec![c.rootfs.clone()])
+        }
+    };
+    let upper = c
+        .layer
+        .as_ref()
+        .map(|l| l.join("upper"))
+        .filter(|u| u.is_dir())
+        .with_context(|| format!("container {key} has no layer of its own to commit"))?;
+    let (diff_id, _) = made::layer_of_upper(&images, &upper, &below)?;
+    layers.push(diff_id);
+    dockerfile::apply_changes(&mut config, changes)?;
+    config["created"] = json!(crate::text::now_rfc3339_seconds());
+    if !config["history"].is_array() {
+        config["history"] = json!([]);
+    }
+    if let Some(h) = config["history"].as_array_mut() {
+        h.push(json!({"created_by": format!("minibox commit {}", c.name)}));
+    }
+    let id = made::record(&images, &lock, config, &layers, None, &tags)?;
+    out!("{id}");
+    Ok(0)
+}
+
+/// `minibox save [-o FILE] IMAGE...`: a docker-archive.
+pub fn save(data_root: &Path, keys: &[String], output: Option<&Path>, quiet: bool) -> Result<i32> {
+    let images = open_for(data_root, &keys[0])?;
+    let index = images.index()?;
+    let mut wanted: Vec<save::ToSave> = vec![];
+    for key in keys {
+        let id = found(&index, key)?;
+        // Saved under the name given (docker's), or every tag when named by id.
+        let tags = match index.tags.get(&normalize(key)) {
+            Some(_) => vec![normalize(key)],
+            None => match index.short_name(key)? {
+                Some(t) if index.tags.contains_key(&t) => vec![t],
+                _ => index.tags_of(&id),
+            },
+        };
+        match wanted.iter_mut().find(|w| w.id == id) {
+            Some(w) => w.tags.extend(tags),
+            None => wanted.push(save::ToSave { id, tags }),
+        }
+    }
+    let progress = Progress::new(quiet);
+    let mut step = |what: &str| progress.line(&format!("Writing {what}"));
+    match output {
+        Some(path) => {
+            let mut out = OutFile::create(path, "partial", 0o666)?;
+            let mut w = std::io::BufWriter::new(out.file());
+            save::save(&images, &index, &wanted, &mut w, &mut step)?;
+            w.flush()
+                .with_context(|| format!("writing {}", path.display()))?;
+            drop(w);
+            out.commit()?;
+        }
+        None => {
+            if nix::unistd::isatty(std::io::stdout()).unwrap_or(false) {
+                bail!("refusing to write an archive to a terminal: give -o FILE or redirect stdout");
+            }
+            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+            save::save(&images, &index, &wanted, &mut w, &mut step)?;
+            w.flush()?;
+        }
+    }
+    Ok(0)
+}
+
+/// `minibox images [-a]`.
+pub fn list(data_root: &Path, quiet: bool, all: bool) -> Result<i32> {
     let index = match Images::open_existing(data_root)? {
         Some(images) => images.index()?,
         None => Default::default(),
@@ -107,6 +262,9 @@ pub fn list(data_root: &Path, quiet: bool) -> Result<i32> {
     let mut rows: Vec<[String; 5]> = vec![];
     for (id, record) in &index.images {
         let tags = index.tags_of(id);
+        if tags.is_empty() && record.build.is_some() && !all {
+            continue;
+        }
         let names: Vec<(String, String)> = if tags.is_empty() {
             vec![("<none>".into(), "<none>".into())]
         } else {
@@ -122,7 +280,7 @@ pub fn list(data_root: &Path, quiet: bool) -> Result<i32> {
                 repo,
                 tag,
                 short(id).to_string(),
-                record.created.clone().unwrap_or_else(|| "-".into()),
+                record.created.as_deref().map_or_else(|| "-".into(), ago),
                 crate::kernel::cgroup::human_bytes(record.size),
             ]);
         }
@@ -175,6 +333,27 @@ pub fn tag(data_root: &Path, src: &str, dst: &str) -> Result<i32> {
     Ok(0)
 }
 
+/// docker's CREATED column: "5 minutes ago", from the config's RFC 3339 time.
+fn ago(created: &str) -> String {
+    let Some(then) = parse_rfc3339(created) else {
+        return created.to_string();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let s = (now - then).max(0);
+    let (n, unit) = match s {
+        0..=59 => return "Less than a minute ago".into(),
+        60..=3599 => (s / 60, "minute"),
+        3600..=86399 => (s / 3600, "hour"),
+        86400..=1209599 => (s / 86400, "day"),
+        1209600..=5183999 => (s / 604800, "week"),
+        5184000..=63071999 => (s / 2592000, "month"),
+        _ => (s / 31536000, "year"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
 fn open_for(data_root: &Path, key: &str) -> Result<Images> {
     Images::open_existing(data_root)?.with_context(|| {
         format!(
@@ -187,7 +366,7 @@ fn open_for(data_root: &Path, key: &str) -> Result<Images> {
 fn found(index: &crate::store::images::Index, key: &str) -> Result<String> {
     Ok(index
         .find(key)?
-        .with_context(|| format!("no such image: {key} (minibox images lists them)"))?
+        .ok_or_else(|| no_such_image(index, key))?
         .id
         .clone())
 }
@@ -265,7 +444,9 @@ pub fn inspect(data_root: &Path, key: &str) -> Result<i32> {
 
 /// `minibox export CONTAINER [-o FILE]`: its merged filesystem (image or ROOTFS, then its own
 /// layer) as a tar stream.
-pub fn export(store: &Store, key: &str, output: Option<&Path>) -> Result<i32> {
+pub fn export(store: &Store, key: &str, output: Option<&Path>, quiet: bool) -> Result<i32> {
+    let progress = Progress::new(quiet);
+    let mut bar = progress.bar("exporting", None);
     let c = store.resolve(key)?;
     let mut lower: Vec<PathBuf> = match &c.image {
         Some(i) => i.lower.clone(),
@@ -281,7 +462,10 @@ pub fn export(store: &Store, key: &str, output: Option<&Path>) -> Result<i32> {
         Some(path) => {
             // Made beside FILE without following links, renamed once whole.
             let mut out = OutFile::create(path, "partial", 0o666)?;
-            let mut w = std::io::BufWriter::new(out.file());
+            let mut w = std::io::BufWriter::new(Writing {
+                inner: out.file(),
+                bar: &mut bar,
+            });
             merged::write_tar(&lower, None, &mut w)?;
             w.flush()
                 .with_context(|| format!("writing {}", path.display()))?;
@@ -294,11 +478,15 @@ pub fn export(store: &Store, key: &str, output: Option<&Path>) -> Result<i32> {
                     "refusing to write a tar stream to a terminal: give -o FILE or redirect stdout"
                 );
             }
-            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut w = std::io::BufWriter::new(Writing {
+                inner: std::io::stdout().lock(),
+                bar: &mut bar,
+            });
             merged::write_tar(&lower, None, &mut w)?;
             w.flush()?;
         }
     }
+    bar.finish("exported");
     Ok(0)
 }
 
@@ -343,4 +531,83 @@ pub fn volume(data_root: &Path, store: &Store, action: &str, names: &[String]) -
         other => bail!("unknown volume command {other:?}: use ls, create, rm or inspect"),
     }
     Ok(0)
+}
+
+/// The store's long work, drawn: a bar per layer.
+pub struct Watcher<'a> {
+    progress: &'a Progress,
+    bar: Option<crate::cli::progress::Bar>,
+}
+
+impl<'a> Watcher<'a> {
+    pub fn new(progress: &'a Progress) -> Watcher<'a> {
+        Watcher {
+            progress,
+            bar: None,
+        }
+    }
+}
+
+impl Watch for Watcher<'_> {
+    fn layer(&mut self, what: &str, total: Option<u64>) {
+        if let Some(b) = self.bar.take() {
+            b.finish("done");
+        }
+        self.bar = Some(self.progress.bar(what, total));
+    }
+    fn bytes(&mut self, n: u64) {
+        if let Some(b) = &mut self.bar {
+            b.add(n);
+        }
+    }
+    fn done(&mut self, word: &str) {
+        if let Some(b) = self.bar.take() {
+            b.finish(word);
+        }
+    }
+}
+
+/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.
+fn parse_rfc3339(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { text.get(r)?.parse().ok() };
+    if b.len() < 19 || b[4] != b'-' || b[10] != b'T' {
+        return None;
+    }
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &text[19..];
+    if let Some(r) = rest.strip_prefix('.') {
+        rest = r.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    let offset = match rest {
+        "Z" | "z" | "" => 0,
+        r if r.len() == 6 => {
+            let sign = if r.starts_with('-') { -1 } else { 1 };
+            sign * (r.get(1..3)?.parse::<i64>().ok()? * 3600 + r.get(4..6)?.parse::<i64>().ok()? * 60)
+        }
+        _ => return None,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some(days * 86400 + hh * 3600 + mm * 60 + ss - offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_back() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("2000-02-29T00:00:00.5Z"), Some(951_782_400));
+        assert_eq!(parse_rfc3339("2000-02-29T01:00:00+01:00"), Some(951_782_400));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
 }

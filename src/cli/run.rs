@@ -142,6 +142,10 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
         Ok(dir) => (dir, None),
         Err(not_dir) => match images::find_for_run(data_root, &args.rootfs)? {
             Some((image, config)) => (image.lower[0].clone(), Some((image, config))),
+            // A name, not a path: docker's "no such image", with the names closest to it.
+            None if !args.rootfs.to_string_lossy().contains('/') => {
+                return Err(images::not_found_for_run(data_root, &args.rootfs)?)
+            }
             None => bail!(
                 "{not_dir:#}; nor is it an image in the store {} (minibox images lists them; \
                  minibox load or pull adds one)",

@@ -197,6 +197,17 @@ impl std::io::Read for Exactly {
 /// below that directory, re-rooted there (its own entry becomes `./`). Returns whether `sub`
 /// exists as a directory in the view (always true without `sub`).
 pub fn write_tar(lowers_top_first: &[PathBuf], sub: Option<&str>, out: impl Write) -> Result<bool> {
+    write_tar_of(lowers_top_first, sub, None, out)
+}
+
+/// `write_tar`, and with `only`, only the entry of that name right below the (sub) root and
+/// what is below it (`COPY`'s sources: never more of the tree than asked for).
+pub fn write_tar_of(
+    lowers_top_first: &[PathBuf],
+    sub: Option<&str>,
+    only: Option<&[u8]>,
+    out: impl Write,
+) -> Result<bool> {
     let merged = merge(lowers_top_first)?;
     let roots: Vec<OwnedFd> = lowers_top_first
         .iter()
@@ -230,6 +241,18 @@ pub fn write_tar(lowers_top_first: &[PathBuf], sub: Option<&str>, out: impl Writ
         entries.push((path.clone(), Some(idx)));
     }
     for (path, idx) in entries {
+        if let (Some(only), Some(_)) = (only, idx) {
+            // Only the entry named `only` below the (sub) root, and what is below it.
+            let rel = match &prefix {
+                Some(p) => path.strip_prefix(p.as_slice()),
+                None => Some(&path[..]),
+            };
+            if let Some(rel) = rel {
+                if rel.split(|&b| b == b'/').next() != Some(only) {
+                    continue;
+                }
+            }
+        }
         let name_in_tar: Vec<u8> = match (&sub, idx) {
             (None, None) => b"./".to_vec(),
             (None, Some(_)) => path.clone(),
@@ -257,54 +280,199 @@ pub fn write_tar(lowers_top_first: &[PathBuf], sub: Option<&str>, out: impl Writ
         {
             return Ok(false);
         }
-        let mut header = tar::Header::new_gnu();
-        header.set_mode(st.st_mode & 0o7777);
-        header.set_uid(st.st_uid as u64);
-        header.set_gid(st.st_gid as u64);
-        header.set_mtime(st.st_mtime.max(0) as u64);
-        header.set_size(0);
-        let tar_path = Path::new(OsStr::from_bytes(&name_in_tar)).to_path_buf();
-        let kind = st.st_mode & libc::S_IFMT;
-        // A file seen before under another name is a hard link to it.
-        if kind == libc::S_IFREG && st.st_nlink > 1 {
-            let key = (st.st_dev, st.st_ino);
-            if let Some(first) = seen.get(&key) {
-                header.set_entry_type(tar::EntryType::Link);
-                builder.append_link(&mut header, &tar_path, first)?;
-                continue;
-            }
-            seen.insert(key, tar_path.clone());
-        }
-        match kind {
-            libc::S_IFDIR => {
-                header.set_entry_type(tar::EntryType::Directory);
-                builder.append_data(&mut header, &tar_path, std::io::empty())?;
-            }
-            libc::S_IFREG => {
-                header.set_entry_type(tar::EntryType::Regular);
-                let size = st.st_size.max(0) as u64;
-                header.set_size(size);
-                let file = file.context("a regular file without a handle")?;
-                builder.append_data(&mut header, &tar_path, Exactly::new(file, size))?;
-            }
-            libc::S_IFLNK => {
-                header.set_entry_type(tar::EntryType::Symlink);
-                builder.append_link(&mut header, &tar_path, link.unwrap_or_default())?;
-            }
-            libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO => {
-                header.set_entry_type(match kind {
-                    libc::S_IFCHR => tar::EntryType::Char,
-                    libc::S_IFBLK => tar::EntryType::Block,
-                    _ => tar::EntryType::Fifo,
-                });
-                header.set_device_major(nix::sys::stat::major(st.st_rdev) as u32)?;
-                header.set_device_minor(nix::sys::stat::minor(st.st_rdev) as u32)?;
-                builder.append_data(&mut header, &tar_path, std::io::empty())?;
-            }
-            // Sockets are not files an archive can hold.
-            _ => {}
-        }
+        append(&mut builder, &name_in_tar, (st, link, file), &mut seen)?;
     }
     builder.finish()?;
     Ok(true)
+}
+
+/// Appends one entry, read from its descriptors, as `name_in_tar`; a regular file met before
+/// under another name (same inode) becomes a hard link to that name.
+fn append<W: Write>(
+    builder: &mut tar::Builder<W>,
+    name_in_tar: &[u8],
+    (st, link, file): Entry,
+    seen: &mut HashMap<(u64, u64), PathBuf>,
+) -> Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(st.st_mode & 0o7777);
+    header.set_uid(st.st_uid as u64);
+    header.set_gid(st.st_gid as u64);
+    header.set_mtime(st.st_mtime.max(0) as u64);
+    header.set_size(0);
+    let tar_path = Path::new(OsStr::from_bytes(name_in_tar)).to_path_buf();
+    let kind = st.st_mode & libc::S_IFMT;
+    // A file seen before under another name is a hard link to it.
+    if kind == libc::S_IFREG && st.st_nlink > 1 {
+        let key = (st.st_dev, st.st_ino);
+        if let Some(first) = seen.get(&key) {
+            header.set_entry_type(tar::EntryType::Link);
+            builder.append_link(&mut header, &tar_path, first)?;
+            return Ok(());
+        }
+        seen.insert(key, tar_path.clone());
+    }
+    match kind {
+        libc::S_IFDIR => {
+            header.set_entry_type(tar::EntryType::Directory);
+            builder.append_data(&mut header, &tar_path, std::io::empty())?;
+        }
+        libc::S_IFREG => {
+            header.set_entry_type(tar::EntryType::Regular);
+            let size = st.st_size.max(0) as u64;
+            header.set_size(size);
+            let file = file.context("a regular file without a handle")?;
+            builder.append_data(&mut header, &tar_path, Exactly::new(file, size))?;
+        }
+        libc::S_IFLNK => {
+            header.set_entry_type(tar::EntryType::Symlink);
+            builder.append_link(&mut header, &tar_path, link.unwrap_or_default())?;
+        }
+        libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO => {
+            header.set_entry_type(match kind {
+                libc::S_IFCHR => tar::EntryType::Char,
+                libc::S_IFBLK => tar::EntryType::Block,
+                _ => tar::EntryType::Fifo,
+            });
+            header.set_device_major(nix::sys::stat::major(st.st_rdev) as u32)?;
+            header.set_device_minor(nix::sys::stat::minor(st.st_rdev) as u32)?;
+            builder.append_data(&mut header, &tar_path, std::io::empty())?;
+        }
+        // Sockets are not files an archive can hold.
+        _ => {}
+    }
+    Ok(())
+}
+
+/// What one entry of a layer is, as a layer's tar stream says it.
+enum LayerEntry {
+    /// A file, directory, link or node: written as it is.
+    Plain,
+    /// overlayfs's whiteout (a character device 0:0): OCI's empty `.wh.NAME`.
+    Whiteout,
+    /// An opaque directory: the directory, then OCI's `.wh..wh..opq` in it.
+    Opaque,
+}
+
+fn walk_diff(
+    dir: &OwnedFd,
+    path: &[u8],
+    skip: &dyn Fn(&[u8], &FileStat) -> bool,
+    out: &mut Vec<(Vec<u8>, LayerEntry)>,
+) -> Result<()> {
+    let mut listing = nix::dir::Dir::from_fd(nix::unistd::dup(dir)?)?;
+    let mut names: Vec<Vec<u8>> = vec![];
+    for e in listing.iter() {
+        let name = e?.file_name().to_bytes().to_vec();
+        if name != b"." && name != b".." {
+            names.push(name);
+        }
+    }
+    // Sorted: the same files make the same stream, so the same diff id (the build cache).
+    names.sort();
+    for name in names {
+        let os = OsStr::from_bytes(&name);
+        let st = match fstatat(dir, os, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let mut child = path.to_vec();
+        if !child.is_empty() {
+            child.push(b'/');
+        }
+        child.extend_from_slice(&name);
+        if skip(&child, &st) {
+            continue;
+        }
+        if is_whiteout(&st) {
+            out.push((child, LayerEntry::Whiteout));
+            continue;
+        }
+        if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            out.push((child, LayerEntry::Plain));
+            continue;
+        }
+        let sub = match open_dir(Some(dir), os) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) | Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let opaque = get_xattr(sub.as_raw_fd(), OPAQUE_XATTR).as_deref() == Some(b"y");
+        out.push((
+            child.clone(),
+            if opaque {
+                LayerEntry::Opaque
+            } else {
+                LayerEntry::Plain
+            },
+        ));
+        walk_diff(&sub, &child, skip, out)?;
+    }
+    Ok(())
+}
+
+/// Writes ONE layer directory (a stored layer, or a container's upper directory) as an image
+/// layer's tar stream: its own entries only, overlayfs's whiteouts turned back into OCI's
+/// (`.wh.NAME`, `.wh..wh..opq`); `skip` leaves out entries (and what is below them). Entries
+/// are reached as `write_tar` reaches them (from the layer's root, never through a link).
+pub fn write_layer(
+    layer: &Path,
+    skip: &dyn Fn(&[u8], &FileStat) -> bool,
+    out: impl Write,
+) -> Result<()> {
+    let root = open_dir(None, layer.as_os_str())
+        .with_context(|| format!("opening the layer {}", layer.display()))?;
+    let mut entries = vec![];
+    walk_diff(&root, &[], skip, &mut entries)
+        .with_context(|| format!("reading the layer {}", layer.display()))?;
+    let mut builder = tar::Builder::new(out);
+    let mut seen: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let marker = |path: &[u8], name: &[u8]| {
+        let mut p = path.to_vec();
+        if let Some(cut) = p.iter().rposition(|&b| b == b'/') {
+            p.truncate(cut + 1);
+        } else {
+            p.clear();
+        }
+        p.extend_from_slice(name);
+        p
+    };
+    let empty_file = |builder: &mut tar::Builder<_>, name: &[u8]| -> Result<()> {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(0o644);
+        header.set_size(0);
+        header.set_mtime(0);
+        builder.append_data(
+            &mut header,
+            Path::new(OsStr::from_bytes(name)),
+            std::io::empty(),
+        )?;
+        Ok(())
+    };
+    for (path, kind) in entries {
+        match kind {
+            LayerEntry::Whiteout => {
+                let base = path.rsplit(|&b| b == b'/').next().unwrap_or_default();
+                let mut name = b".wh.".to_vec();
+                name.extend_from_slice(base);
+                empty_file(&mut builder, &marker(&path, &name))?;
+            }
+            LayerEntry::Plain | LayerEntry::Opaque => {
+                let (parent, name) = parent_of(&root, &path)?;
+                let Some(entry) = open_entry(&parent, OsStr::from_bytes(&name))? else {
+                    continue;
+                };
+                append(&mut builder, &path, entry, &mut seen)?;
+                if let LayerEntry::Opaque = kind {
+                    let mut opq = path.clone();
+                    opq.extend_from_slice(b"/.wh..wh..opq");
+                    empty_file(&mut builder, &opq)?;
+                }
+            }
+        }
+    }
+    builder.finish()?;
+    Ok(())
 }

@@ -176,7 +176,7 @@ fn split_params(s: &str) -> Vec<String> {
 }
 
 /// Pulls `text` into the store; returns the image's id.
-pub fn pull(images: &Images, text: &str, insecure: bool) -> Result<String> {
+pub fn pull(images: &Images, text: &str, insecure: bool, watch: &mut dyn crate::store::Watch) -> Result<String> {
     if !text.contains('@') {
         // The tag it will get is checked before anything is fetched.
         check_reference(text)?;
@@ -220,7 +220,7 @@ pub fn pull(images: &Images, text: &str, insecure: bool) -> Result<String> {
         .iter()
         .map(|l| (l.digest().to_string(), Some(l.digest().to_string())))
         .collect();
-    let id = store_image(images, &config, Some((&digest, &bytes)), &layers, |d| {
+    let id = store_image(images, &config, Some((&digest, &bytes)), &layers, watch, |d, watch| {
         let resp = client.get(&format!("blobs/{d}"), "*/*")?;
         // The layer streams through a pipe into the unpacker; spooled to a scratch file first
         // is simpler: the store's `open` hands out files.
@@ -230,8 +230,12 @@ pub fn pull(images: &Images, text: &str, insecure: bool) -> Result<String> {
             .write(true)
             .create_new(true)
             .open(&path)?;
-        std::io::copy(&mut resp.into_body().into_reader(), &mut file)
-            .with_context(|| format!("downloading {d}"))?;
+        let mut body = crate::store::Watched {
+            inner: resp.into_body().into_reader(),
+            watch,
+        };
+        std::io::copy(&mut body, &mut file).with_context(|| format!("downloading {d}"))?;
+        watch.done("downloaded");
         let _ = std::fs::remove_file(&path);
         use std::io::Seek;
         file.rewind()?;
