@@ -313,8 +313,14 @@ impl Builder<'_> {
     }
 
     fn cache_key(&self, state: &State, what: &str) -> Result<String> {
+        // The layers stand for the config's rootfs (a config read back from the store has
+        // them written in, one just made not yet).
+        let mut config = state.config.clone();
+        if let Some(c) = config.as_object_mut() {
+            c.remove("rootfs");
+        }
         let mut h = Sha256::new();
-        h.update(serde_json::to_vec(&json!([state.config, state.layers, what]))?);
+        h.update(serde_json::to_vec(&json!([config, state.layers, what]))?);
         Ok(format!("sha256:{}", hex(&h.finalize())))
     }
 
@@ -537,12 +543,7 @@ impl Builder<'_> {
             for src in &sources {
                 let names = self.expand_source(src, &from_lower)?;
                 for (parent, base) in names {
-                    let target = if into_dir {
-                        join_rel(&dest, &base)
-                    } else {
-                        dest.clone()
-                    };
-                    copy_one(&from_lower, &parent, &base, &target, owner, &mut tar_out)
+                    copy_one(&from_lower, &parent, &base, &dest, into_dir, owner, &mut tar_out)
                         .with_context(|| format!("{} {src}", i.keyword))?;
                 }
             }
@@ -721,13 +722,15 @@ impl<W: Write> Write for HashWriter<'_, W> {
 }
 
 /// One source (`base` in `parent` of the merged `lower`; `base` empty: all of `parent`),
-/// written to `out` as `target`: a file as the file, a directory's contents under `target`.
-/// The entries are read as `export` reads them (never through a link).
+/// written to `out` under `dest`, docker's way: a directory's contents go into `dest`; a file
+/// becomes `dest`, or `dest/NAME` when `into_dir`. The entries are read as `export` reads
+/// them (never through a link).
 fn copy_one<W: Write>(
     lower: &[PathBuf],
     parent: &str,
     base: &str,
-    target: &str,
+    dest: &str,
+    into_dir: bool,
     owner: Option<(u32, u32)>,
     out: &mut tar::Builder<W>,
 ) -> Result<()> {
@@ -742,8 +745,9 @@ fn copy_one<W: Write>(
     spool.seek(SeekFrom::Start(0))?;
     let mut archive = tar::Archive::new(&mut spool);
     let mut any = false;
+    let mut target = dest.to_string();
     // A name in the sources' tar (relative to `parent`) → its name in the layer.
-    let rename = |name: &str| -> Option<String> {
+    let rename = |name: &str, target: &str| -> Option<String> {
         let name = name.trim_start_matches("./").trim_end_matches('/');
         if base.is_empty() {
             return (!name.is_empty() && name != ".").then(|| join_rel(target, name));
@@ -758,7 +762,11 @@ fn copy_one<W: Write>(
     for entry in archive.entries()? {
         let mut entry = entry?;
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let Some(new) = rename(&name) else { continue };
+        let is_base = !base.is_empty() && name.trim_start_matches("./").trim_end_matches('/') == base;
+        if is_base && into_dir && entry.header().entry_type() != tar::EntryType::Directory {
+            target = join_rel(dest, base);
+        }
+        let Some(new) = rename(&name, &target) else { continue };
         any = true;
         if new.is_empty() {
             continue;
@@ -774,7 +782,7 @@ fn copy_one<W: Write>(
                     .link_name()?
                     .map(|t| t.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                let Some(t) = rename(&target_name) else { continue };
+                let Some(t) = rename(&target_name, &target) else { continue };
                 out.append_link(&mut header, &new, &t)?;
             }
             tar::EntryType::Symlink => {
