@@ -153,7 +153,13 @@ fn dispatch(cli: Cli) -> Result<i32> {
             change,
             container,
             reference,
-        } => images::commit(&data_root, &store, &container, reference.as_deref(), &change),
+        } => images::commit(
+            &data_root,
+            &store,
+            &container,
+            reference.as_deref(),
+            &change,
+        ),
         Command::Volume { command } => {
             use cli::VolumeCommand as V;
             let (action, names) = match command {

@@ -77,12 +77,7 @@ struct Builder<'a> {
 }
 
 /// `minibox build`.
-pub fn build(
-    data_root: &Path,
-    root: &Path,
-    store: &Store,
-    args: &BuildArgs,
-) -> Result<i32> {
+pub fn build(data_root: &Path, root: &Path, store: &Store, args: &BuildArgs) -> Result<i32> {
     let tags: Vec<String> = args
         .tags
         .iter()
@@ -99,11 +94,14 @@ pub fn build(
                 args.context.display()
             )
         })?;
-    let file = args.file.clone().unwrap_or_else(|| context.join("Dockerfile"));
+    let file = args
+        .file
+        .clone()
+        .unwrap_or_else(|| context.join("Dockerfile"));
     let text = std::fs::read_to_string(&file)
         .with_context(|| format!("reading the Dockerfile {}", file.display()))?;
-    let instructions = dockerfile::parse(&text)
-        .with_context(|| format!("the Dockerfile {}", file.display()))?;
+    let instructions =
+        dockerfile::parse(&text).with_context(|| format!("the Dockerfile {}", file.display()))?;
     let mut build_args: HashMap<String, String> = HashMap::new();
     for a in &args.build_args {
         let (k, v) = match a.split_once('=') {
@@ -131,7 +129,8 @@ pub fn build(
         &tags,
     )?;
     if !args.quiet {
-        b.progress.line(&format!("Successfully built {}", short(&id)));
+        b.progress
+            .line(&format!("Successfully built {}", short(&id)));
         for t in &tags {
             b.progress.line(&format!("Successfully tagged {t}"));
         }
@@ -178,7 +177,9 @@ impl Builder<'_> {
             if i.keyword == "FROM" {
                 if let Some(done) = current.take() {
                     let reached = target.is_some_and(|t| {
-                        done.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(t))
+                        done.name
+                            .as_deref()
+                            .is_some_and(|n| n.eq_ignore_ascii_case(t))
                     });
                     stages.push(done);
                     if reached {
@@ -187,7 +188,8 @@ impl Builder<'_> {
                 }
                 self.progress.line(&step);
                 let g = global.clone();
-                let lookup = move |k: &str| g.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+                let lookup =
+                    move |k: &str| g.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
                 let w = dockerfile::words(&expand(&i.args, &lookup)?)?;
                 let (image, name) = match w.as_slice() {
                     [image] => (image.clone(), None),
@@ -212,7 +214,10 @@ impl Builder<'_> {
                 continue;
             }
             let Some(stage) = current.as_mut() else {
-                bail!("{}: the Dockerfile must start with FROM (ARG may come before it)", at());
+                bail!(
+                    "{}: the Dockerfile must start with FROM (ARG may come before it)",
+                    at()
+                );
             };
             self.progress.line(&step);
             let config = stage.state.config.clone();
@@ -220,18 +225,18 @@ impl Builder<'_> {
             let g = global.clone();
             // docker's order: the image's ENV wins over an ARG of the same name.
             let vars = move |k: &str| {
-                env_get(&config, k).or_else(|| {
-                    a.iter()
-                        .rev()
-                        .find(|(n, _)| n == k)
-                        .map(|(_, v)| v.clone())
-                })
-                .or_else(|| g.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+                env_get(&config, k)
+                    .or_else(|| a.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+                    .or_else(|| g.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
             };
             match i.keyword.as_str() {
                 "ARG" => {
                     for (k, v) in arg_values(i, build_args, &|k| {
-                        global.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+                        global
+                            .iter()
+                            .rev()
+                            .find(|(n, _)| n == k)
+                            .map(|(_, v)| v.clone())
                     })? {
                         args.push((k, v));
                     }
@@ -336,7 +341,8 @@ impl Builder<'_> {
             return Ok(None);
         };
         let config: Value = serde_json::from_slice(&self.images.blob(&record.id)?)?;
-        self.progress.line(&format!("--> Using cache {}", short(&record.id)));
+        self.progress
+            .line(&format!("--> Using cache {}", short(&record.id)));
         Ok(Some(State {
             config,
             layers: record.layers.clone(),
@@ -344,7 +350,13 @@ impl Builder<'_> {
     }
 
     /// A step's layer put on `state`: recorded as an image marked with the step's key.
-    fn add_step(&self, state: &State, i: &Instruction, key: String, diff: &mut Spool) -> Result<State> {
+    fn add_step(
+        &self,
+        state: &State,
+        i: &Instruction,
+        key: String,
+        diff: &mut Spool,
+    ) -> Result<State> {
         let lock = self.images.lock()?;
         let (diff_id, _) = made::add_spooled(self.images, &mut diff.file)?;
         let mut config = state.config.clone();
@@ -376,7 +388,14 @@ impl Builder<'_> {
         }
         let image = {
             let lock = self.images.lock()?;
-            made::record(self.images, &lock, state.config.clone(), &state.layers, Some(String::new()), &[])?
+            made::record(
+                self.images,
+                &lock,
+                state.config.clone(),
+                &state.layers,
+                Some(String::new()),
+                &[],
+            )?
         };
         let name = format!("minibox-build-{}", &crate::model::spec::new_id()?[..16]);
         let user = state.config["config"]["User"]
@@ -389,7 +408,15 @@ impl Builder<'_> {
             .arg(self.root)
             .arg("--data-root")
             .arg(self.data_root)
-            .args(["run", "--name", &name, "--network", "host", "--entrypoint", ""])
+            .args([
+                "run",
+                "--name",
+                &name,
+                "--network",
+                "host",
+                "--entrypoint",
+                "",
+            ])
             .args(["-u", &user]);
         for e in env {
             cmd.args(["-e", e]);
@@ -427,7 +454,14 @@ impl Builder<'_> {
             history(&mut config, i, false);
             let mut layers = state.layers.clone();
             layers.push(diff_id);
-            let id = made::record(self.images, &lock, config.clone(), &layers, Some(key.clone()), &[])?;
+            let id = made::record(
+                self.images,
+                &lock,
+                config.clone(),
+                &layers,
+                Some(key.clone()),
+                &[],
+            )?;
             self.progress.line(&format!("--> {}", short(&id)));
             Ok(State { config, layers })
         })();
@@ -505,10 +539,8 @@ impl Builder<'_> {
         let dest_path = Path::new(workdir).join(&dest_raw);
         let dest = clean_rel(&dest_path.to_string_lossy())?;
         let wildcard = sources.iter().any(|s| s.contains(['*', '?', '[']));
-        let into_dir = dest_raw.ends_with('/')
-            || sources.len() > 1
-            || wildcard
-            || is_dir_in(&below, &dest);
+        let into_dir =
+            dest_raw.ends_with('/') || sources.len() > 1 || wildcard || is_dir_in(&below, &dest);
 
         let mut out = Spool::new(self.images, "copy")?;
         let mut hasher = Sha256::new();
@@ -521,7 +553,11 @@ impl Builder<'_> {
             // The destination's missing parents (and itself, for a directory), as root's 0755.
             let mut made_dirs = vec![];
             let parts: Vec<&str> = dest.split('/').filter(|p| !p.is_empty()).collect();
-            let upto = if into_dir { parts.len() } else { parts.len().saturating_sub(1) };
+            let upto = if into_dir {
+                parts.len()
+            } else {
+                parts.len().saturating_sub(1)
+            };
             for n in 1..=upto {
                 let p = parts[..n].join("/");
                 if !is_dir_in(&below, &p) {
@@ -543,8 +579,16 @@ impl Builder<'_> {
             for src in &sources {
                 let names = self.expand_source(src, &from_lower)?;
                 for (parent, base) in names {
-                    copy_one(&from_lower, &parent, &base, &dest, into_dir, owner, &mut tar_out)
-                        .with_context(|| format!("{} {src}", i.keyword))?;
+                    copy_one(
+                        &from_lower,
+                        &parent,
+                        &base,
+                        &dest,
+                        into_dir,
+                        owner,
+                        &mut tar_out,
+                    )
+                    .with_context(|| format!("{} {src}", i.keyword))?;
                 }
             }
             tar_out.into_inner()?.inner.flush()?;
@@ -573,7 +617,11 @@ impl Builder<'_> {
         }
         let mut found = vec![];
         for layer in lower {
-            let dir = if parent.is_empty() { layer.clone() } else { layer.join(&parent) };
+            let dir = if parent.is_empty() {
+                layer.clone()
+            } else {
+                layer.join(&parent)
+            };
             if let Ok(rd) = std::fs::read_dir(&dir) {
                 for e in rd.flatten() {
                     let n = e.file_name().to_string_lossy().into_owned();
@@ -599,7 +647,10 @@ impl Builder<'_> {
             stop_signal: None,
             exposed_ports: vec![],
         };
-        let root = below.first().cloned().unwrap_or_else(|| PathBuf::from("/nonexistent"));
+        let root = below
+            .first()
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from("/nonexistent"));
         let (passwd, group) = if below.is_empty() {
             (None, None)
         } else {
@@ -740,7 +791,10 @@ fn copy_one<W: Write>(
     let only = (!base.is_empty()).then_some(base.as_bytes());
     let found = merged::write_tar_of(lower, sub, only, BufWriter::new(&mut spool))?;
     if !found {
-        bail!("{}: no such directory", if parent.is_empty() { "." } else { parent });
+        bail!(
+            "{}: no such directory",
+            if parent.is_empty() { "." } else { parent }
+        );
     }
     spool.seek(SeekFrom::Start(0))?;
     let mut archive = tar::Archive::new(&mut spool);
@@ -762,11 +816,14 @@ fn copy_one<W: Write>(
     for entry in archive.entries()? {
         let mut entry = entry?;
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let is_base = !base.is_empty() && name.trim_start_matches("./").trim_end_matches('/') == base;
+        let is_base =
+            !base.is_empty() && name.trim_start_matches("./").trim_end_matches('/') == base;
         if is_base && into_dir && entry.header().entry_type() != tar::EntryType::Directory {
             target = join_rel(dest, base);
         }
-        let Some(new) = rename(&name, &target) else { continue };
+        let Some(new) = rename(&name, &target) else {
+            continue;
+        };
         any = true;
         if new.is_empty() {
             continue;
@@ -782,7 +839,9 @@ fn copy_one<W: Write>(
                     .link_name()?
                     .map(|t| t.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                let Some(t) = rename(&target_name, &target) else { continue };
+                let Some(t) = rename(&target_name, &target) else {
+                    continue;
+                };
                 out.append_link(&mut header, &new, &t)?;
             }
             tar::EntryType::Symlink => {

@@ -79,7 +79,10 @@ fn instruction(line: usize, text: &str) -> Result<Instruction> {
     let mut flags = vec![];
     rest = rest.trim_start();
     // Flags only where docker takes them (a RUN's own `--x` is the command's).
-    if matches!(keyword.as_str(), "FROM" | "COPY" | "ADD" | "RUN" | "HEALTHCHECK") {
+    if matches!(
+        keyword.as_str(),
+        "FROM" | "COPY" | "ADD" | "RUN" | "HEALTHCHECK"
+    ) {
         while let Some(f) = rest.strip_prefix("--") {
             let (flag, after) = f.split_once(char::is_whitespace).unwrap_or((f, ""));
             let (name, value) = flag.split_once('=').unwrap_or((flag, ""));
@@ -148,7 +151,9 @@ pub fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Str
                                 out.push_str(&expand(&op[2..], lookup)?)
                             }
                         }
-                        Some(op) => bail!("{text:?}: ${{{name}{op}}} is not supported (only :- and :+)"),
+                        Some(op) => {
+                            bail!("{text:?}: ${{{name}{op}}} is not supported (only :- and :+)")
+                        }
                     }
                 }
                 Some(c) if c.is_ascii_alphabetic() || *c == '_' => {
@@ -221,7 +226,10 @@ pub fn pairs(keyword: &str, args: &str) -> Result<Vec<(String, String)>> {
         bail!("{keyword} needs KEY=VALUE");
     };
     if !first.contains('=') {
-        let (key, value) = args.trim().split_once(char::is_whitespace).unwrap_or((args.trim(), ""));
+        let (key, value) = args
+            .trim()
+            .split_once(char::is_whitespace)
+            .unwrap_or((args.trim(), ""));
         if value.trim().is_empty() {
             bail!("{keyword} {key}: give a value ({keyword} {key}=VALUE)");
         }
@@ -265,8 +273,12 @@ pub fn apply(
             for (k, v) in pairs("ENV", &ex(&i.args)?)? {
                 let c = cfg(config);
                 let env = c.entry("Env").or_insert_with(|| json!([]));
-                let list = env.as_array_mut().context("the config's Env is not a list")?;
-                list.retain(|e| e.as_str().and_then(|e| e.split_once('=')).map(|p| p.0) != Some(&k));
+                let list = env
+                    .as_array_mut()
+                    .context("the config's Env is not a list")?;
+                list.retain(|e| {
+                    e.as_str().and_then(|e| e.split_once('=')).map(|p| p.0) != Some(&k)
+                });
                 list.push(json!(format!("{k}={v}")));
             }
         }
@@ -294,10 +306,13 @@ pub fn apply(
             for p in words(&ex(&i.args)?)? {
                 let (port, proto) = p.split_once('/').unwrap_or((&p, "tcp"));
                 let proto = proto.to_ascii_lowercase();
-                if port.parse::<u16>().is_err() || !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+                if port.parse::<u16>().is_err() || !matches!(proto.as_str(), "tcp" | "udp" | "sctp")
+                {
                     bail!("{}: {p:?} is not PORT[/tcp|udp]", what());
                 }
-                let ports = cfg(config).entry("ExposedPorts").or_insert_with(|| json!({}));
+                let ports = cfg(config)
+                    .entry("ExposedPorts")
+                    .or_insert_with(|| json!({}));
                 ports[format!("{port}/{proto}")] = json!({});
             }
         }
@@ -377,7 +392,10 @@ mod tests {
     #[test]
     fn variables_expand() {
         let f = |k: &str| (k == "A").then(|| "1".to_string());
-        assert_eq!(expand("$A-${A}-${B:-x}-${A:+y}-\\$A", &f).unwrap(), "1-1-x-y-$A");
+        assert_eq!(
+            expand("$A-${A}-${B:-x}-${A:+y}-\\$A", &f).unwrap(),
+            "1-1-x-y-$A"
+        );
         assert!(expand("${A", &f).is_err());
     }
 

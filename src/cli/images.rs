@@ -125,7 +125,11 @@ pub fn import(
     changes: &[String],
     quiet: bool,
 ) -> Result<i32> {
-    let tags: Vec<String> = reference.map(check_reference).transpose()?.into_iter().collect();
+    let tags: Vec<String> = reference
+        .map(check_reference)
+        .transpose()?
+        .into_iter()
+        .collect();
     let mut config = made::empty_config();
     dockerfile::apply_changes(&mut config, changes)?;
     config["history"] = json!([{"created_by": format!("minibox import {}", file.display())}]);
@@ -134,8 +138,7 @@ pub fn import(
     let (input, total): (Box<dyn Read>, Option<u64>) = if file == Path::new("-") {
         (Box::new(std::io::stdin().lock()), None)
     } else {
-        let f = std::fs::File::open(file)
-            .with_context(|| format!("opening {}", file.display()))?;
+        let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
         let len = f.metadata().ok().map(|m| m.len());
         (Box::new(f), len)
     };
@@ -163,7 +166,11 @@ pub fn commit(
     reference: Option<&str>,
     changes: &[String],
 ) -> Result<i32> {
-    let tags: Vec<String> = reference.map(check_reference).transpose()?.into_iter().collect();
+    let tags: Vec<String> = reference
+        .map(check_reference)
+        .transpose()?
+        .into_iter()
+        .collect();
     let c = store.resolve(key)?;
     let images = Images::open(data_root)?;
     let lock = images.lock()?;
@@ -171,7 +178,10 @@ pub fn commit(
         Some(i) => {
             let index = images.index()?;
             let record = index.images.get(&i.id).with_context(|| {
-                format!("the image {} of container {key} is no longer in the store", i.reference)
+                format!(
+                    "the image {} of container {key} is no longer in the store",
+                    i.reference
+                )
             })?;
             let config: serde_json::Value = serde_json::from_slice(&images.blob(&i.id)?)?;
             (config, record.layers.clone(), i.lower.clone())
@@ -243,7 +253,9 @@ pub fn save(data_root: &Path, keys: &[String], output: Option<&Path>, quiet: boo
         }
         None => {
             if nix::unistd::isatty(std::io::stdout()).unwrap_or(false) {
-                bail!("refusing to write an archive to a terminal: give -o FILE or redirect stdout");
+                bail!(
+                    "refusing to write an archive to a terminal: give -o FILE or redirect stdout"
+                );
             }
             let mut w = std::io::BufWriter::new(std::io::stdout().lock());
             save::save(&images, &index, &wanted, &mut w, &mut step)?;
@@ -551,7 +563,7 @@ impl<'a> Watcher<'a> {
 impl Watch for Watcher<'_> {
     fn layer(&mut self, what: &str, total: Option<u64>) {
         if let Some(b) = self.bar.take() {
-            b.finish("done");
+            b.clear();
         }
         self.bar = Some(self.progress.bar(what, total));
     }
@@ -584,7 +596,8 @@ fn parse_rfc3339(text: &str) -> Option<i64> {
         "Z" | "z" | "" => 0,
         r if r.len() == 6 => {
             let sign = if r.starts_with('-') { -1 } else { 1 };
-            sign * (r.get(1..3)?.parse::<i64>().ok()? * 3600 + r.get(4..6)?.parse::<i64>().ok()? * 60)
+            sign * (r.get(1..3)?.parse::<i64>().ok()? * 3600
+                + r.get(4..6)?.parse::<i64>().ok()? * 60)
         }
         _ => return None,
     };
@@ -607,7 +620,10 @@ mod tests {
     fn times_read_back() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_rfc3339("2000-02-29T00:00:00.5Z"), Some(951_782_400));
-        assert_eq!(parse_rfc3339("2000-02-29T01:00:00+01:00"), Some(951_782_400));
+        assert_eq!(
+            parse_rfc3339("2000-02-29T01:00:00+01:00"),
+            Some(951_782_400)
+        );
         assert_eq!(parse_rfc3339("yesterday"), None);
     }
 }

@@ -71,6 +71,13 @@ impl Bar {
         }
     }
 
+    /// Ends the bar without a word (another takes its place).
+    pub fn clear(self) {
+        if let Some(pb) = &self.pb {
+            pb.finish_and_clear();
+        }
+    }
+
     /// Ends the bar with a word (`done`, `loaded`...).
     pub fn finish(self, word: &str) {
         match &self.pb {

@@ -124,7 +124,12 @@ impl Index {
     /// The tags closest to `key` (for "no such image"): those sharing its repository's last
     /// component or containing it, then the fewest edits away; at most three.
     pub fn closest(&self, key: &str) -> Vec<String> {
-        let want = split_tag(&normalize(key)).0.rsplit('/').next().unwrap_or(key).to_string();
+        let want = split_tag(&normalize(key))
+            .0
+            .rsplit('/')
+            .next()
+            .unwrap_or(key)
+            .to_string();
         let mut scored: Vec<(usize, &String)> = self
             .tags
             .keys()
@@ -565,7 +570,9 @@ mod tests {
                 build: None,
             },
         );
-        index.tags.insert("localhost/hello:latest".into(), id.clone());
+        index
+            .tags
+            .insert("localhost/hello:latest".into(), id.clone());
         index.tags.insert("quay.io/x/web:2".into(), id.clone());
         index.tags.insert("a/dup:1".into(), id.clone());
         index.tags.insert("b/dup:1".into(), id.clone());

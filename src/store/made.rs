@@ -103,7 +103,11 @@ impl Drop for Spool {
 /// A container's own writes (its upper directory) as a new layer in the store, leaving out
 /// what the runtime made there for its mounts (empty mount points absent from `below`, the
 /// layers under it). Returns the diff id.
-pub fn layer_of_upper(images: &Images, upper: &Path, below: &[std::path::PathBuf]) -> Result<(String, u64)> {
+pub fn layer_of_upper(
+    images: &Images,
+    upper: &Path,
+    below: &[std::path::PathBuf],
+) -> Result<(String, u64)> {
     let mut spool = Spool::new(images, "diff")?;
     let skip = |path: &[u8], st: &FileStat| runtime_made(path, st, below);
     merged::write_layer(upper, &skip, std::io::BufWriter::new(&mut spool.file))
@@ -126,7 +130,10 @@ const MOUNT_POINTS: &[&[u8]] = &[
 fn runtime_made(path: &[u8], st: &FileStat, below: &[std::path::PathBuf]) -> bool {
     let kind = st.st_mode & libc::S_IFMT;
     // What is mounted over /dev, /proc, /sys in a running container is never its own.
-    if [&b"dev/"[..], b"proc/", b"sys/"].iter().any(|p| path.starts_with(p)) {
+    if [&b"dev/"[..], b"proc/", b"sys/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+    {
         return true;
     }
     if !MOUNT_POINTS.contains(&path) {

@@ -176,7 +176,12 @@ fn split_params(s: &str) -> Vec<String> {
 }
 
 /// Pulls `text` into the store; returns the image's id.
-pub fn pull(images: &Images, text: &str, insecure: bool, watch: &mut dyn crate::store::Watch) -> Result<String> {
+pub fn pull(
+    images: &Images,
+    text: &str,
+    insecure: bool,
+    watch: &mut dyn crate::store::Watch,
+) -> Result<String> {
     if !text.contains('@') {
         // The tag it will get is checked before anything is fetched.
         check_reference(text)?;
@@ -220,27 +225,34 @@ pub fn pull(images: &Images, text: &str, insecure: bool, watch: &mut dyn crate::
         .iter()
         .map(|l| (l.digest().to_string(), Some(l.digest().to_string())))
         .collect();
-    let id = store_image(images, &config, Some((&digest, &bytes)), &layers, watch, |d, watch| {
-        let resp = client.get(&format!("blobs/{d}"), "*/*")?;
-        // The layer streams through a pipe into the unpacker; spooled to a scratch file first
-        // is simpler: the store's `open` hands out files.
-        let path = images.scratch("blob")?;
-        let mut file = std::fs::File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        let mut body = crate::store::Watched {
-            inner: resp.into_body().into_reader(),
-            watch,
-        };
-        std::io::copy(&mut body, &mut file).with_context(|| format!("downloading {d}"))?;
-        watch.done("downloaded");
-        let _ = std::fs::remove_file(&path);
-        use std::io::Seek;
-        file.rewind()?;
-        Ok(file)
-    })?;
+    let id = store_image(
+        images,
+        &config,
+        Some((&digest, &bytes)),
+        &layers,
+        watch,
+        |d, watch| {
+            let resp = client.get(&format!("blobs/{d}"), "*/*")?;
+            // The layer streams through a pipe into the unpacker; spooled to a scratch file first
+            // is simpler: the store's `open` hands out files.
+            let path = images.scratch("blob")?;
+            let mut file = std::fs::File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
+            let mut body = crate::store::Watched {
+                inner: resp.into_body().into_reader(),
+                watch,
+            };
+            std::io::copy(&mut body, &mut file).with_context(|| format!("downloading {d}"))?;
+            watch.done("downloaded");
+            let _ = std::fs::remove_file(&path);
+            use std::io::Seek;
+            file.rewind()?;
+            Ok(file)
+        },
+    )?;
     if !remote.reference.starts_with("sha256:") {
         let lock = images.lock()?;
         let mut index = images.index()?;
