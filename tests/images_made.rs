@@ -448,8 +448,9 @@ fn commit_and_import_take_changes() {
     let inspect: serde_json::Value =
         serde_json::from_str(&env.ok(&["image", "inspect", "im-committed"])).unwrap();
     assert_eq!(inspect["RootFS"]["Layers"].as_array().unwrap().len(), 2);
-    // The runtime's mount points are not part of the container's own layer.
-    let top = PathBuf::from(inspect["LayerDirs"][0].as_str().unwrap());
+    // The runtime's mount points are not part of the container's own layer (the last).
+    let top = PathBuf::from(inspect["LayerDirs"][1].as_str().unwrap());
+    assert!(top.join("etc/note").is_file(), "{inspect}");
     for made in [
         "proc",
         "sys",
@@ -579,4 +580,61 @@ fn progress_goes_to_stderr_one_line_a_layer_and_q_silences_it() {
     let out = env.mb(&["load", "-q", "-i", file.to_str().unwrap()]);
     assert_eq!(stderr(&out), "");
     assert_eq!(stdout(&out), "Loaded image: im-progress:1\n");
+}
+
+#[test]
+fn add_unpacks_a_local_archive_and_never_above_its_destination() {
+    if !need_root() {
+        return;
+    }
+    let env = Env::new();
+    let ctx = env.dir.path().join("ctx4");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("good.tar"),
+        layer(&[
+            E::Dir("app/", 0o755),
+            E::File("app/run.txt", b"unpacked\n".to_vec(), 0o644),
+        ]),
+    )
+    .unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nADD good.tar /opt/\nCOPY good.tar /kept.tar\n",
+    )
+    .unwrap();
+    let (id, _) = build(&env, &["-t", "im-add", ctx.to_str().unwrap()]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "inspect", &id])).unwrap();
+    // `image inspect` lists the layer directories bottom first.
+    let dirs: Vec<PathBuf> = inspect["LayerDirs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| PathBuf::from(d.as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        fs::read_to_string(dirs[0].join("opt/app/run.txt")).unwrap(),
+        "unpacked\n"
+    );
+    // COPY keeps an archive as it is.
+    assert!(dirs[1].join("kept.tar").is_file());
+
+    // An entry climbing out of the destination is refused; nothing lands above it.
+    fs::write(
+        ctx.join("evil.tar"),
+        layer(&[E::File("../../im-escaped", b"x".to_vec(), 0o644)]),
+    )
+    .unwrap();
+    fs::write(ctx.join("Dockerfile"), "FROM scratch\nADD evil.tar /opt/\n").unwrap();
+    let out = env.mb(&["build", ctx.to_str().unwrap()]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("leaves"), "{}", stderr(&out));
+    let escaped: Vec<_> = env
+        .layers()
+        .iter()
+        .filter(|l| l.join("im-escaped").exists() || l.join("opt").join("im-escaped").exists())
+        .cloned()
+        .collect();
+    assert!(escaped.is_empty(), "{escaped:?}");
 }

@@ -428,7 +428,8 @@ impl Builder<'_> {
             (out.status, [out.stdout, out.stderr].concat())
         } else {
             // The command's output goes where the steps go: stderr (stdout is the image id).
-            let stderr = std::io::stderr().as_fd_dup()?;
+            use std::os::fd::AsFd;
+            let stderr = std::io::stderr().as_fd().try_clone_to_owned()?;
             cmd.stdout(stderr.try_clone()?).stderr(stderr);
             (cmd.status().context("starting minibox run")?, vec![])
         };
@@ -579,16 +580,15 @@ impl Builder<'_> {
             for src in &sources {
                 let names = self.expand_source(src, &from_lower)?;
                 for (parent, base) in names {
-                    copy_one(
-                        &from_lower,
-                        &parent,
-                        &base,
-                        &dest,
+                    let how = Copy {
+                        dest: &dest,
                         into_dir,
                         owner,
-                        &mut tar_out,
-                    )
-                    .with_context(|| format!("{} {src}", i.keyword))?;
+                        // ADD unpacks a local archive (tar, possibly gzip or zstd).
+                        extract: i.keyword == "ADD" && i.flag("from").is_none(),
+                    };
+                    copy_one(&from_lower, &parent, &base, &how, &mut tar_out)
+                        .with_context(|| format!("{} {src}", i.keyword))?;
                 }
             }
             tar_out.into_inner()?.inner.flush()?;
@@ -776,17 +776,27 @@ impl<W: Write> Write for HashWriter<'_, W> {
 /// written to `out` under `dest`, docker's way: a directory's contents go into `dest`; a file
 /// becomes `dest`, or `dest/NAME` when `into_dir`. The entries are read as `export` reads
 /// them (never through a link).
+struct Copy<'a> {
+    dest: &'a str,
+    into_dir: bool,
+    owner: Option<(u32, u32)>,
+    extract: bool,
+}
+
 fn copy_one<W: Write>(
     lower: &[PathBuf],
     parent: &str,
     base: &str,
-    dest: &str,
-    into_dir: bool,
-    owner: Option<(u32, u32)>,
+    how: &Copy,
     out: &mut tar::Builder<W>,
 ) -> Result<()> {
-    let scratch = tempfile_in(lower)?;
-    let mut spool = scratch;
+    let Copy {
+        dest,
+        into_dir,
+        owner,
+        extract,
+    } = *how;
+    let mut spool = scratch_file()?;
     let sub = (!parent.is_empty()).then_some(parent);
     let only = (!base.is_empty()).then_some(base.as_bytes());
     let found = merged::write_tar_of(lower, sub, only, BufWriter::new(&mut spool))?;
@@ -854,6 +864,10 @@ fn copy_one<W: Write>(
             _ => {
                 let mut data = vec![];
                 entry.read_to_end(&mut data)?;
+                if extract && is_base && is_archive(&data) {
+                    unpack_into(&data, dest, owner, out)?;
+                    continue;
+                }
                 out.append_data(&mut header, &new, data.as_slice())?;
             }
         }
@@ -867,8 +881,62 @@ fn copy_one<W: Write>(
     Ok(())
 }
 
+/// A tar stream, plain or compressed (told by its content, as docker's ADD does).
+fn is_archive(data: &[u8]) -> bool {
+    data.starts_with(&[0x1f, 0x8b])
+        || data.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || data.get(257..262) == Some(b"ustar")
+}
+
+/// ADD's archive: its entries under `dest` (their paths cleaned: never above `dest`).
+fn unpack_into<W: Write>(
+    data: &[u8],
+    dest: &str,
+    owner: Option<(u32, u32)>,
+    out: &mut tar::Builder<W>,
+) -> Result<()> {
+    let mut archive = tar::Archive::new(crate::store::unpack::decompress(data)?);
+    let place = |name: &str| -> Result<String> {
+        Ok(join_rel(dest, &clean_rel(name.trim_start_matches('/'))?))
+    };
+    for entry in archive.entries().context("reading the archive")? {
+        let mut entry = entry.context("reading the archive")?;
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let new = place(&name).with_context(|| format!("the archive's entry {name:?}"))?;
+        let mut header = entry.header().clone();
+        if let Some((uid, gid)) = owner {
+            header.set_uid(uid.into());
+            header.set_gid(gid.into());
+        }
+        match header.entry_type() {
+            tar::EntryType::Link => {
+                let t = entry
+                    .link_name()?
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned();
+                out.append_link(&mut header, &new, place(&t)?)?;
+            }
+            tar::EntryType::Symlink => {
+                let t = entry.link_name()?.unwrap_or_default().into_owned();
+                out.append_link(&mut header, &new, t)?;
+            }
+            tar::EntryType::Directory => {
+                out.append_data(&mut header, format!("{new}/"), std::io::empty())?;
+            }
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => {}
+            _ => {
+                let mut bytes = vec![];
+                entry.read_to_end(&mut bytes)?;
+                out.append_data(&mut header, &new, bytes.as_slice())?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// An unnamed scratch file (O_TMPFILE) in /tmp: gone when closed, whatever happens.
-fn tempfile_in(_lower: &[PathBuf]) -> Result<std::fs::File> {
+fn scratch_file() -> Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .read(true)
@@ -877,15 +945,4 @@ fn tempfile_in(_lower: &[PathBuf]) -> Result<std::fs::File> {
         .mode(0o600)
         .open("/tmp")
         .map_err(|e| anyhow!("making a scratch file in /tmp: {e}"))
-}
-
-trait DupFd {
-    fn as_fd_dup(&self) -> Result<std::fs::File>;
-}
-
-impl DupFd for std::io::Stderr {
-    fn as_fd_dup(&self) -> Result<std::fs::File> {
-        use std::os::fd::AsFd;
-        Ok(std::fs::File::from(self.as_fd().try_clone_to_owned()?))
-    }
 }

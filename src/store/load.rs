@@ -365,7 +365,7 @@ pub fn store_image<F: FnMut(&str, &mut dyn Watch) -> Result<File>>(
         if images.has_layer(diff_id) {
             watch.layer(&shown, None);
             watch.done("already exists");
-            size += dir_size(&images.layer_dir(diff_id)?);
+            size += crate::store::made::dir_size(&images.layer_dir(diff_id)?);
             continue;
         }
         watch.layer(&shown, None);
@@ -414,21 +414,6 @@ fn tag(images: &Images, id: &str, tags: &[String]) -> Result<()> {
         index.set_tag(t, id)?;
     }
     images.write_index(&lock, &index)
-}
-
-/// Bytes of the regular files under `dir` (never following a link).
-pub fn dir_size(dir: &Path) -> u64 {
-    fn walk(p: &Path) -> u64 {
-        let Ok(rd) = fs::read_dir(p) else { return 0 };
-        rd.flatten()
-            .map(|e| match e.file_type() {
-                Ok(t) if t.is_dir() => walk(&e.path()),
-                Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
-                _ => 0,
-            })
-            .sum()
-    }
-    walk(dir)
 }
 
 /// `minibox import FILE|- [NAME]`: a plain rootfs tarball (plain, gzip or zstd) as a

@@ -3,7 +3,7 @@
 //! `rootfs.diff_ids` are set from the layers, so the id (the config's digest) names exactly
 //! those layers.
 
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
@@ -12,7 +12,6 @@ use nix::sys::stat::FileStat;
 use serde_json::{json, Value};
 
 use crate::store::images::{ImageRecord, Images, IndexLock};
-use crate::store::load::dir_size;
 use crate::store::merged;
 use crate::store::unpack::sha256_digest;
 
@@ -145,4 +144,19 @@ fn runtime_made(path: &[u8], st: &FileStat, below: &[std::path::PathBuf]) -> boo
         && below.iter().all(|l| {
             crate::kernel::overlay::presence(l, &rel) != crate::kernel::overlay::Presence::Here
         })
+}
+
+/// Bytes of the regular files under `dir` (never following a link).
+pub fn dir_size(dir: &Path) -> u64 {
+    fn walk(p: &Path) -> u64 {
+        let Ok(rd) = fs::read_dir(p) else { return 0 };
+        rd.flatten()
+            .map(|e| match e.file_type() {
+                Ok(t) if t.is_dir() => walk(&e.path()),
+                Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+                _ => 0,
+            })
+            .sum()
+    }
+    walk(dir)
 }
