@@ -638,3 +638,59 @@ fn add_unpacks_a_local_archive_and_never_above_its_destination() {
         .collect();
     assert!(escaped.is_empty(), "{escaped:?}");
 }
+
+#[test]
+fn a_directory_run_replaced_hides_what_was_below_it_after_save_and_load() {
+    if !need_root() {
+        return;
+    }
+    let env = Env::new();
+    busybox_image(&env, "im-bb");
+    let ctx = env.dir.path().join("ctx5");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM im-bb\nRUN mkdir /data && echo a > /data/a && echo b > /data/b\n\
+         RUN rm -rf /data && mkdir /data && echo only > /data/only && rm /bin/wc\n",
+    )
+    .unwrap();
+    build(&env, &["-t", "im-opaque", ctx.to_str().unwrap()]);
+    let check = |env: &Env| {
+        assert_eq!(
+            env.ok(&["run", "--rm", "-u", "0", "im-opaque", "ls", "/data"]),
+            "only\n"
+        );
+        let gone = env.mb(&["run", "--rm", "-u", "0", "im-opaque", "ls", "/bin/wc"]);
+        assert_ne!(gone.status.code(), Some(0), "/bin/wc came back");
+    };
+    check(&env);
+    // Through a docker-archive (OCI whiteouts: .wh..wh..opq, .wh.wc) into another store.
+    let archive = env.dir.path().join("opaque.tar");
+    env.ok(&["save", "-q", "-o", archive.to_str().unwrap(), "im-opaque"]);
+    let list = Command::new("tar")
+        .args([
+            "-xOf",
+            archive.to_str().unwrap(),
+            "--wildcards",
+            "*/layer.tar",
+        ])
+        .output()
+        .unwrap();
+    let names = Command::new("tar")
+        .args(["-t", "-i"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(&list.stdout)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let names = String::from_utf8_lossy(&names.stdout).into_owned();
+    assert!(names.contains("data/.wh..wh..opq"), "{names}");
+    assert!(names.contains("bin/.wh.wc"), "{names}");
+    let other = Env::new();
+    other.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
+    check(&other);
+}
