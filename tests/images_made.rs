@@ -552,6 +552,16 @@ fn short_names_resolve_and_unknown_ones_say_no_such_image() {
     assert!(!err.contains("ROOTFS"), "{err}");
     let err = env.fails(&["image", "inspect", "im-nothing-like-it"]);
     assert!(err.contains("no such image: im-nothing-like-it"), "{err}");
+    // rmi of a short name removes that name only, as docker's.
+    env.ok(&["tag", "im-short", "im-other:1"]);
+    assert_eq!(
+        env.ok(&["rmi", "im-short"]),
+        "Untagged: localhost/im-short:latest\n"
+    );
+    assert_eq!(
+        env.ok(&["run", "--rm", "im-other:1", "echo", "kept"]),
+        "kept\n"
+    );
 }
 
 #[test]

@@ -49,11 +49,7 @@ pub fn find_for_run(data_root: &Path, name: &Path) -> Result<Option<(ImageUse, R
         user: c.user().clone(),
         working_dir: c.working_dir().clone(),
     };
-    let reference = if index.tags.contains_key(&normalize(key)) {
-        normalize(key)
-    } else {
-        record.id.clone()
-    };
+    let reference = tag_named(&index, key, &record.id)?.unwrap_or_else(|| record.id.clone());
     let image = ImageUse {
         reference,
         id: record.id.clone(),
@@ -227,12 +223,9 @@ pub fn save(data_root: &Path, keys: &[String], output: Option<&Path>, quiet: boo
     for key in keys {
         let id = found(&index, key)?;
         // Saved under the name given (docker's), or every tag when named by id.
-        let tags = match index.tags.get(&normalize(key)) {
-            Some(_) => vec![normalize(key)],
-            None => match index.short_name(key)? {
-                Some(t) if index.tags.contains_key(&t) => vec![t],
-                _ => index.tags_of(&id),
-            },
+        let tags = match tag_named(&index, key, &id)? {
+            Some(t) => vec![t],
+            None => index.tags_of(&id),
         };
         match wanted.iter_mut().find(|w| w.id == id) {
             Some(w) => w.tags.extend(tags),
@@ -375,6 +368,17 @@ fn open_for(data_root: &Path, key: &str) -> Result<Images> {
     })
 }
 
+/// The tag of image `id` that `key` names, written whole or as a short name (`hello` →
+/// `localhost/hello:latest`); `None` when `key` found the image by its id.
+fn tag_named(index: &crate::store::images::Index, key: &str, id: &str) -> Result<Option<String>> {
+    if index.tags.get(&normalize(key)).map(String::as_str) == Some(id) {
+        return Ok(Some(normalize(key)));
+    }
+    Ok(index
+        .short_name(key)?
+        .filter(|t| index.tags.get(t).map(String::as_str) == Some(id)))
+}
+
 fn found(index: &crate::store::images::Index, key: &str) -> Result<String> {
     Ok(index
         .find(key)?
@@ -392,11 +396,13 @@ pub fn rmi(data_root: &Path, store: &Store, force: bool, keys: &[String]) -> Res
         let mut index = images.index()?;
         let id = found(&index, key)?;
         let tags = index.tags_of(&id);
-        let by_tag = index.tags.contains_key(&normalize(key));
-        if by_tag && (tags.len() > 1) && !force {
+        // The tag the key names, a short name's too (`hello` → `localhost/hello:latest`).
+        let named = tag_named(&index, key, &id)?;
+        let by_tag = named.is_some();
+        if let (Some(t), true, false) = (&named, tags.len() > 1, force) {
             // One name of several: the image stays, so containers may keep using it.
-            index.tags.remove(&normalize(key));
-            out!("Untagged: {}", normalize(key));
+            index.tags.remove(t);
+            out!("Untagged: {t}");
         } else {
             let users: Vec<String> = store
                 .list()?
