@@ -8,6 +8,8 @@ use std::io::{Read, Write};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// One bar at a time (the work is one layer after another): a finished bar stays as its
+/// line, the next drawn below it.
 pub struct Progress {
     quiet: bool,
     tty: bool,
@@ -31,15 +33,12 @@ impl Progress {
     /// A bar for `what` (of `total` bytes, when known): drawn on a terminal, a line when done
     /// otherwise.
     pub fn bar(&self, what: &str, total: Option<u64>) -> Bar {
-        let pb = (!self.quiet && self.tty).then(|| {
-            let pb = match total {
-                Some(t) => ProgressBar::with_draw_target(Some(t), ProgressDrawTarget::stderr()),
-                None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
-            };
+        let pb = (self.tty && !self.quiet).then(|| {
+            let pb = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr_with_hz(10));
             let template = if total.is_some() {
-                "{msg:24} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}"
+                "{msg} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec}"
             } else {
-                "{msg:24} {spinner} {bytes} {bytes_per_sec}"
+                "{msg} {spinner} {bytes} {bytes_per_sec}"
             };
             if let Ok(style) = ProgressStyle::with_template(template) {
                 pb.set_style(style.progress_chars("=> "));
@@ -81,7 +80,11 @@ impl Bar {
     /// Ends the bar with a word (`done`, `loaded`...).
     pub fn finish(self, word: &str) {
         match &self.pb {
-            Some(pb) => pb.finish_with_message(format!("{}: {word}", self.what)),
+            Some(pb) => {
+                pb.finish_with_message(format!("{}: {word}", self.what));
+                // The finished bar stays as its line; the next one starts below it.
+                say!("");
+            }
             None if !self.quiet => say!(
                 "{}: {word} ({})",
                 self.what,
