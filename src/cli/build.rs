@@ -690,13 +690,16 @@ fn history(config: &mut Value, i: &Instruction, empty: bool) {
     if !config["history"].is_array() {
         config["history"] = json!([]);
     }
-    let mut h = json!({"created_by": format!("/bin/sh -c #(nop) {}", i.text())});
-    if !empty {
-        h = json!({"created_by": i.text(), "comment": "minibox build"});
+    // docker's words: a config-only step is a `#(nop)` with no layer of its own.
+    let entry = if empty {
+        json!({"created_by": format!("/bin/sh -c #(nop) {}", i.text()), "empty_layer": true})
     } else {
-        h["empty_layer"] = json!(true);
-    }
-    config["history"].as_array_mut().expect("an array").push(h);
+        json!({"created_by": i.text(), "comment": "minibox build"})
+    };
+    config["history"]
+        .as_array_mut()
+        .expect("made an array above")
+        .push(entry);
 }
 
 /// A path inside an image or the context, relative, without `.`, `..` or empty parts: `..` is
