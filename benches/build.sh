@@ -8,7 +8,8 @@
 #
 # The Go build image is made from the host's files (Debian's golang-go 1.19: the toolchain,
 # the C library it links, busybox-static as /bin/sh, CA certificates), imported by both tools
-# from one tarball. Needs root, golang-go, busybox-static, podman and the release build
+# from one tarball (podman with runc: crun refuses this host's hybrid cgroups). Needs root,
+# golang-go, busybox-static, podman, runc and the release build
 # (cargo build --release). Nothing is left behind: minibox's and podman's stores live in a temp
 # dir removed at the end.
 set -euo pipefail
@@ -20,7 +21,7 @@ case $target_dir in
     /*) ;;
     *) target_dir=$repo/$target_dir ;;
 esac
-MINIBOX=$target_dir/release/minibox
+MINIBOX=${MINIBOX:-$target_dir/release/minibox}
 runs=3
 while [ $# -gt 0 ]; do
     case $1 in
@@ -105,8 +106,8 @@ for n in $(seq "$runs"); do
     # Cold: the build's own images go first (the base image stays, as it would on a machine).
     t0=$(now); "$MINIBOX" build -q --no-cache -t mb-hello "$ctx" >/dev/null; t1=$(now)
     t2=$(now); "$MINIBOX" build -q -t mb-hello "$ctx" >/dev/null; t3=$(now)
-    t4=$(now); "${pod[@]}" build -q --no-cache --ulimit nofile=20000:20000 -t mb-hello "$ctx" >/dev/null; t5=$(now)
-    t6=$(now); "${pod[@]}" build -q --ulimit nofile=20000:20000 -t mb-hello "$ctx" >/dev/null; t7=$(now)
+    t4=$(now); "${pod[@]}" build -q --no-cache --runtime runc -t mb-hello "$ctx" >/dev/null; t5=$(now)
+    t6=$(now); "${pod[@]}" build -q --runtime runc -t mb-hello "$ctx" >/dev/null; t7=$(now)
     row "minibox build, cold (--no-cache)" "$(secs "$t0" "$t1")"
     row "minibox build, warm cache" "$(secs "$t2" "$t3")"
     row "podman build, cold (--no-cache)" "$(secs "$t4" "$t5")"

@@ -674,6 +674,37 @@ fn a_directory_run_replaced_hides_what_was_below_it_after_save_and_load() {
         assert_ne!(gone.status.code(), Some(0), "/bin/wc came back");
     };
     check(&env);
+    // COPY --from reads the same merged view: the opaque directory's own files only, and
+    // nothing of a removed file.
+    fs::write(
+        ctx.join("Dockerfile.copy"),
+        "FROM im-bb\nCOPY --from=im-opaque /data /got/\n",
+    )
+    .unwrap();
+    let dockerfile = ctx.join("Dockerfile.copy");
+    build(
+        &env,
+        &[
+            "-f",
+            dockerfile.to_str().unwrap(),
+            "-t",
+            "im-got",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(env.ok(&["run", "--rm", "im-got", "ls", "/got"]), "only\n");
+    fs::write(
+        &dockerfile,
+        "FROM im-bb\nCOPY --from=im-opaque /bin/wc /wc\n",
+    )
+    .unwrap();
+    let out = env.mb(&[
+        "build",
+        "-f",
+        dockerfile.to_str().unwrap(),
+        ctx.to_str().unwrap(),
+    ]);
+    assert_ne!(out.status.code(), Some(0), "copied a removed file");
     // Through a docker-archive (OCI whiteouts: .wh..wh..opq, .wh.wc) into another store.
     let archive = env.dir.path().join("opaque.tar");
     env.ok(&["save", "-q", "-o", archive.to_str().unwrap(), "im-opaque"]);

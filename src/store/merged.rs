@@ -28,13 +28,63 @@ use crate::kernel::overlay::{get_xattr, is_whiteout, open_dir, OPAQUE_XATTR};
 
 /// Every path of the merged view (relative, `/`-separated) → the layer (index into the list,
 /// top first) whose entry shows.
-fn merge(lowers_top_first: &[PathBuf]) -> Result<BTreeMap<Vec<u8>, usize>> {
+/// With `along`, only that path (its components, each decided as `walk_layer` decides an
+/// entry: a whiteout or a file hides what is below, an opaque directory the lower contents)
+/// and what is below it are walked: `COPY /etc/passwd` of a stage never reads its whole tree.
+fn merge(lowers_top_first: &[PathBuf], along: &[&[u8]]) -> Result<BTreeMap<Vec<u8>, usize>> {
     let mut merged: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
     for (idx, layer) in lowers_top_first.iter().enumerate().rev() {
         let root = open_dir(None, layer.as_os_str())
             .with_context(|| format!("opening the layer {}", layer.display()))?;
-        walk_layer(&root, &[], idx, &mut merged)
-            .with_context(|| format!("reading the layer {}", layer.display()))?;
+        let mut dir = root;
+        let mut path: Vec<u8> = vec![];
+        let mut reached = true;
+        for part in along {
+            if !path.is_empty() {
+                path.push(b'/');
+            }
+            path.extend_from_slice(part);
+            let os = OsStr::from_bytes(part);
+            let st = match fstatat(&dir, os, AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                Err(Errno::ENOENT) => {
+                    reached = false;
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if is_whiteout(&st) {
+                merged.remove(&path);
+                remove_below(&mut merged, &path);
+                reached = false;
+                break;
+            }
+            if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+                remove_below(&mut merged, &path);
+                merged.insert(path.clone(), idx);
+                reached = false;
+                break;
+            }
+            let sub = match open_dir(Some(&dir), os) {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT) | Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => {
+                    reached = false;
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if merged.contains_key(&path)
+                && get_xattr(sub.as_raw_fd(), OPAQUE_XATTR).as_deref() == Some(b"y")
+            {
+                remove_below(&mut merged, &path);
+            }
+            merged.insert(path.clone(), idx);
+            dir = sub;
+        }
+        if reached {
+            walk_layer(&dir, &path, idx, &mut merged)
+                .with_context(|| format!("reading the layer {}", layer.display()))?;
+        }
     }
     Ok(merged)
 }
@@ -208,7 +258,17 @@ pub fn write_tar_of(
     only: Option<&[u8]>,
     out: impl Write,
 ) -> Result<bool> {
-    let merged = merge(lowers_top_first)?;
+    // Only the part of the tree asked for is walked.
+    let sub_parts: Vec<&[u8]> = sub
+        .map(|s| s.trim_matches('/').as_bytes())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.split(|&b| b == b'/').collect())
+        .unwrap_or_default();
+    let mut along = sub_parts.clone();
+    if let Some(o) = only {
+        along.push(o);
+    }
+    let merged = merge(lowers_top_first, &along)?;
     let roots: Vec<OwnedFd> = lowers_top_first
         .iter()
         .map(|l| open_dir(None, l.as_os_str()).with_context(|| format!("opening {}", l.display())))
