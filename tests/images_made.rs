@@ -232,8 +232,8 @@ fn run_steps_run_in_a_container_and_stages_copy_from_each_other() {
          ENV WHO=world\n\
          WORKDIR /work\n\
          RUN echo \"$GREETING $WHO\" > out.txt && id -u > uid.txt && rm /bin/wc\n\
-         COPY --chown=imuser:imuser data.txt ./\n\
-         RUN stat -c '%u:%g' data.txt > owner.txt\n\
+         COPY --chown=imuser:imuser --chmod=640 data.txt ./\n\
+         RUN stat -c '%u:%g %a' data.txt > owner.txt\n\
          USER imuser\n\
          RUN id -u > /tmp/user.txt\n\
          FROM im-bb\n\
@@ -263,8 +263,8 @@ fn run_steps_run_in_a_container_and_stages_copy_from_each_other() {
     );
     assert_eq!(
         env.ok(&["run", "--rm", "im-two", "cat", "/copied/owner.txt"]),
-        "1234:1234\n",
-        "--chown by name, from the image's passwd"
+        "1234:1234 640\n",
+        "--chown by name, from the image's passwd; --chmod"
     );
     assert_eq!(
         env.ok(&["run", "--rm", "im-two", "cat", "/copied/etc/user.txt"]),
@@ -272,7 +272,15 @@ fn run_steps_run_in_a_container_and_stages_copy_from_each_other() {
         "RUN runs as the USER before it"
     );
     assert_eq!(
-        env.ok(&["run", "--rm", "im-two", "cat", "/copied/data.txt"]),
+        env.ok(&[
+            "run",
+            "--rm",
+            "-u",
+            "0",
+            "im-two",
+            "cat",
+            "/copied/data.txt"
+        ]),
         "from the context\n"
     );
     // The final image is im-bb's layers and its own: wc is still there.

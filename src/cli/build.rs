@@ -243,6 +243,13 @@ impl Builder<'_> {
                     history(&mut stage.state.config, i, true);
                 }
                 "RUN" => {
+                    if let Some((flag, _)) = i.flags.first() {
+                        bail!(
+                            "{}: RUN --{flag} is not supported by minibox build (BuildKit's); \
+                             leave it out",
+                            at()
+                        );
+                    }
                     let env: Vec<String> = args
                         .iter()
                         .filter(|(k, _)| env_get(&stage.state.config, k).is_none())
@@ -489,6 +496,25 @@ impl Builder<'_> {
         stages: &[Stage],
         vars: &dyn Fn(&str) -> Option<String>,
     ) -> Result<State> {
+        if let Some((flag, _)) = i
+            .flags
+            .iter()
+            .find(|(f, _)| !matches!(f.as_str(), "from" | "chown" | "chmod"))
+        {
+            bail!(
+                "{} --{flag} is not supported: use --from, --chown or --chmod",
+                i.keyword
+            );
+        }
+        let mode = match i.flag("chmod") {
+            None => None,
+            Some(m) => Some(
+                u32::from_str_radix(m, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .with_context(|| format!("--chmod={m}: give an octal mode such as 755"))?,
+            ),
+        };
         let mut list = match dockerfile::exec_form(&i.args) {
             Some(l) => l,
             None => dockerfile::words(&i.args)?,
@@ -584,6 +610,7 @@ impl Builder<'_> {
                         dest: &dest,
                         into_dir,
                         owner,
+                        mode,
                         // ADD unpacks a local archive (tar, possibly gzip or zstd).
                         extract: i.keyword == "ADD" && i.flag("from").is_none(),
                     };
@@ -783,6 +810,8 @@ struct Copy<'a> {
     dest: &'a str,
     into_dir: bool,
     owner: Option<(u32, u32)>,
+    /// `--chmod`: the mode of every file and directory copied.
+    mode: Option<u32>,
     extract: bool,
 }
 
@@ -797,6 +826,7 @@ fn copy_one<W: Write>(
         dest,
         into_dir,
         owner,
+        mode,
         extract,
     } = *how;
     let mut spool = scratch_file()?;
@@ -845,6 +875,11 @@ fn copy_one<W: Write>(
         if let Some((uid, gid)) = owner {
             header.set_uid(uid.into());
             header.set_gid(gid.into());
+        }
+        if let (Some(m), tar::EntryType::Regular | tar::EntryType::Directory) =
+            (mode, header.entry_type())
+        {
+            header.set_mode(m);
         }
         match header.entry_type() {
             tar::EntryType::Link => {
