@@ -114,7 +114,7 @@ for n in $(seq "$runs"); do
     row "podman build, warm cache" "$(secs "$t6" "$t7")"
 done
 
-echo "==> the image runs (minibox, --network host on port 8080 is not used: -p)"
+echo "==> the image runs (minibox run -d -p)"
 port=$((20000 + RANDOM % 10000))
 id=$("$MINIBOX" run -d -p 127.0.0.1:$port:8080 mb-hello)
 for _ in $(seq 50); do
