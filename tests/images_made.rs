@@ -743,3 +743,39 @@ fn a_directory_run_replaced_hides_what_was_below_it_after_save_and_load() {
     other.ok(&["load", "-q", "-i", archive.to_str().unwrap()]);
     check(&other);
 }
+
+#[test]
+fn shell_runs_the_shell_forms_and_healthcheck_is_kept_in_the_config() {
+    if !need_root() {
+        return;
+    }
+    let env = Env::new();
+    busybox_image(&env, "im-bb");
+    let ctx = env.dir.path().join("ctx6");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        "FROM im-bb\n\
+         SHELL [\"/bin/echo\", \"via-shell\"]\n\
+         RUN im-run-words\n\
+         HEALTHCHECK --interval=5s --retries=2 CMD true\n\
+         CMD im-cmd-words\n",
+    )
+    .unwrap();
+    let (id, steps) = build(&env, &["-t", "im-shell", ctx.to_str().unwrap()]);
+    assert!(steps.contains("via-shell im-run-words"), "{steps}");
+    assert_eq!(
+        env.ok(&["run", "--rm", "im-shell"]),
+        "via-shell im-cmd-words\n"
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&env.ok(&["image", "inspect", &id])).unwrap();
+    let h = &inspect["Config"]["Healthcheck"];
+    assert_eq!(
+        h["Test"],
+        serde_json::json!(["CMD-SHELL", "true"]),
+        "{inspect}"
+    );
+    assert_eq!(h["Interval"], 5_000_000_000u64);
+    assert_eq!(h["Retries"], 2);
+}

@@ -266,7 +266,7 @@ impl Builder<'_> {
                     stage.state.config["author"] = json!(i.args.trim());
                     history(&mut stage.state.config, i, true);
                 }
-                "HEALTHCHECK" | "SHELL" | "ONBUILD" => bail!(
+                "ONBUILD" => bail!(
                     "{}: {} is not supported by minibox build; leave it out",
                     at(),
                     i.keyword
@@ -388,7 +388,7 @@ impl Builder<'_> {
     /// RUN: `minibox run` of the image so far (recorded, intermediate), as its USER (root if
     /// none), on the host's network; its container's writes are the step's layer.
     fn run_step(&self, state: &State, i: &Instruction, env: &[String]) -> Result<State> {
-        let command = dockerfile::command(&i.args);
+        let command = dockerfile::command_in(&state.config, &i.args);
         let key = self.cache_key(state, &format!("{}\n{}", i.text(), env.join("\n")))?;
         if let Some(hit) = self.cached(&key)? {
             return Ok(hit);

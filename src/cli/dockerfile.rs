@@ -113,6 +113,52 @@ pub fn command(args: &str) -> Vec<String> {
     exec_form(args).unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into(), args.to_string()])
 }
 
+/// `command`, the shell form run by the config's `Shell` (set by SHELL) when it has one.
+pub fn command_in(config: &Value, args: &str) -> Vec<String> {
+    let shell: Option<Vec<String>> = config["config"]["Shell"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .filter(|a: &Vec<String>| !a.is_empty());
+    match (exec_form(args), shell) {
+        (Some(exec), _) => exec,
+        (None, Some(mut shell)) => {
+            shell.push(args.to_string());
+            shell
+        }
+        (None, None) => command(args),
+    }
+}
+
+/// A HEALTHCHECK flag's duration (`30s`, `1m30s`, `500ms`) in nanoseconds, as configs keep it.
+fn duration_ns(text: &str) -> Option<u64> {
+    let mut total: u64 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1,
+            "us" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(scale)?)?;
+        rest = &rest[unit_len..];
+    }
+    Some(total)
+}
+
 /// Expands `$VAR`, `${VAR}`, `${VAR:-word}` and `${VAR:+word}` (`\$` is a literal `$`);
 /// unknown variables are empty, as docker's.
 pub fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String> {
@@ -317,12 +363,67 @@ pub fn apply(
             }
         }
         "ENTRYPOINT" => {
-            cfg(config).insert("Entrypoint".into(), json!(command(&i.args)));
+            let c = command_in(config, &i.args);
+            cfg(config).insert("Entrypoint".into(), json!(c));
             // docker: a new ENTRYPOINT drops the CMD a parent image had.
             cfg(config).remove("Cmd");
         }
         "CMD" => {
-            cfg(config).insert("Cmd".into(), json!(command(&i.args)));
+            let c = command_in(config, &i.args);
+            cfg(config).insert("Cmd".into(), json!(c));
+        }
+        "SHELL" => {
+            let Some(shell) = exec_form(&i.args).filter(|s| !s.is_empty()) else {
+                bail!(
+                    "{}: give the shell in JSON form: SHELL [\"/bin/bash\", \"-c\"]",
+                    what()
+                );
+            };
+            cfg(config).insert("Shell".into(), json!(shell));
+        }
+        "HEALTHCHECK" => {
+            // Kept in the config for the engines that run it (minibox does not).
+            let flags = i.flags.clone();
+            let rest = i.args.trim();
+            if rest.eq_ignore_ascii_case("NONE") {
+                cfg(config).insert("Healthcheck".into(), json!({"Test": ["NONE"]}));
+            } else {
+                let Some(cmd) = rest
+                    .strip_prefix("CMD")
+                    .or_else(|| rest.strip_prefix("cmd"))
+                else {
+                    bail!(
+                        "{}: use HEALTHCHECK [--interval=30s ...] CMD COMMAND, or NONE",
+                        what()
+                    );
+                };
+                let test = match exec_form(cmd) {
+                    Some(exec) => [vec!["CMD".to_string()], exec].concat(),
+                    None => vec!["CMD-SHELL".to_string(), cmd.trim().to_string()],
+                };
+                let mut h = json!({"Test": test});
+                for (name, value) in flags {
+                    let key = match name.as_str() {
+                        "interval" => "Interval",
+                        "timeout" => "Timeout",
+                        "start-period" => "StartPeriod",
+                        "start-interval" => "StartInterval",
+                        "retries" => {
+                            let n: u64 = value.parse().map_err(|_| {
+                                anyhow::anyhow!("{}: --retries={value} is not a number", what())
+                            })?;
+                            h["Retries"] = json!(n);
+                            continue;
+                        }
+                        other => bail!("{}: unknown flag --{other}", what()),
+                    };
+                    let ns = duration_ns(&value).with_context(|| {
+                        format!("{}: --{name}={value} is not a duration (30s, 1m)", what())
+                    })?;
+                    h[key] = json!(ns);
+                }
+                cfg(config).insert("Healthcheck".into(), h);
+            }
         }
         "LABEL" => {
             for (k, v) in pairs("LABEL", &ex(&i.args)?)? {
@@ -362,7 +463,7 @@ pub fn apply_changes(config: &mut Value, changes: &[String]) -> Result<()> {
             if !apply(config, &i, &lookup).with_context(|| format!("--change {c:?}"))? {
                 bail!(
                     "--change {c:?}: {} cannot be changed; use CMD, ENTRYPOINT, ENV, EXPOSE, \
-                     LABEL, STOPSIGNAL, USER, VOLUME or WORKDIR",
+                     HEALTHCHECK, LABEL, SHELL, STOPSIGNAL, USER, VOLUME or WORKDIR",
                     i.keyword
                 );
             }
@@ -425,6 +526,24 @@ mod tests {
         assert!(k.get("Cmd").is_none());
         assert_eq!(k["Labels"]["a"], "b");
         assert!(apply_changes(&mut c, &["RUN x".into()]).is_err());
+        apply_changes(
+            &mut c,
+            &[
+                "SHELL [\"/bin/bash\", \"-c\"]".into(),
+                "CMD echo $X".into(),
+                "HEALTHCHECK --interval=1m30s --retries=3 CMD curl -f localhost".into(),
+            ],
+        )
+        .unwrap();
+        let k = &c["config"];
+        assert_eq!(k["Cmd"], json!(["/bin/bash", "-c", "echo $X"]));
+        assert_eq!(
+            k["Healthcheck"]["Test"],
+            json!(["CMD-SHELL", "curl -f localhost"])
+        );
+        assert_eq!(k["Healthcheck"]["Interval"], json!(90_000_000_000u64));
+        assert_eq!(k["Healthcheck"]["Retries"], json!(3));
+        assert!(apply_changes(&mut c, &["HEALTHCHECK --interval=soon CMD x".into()]).is_err());
         assert!(apply_changes(&mut c, &["EXPOSE http".into()]).is_err());
     }
 }
