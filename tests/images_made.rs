@@ -762,7 +762,15 @@ fn shell_runs_the_shell_forms_and_healthcheck_is_kept_in_the_config() {
          CMD im-cmd-words\n",
     )
     .unwrap();
-    let (id, steps) = build(&env, &["-t", "im-shell", ctx.to_str().unwrap()]);
+    // The same Dockerfile on stdin (-f -).
+    let text = fs::read(ctx.join("Dockerfile")).unwrap();
+    fs::remove_file(ctx.join("Dockerfile")).unwrap();
+    let out = env.pipe_output(
+        &["build", "-f", "-", "-t", "im-shell", ctx.to_str().unwrap()],
+        &text,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (id, steps) = (stdout(&out).trim().to_string(), stderr(&out));
     assert!(steps.contains("via-shell im-run-words"), "{steps}");
     assert_eq!(
         env.ok(&["run", "--rm", "im-shell"]),

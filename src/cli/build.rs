@@ -34,7 +34,7 @@ pub struct BuildArgs {
     /// Name the image NAME[:TAG]. Repeatable.
     #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
     pub tags: Vec<String>,
-    /// The Dockerfile [default: CONTEXT/Dockerfile].
+    /// The Dockerfile, `-` for stdin [default: CONTEXT/Dockerfile].
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// Set a build-time variable (an ARG's value). Repeatable.
@@ -98,8 +98,14 @@ pub fn build(data_root: &Path, root: &Path, store: &Store, args: &BuildArgs) -> 
         .file
         .clone()
         .unwrap_or_else(|| context.join("Dockerfile"));
-    let text = std::fs::read_to_string(&file)
-        .with_context(|| format!("reading the Dockerfile {}", file.display()))?;
+    // `-f -`: the Dockerfile from stdin.
+    let text = if file == Path::new("-") {
+        std::io::read_to_string(std::io::stdin().lock())
+            .context("reading the Dockerfile from stdin")?
+    } else {
+        std::fs::read_to_string(&file)
+            .with_context(|| format!("reading the Dockerfile {}", file.display()))?
+    };
     let instructions =
         dockerfile::parse(&text).with_context(|| format!("the Dockerfile {}", file.display()))?;
     let mut build_args: HashMap<String, String> = HashMap::new();
