@@ -96,16 +96,33 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Create(args) => {
             return cli::oci::create(&args, cli.systemd_cgroup, &cli.root, &state_root)
         }
-        Command::Load { input } => return images::load(&data_root, input.as_deref()),
+        Command::Load { input, quiet } => return images::load(&data_root, input.as_deref(), quiet),
         Command::Pull {
             insecure,
             allow_private_redirects,
+            quiet,
             reference,
-        } => return images::pull(&data_root, &reference, insecure, allow_private_redirects),
-        Command::Import { file, reference } => {
-            return images::import(&data_root, &file, &reference)
+        } => {
+            return images::pull(
+                &data_root,
+                &reference,
+                insecure,
+                allow_private_redirects,
+                quiet,
+            )
         }
-        Command::Images { quiet } => return images::list(&data_root, quiet),
+        Command::Import {
+            change,
+            quiet,
+            file,
+            reference,
+        } => return images::import(&data_root, &file, reference.as_deref(), &change, quiet),
+        Command::Save {
+            output,
+            quiet,
+            images: keys,
+        } => return images::save(&data_root, &keys, output.as_deref(), quiet),
+        Command::Images { quiet, all } => return images::list(&data_root, quiet, all),
         Command::Tag { source, target } => return images::tag(&data_root, &source, &target),
         Command::Image {
             command: cli::ImageCommand::Inspect { image },
@@ -125,6 +142,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         | Command::Pull { .. }
         | Command::Import { .. }
         | Command::Images { .. }
+        | Command::Save { .. }
         | Command::Tag { .. }
         | Command::Image { .. }
         | Command::Create(_)
@@ -134,9 +152,23 @@ fn dispatch(cli: Cli) -> Result<i32> {
             images: keys,
         } => images::rmi(&data_root, &store, force, &keys),
         Command::Cp { archive, src, dest } => cli::cp::cp(&store, archive, &src, &dest),
-        Command::Export { output, container } => {
-            images::export(&store, &container, output.as_deref())
-        }
+        Command::Export {
+            output,
+            quiet,
+            container,
+        } => images::export(&store, &container, output.as_deref(), quiet),
+        Command::Build(args) => cli::build::build(&data_root, &cli.root, &store, &args),
+        Command::Commit {
+            change,
+            container,
+            reference,
+        } => images::commit(
+            &data_root,
+            &store,
+            &container,
+            reference.as_deref(),
+            &change,
+        ),
         Command::Volume { command } => {
             use cli::VolumeCommand as V;
             let (action, names) = match command {

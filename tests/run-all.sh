@@ -13,9 +13,9 @@ cd "$(dirname "$0")/.."
 # network namespaces), podman/containerd/docker.io (engines driving minibox), skopeo/docker-registry
 # (a local registry to pull from), containernetworking-plugins + python3-venv (tests/cri.rs: CNI
 # for pods, and a venv for the CRI client's stubs from PyPI), chromium (show's and ui's pages, in
-# a real browser).
+# a real browser), busybox-static (tests/images_made.rs: the shell of the images it builds).
 packages=(libseccomp-dev pkg-config nftables iproute2 util-linux podman containerd docker.io skopeo
-    docker-registry containernetworking-plugins python3-venv chromium)
+    docker-registry containernetworking-plugins python3-venv chromium busybox-static)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -2,19 +2,21 @@
 //! `image inspect`, `export`, `volume ls|create|rm|inspect`; and how `run IMAGE` finds an
 //! image and the defaults its config gives.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use oci_spec::image::ImageConfiguration;
 use serde_json::json;
 
+use crate::cli::dockerfile;
+use crate::cli::progress::{Progress, Reading, Writing};
 use crate::kernel::namespaces::IdMap;
 use crate::kernel::outfile::OutFile;
 use crate::model::volume::ImageUse;
 use crate::store::images::{check_reference, normalize, split_tag, Images};
 use crate::store::state::Store;
-use crate::store::{load, merged, pull, volumes};
+use crate::store::{load, made, merged, pull, save, volumes, Watch};
 
 /// What of an image's config `run` uses (docker's `config` object).
 #[derive(Debug, Clone, Default)]
@@ -48,11 +50,7 @@ pub fn find_for_run(data_root: &Path, name: &Path) -> Result<Option<(ImageUse, R
         user: c.user().clone(),
         working_dir: c.working_dir().clone(),
     };
-    let reference = if index.tags.contains_key(&normalize(key)) {
-        normalize(key)
-    } else {
-        record.id.clone()
-    };
+    let reference = tag_named(&index, key, &record.id)?.unwrap_or_else(|| record.id.clone());
     let image = ImageUse {
         reference,
         id: record.id.clone(),
@@ -68,10 +66,34 @@ fn short(id: &str) -> &str {
     &hex[..12.min(hex.len())]
 }
 
+/// "no such image", with the closest names the store has.
+pub fn no_such_image(index: &crate::store::images::Index, key: &str) -> anyhow::Error {
+    let near = index.closest(key);
+    if near.is_empty() {
+        anyhow::anyhow!(
+            "no such image: {key} (minibox images lists them; minibox load, pull, import or \
+             build adds one)"
+        )
+    } else {
+        anyhow::anyhow!("no such image: {key}; did you mean {}?", near.join(", "))
+    }
+}
+
+/// `run IMAGE` of a name that is no image: "no such image" with the closest names.
+pub fn not_found_for_run(data_root: &Path, name: &Path) -> Result<anyhow::Error> {
+    let key = name.to_string_lossy();
+    let index = match Images::open_existing(data_root)? {
+        Some(images) => images.index()?,
+        None => Default::default(),
+    };
+    Ok(no_such_image(&index, &key))
+}
+
 /// `minibox load [-i FILE]`.
-pub fn load(data_root: &Path, input: Option<&Path>) -> Result<i32> {
+pub fn load(data_root: &Path, input: Option<&Path>, quiet: bool) -> Result<i32> {
     let images = Images::open(data_root)?;
-    let loaded = load::load(&images, input)?;
+    let progress = Progress::new(quiet);
+    let loaded = load::load(&images, input, &mut Watcher::new(&progress))?;
     for l in loaded {
         if l.tags.is_empty() {
             out!("Loaded image ID: {}", l.id);
@@ -83,28 +105,172 @@ pub fn load(data_root: &Path, input: Option<&Path>) -> Result<i32> {
     Ok(0)
 }
 
-/// `minibox pull NAME[:TAG|@DIGEST] [--insecure] [--allow-private-redirects]`.
-pub fn pull(data_root: &Path, reference: &str, insecure: bool, allow_private: bool) -> Result<i32> {
+/// `minibox pull NAME[:TAG|@DIGEST] [--insecure] [--allow-private-redirects] [-q]`.
+pub fn pull(
+    data_root: &Path,
+    reference: &str,
+    insecure: bool,
+    allow_private: bool,
+    quiet: bool,
+) -> Result<i32> {
     let images = Images::open(data_root)?;
     let options = pull::PullOptions {
         insecure,
         allow_private,
     };
-    let id = pull::pull(&images, reference, options)?;
+    let progress = Progress::new(quiet);
+    let id = pull::pull(&images, reference, options, &mut Watcher::new(&progress))?;
     out!("{reference}: {id}");
     Ok(0)
 }
 
-/// `minibox import FILE NAME[:TAG]`.
-pub fn import(data_root: &Path, file: &Path, reference: &str) -> Result<i32> {
-    let reference = check_reference(reference)?;
+/// `minibox import FILE|- [NAME[:TAG]] [--change ...]`.
+pub fn import(
+    data_root: &Path,
+    file: &Path,
+    reference: Option<&str>,
+    changes: &[String],
+    quiet: bool,
+) -> Result<i32> {
+    let tags: Vec<String> = reference
+        .map(check_reference)
+        .transpose()?
+        .into_iter()
+        .collect();
+    let mut config = made::empty_config();
+    dockerfile::apply_changes(&mut config, changes)?;
+    config["history"] = json!([{"created_by": format!("minibox import {}", file.display())}]);
     let images = Images::open(data_root)?;
-    out!("{}", load::import(&images, file, &reference)?);
+    let progress = Progress::new(quiet);
+    let (input, total): (Box<dyn Read>, Option<u64>) = if file == Path::new("-") {
+        (Box::new(std::io::stdin().lock()), None)
+    } else {
+        let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+        let len = f.metadata().ok().map(|m| m.len());
+        (Box::new(f), len)
+    };
+    let mut bar = progress.bar("importing", total);
+    let id = load::import(
+        &images,
+        Reading {
+            inner: input,
+            bar: &mut bar,
+        },
+        config,
+        &tags,
+    )?;
+    bar.finish("imported");
+    out!("{id}");
     Ok(0)
 }
 
-/// `minibox images`.
-pub fn list(data_root: &Path, quiet: bool) -> Result<i32> {
+/// `minibox commit CONTAINER [NAME[:TAG]] [--change ...]`: the container's image (or its
+/// ROOTFS, as one layer) and its own writes as one more layer.
+pub fn commit(
+    data_root: &Path,
+    store: &Store,
+    key: &str,
+    reference: Option<&str>,
+    changes: &[String],
+) -> Result<i32> {
+    let tags: Vec<String> = reference
+        .map(check_reference)
+        .transpose()?
+        .into_iter()
+        .collect();
+    let c = store.resolve(key)?;
+    let images = Images::open(data_root)?;
+    let lock = images.lock()?;
+    let (mut config, mut layers, below) = match &c.image {
+        Some(i) => {
+            let index = images.index()?;
+            let record = index.images.get(&i.id).with_context(|| {
+                format!(
+                    "the image {} of container {key} is no longer in the store",
+                    i.reference
+                )
+            })?;
+            let config: serde_json::Value = serde_json::from_slice(&images.blob(&i.id)?)?;
+            (config, record.layers.clone(), i.lower.clone())
+        }
+        None => {
+            // A ROOTFS of the user's: its files become the image's first layer.
+            let mut spool = made::Spool::new(&images, "rootfs")?;
+            merged::write_tar(
+                std::slice::from_ref(&c.rootfs),
+                None,
+                std::io::BufWriter::new(&mut spool.file),
+            )?;
+            let (diff_id, _) = made::add_spooled(&images, &mut spool.file)?;
+            (made::empty_config(), vec![diff_id], vec![c.rootfs.clone()])
+        }
+    };
+    let upper = c
+        .layer
+        .as_ref()
+        .map(|l| l.join("upper"))
+        .filter(|u| u.is_dir())
+        .with_context(|| format!("container {key} has no layer of its own to commit"))?;
+    let (diff_id, _) = made::layer_of_upper(&images, &upper, &below)?;
+    layers.push(diff_id);
+    dockerfile::apply_changes(&mut config, changes)?;
+    config["created"] = json!(crate::text::now_rfc3339_seconds());
+    if !config["history"].is_array() {
+        config["history"] = json!([]);
+    }
+    if let Some(h) = config["history"].as_array_mut() {
+        h.push(json!({"created_by": format!("minibox commit {}", c.name)}));
+    }
+    let id = made::record(&images, &lock, config, &layers, None, &tags)?;
+    out!("{id}");
+    Ok(0)
+}
+
+/// `minibox save [-o FILE] IMAGE...`: a docker-archive.
+pub fn save(data_root: &Path, keys: &[String], output: Option<&Path>, quiet: bool) -> Result<i32> {
+    let images = open_for(data_root, &keys[0])?;
+    let index = images.index()?;
+    let mut wanted: Vec<save::ToSave> = vec![];
+    for key in keys {
+        let id = found(&index, key)?;
+        // Saved under the name given (docker's), or every tag when named by id.
+        let tags = match tag_named(&index, key, &id)? {
+            Some(t) => vec![t],
+            None => index.tags_of(&id),
+        };
+        match wanted.iter_mut().find(|w| w.id == id) {
+            Some(w) => w.tags.extend(tags),
+            None => wanted.push(save::ToSave { id, tags }),
+        }
+    }
+    let progress = Progress::new(quiet);
+    let mut step = |what: &str| progress.line(&format!("Writing {what}"));
+    match output {
+        Some(path) => {
+            let mut out = OutFile::create(path, "partial", 0o666)?;
+            let mut w = std::io::BufWriter::new(out.file());
+            save::save(&images, &index, &wanted, &mut w, &mut step)?;
+            w.flush()
+                .with_context(|| format!("writing {}", path.display()))?;
+            drop(w);
+            out.commit()?;
+        }
+        None => {
+            if nix::unistd::isatty(std::io::stdout()).unwrap_or(false) {
+                bail!(
+                    "refusing to write an archive to a terminal: give -o FILE or redirect stdout"
+                );
+            }
+            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+            save::save(&images, &index, &wanted, &mut w, &mut step)?;
+            w.flush()?;
+        }
+    }
+    Ok(0)
+}
+
+/// `minibox images [-a]`.
+pub fn list(data_root: &Path, quiet: bool, all: bool) -> Result<i32> {
     let index = match Images::open_existing(data_root)? {
         Some(images) => images.index()?,
         None => Default::default(),
@@ -112,6 +278,9 @@ pub fn list(data_root: &Path, quiet: bool) -> Result<i32> {
     let mut rows: Vec<[String; 5]> = vec![];
     for (id, record) in &index.images {
         let tags = index.tags_of(id);
+        if tags.is_empty() && record.build.is_some() && !all {
+            continue;
+        }
         let names: Vec<(String, String)> = if tags.is_empty() {
             vec![("<none>".into(), "<none>".into())]
         } else {
@@ -203,10 +372,21 @@ fn open_for(data_root: &Path, key: &str) -> Result<Images> {
     })
 }
 
+/// The tag of image `id` that `key` names, written whole or as a short name (`hello` →
+/// `localhost/hello:latest`); `None` when `key` found the image by its id.
+fn tag_named(index: &crate::store::images::Index, key: &str, id: &str) -> Result<Option<String>> {
+    if index.tags.get(&normalize(key)).map(String::as_str) == Some(id) {
+        return Ok(Some(normalize(key)));
+    }
+    Ok(index
+        .short_name(key)?
+        .filter(|t| index.tags.get(t).map(String::as_str) == Some(id)))
+}
+
 fn found(index: &crate::store::images::Index, key: &str) -> Result<String> {
     Ok(index
         .find(key)?
-        .with_context(|| format!("no such image: {key} (minibox images lists them)"))?
+        .ok_or_else(|| no_such_image(index, key))?
         .id
         .clone())
 }
@@ -220,11 +400,13 @@ pub fn rmi(data_root: &Path, store: &Store, force: bool, keys: &[String]) -> Res
         let mut index = images.index()?;
         let id = found(&index, key)?;
         let tags = index.tags_of(&id);
-        let by_tag = index.tags.contains_key(&normalize(key));
-        if by_tag && (tags.len() > 1) && !force {
+        // The tag the key names, a short name's too (`hello` → `localhost/hello:latest`).
+        let named = tag_named(&index, key, &id)?;
+        let by_tag = named.is_some();
+        if let (Some(t), true, false) = (&named, tags.len() > 1, force) {
             // One name of several: the image stays, so containers may keep using it.
-            index.tags.remove(&normalize(key));
-            out!("Untagged: {}", normalize(key));
+            index.tags.remove(t);
+            out!("Untagged: {t}");
         } else {
             let users: Vec<String> = store
                 .list()?
@@ -282,8 +464,6 @@ pub fn inspect(data_root: &Path, key: &str) -> Result<i32> {
     Ok(0)
 }
 
-/// `minibox export CONTAINER [-o FILE]`: its merged filesystem (image or ROOTFS, then its own
-/// layer) as a tar stream.
 /// The id maps of a container's user namespace, from the config.json it was made with (none
 /// when it has none).
 pub(crate) fn id_maps_of(store: &Store, id: &str) -> Option<(Vec<IdMap>, Vec<IdMap>)> {
@@ -309,7 +489,11 @@ pub(crate) fn id_maps_of(store: &Store, id: &str) -> Option<(Vec<IdMap>, Vec<IdM
     (!uids.is_empty() || !gids.is_empty()).then_some((uids, gids))
 }
 
-pub fn export(store: &Store, key: &str, output: Option<&Path>) -> Result<i32> {
+/// `minibox export CONTAINER [-o FILE]`: its merged filesystem (image or ROOTFS, then its own
+/// layer) as a tar stream.
+pub fn export(store: &Store, key: &str, output: Option<&Path>, quiet: bool) -> Result<i32> {
+    let progress = Progress::new(quiet);
+    let mut bar = progress.bar("exporting", None);
     let c = store.resolve(key)?;
     let mut lower: Vec<PathBuf> = match &c.image {
         Some(i) => i.lower.clone(),
@@ -328,7 +512,10 @@ pub fn export(store: &Store, key: &str, output: Option<&Path>) -> Result<i32> {
         Some(path) => {
             // Made beside FILE without following links, renamed once whole.
             let mut out = OutFile::create(path, "partial", 0o666)?;
-            let mut w = std::io::BufWriter::new(out.file());
+            let mut w = std::io::BufWriter::new(Writing {
+                inner: out.file(),
+                bar: &mut bar,
+            });
             merged::write_tar_mapped(&lower, None, &mut w, top_owners.as_ref())?;
             w.flush()
                 .with_context(|| format!("writing {}", path.display()))?;
@@ -341,11 +528,15 @@ pub fn export(store: &Store, key: &str, output: Option<&Path>) -> Result<i32> {
                     "refusing to write a tar stream to a terminal: give -o FILE or redirect stdout"
                 );
             }
-            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut w = std::io::BufWriter::new(Writing {
+                inner: std::io::stdout().lock(),
+                bar: &mut bar,
+            });
             merged::write_tar_mapped(&lower, None, &mut w, top_owners.as_ref())?;
             w.flush()?;
         }
     }
+    bar.finish("exported");
     Ok(0)
 }
 
@@ -390,4 +581,38 @@ pub fn volume(data_root: &Path, store: &Store, action: &str, names: &[String]) -
         other => bail!("unknown volume command {other:?}: use ls, create, rm or inspect"),
     }
     Ok(0)
+}
+
+/// The store's long work, drawn: a bar per layer.
+pub struct Watcher<'a> {
+    progress: &'a Progress,
+    bar: Option<crate::cli::progress::Bar>,
+}
+
+impl<'a> Watcher<'a> {
+    pub fn new(progress: &'a Progress) -> Watcher<'a> {
+        Watcher {
+            progress,
+            bar: None,
+        }
+    }
+}
+
+impl Watch for Watcher<'_> {
+    fn layer(&mut self, what: &str, total: Option<u64>) {
+        if let Some(b) = self.bar.take() {
+            b.clear();
+        }
+        self.bar = Some(self.progress.bar(what, total));
+    }
+    fn bytes(&mut self, n: u64) {
+        if let Some(b) = &mut self.bar {
+            b.add(n);
+        }
+    }
+    fn done(&mut self, word: &str) {
+        if let Some(b) = self.bar.take() {
+            b.finish(word);
+        }
+    }
 }

@@ -2,9 +2,11 @@
 //! `lifecycle`), and what reads a container back (`inspect`, `top`).
 
 pub mod attach;
+pub mod build;
 pub mod control;
 pub mod cp;
 pub mod docker_view;
+pub mod dockerfile;
 pub mod exec;
 pub mod images;
 pub mod inspect;
@@ -14,6 +16,7 @@ pub mod logs;
 pub mod network;
 pub mod oci;
 pub mod oci_log;
+pub mod progress;
 pub mod ps_select;
 pub mod run;
 pub mod show;
@@ -285,6 +288,9 @@ pub enum Command {
         /// Read from FILE (a tar, possibly gzip/zstd, or a directory) instead of stdin.
         #[arg(short, long, value_name = "FILE")]
         input: Option<PathBuf>,
+        /// No progress on stderr.
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Pull an image from a registry (OCI distribution API v2).
     Pull {
@@ -296,21 +302,60 @@ pub enum Command {
         #[arg(long, env = "MINIBOX_PULL_ALLOW_PRIVATE",
               value_parser = clap::builder::BoolishValueParser::new())]
         allow_private_redirects: bool,
+        /// No progress on stderr.
+        #[arg(short, long)]
+        quiet: bool,
         #[arg(value_name = "NAME[:TAG|@DIGEST]")]
         reference: String,
     },
-    /// Make a one-layer image from a plain rootfs tarball (as docker import).
+    /// Make a one-layer image from a plain rootfs tarball, FILE or `-` for stdin (as docker
+    /// import); prints its id.
     Import {
-        #[arg(value_name = "FILE")]
+        /// Apply a Dockerfile instruction to the image's config: CMD, ENTRYPOINT, ENV, EXPOSE,
+        /// LABEL, STOPSIGNAL, USER, VOLUME, WORKDIR. Repeatable.
+        #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
+        change: Vec<String>,
+        /// No progress on stderr.
+        #[arg(short, long)]
+        quiet: bool,
+        #[arg(value_name = "FILE|-")]
         file: PathBuf,
         #[arg(value_name = "NAME[:TAG]")]
-        reference: String,
+        reference: Option<String>,
+    },
+    /// Build an image from a Dockerfile (FROM an image of the store or scratch; RUN runs in a
+    /// container minibox starts).
+    Build(build::BuildArgs),
+    /// Make an image of a container: its image (or ROOTFS) with the container's own writes as
+    /// one more layer; prints its id.
+    Commit {
+        /// Apply a Dockerfile instruction to the image's config (as import's). Repeatable.
+        #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
+        change: Vec<String>,
+        #[arg(value_name = "CONTAINER")]
+        container: String,
+        #[arg(value_name = "NAME[:TAG]")]
+        reference: Option<String>,
+    },
+    /// Write images as a docker-archive (docker load and podman load read it).
+    Save {
+        /// Write to FILE instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// No progress on stderr.
+        #[arg(short, long)]
+        quiet: bool,
+        #[arg(value_name = "IMAGE", required = true)]
+        images: Vec<String>,
     },
     /// List images.
     Images {
         /// Only print image ids.
         #[arg(short, long)]
         quiet: bool,
+        /// Also show build's intermediate images.
+        #[arg(short, long)]
+        all: bool,
     },
     /// Remove images (untag; the image goes with its last tag). Refused while a container uses it.
     Rmi {
@@ -337,6 +382,9 @@ pub enum Command {
         /// Write to FILE instead of stdout.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// No progress on stderr.
+        #[arg(short, long)]
+        quiet: bool,
         #[arg(value_name = "CONTAINER")]
         container: String,
     },

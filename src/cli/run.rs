@@ -144,20 +144,14 @@ fn bundle_id(args: &RunArgs) -> Result<String> {
 
 /// The error for an image the store does not have: what was looked for, and how a directory of
 /// that name would be run.
-fn no_such_image(raw: &Path, data_root: &Path) -> String {
+fn directory_hint(raw: &Path) -> String {
     let name = raw.to_string_lossy();
     let as_path = format!("./{name}");
     let here = match Path::new(&as_path).is_dir() {
         true => format!(" (there is a directory {name} here: {as_path} runs it)"),
         false => String::new(),
     };
-    format!(
-        "no image {name:?} in the store {} (looked for the tag {} and for an image id starting \
-         so; minibox images lists them, minibox load or pull adds one). A ROOTFS directory is \
-         run only when written as a path: {as_path} or /abs/path{here}",
-        data_root.display(),
-        crate::store::images::normalize(&name),
-    )
+    format!("A ROOTFS directory is run only when written as a path: {as_path} or /abs/path{here}")
 }
 
 /// Drafts a container from `minibox run`'s flags, checking each before anything is made.
@@ -176,7 +170,12 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
         RootArg::Directory(dir) => (check_rootfs(dir)?, None),
         RootArg::Image(name) => match images::find_for_run(data_root, Path::new(name))? {
             Some((image, config)) => (image.lower[0].clone(), Some((image, config))),
-            None => bail!("{}", no_such_image(&args.rootfs, data_root)),
+            // docker's "no such image", with the names closest to it, and how a directory of
+            // that name would be run.
+            None => {
+                let err = images::not_found_for_run(data_root, Path::new(name))?;
+                bail!("{err}. {}", directory_hint(&args.rootfs))
+            }
         },
     };
     let config = image.as_ref().map(|(_, c)| c.clone()).unwrap_or_default();

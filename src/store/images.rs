@@ -38,6 +38,11 @@ pub struct ImageRecord {
     pub created: Option<String>,
     /// Bytes of the files in its layers.
     pub size: u64,
+    /// For an image `build` made at one step: the step's cache key (the parent's config and
+    /// layers, the instruction, the files it copies). Untagged, such an image is an
+    /// intermediate one: `images` leaves it out (`images -a` shows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
 }
 
 /// `images.json`.
@@ -74,7 +79,73 @@ impl Index {
         if let Some(id) = self.tags.get(&normalize(key)) {
             return Ok(self.images.get(id));
         }
-        self.by_id_prefix(key, key)
+        if let Some(found) = self.by_id_prefix(key, key)? {
+            return Ok(Some(found));
+        }
+        Ok(self
+            .short_name(key)?
+            .and_then(|t| self.tags.get(&t))
+            .and_then(|id| self.images.get(id)))
+    }
+
+    /// docker's short names: `hello` is `localhost/hello:latest` (what podman and `import`
+    /// name it), `docker.io/library/hello:latest`, or else the one tag whose last path
+    /// component and tag match (`hello:1` → `quay.io/x/hello:1`). Several such: refused,
+    /// naming them.
+    pub fn short_name(&self, key: &str) -> Result<Option<String>> {
+        let full = normalize(key);
+        if key.contains('@') || key.starts_with("sha256:") {
+            return Ok(None);
+        }
+        for prefix in ["localhost/", "docker.io/library/", "docker.io/"] {
+            let candidate = format!("{prefix}{full}");
+            if self.tags.contains_key(&candidate) {
+                return Ok(Some(candidate));
+            }
+        }
+        let matches: Vec<&String> = self
+            .tags
+            .keys()
+            .filter(|t| t.ends_with(&format!("/{full}")))
+            .collect();
+        match matches.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some((*one).clone())),
+            many => bail!(
+                "image name {key:?} is ambiguous: it could be {}; give the full name",
+                many.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    /// The tags closest to `key` (for "no such image"): those sharing its repository's last
+    /// component or containing it, then the fewest edits away; at most three.
+    pub fn closest(&self, key: &str) -> Vec<String> {
+        let want = split_tag(&normalize(key))
+            .0
+            .rsplit('/')
+            .next()
+            .unwrap_or(key)
+            .to_string();
+        let mut scored: Vec<(usize, &String)> = self
+            .tags
+            .keys()
+            .map(|t| {
+                let repo = split_tag(t).0.rsplit('/').next().unwrap_or(t);
+                let d = if repo.contains(want.as_str()) || want.contains(repo) {
+                    0
+                } else {
+                    edit_distance(repo, &want)
+                };
+                (d, t)
+            })
+            .filter(|(d, _)| *d <= 2.max(want.len() / 3))
+            .collect();
+        scored.sort();
+        scored.into_iter().take(3).map(|(_, t)| t.clone()).collect()
     }
 
     fn by_id_prefix(&self, key: &str, hex: &str) -> Result<Option<&ImageRecord>> {
@@ -100,6 +171,22 @@ impl Index {
         self.tags.insert(reference, id.to_string());
         Ok(())
     }
+}
+
+/// Levenshtein's distance (bytes), for suggesting names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 /// Hex digits as many as docker's shortest id (12) or more: read as an image id, never a name.
@@ -461,9 +548,41 @@ mod tests {
             "127.0.0.1:5000/hello:2"
         );
         assert_eq!(split_tag("a/b:c"), ("a/b", "c"));
+        assert_eq!(edit_distance("hello", "hallo"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
         assert!(check_reference("Bad").is_err());
         assert!(check_reference("-x").is_err());
         assert_eq!(check_reference("mine/x").unwrap(), "mine/x:latest");
+    }
+
+    #[test]
+    fn short_names_resolve_as_docker_does() {
+        let mut index = Index::default();
+        let id = format!("sha256:{}", "a".repeat(64));
+        index.images.insert(
+            id.clone(),
+            ImageRecord {
+                id: id.clone(),
+                manifest: None,
+                layers: vec![],
+                created: None,
+                size: 0,
+                build: None,
+            },
+        );
+        index
+            .tags
+            .insert("localhost/hello:latest".into(), id.clone());
+        index.tags.insert("quay.io/x/web:2".into(), id.clone());
+        index.tags.insert("a/dup:1".into(), id.clone());
+        index.tags.insert("b/dup:1".into(), id.clone());
+        assert_eq!(index.find("hello").unwrap().unwrap().id, id);
+        assert_eq!(index.find("hello:latest").unwrap().unwrap().id, id);
+        assert_eq!(index.find("web:2").unwrap().unwrap().id, id);
+        assert!(index.find("web").unwrap().is_none());
+        assert!(index.find("dup:1").is_err());
+        assert_eq!(index.closest("helo"), vec!["localhost/hello:latest"]);
+        assert!(index.closest("zzzzzzzz").is_empty());
     }
 
     #[test]

@@ -22,6 +22,7 @@ use serde::Deserialize;
 
 use crate::store::images::{check_reference, digest_hex, verify, ImageRecord, Images};
 use crate::store::unpack::{self, sha256_digest};
+use crate::store::{Watch, Watched};
 
 /// The files of an archive, by their path inside it.
 enum Source {
@@ -177,7 +178,7 @@ struct SaveEntry {
 }
 
 /// Loads an archive (a tar stream, or a directory) into the store.
-pub fn load(images: &Images, input: Option<&Path>) -> Result<Vec<Loaded>> {
+pub fn load(images: &Images, input: Option<&Path>, watch: &mut dyn Watch) -> Result<Vec<Loaded>> {
     let source = match input {
         Some(p) if p.is_dir() => Source::Dir(
             crate::kernel::rootfs::open_dir(p)
@@ -190,9 +191,9 @@ pub fn load(images: &Images, input: Option<&Path>) -> Result<Vec<Loaded>> {
         None => Source::spool(images, std::io::stdin().lock())?,
     };
     if source.has("manifest.json") {
-        load_docker(images, &source)
+        load_docker(images, &source, watch)
     } else if source.has("index.json") {
-        load_oci(images, &source)
+        load_oci(images, &source, watch)
     } else {
         bail!(
             "the archive has neither manifest.json (docker save) nor index.json (an OCI image \
@@ -201,7 +202,7 @@ pub fn load(images: &Images, input: Option<&Path>) -> Result<Vec<Loaded>> {
     }
 }
 
-fn load_docker(images: &Images, source: &Source) -> Result<Vec<Loaded>> {
+fn load_docker(images: &Images, source: &Source, watch: &mut dyn Watch) -> Result<Vec<Loaded>> {
     let entries: Vec<SaveEntry> = serde_json::from_slice(&source.read("manifest.json")?)
         .context("manifest.json is not docker save's manifest")?;
     let mut loaded = vec![];
@@ -222,7 +223,7 @@ fn load_docker(images: &Images, source: &Source) -> Result<Vec<Loaded>> {
             .iter()
             .map(|t| check_reference(t).context("manifest.json RepoTags"))
             .collect::<Result<_>>()?;
-        let id = store_image(images, &config_bytes, None, &layers, |name| {
+        let id = store_image(images, &config_bytes, None, &layers, watch, |name, _| {
             source.open(name)
         })?;
         tag(images, &id, &tags)?;
@@ -248,7 +249,7 @@ fn check_named_blob(name: &str, bytes: &[u8]) -> Result<()> {
     }
 }
 
-fn load_oci(images: &Images, source: &Source) -> Result<Vec<Loaded>> {
+fn load_oci(images: &Images, source: &Source, watch: &mut dyn Watch) -> Result<Vec<Loaded>> {
     let index: ImageIndex = serde_json::from_slice(&source.read("index.json")?)
         .context("index.json is not an OCI image index")?;
     let mut loaded = vec![];
@@ -301,7 +302,8 @@ fn load_oci(images: &Images, source: &Source) -> Result<Vec<Loaded>> {
             &config_bytes,
             Some((&digest, &bytes)),
             &layers,
-            |n| source.open(n),
+            watch,
+            |n, _| source.open(n),
         )?;
         let tags: Vec<String> = name.into_iter().collect();
         tag(images, &id, &tags)?;
@@ -336,11 +338,12 @@ pub fn pick_platform(index: &ImageIndex) -> Result<String> {
 
 /// Stores an image from its config and layers (each opened by `open`, with its stored digest
 /// when known); returns its id. Layers already in the store are not unpacked again.
-pub fn store_image<F: FnMut(&str) -> Result<File>>(
+pub fn store_image<F: FnMut(&str, &mut dyn Watch) -> Result<File>>(
     images: &Images,
     config_bytes: &[u8],
     manifest: Option<(&str, &[u8])>,
     layers: &[(String, Option<String>)],
+    watch: &mut dyn Watch,
     mut open: F,
 ) -> Result<String> {
     let config: ImageConfiguration = serde_json::from_slice(config_bytes)
@@ -358,14 +361,28 @@ pub fn store_image<F: FnMut(&str) -> Result<File>>(
     let mut size = 0;
     for ((name, digest), diff_id) in layers.iter().zip(diff_ids) {
         digest_hex(diff_id).context("the config's rootfs.diff_ids")?;
+        let shown = format!("layer {}", &digest_hex(diff_id)?[..12]);
         if images.has_layer(diff_id) {
-            size += dir_size(&images.layer_dir(diff_id)?);
+            watch.layer(&shown, None);
+            watch.done("already exists");
+            size += crate::store::made::dir_size(&images.layer_dir(diff_id)?);
             continue;
         }
-        let file = open(name)?;
+        watch.layer(&shown, None);
+        let file = open(name, watch)?;
+        let total = file.metadata().ok().map(|m| m.len());
+        watch.layer(&shown, total);
         let (_, bytes) = images
-            .add_layer(file, digest.as_deref(), Some(diff_id))
+            .add_layer(
+                Watched {
+                    inner: file,
+                    watch: &mut *watch,
+                },
+                digest.as_deref(),
+                Some(diff_id),
+            )
             .with_context(|| format!("layer {name}"))?;
+        watch.done("extracted");
         size += bytes;
     }
     images.put_blob(&id, config_bytes)?;
@@ -380,6 +397,7 @@ pub fn store_image<F: FnMut(&str) -> Result<File>>(
             layers: diff_ids.clone(),
             created: config.created().clone(),
             size,
+            build: None,
         },
         &[],
     )?;
@@ -398,48 +416,16 @@ fn tag(images: &Images, id: &str, tags: &[String]) -> Result<()> {
     images.write_index(&lock, &index)
 }
 
-/// Bytes of the regular files under `dir` (never following a link).
-pub fn dir_size(dir: &Path) -> u64 {
-    fn walk(p: &Path) -> u64 {
-        let Ok(rd) = fs::read_dir(p) else { return 0 };
-        rd.flatten()
-            .map(|e| match e.file_type() {
-                Ok(t) if t.is_dir() => walk(&e.path()),
-                Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
-                _ => 0,
-            })
-            .sum()
-    }
-    walk(dir)
-}
-
-/// `minibox import FILE NAME`: a plain rootfs tarball as a one-layer image, its config made
-/// here (linux/amd64, no command).
-pub fn import(images: &Images, file: &Path, reference: &str) -> Result<String> {
-    let input = File::open(file).with_context(|| format!("opening {}", file.display()))?;
+/// `minibox import FILE|- [NAME]`: a plain rootfs tarball (plain, gzip or zstd) as a
+/// one-layer image; `config` is the image's config made by the caller (`--change`).
+pub fn import(
+    images: &Images,
+    input: impl Read,
+    mut config: serde_json::Value,
+    tags: &[String],
+) -> Result<String> {
     let lock = images.lock()?;
-    let (diff_id, size) = images.add_layer(input, None, None)?;
-    let config = serde_json::json!({
-        "created": crate::text::now_rfc3339_seconds(),
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {},
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [{"created_by": format!("minibox import {}", file.display())}],
-    });
-    let bytes = serde_json::to_vec(&config)?;
-    let id = sha256_digest(&bytes);
-    images.put_blob(&id, &bytes)?;
-    images.add_image(
-        &lock,
-        ImageRecord {
-            id: id.clone(),
-            manifest: None,
-            layers: vec![diff_id],
-            created: config["created"].as_str().map(str::to_string),
-            size,
-        },
-        &[reference.to_string()],
-    )?;
-    Ok(id)
+    let (diff_id, _) = images.add_layer(input, None, None)?;
+    config["created"] = crate::text::now_rfc3339_seconds().into();
+    crate::store::made::record(images, &lock, config, &[diff_id], None, tags)
 }

@@ -205,7 +205,13 @@ impl Client {
 
     /// Downloads a blob of `size` bytes (its descriptor's) into `file`; more is refused as
     /// soon as the registry announces it or sends it, and never written.
-    fn blob_to(&mut self, digest: &str, size: u64, file: &mut File) -> Result<()> {
+    fn blob_to(
+        &mut self,
+        digest: &str,
+        size: u64,
+        file: &mut File,
+        watch: &mut dyn crate::store::Watch,
+    ) -> Result<()> {
         let resp = self.get(&format!("blobs/{digest}"), "*/*")?;
         let announced = resp
             .headers()
@@ -218,8 +224,11 @@ impl Client {
                  nothing was stored (the registry is broken or hostile)"
             );
         }
-        let n = read_bounded(resp.into_body().into_reader(), size, file)
-            .with_context(|| format!("downloading {digest}"))?;
+        let body = crate::store::Watched {
+            inner: resp.into_body().into_reader(),
+            watch,
+        };
+        let n = read_bounded(body, size, file).with_context(|| format!("downloading {digest}"))?;
         check_length(digest, n, size, Some(size))
     }
 }
@@ -279,7 +288,12 @@ pub struct PullOptions {
 }
 
 /// Pulls `text` into the store; returns the image's id.
-pub fn pull(images: &Images, text: &str, options: PullOptions) -> Result<String> {
+pub fn pull(
+    images: &Images,
+    text: &str,
+    options: PullOptions,
+    watch: &mut dyn crate::store::Watch,
+) -> Result<String> {
     if !text.contains('@') {
         // The tag it will get is checked before anything is fetched.
         check_reference(text)?;
@@ -347,21 +361,29 @@ pub fn pull(images: &Images, text: &str, options: PullOptions) -> Result<String>
         .iter()
         .map(|l| (l.digest().to_string(), l.size()))
         .collect();
-    let id = store_image(images, &config, Some((&digest, &bytes)), &layers, |d| {
-        let size = *sizes.get(d).context("a layer the manifest does not list")?;
-        // Spooled to a scratch file that has no name from the start: whatever happens to the
-        // download (cut short, too long, killed), no partial blob is left in the store.
-        let path = images.scratch("blob")?;
-        let mut file = std::fs::File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        let _ = std::fs::remove_file(&path);
-        client.blob_to(d, size, &mut file)?;
-        file.rewind()?;
-        Ok(file)
-    })?;
+    let id = store_image(
+        images,
+        &config,
+        Some((&digest, &bytes)),
+        &layers,
+        watch,
+        |d, watch| {
+            let size = *sizes.get(d).context("a layer the manifest does not list")?;
+            // Spooled to a scratch file that has no name from the start: whatever happens to
+            // the download (cut short, too long, killed), no partial blob is left in the store.
+            let path = images.scratch("blob")?;
+            let mut file = std::fs::File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)?;
+            let _ = std::fs::remove_file(&path);
+            client.blob_to(d, size, &mut file, watch)?;
+            watch.done("downloaded");
+            file.rewind()?;
+            Ok(file)
+        },
+    )?;
     if !remote.reference.starts_with("sha256:") {
         let lock = images.lock()?;
         let mut index = images.index()?;
