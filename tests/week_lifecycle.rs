@@ -491,11 +491,15 @@ fn wait_prints_each_exit_code() {
     }
     let s = StateRoot::new();
     let r = Rootfs::new();
-    s.detach(&r, &["--name", "wl-wait3"], &["later", "0.3", "exit", "3"]);
+    // Long enough that a loaded machine's second `run -d` cannot outlast it.
+    s.detach(&r, &["--name", "wl-wait3"], &["later", "2", "exit", "3"]);
     s.detach(&r, &["--name", "wl-wait0"], &["later", "0.1", "exit", "0"]);
     let began = Instant::now();
     assert_eq!(s.ok(&["wait", "wl-wait3", "wl-wait0"]), "3\n0\n");
-    assert!(began.elapsed() >= Duration::from_millis(200));
+    assert!(
+        began.elapsed() >= Duration::from_millis(500),
+        "wait returned before wl-wait3 ended"
+    );
     let missing = s.mb(&["wait", "wl-wait0", "wl-nope"]);
     assert_eq!(missing.status.code(), Some(1));
     assert_eq!(stdout(&missing), "0\n");
