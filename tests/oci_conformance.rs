@@ -1,7 +1,8 @@
 //! Bundles the way other tools write them: what the OCI runtime-tools validation suite, `crun
 //! spec`, Docker and older seccomp profiles put in config.json, each run by minibox and checked
 //! from inside the container or on the host (issue 19). Each test here stands for a class of
-//! failure the validation suite found (tests/oci-validation/README.md). Root only.
+//! failure the validation suite found (tests/oci-validation/run.sh; the README's table). Root
+//! only.
 
 mod common;
 

@@ -267,7 +267,7 @@ fn mount_one(
         let target = destination(root, &rel, kind == libc::S_IFDIR)?;
         check_not_redirected(root, &rel, &target)?;
         mount_api::attach(tree, &target).context("attaching the bind's source (move_mount)")?;
-        renew_in_place(root, &rel, &target, o.recursive)?;
+        renew_in_place(root, &rel, tree, &target, o.recursive)?;
     } else {
         let target = destination(root, &rel, true)?;
         check_not_redirected(root, &rel, &target)?;
@@ -318,10 +318,23 @@ fn mount_one(
 /// detached tree from before the clone cannot be copied from the new namespace (EINVAL); an
 /// attached one can. Where a step fails (a user namespace's locked mount), the first tree
 /// stays: it is the same mount, only listed earlier.
-fn renew_in_place(root: &OwnedFd, rel: &str, target: &OwnedFd, recursive: bool) -> Result<()> {
+fn renew_in_place(
+    root: &OwnedFd,
+    rel: &str,
+    tree: &OwnedFd,
+    target: &OwnedFd,
+    recursive: bool,
+) -> Result<()> {
     let Ok(top) = open_in(root, rel, OFlag::O_PATH) else {
         return Ok(());
     };
+    // Only the tree just attached is renewed, never another mount the name might lead to.
+    let (Ok(now), Ok(attached)) = (nix::sys::stat::fstat(&top), nix::sys::stat::fstat(tree)) else {
+        return Ok(());
+    };
+    if (now.st_dev, now.st_ino) != (attached.st_dev, attached.st_ino) {
+        return Ok(());
+    }
     let Ok(copy) = mount_api::clone_tree(&top, recursive) else {
         return Ok(());
     };
