@@ -1016,3 +1016,67 @@ fn prestart_hooks_read_a_created_container() {
         }
     }
 }
+
+/// runtime-tools' `linux_cgroups_memory` (and Docker's `--memory-swappiness`,
+/// `--oom-kill-disable`): swappiness, disableOOMKiller and kernelTCP reach the container's v1
+/// memory group; cgroup v2 has no file for them, and refuses them by name. (`kernel` stays a
+/// warning: Linux takes the write and ignores it.)
+#[test]
+fn memory_swappiness_oom_killer_and_kernel_tcp_reach_the_v1_group() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    let mut c = config(&r, &["sleep", "5"]);
+    set(
+        &mut c,
+        "/linux/resources/memory",
+        json!({"limit": 64 << 20, "swappiness": 10, "disableOOMKiller": true,
+               "kernelTCP": 50593792}),
+    );
+    let b = bundle(&c);
+    let s = StateRoot::new();
+    let v1 = std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap()
+        .lines()
+        .any(|l| {
+            l.split(':')
+                .nth(1)
+                .unwrap_or("")
+                .split(',')
+                .any(|c| c == "memory")
+        });
+    if !v1 {
+        let (code, err) = s.mb(&["create", "--bundle", b.path().to_str().unwrap(), "om-mem"]);
+        assert_ne!(code, Some(0), "cgroup v2 took swappiness: {err}");
+        assert!(
+            err.contains("memory.swappiness is not supported on this host's cgroup v2"),
+            "{err}"
+        );
+        return;
+    }
+    let pid = s.create(b.path(), "om-mem");
+    let group = cgroup_dir(&pid, "memory");
+    let read = |file: &str| std::fs::read_to_string(group.join(file)).unwrap();
+    assert_eq!(read("memory.swappiness").trim(), "10");
+    assert!(
+        read("memory.oom_control").contains("oom_kill_disable 1"),
+        "{}",
+        read("memory.oom_control")
+    );
+    assert_eq!(read("memory.kmem.tcp.limit_in_bytes").trim(), "50593792");
+    s.ok(&["delete", "--force", "om-mem"]);
+    // Out of range: one line naming the field, nothing made.
+    set(&mut c, "/linux/resources/memory/swappiness", json!(101));
+    write_config(b.path(), &c);
+    let (code, err) = s.mb(&[
+        "create",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        "om-mem-bad",
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("swappiness 101 is invalid"), "{err}");
+    let (_, state) = s.mb(&["state", "om-mem-bad"]);
+    assert!(state.contains("does not exist"), "{state}");
+}

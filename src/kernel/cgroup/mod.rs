@@ -58,6 +58,15 @@ pub struct Tuning {
     /// Memory plus swap, bytes (OCI's `swap`); -1 for no limit. `None`: no swap at all on top
     /// of a memory limit (docker's `--memory` alone).
     pub memory_swap: Option<i64>,
+    /// How readily the group's memory goes to swap, 0 to 100 (v1 `memory.swappiness`; v2 has
+    /// no such file: refused there).
+    pub memory_swappiness: Option<u64>,
+    /// OCI's `disableOOMKiller`: at its limit the group waits for memory instead of losing a
+    /// process (v1 `memory.oom_control`; v2 has none: refused there).
+    pub oom_kill_disable: bool,
+    /// OCI's `kernelTCP`: the group's TCP buffer memory, bytes, -1 for no limit (v1
+    /// `memory.kmem.tcp.limit_in_bytes`; v2 counts it in `memory.max`: refused there).
+    pub kernel_tcp: Option<i64>,
     /// CPU shares (v1 `cpu.shares`; v2 `cpu.weight`, converted as runc does).
     pub cpu_shares: Option<u64>,
     /// The CFS period in µs (default `CPU_PERIOD_US`).
