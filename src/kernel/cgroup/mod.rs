@@ -369,12 +369,28 @@ fn check_tuning(driver: &Driver, tuning: &Tuning) -> Result<()> {
             }
             Ok(())
         }
-        Driver::V2(_) => Ok(()),
+        Driver::V2(_) => refuse_v1_only_memory(tuning),
         Driver::None if tuning.is_empty() => Ok(()),
         Driver::None => {
             bail!("cannot apply linux.resources: this host offers no cgroup controllers to minibox")
         }
     }
+}
+
+/// The memory settings cgroup v2 has no file for: refused by name rather than dropped.
+fn refuse_v1_only_memory(tuning: &Tuning) -> Result<()> {
+    let v1_only = [
+        ("swappiness", tuning.memory_swappiness.is_some()),
+        ("disableOOMKiller", tuning.oom_kill_disable),
+        ("kernelTCP", tuning.kernel_tcp.is_some()),
+    ];
+    if let Some((field, _)) = v1_only.iter().find(|(_, asked)| *asked) {
+        bail!(
+            "linux.resources.memory.{field} is not supported on this host's cgroup v2 (only v1 \
+             has it); leave it out (runtime-spec config-linux.md#memory)"
+        );
+    }
+    Ok(())
 }
 
 /// The controller each limit needs, with its flag.
@@ -543,6 +559,42 @@ pub fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn v2_refuses_the_v1_only_memory_settings_by_name() {
+        assert!(refuse_v1_only_memory(&Tuning::default()).is_ok());
+        for (tuning, field) in [
+            (
+                Tuning {
+                    memory_swappiness: Some(10),
+                    ..Tuning::default()
+                },
+                "swappiness",
+            ),
+            (
+                Tuning {
+                    oom_kill_disable: true,
+                    ..Tuning::default()
+                },
+                "disableOOMKiller",
+            ),
+            (
+                Tuning {
+                    kernel_tcp: Some(1 << 20),
+                    ..Tuning::default()
+                },
+                "kernelTCP",
+            ),
+        ] {
+            let e = refuse_v1_only_memory(&tuning).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!(
+                    "memory.{field} is not supported on this host's cgroup v2"
+                )),
+                "{e}"
+            );
+        }
+    }
 
     #[test]
     fn memory_follows_docker_syntax() {

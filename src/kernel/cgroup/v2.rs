@@ -222,7 +222,6 @@ impl Group {
     }
 
     fn write_limits(&self, limits: &Limits, tuning: &Tuning) -> Result<()> {
-        refuse_v1_only_memory(tuning)?;
         if let Some(bytes) = limits.memory {
             self.write("memory.max", &bytes.to_string())?;
         }
@@ -443,22 +442,6 @@ impl ContainerCgroup for Group {
             let _ = self.kill_all();
         })
     }
-}
-
-/// The memory settings cgroup v2 has no file for: refused by name rather than dropped.
-fn refuse_v1_only_memory(tuning: &Tuning) -> Result<()> {
-    let v1_only = [
-        ("swappiness", tuning.memory_swappiness.is_some()),
-        ("disableOOMKiller", tuning.oom_kill_disable),
-        ("kernelTCP", tuning.kernel_tcp.is_some()),
-    ];
-    if let Some((field, _)) = v1_only.iter().find(|(_, asked)| *asked) {
-        bail!(
-            "linux.resources.memory.{field} is not supported on this host's cgroup v2 (only v1 \
-             has it); leave it out (runtime-spec config-linux.md#memory)"
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]
