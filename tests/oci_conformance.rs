@@ -1,7 +1,8 @@
 //! Bundles the way other tools write them: what the OCI runtime-tools validation suite, `crun
 //! spec`, Docker and older seccomp profiles put in config.json, each run by minibox and checked
 //! from inside the container or on the host (issue 19). Each test here stands for a class of
-//! failure the validation suite found (tests/oci-validation/README.md). Root only.
+//! failure the validation suite found (tests/oci-validation/run.sh; the README's table). Root
+//! only.
 
 mod common;
 
@@ -104,6 +105,23 @@ impl StateRoot {
         let (code, err) = self.mb(args);
         assert_eq!(code, Some(0), "{args:?}: {err}");
     }
+
+    /// `create --bundle DIR --pid-file DIR/pid ID`; returns the pid it wrote.
+    fn create(&self, bundle: &std::path::Path, id: &str) -> String {
+        let pid_file = bundle.join("pid");
+        self.ok(&[
+            "create",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            id,
+        ]);
+        std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .to_string()
+    }
 }
 
 impl Drop for StateRoot {
@@ -139,16 +157,7 @@ fn start_returns_once_the_program_has_been_executed() {
     });
     let b = bundle(&c);
     let s = StateRoot::new();
-    let pid_file = b.path().join("pid");
-    s.ok(&[
-        "create",
-        "--bundle",
-        b.path().to_str().unwrap(),
-        "--pid-file",
-        pid_file.to_str().unwrap(),
-        "conf-start",
-    ]);
-    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let pid = s.create(b.path(), "conf-start");
     s.ok(&["start", "conf-start"]);
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
     assert!(
@@ -855,4 +864,219 @@ fn a_numeric_signal_is_never_taken_for_another_containers_id() {
     s.ok(&["delete", "--force", "9abc0def"]);
     s.ok(&["delete", "conf-victim"]);
     s.ok(&["delete", "--force", "conf-victim2"]);
+}
+
+/// Where each of `points` is in a mountinfo text (its line number), each listed exactly once.
+fn mountinfo_positions(text: &str, points: &[&str]) -> Vec<usize> {
+    let listed = mount_points(text);
+    points
+        .iter()
+        .map(|p| {
+            let at: Vec<usize> = (0..listed.len()).filter(|&i| listed[i] == *p).collect();
+            assert_eq!(at.len(), 1, "{p} is listed {} times: {text}", at.len());
+            at[0]
+        })
+        .collect()
+}
+
+/// runtime-tools' `mounts`: config.json's mounts show in `/proc/self/mountinfo` in the listed
+/// order, binds and tmpfs mixed. The kernel lists mounts by when each was made, and a bind's
+/// tree is opened before the clone: unless the child renews it as it attaches it, every bind
+/// comes first, before the root even. The renewed bind keeps its flags and submounts; in a
+/// user namespace too.
+#[test]
+fn mounts_are_listed_in_config_order_with_their_flags() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    std::fs::set_permissions(
+        r.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    // Made here: root in a user namespace may not make them in a rootfs the host's root owns.
+    for d in ["om-a", "om-b", "om-c", "om-d"] {
+        std::fs::create_dir(r.path().join(d)).unwrap();
+    }
+    let host = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        host.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let sub = host.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let _sub = UserTmpfs::new(sub.to_str().unwrap());
+    let mut c = config(&r, &["cat", "/proc/self/mountinfo"]);
+    c["mounts"].as_array_mut().unwrap().extend([
+        json!({"destination": "/om-a", "type": "tmpfs", "source": "tmpfs"}),
+        json!({"destination": "/om-b", "type": "bind", "source": host.path(),
+               "options": ["bind", "ro"]}),
+        json!({"destination": "/om-c", "type": "tmpfs", "source": "tmpfs"}),
+        json!({"destination": "/om-d", "type": "bind", "source": host.path(),
+               "options": ["rbind", "nosuid", "shared"]}),
+    ]);
+    let points = ["/", "/om-a", "/om-b", "/om-c", "/om-d", "/om-d/sub"];
+    let check = |text: &str| {
+        let at = mountinfo_positions(text, &points);
+        assert!(
+            at.windows(2).all(|w| w[0] < w[1]),
+            "mounts out of config.json's order ({points:?} at lines {at:?}): {text}"
+        );
+        let opts = |point: &str| {
+            let line = text
+                .lines()
+                .find(|l| l.split(' ').nth(4) == Some(point))
+                .unwrap();
+            (
+                line.split(' ').nth(5).unwrap().to_string(),
+                line.to_string(),
+            )
+        };
+        assert!(opts("/om-b").0.starts_with("ro,"), "{}", opts("/om-b").1);
+        for point in ["/om-d", "/om-d/sub"] {
+            assert!(opts(point).0.contains("nosuid"), "{}", opts(point).1);
+        }
+        assert!(opts("/om-d").1.contains(" shared:"), "{}", opts("/om-d").1);
+    };
+    check(&run_ok(&c, "om-mount-order"));
+    // The same in a user namespace (root inside, 100000 outside).
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c["linux"]["uidMappings"] = map.clone();
+    c["linux"]["gidMappings"] = map;
+    check(&run_ok(&c, "om-mount-order-userns"));
+}
+
+/// runtime-tools' `hooks_stdin`: a `prestart` hook (runtime-spec 1.0's, run "after the start
+/// operation is called") reads the state of a `created` container, as crun gives it;
+/// `createRuntime`, run at the same point, reads `creating` (1.1); `poststart` reads
+/// `running`, `poststop` `stopped`; each with the container's pid, bundle and annotations.
+#[test]
+fn prestart_hooks_read_a_created_container() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    let out = tempfile::tempdir().unwrap();
+    let o = out.path().to_str().unwrap().to_string();
+    let hook = |name: &str| json!([{"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {o}/{name}")]}]);
+    let mut c = config(&r, &["exit", "0"]);
+    c["annotations"] = json!({"org.example.om": "hooks"});
+    c["hooks"] = json!({
+        "prestart": hook("prestart"),
+        "createRuntime": hook("createRuntime"),
+        "poststart": hook("poststart"),
+        "poststop": hook("poststop"),
+    });
+    let b = bundle(&c);
+    let s = StateRoot::new();
+    let pid: u64 = s.create(b.path(), "om-hooks").parse().unwrap();
+    s.ok(&["start", "om-hooks"]);
+    let mut stopped = false;
+    for _ in 0..500 {
+        let (_, text) = s.mb(&["state", "om-hooks"]);
+        if text.contains("\"stopped\"") {
+            stopped = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(stopped, "om-hooks did not stop");
+    s.ok(&["delete", "om-hooks"]);
+    let read = |name: &str| -> Value {
+        let text = std::fs::read_to_string(out.path().join(name))
+            .unwrap_or_else(|e| panic!("hook {name} wrote nothing: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}: {text}"))
+    };
+    for (name, status) in [
+        ("prestart", "created"),
+        ("createRuntime", "creating"),
+        ("poststart", "running"),
+        ("poststop", "stopped"),
+    ] {
+        let state = read(name);
+        assert_eq!(state["status"], status, "{name}: {state}");
+        assert_eq!(state["id"], "om-hooks", "{name}: {state}");
+        assert_eq!(
+            state["bundle"].as_str(),
+            b.path().to_str(),
+            "{name}: {state}"
+        );
+        assert_eq!(
+            state["annotations"]["org.example.om"], "hooks",
+            "{name}: {state}"
+        );
+        if name != "poststop" {
+            assert_eq!(state["pid"].as_u64(), Some(pid), "{name}: {state}");
+        }
+    }
+}
+
+/// runtime-tools' `linux_cgroups_memory` (and Docker's `--memory-swappiness`,
+/// `--oom-kill-disable`): swappiness, disableOOMKiller and kernelTCP reach the container's v1
+/// memory group; cgroup v2 has no file for them, and refuses them by name. (`kernel` stays a
+/// warning: Linux takes the write and ignores it.)
+#[test]
+fn memory_swappiness_oom_killer_and_kernel_tcp_reach_the_v1_group() {
+    if !need_root() {
+        return;
+    }
+    let r = Rootfs::new();
+    let mut c = config(&r, &["sleep", "5"]);
+    set(
+        &mut c,
+        "/linux/resources/memory",
+        json!({"limit": 64 << 20, "swappiness": 10, "disableOOMKiller": true,
+               "kernelTCP": 50593792}),
+    );
+    let b = bundle(&c);
+    let s = StateRoot::new();
+    let v1 = std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap()
+        .lines()
+        .any(|l| {
+            l.split(':')
+                .nth(1)
+                .unwrap_or("")
+                .split(',')
+                .any(|c| c == "memory")
+        });
+    if !v1 {
+        let (code, err) = s.mb(&["create", "--bundle", b.path().to_str().unwrap(), "om-mem"]);
+        assert_ne!(code, Some(0), "cgroup v2 took swappiness: {err}");
+        assert!(
+            err.contains("memory.swappiness is not supported on this host's cgroup v2"),
+            "{err}"
+        );
+        return;
+    }
+    let pid = s.create(b.path(), "om-mem");
+    let group = cgroup_dir(&pid, "memory");
+    let read = |file: &str| std::fs::read_to_string(group.join(file)).unwrap();
+    assert_eq!(read("memory.swappiness").trim(), "10");
+    assert!(
+        read("memory.oom_control").contains("oom_kill_disable 1"),
+        "{}",
+        read("memory.oom_control")
+    );
+    assert_eq!(read("memory.kmem.tcp.limit_in_bytes").trim(), "50593792");
+    s.ok(&["delete", "--force", "om-mem"]);
+    // Out of range: one line naming the field, nothing made.
+    set(&mut c, "/linux/resources/memory/swappiness", json!(101));
+    write_config(b.path(), &c);
+    let (code, err) = s.mb(&[
+        "create",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        "om-mem-bad",
+    ]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("swappiness 101 is invalid"), "{err}");
+    let (_, state) = s.mb(&["state", "om-mem-bad"]);
+    assert!(state.contains("does not exist"), "{state}");
 }

@@ -151,7 +151,7 @@ fn directory_hint(raw: &Path) -> String {
         true => format!(" (there is a directory {name} here: {as_path} runs it)"),
         false => String::new(),
     };
-    format!("A ROOTFS directory is run only when written as a path: {as_path} or /abs/path{here}")
+    format!("a directory is run only when written as a path: {as_path} or /abs/path{here}")
 }
 
 /// Drafts a container from `minibox run`'s flags, checking each before anything is made.
@@ -174,7 +174,7 @@ pub fn spec_from_run_args(args: &RunArgs, data_root: &Path) -> Result<ContainerS
             // that name would be run.
             None => {
                 let err = images::not_found_for_run(data_root, Path::new(name))?;
-                bail!("{err}. {}", directory_hint(&args.rootfs))
+                bail!("{err}; {}", directory_hint(&args.rootfs))
             }
         },
     };

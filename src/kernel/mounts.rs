@@ -272,6 +272,7 @@ fn mount_one(
         let target = destination(root, &rel, kind == libc::S_IFDIR)?;
         check_not_redirected(root, &rel, &target)?;
         mount_api::attach(tree, &target).context("attaching the bind's source (move_mount)")?;
+        renew_in_place(root, &rel, tree, &target, o.recursive)?;
     } else {
         let target = destination(root, &rel, true)?;
         check_not_redirected(root, &rel, &target)?;
@@ -333,6 +334,41 @@ fn bind_host_sysfs(target: &OwnedFd) -> Result<()> {
     let ro = Attrs::default().with(attr::RDONLY | attr::NOSUID | attr::NODEV | attr::NOEXEC);
     mount_api::set_attrs(&tree, &ro).context("making the host's /sys read-only")?;
     mount_api::attach(&tree, target).context("binding the host's /sys")
+}
+
+/// The bind just attached at `rel`, replaced by a copy made now: the kernel lists a namespace's
+/// mounts (`/proc/self/mountinfo`) by when each mount was made, and a tree opened before the
+/// clone is older than every mount the child makes, so every bind would come first there, out
+/// of config.json's order (runtime-spec: mounts are made "in the listed order"; the OCI
+/// validation suite reads it there, as tools do). The copy keeps every flag and submount. A
+/// detached tree from before the clone cannot be copied from the new namespace (EINVAL); an
+/// attached one can. Where a step fails (a user namespace's locked mount), the first tree
+/// stays: it is the same mount, only listed earlier.
+fn renew_in_place(
+    root: &OwnedFd,
+    rel: &str,
+    tree: &OwnedFd,
+    target: &OwnedFd,
+    recursive: bool,
+) -> Result<()> {
+    let Ok(top) = open_in(root, rel, OFlag::O_PATH) else {
+        return Ok(());
+    };
+    // Only the tree just attached is renewed, never another mount the name might lead to.
+    let (Ok(now), Ok(attached)) = (nix::sys::stat::fstat(&top), nix::sys::stat::fstat(tree)) else {
+        return Ok(());
+    };
+    if (now.st_dev, now.st_ino) != (attached.st_dev, attached.st_ino) {
+        return Ok(());
+    }
+    let Ok(copy) = mount_api::clone_tree(&top, recursive) else {
+        return Ok(());
+    };
+    if nix::mount::umount2(fd_path(&top).as_str(), nix::mount::MntFlags::MNT_DETACH).is_err() {
+        return Ok(());
+    }
+    // The old tree is gone: the copy takes its place, or the container does not start.
+    mount_api::attach(&copy, target).context("attaching the bind's renewed copy (move_mount)")
 }
 
 /// Filesystems only the kernel's own mounts of `/proc`, `/sys` and `/dev` hold.

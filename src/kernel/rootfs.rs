@@ -544,11 +544,15 @@ fn open_existing(root: &OwnedFd, rel: &str) -> Result<Option<OwnedFd>> {
 }
 
 /// Makes the rootfs `/` and puts the host's root out of reach: `pivot_root(".", ".")` stacks
-/// the old root under the new one, and a lazy unmount of "." then drops it (runc's idiom; it
+/// the old root over the new one, and a lazy unmount of it then drops it (runc's idiom; it
 /// needs no `put_old` directory, so nothing is left behind in ROOTFS).
 pub fn pivot_into(root: &OwnedFd) -> Result<()> {
+    let old_root = open_dir(Path::new("/"))?;
     fchdir(root).context("entering the rootfs")?;
     pivot_root(".", ".").context("pivot_root into the rootfs")?;
+    // Into the old root, now stacked on the new one: "." names it, not the new root (whose
+    // mounts keep the propagation config.json gave them: a `shared` mount stays shared).
+    fchdir(&old_root).context("entering the old root")?;
     // Slave first, so the unmount below cannot propagate to the host's mounts.
     mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE)
         .context("making the old root a slave")?;

@@ -36,6 +36,15 @@ pub fn has_runtime_hooks(h: &Hooks) -> bool {
     !of(h, "prestart").is_empty() || !of(h, "createRuntime").is_empty()
 }
 
+/// The state `prestart` hooks read: `created`, where `createRuntime`'s (run at the same point)
+/// says `creating`. prestart is runtime-spec 1.0's hook, which 1.0 runs "after the start
+/// operation is called", on a created container; crun and the OCI validation suite
+/// (`hooks_stdin`) say `created` there. runtime-spec 1.1 deprecates it for the
+/// createRuntime/createContainer/startContainer hooks, which run while it is `creating`.
+pub fn prestart_state(creating: &str) -> String {
+    creating.replacen("\"status\":\"creating\"", "\"status\":\"created\"", 1)
+}
+
 /// Runs the hooks of `point` in order, each with `state` on stdin; the first failure stops.
 pub fn run(hooks: &Hooks, point: &str, state: &str) -> Result<()> {
     for (i, hook) in of(hooks, point).iter().enumerate() {

@@ -233,7 +233,7 @@ fn run_runtime_hooks_until_set_up(
     while parent.next_stop(|step, text| explain_child_step_if_asked(spec, pid, step, text))?
         == Stop::Hooks
     {
-        hooks::run(&spec.hooks, "prestart", state)?;
+        hooks::run(&spec.hooks, "prestart", &hooks::prestart_state(state))?;
         hooks::run(&spec.hooks, "createRuntime", state)?;
         parent.send_continue()?;
     }

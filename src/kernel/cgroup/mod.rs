@@ -80,6 +80,15 @@ pub struct Tuning {
     /// Memory plus swap, bytes (OCI's `swap`); -1 for no limit. `None`: no swap at all on top
     /// of a memory limit (docker's `--memory` alone).
     pub memory_swap: Option<i64>,
+    /// How readily the group's memory goes to swap, 0 to 100 (v1 `memory.swappiness`; v2 has
+    /// no such file: refused there).
+    pub memory_swappiness: Option<u64>,
+    /// OCI's `disableOOMKiller`: at its limit the group waits for memory instead of losing a
+    /// process (v1 `memory.oom_control`; v2 has none: refused there).
+    pub oom_kill_disable: bool,
+    /// OCI's `kernelTCP`: the group's TCP buffer memory, bytes, -1 for no limit (v1
+    /// `memory.kmem.tcp.limit_in_bytes`; v2 counts it in `memory.max`: refused there).
+    pub kernel_tcp: Option<i64>,
     /// CPU shares (v1 `cpu.shares`; v2 `cpu.weight`, converted as runc does).
     pub cpu_shares: Option<u64>,
     /// The CFS period in µs (default `CPU_PERIOD_US`).
@@ -404,12 +413,28 @@ fn check_tuning(driver: &Driver, tuning: &Tuning) -> Result<()> {
             }
             Ok(())
         }
-        Driver::V2(_) => Ok(()),
+        Driver::V2(_) => refuse_v1_only_memory(tuning),
         Driver::None if tuning.is_empty() => Ok(()),
         Driver::None => {
             bail!("cannot apply linux.resources: this host offers no cgroup controllers to minibox")
         }
     }
+}
+
+/// The memory settings cgroup v2 has no file for: refused by name rather than dropped.
+fn refuse_v1_only_memory(tuning: &Tuning) -> Result<()> {
+    let v1_only = [
+        ("swappiness", tuning.memory_swappiness.is_some()),
+        ("disableOOMKiller", tuning.oom_kill_disable),
+        ("kernelTCP", tuning.kernel_tcp.is_some()),
+    ];
+    if let Some((field, _)) = v1_only.iter().find(|(_, asked)| *asked) {
+        bail!(
+            "linux.resources.memory.{field} is not supported on this host's cgroup v2 (only v1 \
+             has it); leave it out (runtime-spec config-linux.md#memory)"
+        );
+    }
+    Ok(())
 }
 
 /// The controller each limit needs, with its flag.
@@ -582,6 +607,42 @@ pub fn human_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn v2_refuses_the_v1_only_memory_settings_by_name() {
+        assert!(refuse_v1_only_memory(&Tuning::default()).is_ok());
+        for (tuning, field) in [
+            (
+                Tuning {
+                    memory_swappiness: Some(10),
+                    ..Tuning::default()
+                },
+                "swappiness",
+            ),
+            (
+                Tuning {
+                    oom_kill_disable: true,
+                    ..Tuning::default()
+                },
+                "disableOOMKiller",
+            ),
+            (
+                Tuning {
+                    kernel_tcp: Some(1 << 20),
+                    ..Tuning::default()
+                },
+                "kernelTCP",
+            ),
+        ] {
+            let e = refuse_v1_only_memory(&tuning).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!(
+                    "memory.{field} is not supported on this host's cgroup v2"
+                )),
+                "{e}"
+            );
+        }
+    }
 
     #[test]
     fn memory_follows_docker_syntax() {

@@ -497,6 +497,15 @@ impl Group {
         if let Some(soft) = tuning.memory_reservation {
             self.write("memory", "memory.soft_limit_in_bytes", &soft.to_string())?;
         }
+        if let Some(swappiness) = tuning.memory_swappiness {
+            self.write("memory", "memory.swappiness", &swappiness.to_string())?;
+        }
+        if let Some(tcp) = tuning.kernel_tcp {
+            self.write("memory", "memory.kmem.tcp.limit_in_bytes", &tcp.to_string())?;
+        }
+        if tuning.oom_kill_disable {
+            self.write("memory", "memory.oom_control", "1")?;
+        }
         let period = tuning.cpu_period.unwrap_or(CPU_PERIOD_US);
         if limits.cpu_quota.is_some() || tuning.cpu_period.is_some() {
             self.write("cpu", "cpu.cfs_period_us", &period.to_string())?;

@@ -580,15 +580,18 @@ fn checked_memory(m: &LinuxMemory, tuning: &mut Tuning) -> Result<Option<u64>> {
              limits kernel memory on its own (runtime-spec config-linux.md#memory)"
         );
     }
-    if m.kernel_tcp().is_some() {
-        return not_yet("kernelTCP");
-    }
-    if m.swappiness().is_some() {
-        return not_yet("swappiness");
-    }
-    if m.disable_oom_killer() == Some(true) {
-        return not_yet("disableOOMKiller");
-    }
+    // (0: Docker's "not set", as runc reads it.)
+    tuning.kernel_tcp = match m.kernel_tcp() {
+        None | Some(0) => None,
+        Some(n) if n >= -1 => Some(n),
+        Some(n) => bail!("linux.resources.memory.kernelTCP {n} is invalid: give bytes, or -1"),
+    };
+    tuning.memory_swappiness = match m.swappiness() {
+        None => None,
+        Some(n) if n <= 100 => Some(n),
+        Some(n) => bail!("linux.resources.memory.swappiness {n} is invalid: give 0 to 100"),
+    };
+    tuning.oom_kill_disable = m.disable_oom_killer() == Some(true);
     if m.use_hierarchy().is_some() {
         return not_yet("useHierarchy");
     }
