@@ -11,7 +11,9 @@
 //! the veth goes, the table and the other members' hosts files are rewritten.
 //!
 //! Everything that changes networks or leases runs under the networks' lock, single-threaded:
-//! netlink is spoken synchronously (no runtime, no thread), and nft runs as a child process.
+//! netlink is spoken synchronously (no runtime, no thread); nft runs as a child process only
+//! when a network is made or removed (a container's start and end change set elements over
+//! netlink).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -210,9 +212,9 @@ pub fn connect(
     let nets = Networks::open(store.root())?;
     let _lock = nets.lock()?;
     let (net, made) = network_for(&nets, net_name)?;
-    // The table holds networks and published ports only: a container without ports on an
-    // existing network changes nothing in it (and spares a run of nft).
-    let table_changes = made || !ports.is_empty();
+    // A new network's tables are rendered whole (nft); on an existing one the container's
+    // guard entry and published ports are set elements, added over netlink.
+    let table_changes = made;
     let mut leases = nets.leases(&net.name)?;
     let taken_name = |n: &str| {
         leases
@@ -294,7 +296,7 @@ pub fn connect(
             if table_changes {
                 sync_table(&nets)
             } else {
-                Ok(())
+                add_members(&nets, &connection.lease)
             }
         });
     if let Err(e) = done {
@@ -307,12 +309,19 @@ pub fn connect(
     Ok(Some(connection))
 }
 
+/// The member's set elements, over netlink; the tables rendered anew if that fails (made by
+/// an older minibox, or changed by hand).
+fn add_members(nets: &Networks, lease: &Lease) -> Result<()> {
+    nft::change_members(&[lease], true).or_else(|_| sync_table(nets))
+}
+
 /// After `clone`, the child waiting: its `eth0`, address and default route.
 pub fn plug(conn: &Connection, pid: i32) -> Result<()> {
     let netns = File::open(format!("/proc/{pid}/ns/net"))
         .context("opening the container's network namespace")?;
     let mut host = Netlink::open()?;
-    host.add_veth(&conn.lease.veth, "eth0", &netns)?;
+    let mac = nft::mac_for(conn.lease.ip);
+    host.add_veth(&conn.lease.veth, "eth0", mac, &netns)?;
     host.set_up(&conn.lease.veth, Some(&conn.network.bridge))?;
     let mut inside = Netlink::open_in(&netns)?;
     inside.set_up("lo", None)?;
@@ -333,14 +342,13 @@ pub fn release(state_root: &Path, container: &str) -> Result<()> {
 }
 
 fn release_locked(nets: &Networks, doomed: impl Fn(&Lease) -> bool) -> Result<()> {
-    let mut changed = false;
+    let mut all_gone = vec![];
     for net in nets.list()? {
         let mut leases = nets.leases(&net.name)?;
         let (gone, kept): (Vec<Lease>, Vec<Lease>) = leases.drain(..).partition(|l| doomed(l));
         if gone.is_empty() {
             continue;
         }
-        changed |= gone.iter().any(|l| !l.ports.is_empty());
         nets.save_leases(&net.name, &kept)?;
         if let Ok(mut nl) = Netlink::open() {
             for l in &gone {
@@ -348,8 +356,11 @@ fn release_locked(nets: &Networks, doomed: impl Fn(&Lease) -> bool) -> Result<()
             }
         }
         rewrite_hosts(&net, &kept)?;
+        all_gone.extend(gone);
     }
-    if changed {
+    // Their set elements, over netlink; rendered anew if any was missing already.
+    let gone: Vec<&Lease> = all_gone.iter().collect();
+    if !gone.is_empty() && nft::change_members(&gone, false).is_err() {
         sync_table(nets)?;
     }
     Ok(())
