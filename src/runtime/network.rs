@@ -265,7 +265,7 @@ pub fn connect(
         name: name.to_string(),
         hostname: spec.hostname.clone(),
         aliases: spec.net.aliases.clone(),
-        veth: format!("mbxv{}", &spec.id[..11]),
+        veth: veth_name(&spec.id),
         ports: ports.to_vec(),
         extra_hosts: spec
             .net
@@ -331,17 +331,52 @@ pub fn plug(conn: &Connection, pid: i32) -> Result<()> {
     Ok(())
 }
 
-/// Returns every lease `container` holds, removes its veth, and brings the table and the other
-/// members' hosts files up to date. Quiet when there is nothing to do.
+/// What becomes of a released container's veth.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Veth {
+    /// Deleted now (`rm`, the sweep: whoever asks expects it gone when the command returns).
+    Delete,
+    /// Left to the kernel: its peer is in the container's network namespace, which goes when
+    /// the container's last process has, and takes the pair with it. Deleting it ourselves
+    /// costs the supervisor the kernel's unregistering wait (RCU grace periods: 30+ ms) at
+    /// every container's end; the namespace's teardown does that work in the background. A
+    /// namespace still held (a `--network container:` joiner) keeps the veth until it ends,
+    /// its frames dropped by the guard (its element is gone).
+    WithNamespace,
+}
+
+/// `veth` of `container`'s lease: `mbxv` and the first 11 characters of its id (IFNAMSIZ).
+fn veth_name(container: &str) -> String {
+    format!("mbxv{}", &container[..container.len().min(11)])
+}
+
+/// `rm`: returns every lease `container` holds, removes its veth (if the kernel has not yet),
+/// and brings the tables and the other members' hosts files up to date. Quiet when there is
+/// nothing to do.
 pub fn release(state_root: &Path, container: &str) -> Result<()> {
     let Some(nets) = Networks::existing(state_root) else {
         return Ok(());
     };
     let _lock = nets.lock()?;
-    release_locked(&nets, |l| l.container == container)
+    release_locked(&nets, |l| l.container == container, Veth::Delete)?;
+    // Its supervisor may have returned the lease and left the veth to the namespace's
+    // teardown, which may not have run yet.
+    if let Ok(mut nl) = Netlink::open() {
+        let _ = nl.delete_link(&veth_name(container));
+    }
+    Ok(())
 }
 
-fn release_locked(nets: &Networks, doomed: impl Fn(&Lease) -> bool) -> Result<()> {
+/// The supervisor, its container ended: as `release`, the veth left to the kernel.
+pub fn release_at_exit(state_root: &Path, container: &str) -> Result<()> {
+    let Some(nets) = Networks::existing(state_root) else {
+        return Ok(());
+    };
+    let _lock = nets.lock()?;
+    release_locked(&nets, |l| l.container == container, Veth::WithNamespace)
+}
+
+fn release_locked(nets: &Networks, doomed: impl Fn(&Lease) -> bool, veth: Veth) -> Result<()> {
     let mut all_gone = vec![];
     for net in nets.list()? {
         let mut leases = nets.leases(&net.name)?;
@@ -350,9 +385,11 @@ fn release_locked(nets: &Networks, doomed: impl Fn(&Lease) -> bool) -> Result<()
             continue;
         }
         nets.save_leases(&net.name, &kept)?;
-        if let Ok(mut nl) = Netlink::open() {
-            for l in &gone {
-                let _ = nl.delete_link(&l.veth);
+        if veth == Veth::Delete {
+            if let Ok(mut nl) = Netlink::open() {
+                for l in &gone {
+                    let _ = nl.delete_link(&l.veth);
+                }
             }
         }
         rewrite_hosts(&net, &kept)?;
@@ -386,7 +423,7 @@ pub fn sweep(store: &Store) -> Result<()> {
         return Ok(());
     }
     let _lock = nets.lock()?;
-    release_locked(&nets, |l| ended(&l.container))
+    release_locked(&nets, |l| ended(&l.container), Veth::Delete)
 }
 
 /// The container's `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`, in its state
