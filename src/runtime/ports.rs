@@ -203,6 +203,8 @@ struct Conn {
     eof: [bool; 2],
     /// ... and that was passed on (a half-close of the other side).
     passed: [bool; 2],
+    /// Side `i` hung up (its end of file may be behind the bytes still to read).
+    hup: [bool; 2],
 }
 
 struct Relay {
@@ -276,8 +278,8 @@ impl Relay {
                 } else if token >= FLOW_TOKEN {
                     self.datagrams_back((token - FLOW_TOKEN) as usize);
                 } else {
-                    let slot = (token / 2) as usize;
-                    self.pump(slot);
+                    let (slot, side) = ((token / 2) as usize, (token % 2) as usize);
+                    self.pump(slot, side, ev.events());
                 }
             }
             if self.swept.elapsed() >= Duration::from_secs(1) {
@@ -421,6 +423,7 @@ impl Relay {
                 pending: [vec![], vec![]],
                 eof: [false; 2],
                 passed: [false; 2],
+                hup: [false; 2],
             };
             let slot = match self.free.pop() {
                 Some(s) => s,
@@ -462,13 +465,13 @@ impl Relay {
         }
     }
 
-    /// Moves whatever can move on connection `slot`; closes it when both ways are done or
-    /// either side broke.
-    fn pump(&mut self, slot: usize) {
+    /// Moves what `events` on `side` of connection `slot` let move; closes it when both ways
+    /// are done or either side broke.
+    fn pump(&mut self, slot: usize, side: usize, events: EpollFlags) {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
-        let step = pump_conn(conn, &mut self.scratch);
+        let step = pump_conn(conn, &mut self.scratch, side, events);
         if let Step::Close = step {
             // Closing the descriptors takes them out of the epoll set.
             self.conns[slot] = None;
@@ -477,7 +480,20 @@ impl Relay {
     }
 }
 
-fn pump_conn(conn: &mut Conn, scratch: &mut [u8]) -> Step {
+/// Only the ways `events` concern are tried (a readable side: from it; a writable side: what
+/// waits for it, then more from the other), so a wake-up costs no read that can only say
+/// EAGAIN; a short read ends a way's turn (the socket was drained: new bytes make a new edge)
+/// unless the peer hung up (its end of file must be seen now: no edge follows).
+fn pump_conn(conn: &mut Conn, scratch: &mut [u8], side: usize, events: EpollFlags) -> Step {
+    let mut ways = [false; 2];
+    let hangup = events.intersects(EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP);
+    conn.hup[side] |= hangup;
+    if events.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLERR) || hangup {
+        ways[side] = true;
+    }
+    if events.contains(EpollFlags::EPOLLOUT) {
+        ways[1 - side] = true;
+    }
     if !conn.connected {
         match getsockopt(&conn.sides[1], sockopt::SocketError) {
             Ok(0) => {}
@@ -497,8 +513,13 @@ fn pump_conn(conn: &mut Conn, scratch: &mut [u8]) -> Step {
             Err(_) => return Step::Close,
         }
         conn.connected = true;
+        // What the client sent while we connected is waiting: both ways now.
+        ways = [true; 2];
     }
     for from in 0..2 {
+        if !ways[from] {
+            continue;
+        }
         let to = 1 - from;
         let (src, dst) = (conn.sides[from].as_raw_fd(), conn.sides[to].as_raw_fd());
         // What the other side did not take last time goes first.
@@ -527,6 +548,8 @@ fn pump_conn(conn: &mut Conn, scratch: &mut [u8]) -> Step {
                     }
                     if sent < n {
                         conn.pending[from].extend_from_slice(&scratch[sent..n]);
+                    } else if n < scratch.len() && !conn.hup[from] {
+                        break;
                     }
                 }
                 Err(Errno::EAGAIN) => break,
