@@ -508,8 +508,8 @@ fn pump_conn(conn: &mut Conn, scratch: &mut [u8], side: usize, events: EpollFlag
         // What the client sent while we connected is waiting: both ways now.
         ways = [true; 2];
     }
-    for from in 0..2 {
-        if !ways[from] {
+    for (from, &wanted) in ways.iter().enumerate() {
+        if !wanted {
             continue;
         }
         let to = 1 - from;
