@@ -164,6 +164,19 @@ impl TestHost {
             .to_string()
     }
 
+    /// The MAC of `container`'s eth0, as it reads it.
+    fn mac_of(&self, container: &str) -> String {
+        self.mb_ok(&[
+            "exec",
+            container,
+            "/payload",
+            "cat",
+            "/sys/class/net/eth0/address",
+        ])
+        .trim()
+        .to_string()
+    }
+
     fn leases(&self, network: &str) -> String {
         fs::read_to_string(
             self.state_root()
@@ -619,8 +632,12 @@ fn rm_and_network_rm_leave_nothing_behind() {
     host.wait_log("srv", "listening 9000");
     assert!(host.leases("n").contains("\"srv\""), "{}", host.leases("n"));
     assert!(host.links().contains("mbxv"), "{}", host.links());
-    let ruleset = stdout(&host.sh("nft list table inet minibox"));
-    assert!(ruleset.contains("dport 9000"), "{ruleset}");
+    let ruleset = stdout(&host.sh("nft list ruleset"));
+    assert!(ruleset.contains("tcp . 9000 : "), "{ruleset}");
+    assert!(
+        ruleset.contains(" . 02:42:"),
+        "no guard for the veth: {ruleset}"
+    );
     let refused = host.mb(&["network", "rm", "n"]);
     assert_eq!(
         refused.status.code(),
@@ -630,8 +647,9 @@ fn rm_and_network_rm_leave_nothing_behind() {
     host.mb_ok(&["rm", "-f", "srv"]);
     assert!(!host.leases("n").contains("srv"), "{}", host.leases("n"));
     assert!(!host.links().contains("mbxv"), "{}", host.links());
-    let ruleset = stdout(&host.sh("nft list table inet minibox"));
-    assert!(!ruleset.contains("dport 9000"), "{ruleset}");
+    let ruleset = stdout(&host.sh("nft list ruleset"));
+    assert!(!ruleset.contains("9000"), "{ruleset}");
+    assert!(!ruleset.contains(" . 02:42:"), "{ruleset}");
     host.mb_ok(&["network", "rm", "n"]);
     assert!(!host.links().contains("mbx"), "{}", host.links());
     assert!(!host.tables().contains("minibox"), "{}", host.tables());
@@ -677,8 +695,9 @@ fn a_killed_supervisors_leftovers_go_with_the_next_command() {
     );
     host.mb_ok(&["ps", "-a"]);
     assert!(!host.leases("n").contains("srv"), "{}", host.leases("n"));
-    let ruleset = stdout(&host.sh("nft list table inet minibox"));
-    assert!(!ruleset.contains("dport 9100"), "{ruleset}");
+    let ruleset = stdout(&host.sh("nft list ruleset"));
+    assert!(!ruleset.contains("9100"), "{ruleset}");
+    assert!(!ruleset.contains(" . 02:42:"), "{ruleset}");
     assert!(!host.links().contains("mbxv"), "{}", host.links());
 }
 
@@ -927,12 +946,7 @@ fn container_root_cannot_spoof_a_neighbours_arp_on_a_bridge() {
     ]);
     host.wait_log("victim", "listening 8000");
     let victim_ip = host.ip_of("spoofnet", "victim");
-    let mac_of = |c: &str| {
-        host.mb_ok(&["exec", c, "/payload", "cat", "/sys/class/net/eth0/address"])
-            .trim()
-            .to_string()
-    };
-    let (victim_mac, spoofer_mac) = (mac_of("victim"), mac_of("spoofer"));
+    let (victim_mac, spoofer_mac) = (host.mac_of("victim"), host.mac_of("spoofer"));
     assert_ne!(victim_mac, spoofer_mac);
     // The host talks to the victim: its neighbour entry holds the victim's MAC.
     let neigh = || stdout(&host.sh(&format!("ip neigh show {victim_ip}")));
@@ -958,4 +972,99 @@ fn container_root_cannot_spoof_a_neighbours_arp_on_a_bridge() {
         stderr(&claim)
     );
     assert!(stdout(&claim).contains("EPERM"), "{}", stdout(&claim));
+}
+
+/// Issue 17 row 9 with `--cap-add NET_RAW` (ping-like tools, or docker's default): minibox's
+/// `bridge minibox` table guards every container's veth. The spoofer's ARP claims of its
+/// neighbour's address leave the host's neighbour entry the victim's and bring it none of the
+/// victim's traffic, and a datagram it forges with the victim's source address never arrives
+/// (its honest one does: the raw socket works, only the forgery is stopped).
+#[test]
+fn ns_with_net_raw_a_container_can_neither_take_a_neighbours_traffic_nor_forge_its_address() {
+    let host = TestHost::new();
+    let r = rootfs();
+    host.mb_ok(&["network", "create", "ns-guard", "--subnet", "10.123.0.0/24"]);
+    let (victim_ip, spoofer_ip, gateway) = ("10.123.0.2", "10.123.0.3", "10.123.0.1");
+    let rootfs = r.arg();
+    let run = |args: String| host.mb_ok(&args.split_whitespace().collect::<Vec<_>>());
+    run(format!(
+        "run -d --name ns-victim --network ns-guard --ip {victim_ip} {rootfs} /payload http 8000"
+    ));
+    run(format!(
+        "run -d --name ns-spoofer -u 0 --cap-add NET_RAW --network ns-guard --ip {spoofer_ip} \
+         {rootfs} /payload sleep 120"
+    ));
+    host.wait_log("ns-victim", "listening 8000");
+    let (victim_mac, spoofer_mac) = (host.mac_of("ns-victim"), host.mac_of("ns-spoofer"));
+    assert_ne!(victim_mac, spoofer_mac);
+    // The host talks to the victim: its neighbour entry, and the bridge's forwarding
+    // database, hold the victim's MAC.
+    let neigh = || stdout(&host.sh(&format!("ip neigh show {victim_ip}")));
+    let talk = || stdout(&host.sh(&format!("$P connect {victim_ip}:8000")));
+    assert!(talk().contains("connected"));
+    assert!(neigh().contains(&victim_mac), "{}", neigh());
+    // Past the neighbour table's locktime (1 s), a claim would replace it.
+    std::thread::sleep(Duration::from_millis(1500));
+    let claim = host.mb_ok(&[
+        "exec",
+        "ns-spoofer",
+        "/payload",
+        "arp-claim",
+        "eth0",
+        victim_ip,
+    ]);
+    assert!(claim.contains("sent"), "NET_RAW was given: {claim}");
+    // The spoofer listens for the victim's traffic while the host sends it some.
+    let sniffer = host
+        .command()
+        .arg(minibox_bin())
+        .args(["exec", "ns-spoofer", "/payload", "sniff", victim_ip, "2"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..3 {
+        talk();
+    }
+    let sniffed = stdout(&sniffer.wait_with_output().unwrap());
+    let after = neigh();
+    assert!(
+        !after.contains(&spoofer_mac) && after.contains(&victim_mac),
+        "the spoofer took {victim_ip}: {after} (claim: {claim})"
+    );
+    assert_eq!(
+        sniffed.trim(),
+        "seen 0",
+        "the spoofer got the victim's traffic"
+    );
+    // A forged source address: the host hears the honest datagram only.
+    let listener = host
+        .command()
+        .args([payload_bin().to_str().unwrap(), "udp-recv", "9999", "2"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let to = format!("{gateway}:9999");
+    for (src, text) in [(victim_ip, "forged"), (spoofer_ip, "honest")] {
+        let sent = host.mb_ok(&[
+            "exec",
+            "ns-spoofer",
+            "/payload",
+            "udp-forge",
+            src,
+            &to,
+            text,
+        ]);
+        assert!(sent.contains("sent"), "{sent}");
+    }
+    let heard = stdout(&listener.wait_with_output().unwrap());
+    assert!(
+        heard.contains(&format!("from {spoofer_ip} honest")),
+        "{heard}"
+    );
+    assert!(
+        !heard.contains("forged"),
+        "a forged source got through: {heard}"
+    );
 }

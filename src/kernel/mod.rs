@@ -16,6 +16,7 @@ pub mod mounts;
 pub mod namespaces;
 pub mod net_devices;
 pub mod netlink;
+pub mod nftables;
 pub mod outfile;
 pub mod overlay;
 pub mod process;

@@ -207,8 +207,18 @@ impl Netlink {
     }
 
     /// A veth pair: `host` stays here, `peer` is made directly in the namespace `netns`.
-    pub fn add_veth(&mut self, host: &str, peer: &str, netns: &File) -> Result<()> {
+    /// The peer gets the MAC `peer_mac`.
+    pub fn add_veth(
+        &mut self,
+        host: &str,
+        peer: &str,
+        peer_mac: [u8; 6],
+        netns: &File,
+    ) -> Result<()> {
         let mut peer_msg = LinkMessage::default();
+        peer_msg
+            .attributes
+            .push(LinkAttribute::Address(peer_mac.to_vec()));
         peer_msg
             .attributes
             .push(LinkAttribute::IfName(peer.to_string()));

@@ -581,7 +581,7 @@ struct LeaseGuard<'a> {
 impl Drop for LeaseGuard<'_> {
     fn drop(&mut self) {
         if self.held {
-            if let Err(e) = network::release(self.store.root(), self.container) {
+            if let Err(e) = network::release_at_exit(self.store.root(), self.container) {
                 say!(
                     "minibox: container {}: returning its network address: {e:#}",
                     self.container

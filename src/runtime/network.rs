@@ -11,7 +11,9 @@
 //! the veth goes, the table and the other members' hosts files are rewritten.
 //!
 //! Everything that changes networks or leases runs under the networks' lock, single-threaded:
-//! netlink is spoken synchronously (no runtime, no thread), and nft runs as a child process.
+//! netlink is spoken synchronously (no runtime, no thread); nft runs as a child process only
+//! when a network is made or removed (a container's start and end change set elements over
+//! netlink).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -210,9 +212,9 @@ pub fn connect(
     let nets = Networks::open(store.root())?;
     let _lock = nets.lock()?;
     let (net, made) = network_for(&nets, net_name)?;
-    // The table holds networks and published ports only: a container without ports on an
-    // existing network changes nothing in it (and spares a run of nft).
-    let table_changes = made || !ports.is_empty();
+    // A new network's tables are rendered whole (nft); on an existing one the container's
+    // guard entry and published ports are set elements, added over netlink.
+    let table_changes = made;
     let mut leases = nets.leases(&net.name)?;
     let taken_name = |n: &str| {
         leases
@@ -263,7 +265,7 @@ pub fn connect(
         name: name.to_string(),
         hostname: spec.hostname.clone(),
         aliases: spec.net.aliases.clone(),
-        veth: format!("mbxv{}", &spec.id[..11]),
+        veth: veth_name(&spec.id),
         ports: ports.to_vec(),
         extra_hosts: spec
             .net
@@ -294,7 +296,7 @@ pub fn connect(
             if table_changes {
                 sync_table(&nets)
             } else {
-                Ok(())
+                add_members(&nets, &connection.lease)
             }
         });
     if let Err(e) = done {
@@ -307,12 +309,22 @@ pub fn connect(
     Ok(Some(connection))
 }
 
+/// The member's set elements, over netlink; the tables rendered anew if that fails (made by
+/// an older minibox, or changed by hand).
+fn add_members(nets: &Networks, lease: &Lease) -> Result<()> {
+    nft::change_members(&[lease], true).or_else(|_| sync_table(nets))
+}
+
 /// After `clone`, the child waiting: its `eth0`, address and default route.
 pub fn plug(conn: &Connection, pid: i32) -> Result<()> {
     let netns = File::open(format!("/proc/{pid}/ns/net"))
         .context("opening the container's network namespace")?;
     let mut host = Netlink::open()?;
-    host.add_veth(&conn.lease.veth, "eth0", &netns)?;
+    let mac = nft::mac_for(conn.lease.ip);
+    // A last run's veth of this name (its namespace's teardown may not have run yet: a
+    // restart follows the end at once) would make the new pair fail.
+    let _ = host.delete_link(&conn.lease.veth);
+    host.add_veth(&conn.lease.veth, "eth0", mac, &netns)?;
     host.set_up(&conn.lease.veth, Some(&conn.network.bridge))?;
     let mut inside = Netlink::open_in(&netns)?;
     inside.set_up("lo", None)?;
@@ -322,14 +334,49 @@ pub fn plug(conn: &Connection, pid: i32) -> Result<()> {
     Ok(())
 }
 
-/// Returns every lease `container` holds, removes its veth, and brings the table and the other
-/// members' hosts files up to date. Quiet when there is nothing to do.
+/// What becomes of a released container's veth.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Veth {
+    /// Deleted now (`rm`, the sweep: whoever asks expects it gone when the command returns).
+    Delete,
+    /// Left to the kernel: its peer is in the container's network namespace, which goes when
+    /// the container's last process has, and takes the pair with it. Deleting it ourselves
+    /// costs the supervisor the kernel's unregistering wait (RCU grace periods: 30+ ms) at
+    /// every container's end; the namespace's teardown does that work in the background. A
+    /// namespace still held (a `--network container:` joiner) keeps the veth until it ends,
+    /// its frames dropped by the guard (its element is gone).
+    WithNamespace,
+}
+
+/// `veth` of `container`'s lease: `mbxv` and the first 11 characters of its id (IFNAMSIZ).
+fn veth_name(container: &str) -> String {
+    format!("mbxv{}", &container[..container.len().min(11)])
+}
+
+/// `rm`: returns every lease `container` holds, removes its veth (if the kernel has not yet),
+/// and brings the tables and the other members' hosts files up to date. Quiet when there is
+/// nothing to do.
 pub fn release(state_root: &Path, container: &str) -> Result<()> {
     let Some(nets) = Networks::existing(state_root) else {
         return Ok(());
     };
     let _lock = nets.lock()?;
-    release_locked(&nets, |l| l.container == container)
+    release_locked(&nets, |l| l.container == container, Veth::Delete)?;
+    // Its supervisor may have returned the lease and left the veth to the namespace's
+    // teardown, which may not have run yet.
+    if let Ok(mut nl) = Netlink::open() {
+        let _ = nl.delete_link(&veth_name(container));
+    }
+    Ok(())
+}
+
+/// The supervisor, its container ended: as `release`, the veth left to the kernel.
+pub fn release_at_exit(state_root: &Path, container: &str) -> Result<()> {
+    let Some(nets) = Networks::existing(state_root) else {
+        return Ok(());
+    };
+    let _lock = nets.lock()?;
+    release_locked(&nets, |l| l.container == container, Veth::WithNamespace)
 }
 
 /// `minibox rename`: the other members of the container's networks know it by its new name
@@ -354,24 +401,28 @@ pub fn rename(state_root: &Path, container: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
-fn release_locked(nets: &Networks, doomed: impl Fn(&Lease) -> bool) -> Result<()> {
-    let mut changed = false;
+fn release_locked(nets: &Networks, doomed: impl Fn(&Lease) -> bool, veth: Veth) -> Result<()> {
+    let mut all_gone = vec![];
     for net in nets.list()? {
         let mut leases = nets.leases(&net.name)?;
         let (gone, kept): (Vec<Lease>, Vec<Lease>) = leases.drain(..).partition(|l| doomed(l));
         if gone.is_empty() {
             continue;
         }
-        changed |= gone.iter().any(|l| !l.ports.is_empty());
         nets.save_leases(&net.name, &kept)?;
-        if let Ok(mut nl) = Netlink::open() {
-            for l in &gone {
-                let _ = nl.delete_link(&l.veth);
+        if veth == Veth::Delete {
+            if let Ok(mut nl) = Netlink::open() {
+                for l in &gone {
+                    let _ = nl.delete_link(&l.veth);
+                }
             }
         }
         rewrite_hosts(&net, &kept)?;
+        all_gone.extend(gone);
     }
-    if changed {
+    // Their set elements, over netlink; rendered anew if any was missing already.
+    let gone: Vec<&Lease> = all_gone.iter().collect();
+    if !gone.is_empty() && nft::change_members(&gone, false).is_err() {
         sync_table(nets)?;
     }
     Ok(())
@@ -397,7 +448,7 @@ pub fn sweep(store: &Store) -> Result<()> {
         return Ok(());
     }
     let _lock = nets.lock()?;
-    release_locked(&nets, |l| ended(&l.container))
+    release_locked(&nets, |l| ended(&l.container), Veth::Delete)
 }
 
 /// The container's `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf`, in its state

@@ -29,8 +29,8 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{
-    connect, getsockopt, recv, send, shutdown, socket, sockopt, AddressFamily, MsgFlags, Shutdown,
-    SockFlag, SockType, SockaddrIn,
+    accept4, connect, getsockopt, recv, send, shutdown, socket, sockopt, AddressFamily, MsgFlags,
+    Shutdown, SockFlag, SockType, SockaddrIn,
 };
 
 use crate::model::network::{PortMapping, Proto};
@@ -231,6 +231,8 @@ struct Conn {
     eof: [bool; 2],
     /// ... and that was passed on (a half-close of the other side).
     passed: [bool; 2],
+    /// Side `i` hung up (its end of file may be behind the bytes still to read).
+    hup: [bool; 2],
 }
 
 struct Relay {
@@ -316,8 +318,8 @@ impl Relay {
                 } else if token >= FLOW_TOKEN {
                     self.datagrams_back((token - FLOW_TOKEN) as usize);
                 } else {
-                    let slot = (token / 2) as usize;
-                    self.pump(slot);
+                    let (slot, side) = ((token / 2) as usize, (token % 2) as usize);
+                    self.pump(slot, side, ev.events());
                 }
             }
             if self.swept.elapsed() >= Duration::from_secs(1) {
@@ -436,31 +438,30 @@ impl Relay {
                 return;
             };
             let port = *port;
-            let client = match listener.accept() {
-                Ok((c, _)) => c,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-                Err(e)
-                    if e.raw_os_error() == Some(libc::EMFILE)
-                        || e.raw_os_error() == Some(libc::ENFILE) =>
-                {
+            // Non-blocking from the start (one call less per connection than setting it).
+            let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+            let client = match accept4(listener, flags) {
+                Ok(fd) => fd,
+                Err(Errno::EAGAIN) => return,
+                Err(Errno::EMFILE | Errno::ENFILE) => {
                     // Out of descriptors: the client waits in the backlog; try again shortly.
                     std::thread::sleep(std::time::Duration::from_millis(5));
                     return;
                 }
                 Err(_) => continue,
             };
-            let _ = client.set_nodelay(true);
-            let _ = client.set_nonblocking(true);
+            let _ = nix::sys::socket::setsockopt(&client, sockopt::TcpNoDelay, &true);
             let Ok(upstream) = self.connect_upstream(port) else {
                 // Nothing listens there (yet): the client's connection is closed.
                 continue;
             };
             let conn = Conn {
-                sides: [OwnedFd::from(client), upstream],
+                sides: [client, upstream],
                 connected: false,
                 pending: [vec![], vec![]],
                 eof: [false; 2],
                 passed: [false; 2],
+                hup: [false; 2],
             };
             let slot = match self.free.pop() {
                 Some(s) => s,
@@ -502,13 +503,13 @@ impl Relay {
         }
     }
 
-    /// Moves whatever can move on connection `slot`; closes it when both ways are done or
-    /// either side broke.
-    fn pump(&mut self, slot: usize) {
+    /// Moves what `events` on `side` of connection `slot` let move; closes it when both ways
+    /// are done or either side broke.
+    fn pump(&mut self, slot: usize, side: usize, events: EpollFlags) {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
-        let step = pump_conn(conn, &mut self.scratch);
+        let step = pump_conn(conn, &mut self.scratch, side, events);
         if let Step::Close = step {
             // Closing the descriptors takes them out of the epoll set.
             self.conns[slot] = None;
@@ -517,28 +518,40 @@ impl Relay {
     }
 }
 
-fn pump_conn(conn: &mut Conn, scratch: &mut [u8]) -> Step {
+/// Only the ways `events` concern are tried (a readable side: from it; a writable side: what
+/// waits for it, then more from the other), so a wake-up costs no read that can only say
+/// EAGAIN; a short read ends a way's turn (the socket was drained: new bytes make a new edge)
+/// unless the peer hung up (its end of file must be seen now: no edge follows).
+fn pump_conn(conn: &mut Conn, scratch: &mut [u8], side: usize, events: EpollFlags) -> Step {
+    let mut ways = [false; 2];
+    let hangup = events.intersects(EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP);
+    conn.hup[side] |= hangup;
+    if events.intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLERR) || hangup {
+        ways[side] = true;
+    }
+    if events.contains(EpollFlags::EPOLLOUT) {
+        ways[1 - side] = true;
+    }
     if !conn.connected {
+        // The upstream connect ends with an edge on its side: writable, or an error. Until
+        // then the client's bytes wait (both ways are tried once it is connected).
+        let done = EpollFlags::EPOLLOUT | EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP;
+        if side != 1 || !events.intersects(done) {
+            return Step::Open;
+        }
         match getsockopt(&conn.sides[1], sockopt::SocketError) {
-            Ok(0) => {}
+            Ok(0) if events.contains(EpollFlags::EPOLLOUT) => {}
+            Ok(0) => return Step::Open,
             _ => return Step::Close,
         }
-        // Still connecting: writable only once connected.
-        let mut pfd = [nix::poll::PollFd::new(
-            conn.sides[1].as_fd(),
-            nix::poll::PollFlags::POLLOUT,
-        )];
-        match nix::poll::poll(&mut pfd, nix::poll::PollTimeout::ZERO) {
-            Ok(1)
-                if pfd[0]
-                    .revents()
-                    .is_some_and(|r| r.contains(nix::poll::PollFlags::POLLOUT)) => {}
-            Ok(_) => return Step::Open,
-            Err(_) => return Step::Close,
-        }
         conn.connected = true;
+        // What the client sent while we connected is waiting: both ways now.
+        ways = [true; 2];
     }
-    for from in 0..2 {
+    for (from, &wanted) in ways.iter().enumerate() {
+        if !wanted {
+            continue;
+        }
         let to = 1 - from;
         let (src, dst) = (conn.sides[from].as_raw_fd(), conn.sides[to].as_raw_fd());
         // What the other side did not take last time goes first.
@@ -567,6 +580,8 @@ fn pump_conn(conn: &mut Conn, scratch: &mut [u8]) -> Step {
                     }
                     if sent < n {
                         conn.pending[from].extend_from_slice(&scratch[sent..n]);
+                    } else if n < scratch.len() && !conn.hup[from] {
+                        break;
                     }
                 }
                 Err(Errno::EAGAIN) => break,
@@ -576,7 +591,10 @@ fn pump_conn(conn: &mut Conn, scratch: &mut [u8]) -> Step {
         }
         if conn.eof[from] && conn.pending[from].is_empty() && !conn.passed[from] {
             conn.passed[from] = true;
-            let _ = shutdown(dst, Shutdown::Write);
+            // The other way done too: the connection is closed next, which says it.
+            if !conn.passed[to] {
+                let _ = shutdown(dst, Shutdown::Write);
+            }
         }
     }
     if conn.passed[0] && conn.passed[1] {

@@ -39,12 +39,7 @@ pub fn echo(args: &[&OsStr]) -> Result {
 /// datagram, to whoever sent it.
 pub fn udp_echo(args: &[&OsStr]) -> Result {
     let port: u16 = parse_arg("PORT", args[0])?;
-    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port))
-        .map_err(|err| Error::io(format!("bind udp {port}"), &err))?;
-    outln!("listening")?;
-    io::stdout()
-        .flush()
-        .map_err(|err| Error::io("stdout", &err))?;
+    let socket = bind_udp(port)?;
     let mut buf = [0u8; 2048];
     loop {
         let (n, from) = socket
@@ -381,22 +376,169 @@ fn send_arp_claims(iface: &str, ip: Ipv4Addr) -> io::Result<String> {
     to.sll_ifindex = index as i32;
     to.sll_halen = 6;
     to.sll_addr[..6].copy_from_slice(&[0xff; 6]);
+    send_times(&sock, &frame, &to, Duration::from_millis(100))?;
+    Ok(mac_text.trim().to_string())
+}
+
+/// `udp-forge SRC DST:PORT TEXT`: what an address forger does. Five UDP datagrams carrying
+/// TEXT to DST:PORT, their IPv4 source SRC written by hand (a raw socket, CAP_NET_RAW). Prints
+/// `sent`, or `failed: ERRNO` and exits 1.
+pub fn udp_forge(args: &[&OsStr]) -> Result {
+    let src: Ipv4Addr = parse_arg("SRC", args[0])?;
+    let dst: std::net::SocketAddrV4 = parse_arg("DST:PORT", args[1])?;
+    let text = args[2].as_encoded_bytes();
+    match send_forged(src, dst, text) {
+        Ok(()) => outln!("sent"),
+        Err(err) => {
+            outln!("failed: {}", describe(&err))?;
+            exit(1)
+        }
+    }
+}
+
+fn send_forged(src: Ipv4Addr, dst: std::net::SocketAddrV4, text: &[u8]) -> io::Result<()> {
+    // SAFETY: plain socket(2); the descriptor is owned below. IPPROTO_RAW implies IP_HDRINCL.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by socket(2) and is owned by nothing else.
+    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let total = (20 + 8 + text.len()) as u16;
+    let mut packet = vec![0x45, 0];
+    packet.extend_from_slice(&total.to_be_bytes());
+    packet.extend_from_slice(&[0, 0, 0x40, 0, 64, libc::IPPROTO_UDP as u8, 0, 0]);
+    packet.extend_from_slice(&src.octets());
+    packet.extend_from_slice(&dst.ip().octets());
+    packet.extend_from_slice(&4242u16.to_be_bytes());
+    packet.extend_from_slice(&dst.port().to_be_bytes());
+    packet.extend_from_slice(&((8 + text.len()) as u16).to_be_bytes());
+    packet.extend_from_slice(&[0, 0]); // no UDP checksum (IPv4 allows it)
+    packet.extend_from_slice(text);
+    // SAFETY: sockaddr_in is plain data; zeroed is a valid value.
+    let mut to: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    to.sin_family = libc::AF_INET as u16;
+    to.sin_addr.s_addr = u32::from_ne_bytes(dst.ip().octets());
+    send_times(&sock, &packet, &to, Duration::from_millis(50))
+}
+
+/// `udp-recv PORT SECS`: prints `listening`, then `from IP TEXT` for each datagram that comes
+/// within SECS, then `done`.
+pub fn udp_recv(args: &[&OsStr]) -> Result {
+    let port: u16 = parse_arg("PORT", args[0])?;
+    let secs: f64 = parse_arg("SECS", args[1])?;
+    let socket = bind_udp(port)?;
+    let end = std::time::Instant::now() + Duration::from_secs_f64(secs);
+    let mut buf = [0u8; 2048];
+    while let Some(left) = end.checked_duration_since(std::time::Instant::now()) {
+        if left.is_zero() || socket.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        if let Ok((n, from)) = socket.recv_from(&mut buf) {
+            outln!("from {} {}", from.ip(), String::from_utf8_lossy(&buf[..n]))?;
+        }
+    }
+    outln!("done")
+}
+
+/// `sniff IP SECS`: for SECS, counts the IPv4 packets addressed to IP that reach this
+/// network namespace's interfaces (a packet socket, CAP_NET_RAW; our own outgoing ones are
+/// not counted). Prints `seen N`, or `failed: ERRNO` and exits 1.
+pub fn sniff(args: &[&OsStr]) -> Result {
+    let ip: Ipv4Addr = parse_arg("IP", args[0])?;
+    let secs: f64 = parse_arg("SECS", args[1])?;
+    match count_packets_to(ip, Duration::from_secs_f64(secs)) {
+        Ok(n) => outln!("seen {n}"),
+        Err(err) => {
+            outln!("failed: {}", describe(&err))?;
+            exit(1)
+        }
+    }
+}
+
+fn count_packets_to(ip: Ipv4Addr, how_long: Duration) -> io::Result<usize> {
+    let proto = (libc::ETH_P_IP as u16).to_be();
+    // SAFETY: plain socket(2); the descriptor is owned below.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM, proto as i32) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by socket(2) and is owned by nothing else.
+    let sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&sock);
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 100_000,
+    };
+    // SAFETY: tv outlives the call; the length is its own.
+    unsafe {
+        libc::setsockopt(
+            raw,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as u32,
+        )
+    };
+    let end = std::time::Instant::now() + how_long;
+    let mut seen = 0;
+    let mut buf = [0u8; 2048];
+    while std::time::Instant::now() < end {
+        // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
+        let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+        // SAFETY: buf and from outlive the call; the lengths are theirs.
+        let n = unsafe {
+            libc::recvfrom(
+                raw,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                0,
+                (&mut from as *mut libc::sockaddr_ll).cast(),
+                &mut len,
+            )
+        };
+        if n >= 20 && from.sll_pkttype != libc::PACKET_OUTGOING && buf[16..20] == ip.octets() {
+            seen += 1;
+        }
+    }
+    Ok(seen)
+}
+
+/// Sends `bytes` to `to` (a socket address of its own type) five times, `gap` apart.
+fn send_times<A>(
+    sock: &std::os::fd::OwnedFd,
+    bytes: &[u8],
+    to: &A,
+    gap: Duration,
+) -> io::Result<()> {
     for _ in 0..5 {
-        // SAFETY: frame and to outlive the call; the lengths are theirs.
+        // SAFETY: bytes and to outlive the call; the lengths are theirs.
         let n = unsafe {
             libc::sendto(
-                std::os::fd::AsRawFd::as_raw_fd(&sock),
-                frame.as_ptr().cast(),
-                frame.len(),
+                std::os::fd::AsRawFd::as_raw_fd(sock),
+                bytes.as_ptr().cast(),
+                bytes.len(),
                 0,
-                (&to as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                (to as *const A).cast(),
+                std::mem::size_of::<A>() as u32,
             )
         };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        thread::sleep(Duration::from_millis(100));
+        thread::sleep(gap);
     }
-    Ok(mac_text.trim().to_string())
+    Ok(())
+}
+
+/// A UDP socket on PORT of every address; `listening` printed once it is.
+fn bind_udp(port: u16) -> Result<UdpSocket> {
+    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port))
+        .map_err(|err| Error::io(format!("bind udp {port}"), &err))?;
+    outln!("listening")?;
+    io::stdout()
+        .flush()
+        .map_err(|err| Error::io("stdout", &err))?;
+    Ok(socket)
 }
