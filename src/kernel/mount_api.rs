@@ -186,6 +186,64 @@ pub fn attach(tree: &impl AsFd, target: &impl AsFd) -> nix::Result<()> {
     Errno::result(rc).map(drop)
 }
 
+// <linux/mount.h>: the filesystem context calls.
+const FSOPEN_CLOEXEC: libc::c_uint = 1;
+const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+
+/// `fsopen(fstype)` + one `fsconfig` per option + `FSCONFIG_CMD_CREATE` + `fsmount`: a new,
+/// *detached* mount of a new superblock, reachable only through the returned descriptor (its
+/// root). `options` are `(key, Some(value))` strings or `(key, None)` flags; `attrs` are
+/// `MOUNT_ATTR_*` bits for the mount.
+pub fn new_detached(
+    fstype: &str,
+    options: &[(&str, Option<&str>)],
+    attrs: u64,
+) -> nix::Result<OwnedFd> {
+    let fstype = path_arg(fstype)?;
+    // SAFETY: fsopen reads the NUL-terminated name, alive for the call; it returns a new
+    // descriptor or an error and writes no memory of ours.
+    let fs = owned(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
+    for (key, value) in options {
+        let key = path_arg(key)?;
+        let value = value.map(path_arg).transpose()?;
+        let (cmd, value_ptr) = match &value {
+            Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
+            None => (FSCONFIG_SET_FLAG, std::ptr::null()),
+        };
+        // SAFETY: fsconfig reads the NUL-terminated key and value (or no value for a flag),
+        // alive for the call; it writes no memory of ours.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                cmd,
+                key.as_ptr(),
+                value_ptr,
+                0,
+            )
+        };
+        Errno::result(rc)?;
+    }
+    // SAFETY: FSCONFIG_CMD_CREATE takes no pointer; the kernel writes no memory of ours.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_char>(),
+            0,
+        )
+    };
+    Errno::result(rc)?;
+    // SAFETY: fsmount takes the context's descriptor and two integers; it returns a new
+    // descriptor or an error.
+    owned(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
