@@ -176,7 +176,11 @@ fn a_created_container_holds_no_host_binary_cve_2019_5736() {
     let bin = minibox_bin();
     let before = fs::read(&bin).unwrap();
     let host = fs::metadata(&bin).unwrap();
-    b.create("oci-cve", &["--pid-file", pid_file.to_str().unwrap()], &log);
+    b.create(
+        "oci-cve-ro",
+        &["--pid-file", pid_file.to_str().unwrap()],
+        &log,
+    );
     let pid: u32 = fs::read_to_string(&pid_file).unwrap().parse().unwrap();
     let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap();
     assert!(runs_sealed(pid), "the waiting init runs {}", exe.display());
@@ -197,11 +201,11 @@ fn a_created_container_holds_no_host_binary_cve_2019_5736() {
         .write(true)
         .open(format!("/proc/self/fd/{fd}"));
     assert!(reopen.is_err(), "the sealed copy reopened for writing");
-    b.ok(&["start", "oci-cve"]);
-    assert!(wait_until(Duration::from_secs(5), || b.state("oci-cve")
+    b.ok(&["start", "oci-cve-ro"]);
+    assert!(wait_until(Duration::from_secs(5), || b.state("oci-cve-ro")
         ["status"]
         == "stopped"));
-    b.ok(&["delete", "oci-cve"]);
+    b.ok(&["delete", "oci-cve-ro"]);
     assert_eq!(fs::read(&bin).unwrap(), before, "the host binary changed");
 }
 
