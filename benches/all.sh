@@ -16,7 +16,10 @@
 #   c+s+d           create + start + delete --force of the same bundle (each through `sh -c`)
 #
 # Needs root, runc (crun optional), util-linux, python3. Uses the release build of minibox
-# (built here). Nothing is left behind: rootfs, bundles and state roots are temp dirs.
+# (built here; MINIBOX=PATH MINIBOX_NO_BUILD=1: another). MINIBOX_VS=PATH adds the same minibox
+# rows for a second binary (an older commit's, the static build), interleaved with the rest:
+# before and after in one run. Nothing is left behind: rootfs, bundles and state roots are temp
+# dirs.
 set -euo pipefail
 here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd -- "$here/.." && pwd)
@@ -98,6 +101,13 @@ csd() {   # csd NAME BIN: create + start + delete through sh
     printf 'minibox --version\t["%s","--version"]\n' "$MINIBOX"
     printf 'runc --version\t["runc","--version"]\n'
     printf 'minibox c+s+d\t["sh","-c","%s"]\n' "$(csd minibox "$MINIBOX")"
+    if [ -n "${MINIBOX_VS:-}" ]; then
+        printf 'vs: minibox run\t["%s","--root","%s","--data-root","%s","run","--rm","--memory","64m","--cpus","0.5","%s","/payload","exit","0"]\n' \
+            "$MINIBOX_VS" "$work/state-vs" "$work/data-vs" "$work/rootfs"
+        printf 'vs: minibox --version\t["%s","--version"]\n' "$MINIBOX_VS"
+        cp -r "$work/minibox" "$work/vs"
+        printf 'vs: minibox c+s+d\t["sh","-c","%s"]\n' "$(csd vs "$MINIBOX_VS")"
+    fi
     printf 'runc c+s+d\t["sh","-c","%s"]\n' "$(csd runc runc)"
     [ -n "$crun_why" ] || printf 'crun c+s+d\t["sh","-c","%s"]\n' "$(csd crun crun)"
 } >"$work/commands"
@@ -129,6 +139,7 @@ for _ in range(runs):  # interleaved: A B C ... A B C ...
         times[name].append(once(argv)[0])
 med = {n: statistics.median(v) for n, v in times.items()}
 size = os.stat(minibox).st_size
+vs = os.environ.get("MINIBOX_VS")
 print(f"{runs} runs each, interleaved; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
       f"Linux {os.uname().release}, {os.cpu_count()} CPUs; minibox binary {size / 1e6:.2f} MB")
 print(f"{'':20} {'median ms':>9} {'min ms':>7} {'vs floor':>9} {'vs runc':>8} {'vs crun':>8}")
@@ -144,4 +155,6 @@ for name, _ in cmds:
           f"{ratio(name, runc):>8} {ratio(name, crun) if crun else '-':>8}")
 if crun_why:
     print(f"crun: left out ({crun_why})")
+if vs:
+    print(f"vs: {vs} ({os.stat(vs).st_size / 1e6:.2f} MB)")
 PY
