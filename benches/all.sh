@@ -84,10 +84,11 @@ else
     crun_why=
 fi
 
-csd() {   # csd NAME BIN: create + start + delete through sh
-    local root=$work/state-$1
-    printf '%s --root %s create --bundle %s/%s c >/dev/null 2>&1 </dev/null && %s --root %s start c && %s --root %s delete --force c' \
-        "$2" "$root" "$work" "$1" "$2" "$root" "$2" "$root"
+csd() {   # csd NAME BIN: create + start + delete through sh (an id no one else uses: the
+    # cgroup is named after it)
+    local root=$work/state-$1 id=allbench-$1-$$
+    printf '%s --root %s create --bundle %s/%s %s >/dev/null </dev/null && %s --root %s start %s && %s --root %s delete --force %s' \
+        "$2" "$root" "$work" "$1" "$id" "$2" "$root" "$id" "$2" "$root" "$id"
 }
 # name<TAB>argv as JSON
 {
@@ -95,9 +96,9 @@ csd() {   # csd NAME BIN: create + start + delete through sh
     printf 'floor\t["unshare","-mpnuiC","-f","--mount-proc","chroot","%s","/payload","exit","0"]\n' "$work/rootfs"
     printf 'minibox run\t["%s","--root","%s","--data-root","%s","run","--rm","--memory","64m","--cpus","0.5","%s","/payload","exit","0"]\n' \
         "$MINIBOX" "$work/state-minibox" "$work/data" "$work/rootfs"
-    printf 'runc run\t["runc","--root","%s","run","--bundle","%s","r"]\n' "$work/state-runc" "$work/runc"
+    printf 'runc run\t["runc","--root","%s","run","--bundle","%s","allbench-r-%s"]\n' "$work/state-runc" "$work/runc" "$$"
     [ -n "$crun_why" ] ||
-        printf 'crun run\t["crun","--root","%s","run","--bundle","%s","r"]\n' "$work/state-crun" "$work/crun"
+        printf 'crun run\t["crun","--root","%s","run","--bundle","%s","allbench-r-%s"]\n' "$work/state-crun" "$work/crun" "$$"
     printf 'minibox --version\t["%s","--version"]\n' "$MINIBOX"
     printf 'runc --version\t["runc","--version"]\n'
     printf 'minibox c+s+d\t["sh","-c","%s"]\n' "$(csd minibox "$MINIBOX")"
@@ -129,10 +130,9 @@ def once(argv):
 
 for name, argv in cmds:  # sanity and warm-up: each must succeed
     for _ in range(3):
-        ms, rc = once(argv)
-        if rc != 0:
-            out = subprocess.run(argv, capture_output=True, text=True)
-            sys.exit(f"benches/all.sh: {name} fails (status {rc}): {out.stderr.strip()}")
+        out = subprocess.run(argv, stdin=devnull, stdout=devnull, stderr=subprocess.PIPE, text=True)
+        if out.returncode != 0:
+            sys.exit(f"benches/all.sh: {name} fails (status {out.returncode}): {out.stderr.strip()}")
 times = {name: [] for name, _ in cmds}
 for _ in range(runs):  # interleaved: A B C ... A B C ...
     for name, argv in cmds:
