@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
+    refuse_a_static_build_with_a_shared_libseccomp();
     let source = "init/src/main.rs";
     println!("cargo:rerun-if-changed={source}");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -39,5 +40,23 @@ fn main() {
         status.success(),
         "building the static init (init/src/main.rs) failed: a static build needs the C \
          library's static archive (Debian: apt-get install libc6-dev)"
+    );
+}
+
+/// A `+crt-static` minibox linked against libseccomp.so builds, then dies at its first
+/// instruction that needs the library (a static executable has no dynamic loader to resolve
+/// it: SIGSEGV before `--version` prints). libseccomp-sys links the shared library unless told
+/// otherwise, so a static build must say `LIBSECCOMP_LINK_TYPE=static` (and where libseccomp.a
+/// is): refused here, with what to do, rather than crashing later.
+fn refuse_a_static_build_with_a_shared_libseccomp() {
+    println!("cargo:rerun-if-env-changed=LIBSECCOMP_LINK_TYPE");
+    let features = std::env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
+    let static_crt = features.split(',').any(|f| f == "crt-static");
+    let link = std::env::var("LIBSECCOMP_LINK_TYPE").unwrap_or_default();
+    assert!(
+        !static_crt || link == "static",
+        "a static minibox (target-feature=+crt-static) needs libseccomp linked statically too: \
+         set LIBSECCOMP_LINK_TYPE=static and LIBSECCOMP_LIB_PATH=$(pkg-config --variable=libdir \
+         libseccomp) (Debian: apt-get install libseccomp-dev), as tests/static-build.sh does"
     );
 }

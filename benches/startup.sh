@@ -95,7 +95,7 @@ if [[ -n $do_vm ]]; then
     # libseccomp.a, not libseccomp.so: see tests/vm/cgroup-tests.sh.
     libseccomp_dir=$(pkg-config --variable=libdir libseccomp) ||
         die "libseccomp not found: apt-get install libseccomp-dev pkg-config"
-    build "static minibox" env RUSTFLAGS="-C target-feature=+crt-static" \
+    build "static minibox" env RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
         LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH="$libseccomp_dir" \
         cargo build --release --target "$target" -p minibox
     require_static "$MINIBOX_STATIC"

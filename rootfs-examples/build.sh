@@ -19,13 +19,15 @@ esac
 release="$target_dir/$target/release"
 rootfs="$here/hello/rootfs"
 
-# crt-static links glibc statically. The explicit --target matters: with it,
-# RUSTFLAGS apply only to target code, not to proc-macro crates (which must
-# stay dynamic libraries).
+# crt-static links glibc statically, relocation-model=static makes a plain (not
+# position-independent) executable: nothing to relocate at start. The explicit --target
+# matters: with it, RUSTFLAGS apply only to target code, not to proc-macro crates (which must
+# stay dynamic libraries). The same flags as tests/static-build.sh's static minibox, so that
+# one build of the shared crates serves both.
 echo "==> building hello and payload (static, $target)"
 (
     cd "$repo"
-    RUSTFLAGS="-C target-feature=+crt-static" \
+    RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static" \
         cargo build --release --target "$target" -p hello -p payload
 )
 

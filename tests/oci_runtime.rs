@@ -131,7 +131,7 @@ fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     false
 }
 
-/// The minibox processes alive now (by their exe: the binary, or a sealed copy of it).
+/// The minibox processes alive now (by their exe: the binary, or a sealed clone or copy of it).
 fn minibox_processes() -> Vec<u32> {
     let bin = fs::canonicalize(minibox_bin()).unwrap();
     fs::read_dir("/proc")
@@ -139,10 +139,26 @@ fn minibox_processes() -> Vec<u32> {
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            fs::read_link(format!("/proc/{pid}/exe"))
-                .is_ok_and(|e| e == bin || e.to_string_lossy().starts_with("/memfd:minibox"))
+            fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| {
+                e == bin
+                    || (e.file_name() == bin.file_name() && runs_sealed(*pid))
+                    || e.to_string_lossy().starts_with("/memfd:minibox")
+            })
         })
         .collect()
+}
+
+/// Whether `pid` runs a sealed minibox: a memfd copy, or the binary through a read-only
+/// overlayfs (no upper layer: no path through it writes).
+fn runs_sealed(pid: u32) -> bool {
+    let exe = format!("/proc/{pid}/exe");
+    if fs::read_link(&exe).is_ok_and(|e| e.to_string_lossy().starts_with("/memfd:minibox")) {
+        return true;
+    }
+    nix::sys::statfs::statfs(exe.as_str()).is_ok_and(|fs| {
+        fs.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC
+            && fs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
+    })
 }
 
 /// runc CVE-2019-5736: while a created container waits for `start`, its process runs minibox's
@@ -160,16 +176,16 @@ fn a_created_container_holds_no_host_binary_cve_2019_5736() {
     let bin = minibox_bin();
     let before = fs::read(&bin).unwrap();
     let host = fs::metadata(&bin).unwrap();
-    b.create("oci-cve", &["--pid-file", pid_file.to_str().unwrap()], &log);
+    b.create(
+        "oci-cve-ro",
+        &["--pid-file", pid_file.to_str().unwrap()],
+        &log,
+    );
     let pid: u32 = fs::read_to_string(&pid_file).unwrap().parse().unwrap();
     let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap();
-    assert!(
-        exe.to_string_lossy().starts_with("/memfd:minibox"),
-        "the waiting init runs {}",
-        exe.display()
-    );
-    // What the container would get by opening it is not the host's inode, and it is sealed
-    // against writes.
+    assert!(runs_sealed(pid), "the waiting init runs {}", exe.display());
+    // What the container would get by opening it is not the host's file, and nothing opens it
+    // for writing (a sealed memfd: EPERM; a read-only overlayfs: EROFS).
     use std::os::unix::fs::MetadataExt;
     let seen = fs::metadata(format!("/proc/{pid}/exe")).unwrap();
     assert_ne!((seen.dev(), seen.ino()), (host.dev(), host.ino()));
@@ -177,11 +193,19 @@ fn a_created_container_holds_no_host_binary_cve_2019_5736() {
         .write(true)
         .open(format!("/proc/{pid}/exe"));
     assert!(write.is_err(), "the sealed copy opened for writing");
-    b.ok(&["start", "oci-cve"]);
-    assert!(wait_until(Duration::from_secs(5), || b.state("oci-cve")
+    // Nor does the attacker's way round: a fresh descriptor of the same file, reopened for
+    // writing through /proc/PID/fd (what exe-attack tries in tests/init.rs).
+    let read = fs::File::open(format!("/proc/{pid}/exe")).unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&read);
+    let reopen = fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/self/fd/{fd}"));
+    assert!(reopen.is_err(), "the sealed copy reopened for writing");
+    b.ok(&["start", "oci-cve-ro"]);
+    assert!(wait_until(Duration::from_secs(5), || b.state("oci-cve-ro")
         ["status"]
         == "stopped"));
-    b.ok(&["delete", "oci-cve"]);
+    b.ok(&["delete", "oci-cve-ro"]);
     assert_eq!(fs::read(&bin).unwrap(), before, "the host binary changed");
 }
 

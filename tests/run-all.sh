@@ -30,6 +30,10 @@ if ((${#missing[@]})); then
 fi
 
 ./rootfs-examples/build.sh
+# The static minibox (glibc's static libc, libseccomp.a, not PIE): built, checked, and run on
+# this host; the cgroup VM suites below boot it.
+echo "== static build (tests/static-build.sh)"
+./tests/static-build.sh
 
 # tests/cri.rs talks CRI v1 gRPC from Python, with PyPI's stubs, in a venv of its own.
 target_dir=${CARGO_TARGET_DIR:-target}

@@ -315,6 +315,17 @@ pub fn attach_to_cwd(tree: &impl AsFd) -> nix::Result<()> {
     Errno::result(rc).map(drop)
 }
 
+/// `fsopen(fstype)` + one `fsconfig` per `(key, value)` option + `fsmount`: a new, *detached*
+/// mount of a new superblock, reachable only through the returned descriptor (its root),
+/// carrying `attrs` (`MOUNT_ATTR_*`).
+pub fn new_detached(fstype: &str, options: &[(&str, &str)], attrs: u64) -> nix::Result<OwnedFd> {
+    let fs = Fs::open(fstype)?;
+    for (key, value) in options {
+        fs.set(key, value)?;
+    }
+    fs.mount(attrs).map_err(|(e, _)| e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

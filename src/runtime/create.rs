@@ -256,11 +256,13 @@ fn await_exec(fifo: &File, pid: ProcessRef, id: &str) -> Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(e).context("reading the exec FIFO"),
         }
-        // (A program that ran and ended already is started.)
-        if !pid.is_alive() && answered {
-            return Ok(());
-        }
         if !pid.is_alive() {
+            // A program that ran and ended already is started: it may have answered, exec'd
+            // and exited between the read above and this check (`exit 0` takes microseconds),
+            // and its byte is still in the FIFO, whose read end we hold.
+            if answered || matches!((&*fifo).read(&mut byte), Ok(1)) {
+                return Ok(());
+            }
             bail!("cannot start container {id}: its process has exited (killed while created?)");
         }
         if Instant::now() >= deadline {

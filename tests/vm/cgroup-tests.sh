@@ -17,9 +17,12 @@ if [[ ${1:-} == v1 || ${1:-} == v2 ]]; then
 fi
 target=x86_64-unknown-linux-gnu
 release="${CARGO_TARGET_DIR:-$repo/target}/$target/release"
-export RUSTFLAGS="-C target-feature=+crt-static"
+# The static build of tests/static-build.sh (same flags: one build serves both): no dynamic
+# loader, nothing relocated at start.
+export RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static"
 # A static minibox must link libseccomp.a (from libseccomp-dev): linked against libseccomp.so it
-# still builds, then crashes at start. The libseccomp-sys build script reads these two.
+# still builds, then crashes at start (build.rs refuses that). The libseccomp-sys build script
+# reads these two.
 export LIBSECCOMP_LINK_TYPE=static
 LIBSECCOMP_LIB_PATH=$(pkg-config --variable=libdir libseccomp) || {
     echo "cgroup-tests.sh: libseccomp not found: apt-get install libseccomp-dev pkg-config" >&2
