@@ -705,3 +705,48 @@ $M network rm wl-net >/dev/null
     let resolved = text.split("resolved:").nth(1).unwrap();
     assert!(resolved.trim().starts_with("10."), "{text}");
 }
+
+/// docker's attach to a container without a terminal: what it writes from then on, Ctrl-C
+/// passed on to it, and its status as attach's.
+#[test]
+fn attach_to_a_container_without_a_terminal_follows_its_output_and_passes_signals_on() {
+    if !need_root() {
+        return;
+    }
+    let s = StateRoot::new();
+    let r = Rootfs::new();
+    s.detach(&r, &["--name", "wl-attach"], &["trap", "1"]);
+    s.until("the container is ready", || {
+        stdout(&s.mb(&["logs", "wl-attach"])).contains("ready")
+    });
+    let attach = std::process::Command::new(minibox_bin())
+        .args(["--root", &s.root(), "attach", "wl-attach"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // attach is following once it has looked the container up; a signal before would end it.
+    std::thread::sleep(Duration::from_millis(500));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(attach.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = attach.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Only what came after attach: "ready" was written before it.
+    assert_eq!(stdout(&out), "got INT\n");
+    assert_eq!(s.inspect("wl-attach")["State"]["Status"], "exited");
+    // A foreground container's output is its own terminal's: refused in one line.
+    s.ok(&[
+        "run",
+        "--name",
+        "wl-attach-fg",
+        &r.arg(),
+        "/payload",
+        "exit",
+        "0",
+    ]);
+    let fg = s.mb(&["attach", "wl-attach-fg"]);
+    assert_eq!(fg.status.code(), Some(1));
+}

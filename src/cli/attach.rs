@@ -21,6 +21,36 @@ use crate::store::state::Store;
 /// docker's default.
 pub const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
 
+/// A detached container without a terminal (`run -d`), as docker attaches to one: what it
+/// writes from now on, until it ends (its status is ours); Ctrl-C, TERM and HUP are passed on
+/// to it (docker's `--sig-proxy`), so it decides whether to end.
+fn attach_output(store: &Store, c: &crate::store::state::ContainerState) -> Result<i32> {
+    let mut mask = SigSet::empty();
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        mask.add(sig);
+    }
+    // Blocked before the thread is made, so only its sigwait takes them.
+    mask.thread_block().context("blocking signals")?;
+    if let Some(pid) = c.pid.clone() {
+        std::thread::spawn(move || {
+            while let Ok(sig) = mask.wait() {
+                let _ = pid.signal(sig);
+            }
+        });
+    }
+    let follow = crate::cli::logs::LogsArgs {
+        follow: true,
+        tail: "0".into(),
+        timestamps: false,
+        since: None,
+        until: None,
+        container: c.id.clone(),
+    };
+    crate::cli::logs::logs(store, &follow)?;
+    let ended = store.settled(store.load(&c.id)?).observed();
+    Ok(ended.exit_code.unwrap_or(0))
+}
+
 /// `minibox attach`; returns the status minibox exits with: 0 once detached, else the
 /// container's own.
 pub fn attach(store: &Store, detach_keys: &str, key: &str) -> Result<i32> {
@@ -34,8 +64,11 @@ pub fn attach(store: &Store, detach_keys: &str, key: &str) -> Result<i32> {
     }
     let path = store.dir(&c.id).join(attach::SOCKET);
     if !path.exists() {
+        if c.detached {
+            return attach_output(store, &c);
+        }
         bail!(
-            "container {} has no terminal to attach to: only a container run with -d -t keeps one",
+            "container {} ran in the foreground: its output goes to its own terminal",
             c.name
         );
     }
