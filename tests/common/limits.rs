@@ -88,7 +88,7 @@ pub fn bad_limits_are_refused(r: &Rootfs, after_each: impl Fn(&str)) {
         ("--cpus", "0", "invalid --cpus"),
         ("--cpus", "abc", "invalid --cpus"),
         ("--cpus", "1000", "more than this host's"),
-        ("--pids-limit", "0", "invalid --pids-limit"),
+        ("--pids-limit", "-2", "invalid --pids-limit"),
     ] {
         let out = run_minibox(&[
             "run",

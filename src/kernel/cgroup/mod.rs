@@ -583,7 +583,7 @@ pub fn parse_pids(text: &str) -> Result<Option<u64>> {
         Ok(n) if n >= 1 => Ok(Some(n as u64)),
         _ => bail!(
             "invalid --pids-limit {text:?}: use a whole number of processes (at least 1), or -1 \
-             for no limit"
+             (or 0) for no limit"
         ),
     }
 }
