@@ -1068,3 +1068,45 @@ fn ns_with_net_raw_a_container_can_neither_take_a_neighbours_traffic_nor_forge_i
         "a forged source got through: {heard}"
     );
 }
+
+/// Between two runs of its restart policy a container keeps its address, its guard entry and
+/// its ports: every command's sweep (a `ps` here) must not take them for an ended container's.
+#[test]
+fn a_restarting_container_keeps_its_lease_guard_and_ports_through_the_sweep() {
+    let host = TestHost::new();
+    let r = rootfs();
+    host.mb_ok(&["network", "create", "n"]);
+    host.mb_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "again",
+        "--network",
+        "n",
+        "--restart",
+        "always",
+        "-p",
+        "9200:9200",
+        &r.arg(),
+        "/payload",
+        "sleep",
+        "0.3",
+    ]);
+    // Each ps is a sweep; it runs while the container waits for its next run.
+    let start = Instant::now();
+    loop {
+        let ps = host.mb_ok(&["ps", "-a"]);
+        if ps.contains("Restarting") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{ps}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    host.mb_ok(&["ps", "-a"]);
+    assert!(host.leases("n").contains("again"), "{}", host.leases("n"));
+    let ruleset = stdout(&host.sh("nft list ruleset"));
+    assert!(ruleset.contains("9200"), "{ruleset}");
+    assert!(ruleset.contains(" . 02:42:"), "{ruleset}");
+    host.mb_ok(&["rm", "-f", "again"]);
+    assert!(!host.leases("n").contains("again"), "{}", host.leases("n"));
+}

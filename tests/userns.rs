@@ -694,3 +694,126 @@ fn un_one_containers_root_cannot_read_anothers_private_files_in_a_shared_volume(
         0o600
     );
 }
+
+/// Takes the file lock minibox takes around the ranges, and drops `owner`'s entry (as a
+/// damaged file removed, or a reboot that kept the state root, would).
+fn lose_range_of(owner: &str) {
+    let lock = fs::File::open("/run/minibox-ids/lock").unwrap();
+    nix::fcntl::flock(
+        std::os::fd::AsRawFd::as_raw_fd(&lock),
+        nix::fcntl::FlockArg::LockExclusive,
+    )
+    .unwrap();
+    let text = fs::read_to_string(RANGES).unwrap();
+    let mut all: Vec<Value> = serde_json::from_str(&text).unwrap();
+    all.retain(|r| r["owner"].as_str() != Some(owner));
+    fs::write(RANGES, serde_json::to_vec(&all).unwrap()).unwrap();
+}
+
+#[test]
+fn un_start_of_an_exited_container_takes_its_range_again() {
+    if !need_root() {
+        return;
+    }
+    let rootfs = open_rootfs();
+    let name = format!("un-again-{}", std::process::id());
+    let out = run_payload(
+        &rootfs,
+        &["--name", &name, "--userns", "auto"],
+        &["exit", "0"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let inspected: Value =
+        serde_json::from_str(&stdout(&run_minibox(&["inspect", &name]))).unwrap();
+    let id = inspected["Id"].as_str().unwrap().to_string();
+    let owner = owner_of(&id);
+    let before: Vec<Value> = recorded_ranges()
+        .into_iter()
+        .filter(|r| r["owner"] == owner.as_str())
+        .collect();
+    assert_eq!(before.len(), 1, "{before:?}");
+    lose_range_of(&owner);
+    assert!(recorded_ranges()
+        .iter()
+        .all(|r| r["owner"] != owner.as_str()));
+    // Started again, it runs on the ids its maps name, and they are its own again.
+    let out = run_minibox(&["start", "-a", &name]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let after: Vec<Value> = recorded_ranges()
+        .into_iter()
+        .filter(|r| r["owner"] == owner.as_str())
+        .collect();
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0]["uid"], before[0]["uid"]);
+    rm(&name);
+    assert!(recorded_ranges()
+        .iter()
+        .all(|r| r["owner"] != owner.as_str()));
+}
+
+#[test]
+fn un_a_relative_state_root_records_its_ranges_by_absolute_path() {
+    if !need_root() {
+        return;
+    }
+    let rootfs = open_rootfs();
+    let cwd = tempfile::Builder::new()
+        .prefix("minibox-userns-cwd-")
+        .tempdir_in(test_tmp())
+        .unwrap();
+    let mb = |args: &[&str]| {
+        let mut all = vec!["--root", "state"];
+        all.extend_from_slice(args);
+        std::process::Command::new(minibox_bin())
+            .current_dir(cwd.path())
+            .args(all)
+            .env("MINIBOX_DATA_ROOT", test_data_root())
+            .output()
+            .unwrap()
+    };
+    let root = rootfs.arg();
+    let out = mb(&[
+        "run", "-d", "--userns", "auto", &root, "/payload", "sleep", "30",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let id = stdout(&out).trim().to_string();
+    let text = fs::read_to_string(RANGES).unwrap();
+    let all: Vec<Value> = serde_json::from_str(&text).unwrap();
+    let want = cwd.path().join("state").join(&id);
+    assert!(
+        all.iter()
+            .any(|r| r["owner"].as_str() == Some(want.to_str().unwrap())),
+        "no entry owned by {}: {text}",
+        want.display()
+    );
+    let _ = mb(&["rm", "-f", &id]);
+}
+
+#[test]
+fn un_commit_keeps_the_ids_the_container_gave_its_files() {
+    if !need_root() {
+        return;
+    }
+    let rootfs = open_rootfs();
+    let name = format!("un-commit-{}", std::process::id());
+    start(&rootfs, &name, &["--userns", "auto", "-u", "0"]);
+    for cmd in [
+        &["write", "/tmp/c", "x"][..],
+        &["chown", "/tmp/c", "5", "5"],
+    ] {
+        let mut args = vec!["exec", name.as_str(), "/payload"];
+        args.extend_from_slice(cmd);
+        let out = run_minibox(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let image = format!("{name}:1");
+    let out = run_minibox(&["commit", &name, &image]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    rm(&name);
+    let out = run_minibox(&[
+        "run", "--rm", "--userns", "host", "-u", "0", &image, "/payload", "stat", "/tmp/c",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("uid=5 gid=5"), "{}", stdout(&out));
+    let _ = run_minibox(&["rmi", &image]);
+}

@@ -750,3 +750,31 @@ fn attach_to_a_container_without_a_terminal_follows_its_output_and_passes_signal
     let fg = s.mb(&["attach", "wl-attach-fg"]);
     assert_eq!(fg.status.code(), Some(1));
 }
+
+/// `system prune` leaves a container its restart policy is about to start again (docker's
+/// rule), and says nothing failed.
+#[test]
+fn prune_leaves_a_restarting_container() {
+    if !need_root() {
+        return;
+    }
+    let s = StateRoot::new();
+    let r = Rootfs::new();
+    s.detach(
+        &r,
+        &["--name", "wl-prune", "--restart", "always"],
+        &["exit", "1"],
+    );
+    s.until("the container waits for its next run", || {
+        s.inspect("wl-prune")["State"]["Restarting"] == true
+    });
+    let out = s.mb(&["system", "prune", "-f"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        s.inspect("wl-prune")["Name"]
+            .as_str()
+            .map(|n| n.trim_start_matches('/')),
+        Some("wl-prune")
+    );
+    s.ok(&["rm", "-f", "wl-prune"]);
+}

@@ -462,7 +462,10 @@ impl Builder<'_> {
                 .context("the RUN container has no layer of its own")?;
             let below = self.lower(state)?;
             let lock = self.images.lock()?;
-            let (diff_id, _) = made::layer_of_upper(self.images, &upper, &below)?;
+            // Its files as the RUN container saw them (with MINIBOX_USERNS=auto, not its range's
+            // host ids).
+            let owners = self.store.id_maps(&c.id);
+            let (diff_id, _) = made::layer_of_upper(self.images, &upper, &below, owners.as_ref())?;
             let mut config = state.config.clone();
             config["created"] = json!(crate::text::now_rfc3339_seconds());
             history(&mut config, i, false);

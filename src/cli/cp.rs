@@ -76,19 +76,20 @@ pub fn cp(store: &Store, archive: bool, src: &str, dst: &str) -> Result<i32> {
         false => Side::Host(path),
     };
     // Into a container with a user namespace, copies belong to its ids, not the host's root.
-    let into_range = match to.is_some() {
-        true => crate::cli::images::id_maps_of(store, &c.id).and_then(|(uids, gids)| {
-            match (uids.as_slice(), gids.as_slice()) {
-                ([u], [g]) if u.inside == 0 && g.inside == 0 => Some(IdShift {
-                    uid: u.outside,
-                    gid: g.outside,
-                    size: u.count.min(g.count),
-                }),
-                _ => None,
-            }
-        }),
-        false => None,
-    };
+    let into_range =
+        match to.is_some() {
+            true => store.id_maps(&c.id).and_then(|(uids, gids)| {
+                match (uids.as_slice(), gids.as_slice()) {
+                    ([u], [g]) if u.inside == 0 && g.inside == 0 => Some(IdShift {
+                        uid: u.outside,
+                        gid: g.outside,
+                        size: u.count.min(g.count),
+                    }),
+                    _ => None,
+                }
+            }),
+            false => None,
+        };
     let opts = CopyOptions {
         archive,
         into_range,

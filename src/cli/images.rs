@@ -11,7 +11,6 @@ use serde_json::json;
 
 use crate::cli::dockerfile;
 use crate::cli::progress::{Progress, Reading, Writing};
-use crate::kernel::namespaces::IdMap;
 use crate::kernel::outfile::OutFile;
 use crate::model::volume::ImageUse;
 use crate::store::images::{check_reference, normalize, split_tag, Images};
@@ -211,7 +210,9 @@ pub fn commit(
         .map(|l| l.join("upper"))
         .filter(|u| u.is_dir())
         .with_context(|| format!("container {key} has no layer of its own to commit"))?;
-    let (diff_id, _) = made::layer_of_upper(&images, &upper, &below)?;
+    // Its files as the container saw them, not its range's host ids.
+    let owners = store.id_maps(&c.id);
+    let (diff_id, _) = made::layer_of_upper(&images, &upper, &below, owners.as_ref())?;
     layers.push(diff_id);
     dockerfile::apply_changes(&mut config, changes)?;
     config["created"] = json!(crate::text::now_rfc3339_seconds());
@@ -464,31 +465,6 @@ pub fn inspect(data_root: &Path, key: &str) -> Result<i32> {
     Ok(0)
 }
 
-/// The id maps of a container's user namespace, from the config.json it was made with (none
-/// when it has none).
-pub(crate) fn id_maps_of(store: &Store, id: &str) -> Option<(Vec<IdMap>, Vec<IdMap>)> {
-    let path = store.dir(id).join(crate::store::state::CONFIG_FILE);
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    let maps = |field: &str| -> Vec<IdMap> {
-        config["linux"][field]
-            .as_array()
-            .map(|list| {
-                list.iter()
-                    .filter_map(|m| {
-                        Some(IdMap {
-                            inside: m["containerID"].as_u64()? as u32,
-                            outside: m["hostID"].as_u64()? as u32,
-                            count: m["size"].as_u64()? as u32,
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let (uids, gids) = (maps("uidMappings"), maps("gidMappings"));
-    (!uids.is_empty() || !gids.is_empty()).then_some((uids, gids))
-}
-
 /// `minibox export CONTAINER [-o FILE]`: its merged filesystem (image or ROOTFS, then its own
 /// layer) as a tar stream.
 pub fn export(store: &Store, key: &str, output: Option<&Path>, quiet: bool) -> Result<i32> {
@@ -505,7 +481,7 @@ pub fn export(store: &Store, key: &str, output: Option<&Path>, quiet: bool) -> R
         if upper.is_dir() {
             lower.insert(0, upper);
             // In a user namespace, its layer's owners are its range's: exported as its own.
-            top_owners = id_maps_of(store, &c.id);
+            top_owners = store.id_maps(&c.id);
         }
     }
     match output {

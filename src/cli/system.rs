@@ -132,13 +132,15 @@ fn container_bytes(c: &ContainerState) -> u64 {
     c.layer.as_ref().map_or(0, |l| disk_usage(&l.join("upper")))
 }
 
-/// Containers `prune` removes: exited ones minibox supervised (not an engine's).
+/// Containers `prune` removes: exited ones minibox supervised (not an engine's), and not
+/// those their restart policy is about to start again (docker skips them too).
 fn prunable_containers(store: &Store) -> Result<Vec<ContainerState>> {
     Ok(store
         .list()?
         .into_iter()
         .map(ContainerState::observed)
         .filter(|c| c.status == Status::Exited && c.oci.is_none())
+        .filter(|c| !(c.restarting && c.supervisor_alive()))
         .collect())
 }
 

@@ -129,6 +129,10 @@ pub fn start_again(
     interactive: bool,
 ) -> Result<i32> {
     let me = ProcessRef::of(std::process::id() as i32)?;
+    // --userns auto: the host ids it was given are its own still (taken again if their entry
+    // was lost), or it does not start.
+    userns::keep_ids(spec, store)
+        .with_context(|| format!("container {}: its user namespace's host ids", spec.id))?;
     // The supervisor of its last run, having recorded the exit, may still be giving back what
     // that run held (its network address, by the container's id): it finishes first.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

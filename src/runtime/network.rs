@@ -441,6 +441,9 @@ pub fn sweep(store: &Store) -> Result<()> {
         .map(|l| l.container)
         .collect();
     let ended = |id: &str| match store.load(id) {
+        // A container between two runs of its restart policy keeps its lease: its supervisor
+        // holds the connection for the next run.
+        Ok(c) if c.restarting && c.supervisor_alive() => false,
         Ok(c) => c.status == Status::Exited || !c.supervisor_alive(),
         Err(_) => !store.dir(id).exists(),
     };

@@ -31,6 +31,24 @@ pub fn give_ids(spec: &ContainerSpec, store: &Store) -> Result<ContainerSpec> {
     Ok(spec)
 }
 
+/// `start` of an exited container made with `--userns auto`: the range its saved maps name is
+/// taken again under the lock (none, or maps that are not one of our ranges: nothing to do).
+pub fn keep_ids(spec: &ContainerSpec, store: &Store) -> Result<()> {
+    let (uids, gids) = (&spec.setup.uid_mappings, &spec.setup.gid_mappings);
+    let ([u], [g]) = (uids.as_slice(), gids.as_slice()) else {
+        return Ok(());
+    };
+    if u.inside != 0 || g.inside != 0 || u.count != g.count {
+        return Ok(());
+    }
+    let range = idranges::Range {
+        uid: u.outside,
+        gid: g.outside,
+        size: u.count,
+    };
+    idranges::claim(&store.dir(&spec.id), range)
+}
+
 /// Frees the range the container holds (none: nothing to do).
 pub fn free_ids(store: &Store, id: &str) {
     if let Err(e) = idranges::release(&store.dir(id)) {

@@ -134,6 +134,59 @@ fn allocate_in(
     Ok(range)
 }
 
+/// Takes again the range a container was given when it was made (`start` of an exited one,
+/// whose maps its config.json keeps), so that no other container is handed it meanwhile: an
+/// entry lost (a damaged file removed, a reboot that kept the state root) is written back, and
+/// a range another container holds now is refused. Maps outside minibox's subordinate ids
+/// (`--uidmap`, a bundle's) are not ranges of ours: nothing to do.
+pub fn claim(owner: &Path, range: Range) -> Result<()> {
+    claim_in(&Sources::default(), owner, range)
+}
+
+fn claim_in(sources: &Sources, owner: &Path, range: Range) -> Result<()> {
+    let inside = |entries: &[(u64, u64)], first: u32| {
+        let (lo, hi) = (first as u64, first as u64 + range.size as u64);
+        entries.iter().any(|&(s, n)| lo >= s && hi <= s + n)
+    };
+    let (Ok(uids), Ok(gids)) = (subordinate(&sources.subuid), subordinate(&sources.subgid)) else {
+        return Ok(());
+    };
+    if !inside(&uids, range.uid) || !inside(&gids, range.gid) {
+        return Ok(());
+    }
+    fs::create_dir_all(&sources.dir)
+        .with_context(|| format!("creating {}", sources.dir.display()))?;
+    let _lock = lock_file(&sources.dir.join(LOCK))?;
+    let path = sources.dir.join(RANGES);
+    let mut taken = read_taken(&path)?;
+    taken.retain(|t| t.owner.is_dir());
+    if taken.iter().any(|t| t.owner == owner && t.range == range) {
+        return Ok(());
+    }
+    let overlaps = |a: u32, b: u32, n: u32| {
+        (a as u64) < b as u64 + n as u64 && (b as u64) < a as u64 + range.size as u64
+    };
+    if let Some(other) = taken.iter().find(|t| {
+        t.owner != owner
+            && (overlaps(range.uid, t.range.uid, t.range.size)
+                || overlaps(range.gid, t.range.gid, t.range.size))
+    }) {
+        bail!(
+            "its host ids ({}..{}) are another container's now ({}): remove it (minibox rm) \
+             and run a new one",
+            range.uid,
+            range.uid as u64 + range.size as u64,
+            other.owner.display()
+        );
+    }
+    taken.retain(|t| t.owner != owner);
+    taken.push(Taken {
+        owner: owner.to_path_buf(),
+        range,
+    });
+    write_taken(&path, &taken)
+}
+
 fn release_in(sources: &Sources, owner: &Path) -> Result<()> {
     let path = sources.dir.join(RANGES);
     if !path.exists() {

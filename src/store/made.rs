@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use nix::sys::stat::FileStat;
 use serde_json::{json, Value};
 
+use crate::kernel::namespaces::IdMap;
 use crate::store::images::{ImageRecord, Images, IndexLock};
 use crate::store::merged;
 use crate::store::unpack::sha256_digest;
@@ -106,11 +107,17 @@ pub fn layer_of_upper(
     images: &Images,
     upper: &Path,
     below: &[std::path::PathBuf],
+    owners: Option<&(Vec<IdMap>, Vec<IdMap>)>,
 ) -> Result<(String, u64)> {
     let mut spool = Spool::new(images, "diff")?;
     let skip = |path: &[u8], st: &FileStat| runtime_made(path, st, below);
-    merged::write_layer(upper, &skip, std::io::BufWriter::new(&mut spool.file))
-        .with_context(|| format!("reading the container's layer {}", upper.display()))?;
+    merged::write_layer(
+        upper,
+        &skip,
+        owners,
+        std::io::BufWriter::new(&mut spool.file),
+    )
+    .with_context(|| format!("reading the container's layer {}", upper.display()))?;
     add_spooled(images, &mut spool.file)
 }
 

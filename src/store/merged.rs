@@ -508,6 +508,7 @@ fn walk_diff(
 pub fn write_layer(
     layer: &Path,
     skip: &dyn Fn(&[u8], &FileStat) -> bool,
+    owners: Option<&(Vec<IdMap>, Vec<IdMap>)>,
     out: impl Write,
 ) -> Result<()> {
     let root = open_dir(None, layer.as_os_str())
@@ -550,10 +551,16 @@ pub fn write_layer(
             }
             LayerEntry::Plain | LayerEntry::Opaque => {
                 let (parent, name) = parent_of(&root, &path)?;
-                let Some(entry) = open_entry(&parent, OsStr::from_bytes(&name))? else {
+                let Some((mut st, link, file)) = open_entry(&parent, OsStr::from_bytes(&name))?
+                else {
                     continue;
                 };
-                append(&mut builder, &path, entry, &mut seen)?;
+                // A user-namespaced container's files, with the ids it gave them.
+                if let Some((uids, gids)) = owners {
+                    st.st_uid = inside_id(uids, st.st_uid).unwrap_or(st.st_uid);
+                    st.st_gid = inside_id(gids, st.st_gid).unwrap_or(st.st_gid);
+                }
+                append(&mut builder, &path, (st, link, file), &mut seen)?;
                 if let LayerEntry::Opaque = kind {
                     let mut opq = path.clone();
                     opq.extend_from_slice(b"/.wh..wh..opq");

@@ -73,7 +73,7 @@ pub fn save(
                             inner: std::io::BufWriter::new(&mut spool.file),
                             hasher: &mut hasher,
                         };
-                        merged::write_layer(&dir, &|_, _| false, &mut w)?;
+                        merged::write_layer(&dir, &|_, _| false, None, &mut w)?;
                         w.flush()?;
                     }
                     let new_id = format!("sha256:{}", hex(&hasher.finalize()));

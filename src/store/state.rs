@@ -431,6 +431,37 @@ pub fn check_root(root: &Path) -> Result<PathBuf> {
 }
 
 impl Store {
+    /// The id maps of a container's user namespace, from the config.json it was made with
+    /// (none when it has none): what its own layer's host ids stand for inside.
+    pub fn id_maps(
+        &self,
+        id: &str,
+    ) -> Option<(
+        Vec<crate::kernel::namespaces::IdMap>,
+        Vec<crate::kernel::namespaces::IdMap>,
+    )> {
+        let path = self.dir(id).join(crate::store::state::CONFIG_FILE);
+        let config: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+        let maps = |field: &str| -> Vec<crate::kernel::namespaces::IdMap> {
+            config["linux"][field]
+                .as_array()
+                .map(|list| {
+                    list.iter()
+                        .filter_map(|m| {
+                            Some(crate::kernel::namespaces::IdMap {
+                                inside: m["containerID"].as_u64()? as u32,
+                                outside: m["hostID"].as_u64()? as u32,
+                                count: m["size"].as_u64()? as u32,
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (uids, gids) = (maps("uidMappings"), maps("gidMappings"));
+        (!uids.is_empty() || !gids.is_empty()).then_some((uids, gids))
+    }
+
     /// Opens the state root, creating it (mode 0700: state is root's business) if needed.
     pub fn open(root: &Path) -> Result<Store> {
         fs::DirBuilder::new()
@@ -462,7 +493,9 @@ impl Store {
             );
         }
         Ok(Store {
-            root: root.to_path_buf(),
+            // Absolute: what records name by it (an id range's owner) must mean the same from
+            // any working directory.
+            root: std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf()),
             fd,
         })
     }
