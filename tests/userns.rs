@@ -699,11 +699,9 @@ fn un_one_containers_root_cannot_read_anothers_private_files_in_a_shared_volume(
 /// damaged file removed, or a reboot that kept the state root, would).
 fn lose_range_of(owner: &str) {
     let lock = fs::File::open("/run/minibox-ids/lock").unwrap();
-    nix::fcntl::flock(
-        std::os::fd::AsRawFd::as_raw_fd(&lock),
-        nix::fcntl::FlockArg::LockExclusive,
-    )
-    .unwrap();
+    let _held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .unwrap();
     let text = fs::read_to_string(RANGES).unwrap();
     let mut all: Vec<Value> = serde_json::from_str(&text).unwrap();
     all.retain(|r| r["owner"].as_str() != Some(owner));

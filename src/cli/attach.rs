@@ -31,7 +31,7 @@ fn attach_output(store: &Store, c: &crate::store::state::ContainerState) -> Resu
     }
     // Blocked before the thread is made, so only its sigwait takes them.
     mask.thread_block().context("blocking signals")?;
-    if let Some(pid) = c.pid.clone() {
+    if let Some(pid) = c.pid {
         std::thread::spawn(move || {
             while let Ok(sig) = mask.wait() {
                 let _ = pid.signal(sig);
