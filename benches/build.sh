@@ -106,8 +106,8 @@ for n in $(seq "$runs"); do
     # Cold: the build's own images go first (the base image stays, as it would on a machine).
     t0=$(now); "$MINIBOX" build -q --no-cache -t mb-hello "$ctx" >/dev/null; t1=$(now)
     t2=$(now); "$MINIBOX" build -q -t mb-hello "$ctx" >/dev/null; t3=$(now)
-    t4=$(now); "${pod[@]}" build -q --no-cache --runtime runc -t mb-hello "$ctx" >/dev/null; t5=$(now)
-    t6=$(now); "${pod[@]}" build -q --runtime runc -t mb-hello "$ctx" >/dev/null; t7=$(now)
+    t4=$(now); "${pod[@]}" build -q --no-cache --network none --runtime runc -t mb-hello "$ctx" >/dev/null; t5=$(now)
+    t6=$(now); "${pod[@]}" build -q --network none --runtime runc -t mb-hello "$ctx" >/dev/null; t7=$(now)
     row "minibox build, cold (--no-cache)" "$(secs "$t0" "$t1")"
     row "minibox build, warm cache" "$(secs "$t2" "$t3")"
     row "podman build, cold (--no-cache)" "$(secs "$t4" "$t5")"

@@ -787,3 +787,52 @@ fn shell_runs_the_shell_forms_and_healthcheck_is_kept_in_the_config() {
     assert_eq!(h["Interval"], 5_000_000_000u64);
     assert_eq!(h["Retries"], 2);
 }
+
+/// A Dockerfile's RUN is on a network of its own by default: a service on the host's loopback
+/// is out of its reach (docker's build isolates it too); `--network host` asks for the host's.
+#[test]
+fn run_steps_reach_nothing_of_the_hosts_network_unless_asked() {
+    if !need_root() {
+        return;
+    }
+    let env = Env::new();
+    busybox_image(&env, "im-netbb");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let ctx = env.dir.path().join("ctx-net");
+    fs::create_dir_all(&ctx).unwrap();
+    fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM im-netbb\nRUN echo im-reached | /bin/busybox nc -w 2 127.0.0.1 {port}\n"),
+    )
+    .unwrap();
+    let reached = || {
+        let mut got = String::new();
+        if let Ok((mut s, _)) = listener.accept() {
+            use std::io::Read;
+            s.set_nonblocking(false).unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                .unwrap();
+            let _ = s.read_to_string(&mut got);
+        }
+        got
+    };
+    let out = env.mb(&["build", "--no-cache", ctx.to_str().unwrap()]);
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(reached(), "", "the RUN reached the host's loopback");
+    // Asked for, the host's network: the service hears it (accepted while nc waits).
+    let ctx_s = ctx.to_str().unwrap();
+    let (out, got) = std::thread::scope(|scope| {
+        let build = scope.spawn(|| env.mb(&["build", "--no-cache", "--network", "host", ctx_s]));
+        let start = std::time::Instant::now();
+        let mut got = String::new();
+        while got.is_empty() && start.elapsed() < std::time::Duration::from_secs(20) {
+            got = reached();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        (build.join().unwrap(), got)
+    });
+    assert_eq!(got, "im-reached\n");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

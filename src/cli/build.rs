@@ -49,6 +49,11 @@ pub struct BuildArgs {
     /// Print only the image id (no steps, no RUN output unless it fails).
     #[arg(short, long)]
     pub quiet: bool,
+    /// The network RUN's containers are on: `private` (default: loopback only, so a
+    /// Dockerfile's RUN reaches nothing of the host's, its loopback services included), `none`,
+    /// `host` (the host's network: what downloads need), or a network's name.
+    #[arg(long, value_name = "NETWORK", default_value = "private")]
+    pub network: String,
     /// The directory whose files COPY and ADD read.
     #[arg(value_name = "CONTEXT")]
     pub context: PathBuf,
@@ -73,6 +78,7 @@ struct Builder<'a> {
     data_root: &'a Path,
     no_cache: bool,
     quiet: bool,
+    network: &'a str,
     progress: Progress,
 }
 
@@ -125,6 +131,7 @@ pub fn build(data_root: &Path, root: &Path, store: &Store, args: &BuildArgs) -> 
         data_root,
         no_cache: args.no_cache,
         quiet: args.quiet,
+        network: &args.network,
         progress: Progress::new(args.quiet),
     };
     let id = b.run(
@@ -392,7 +399,8 @@ impl Builder<'_> {
     }
 
     /// RUN: `minibox run` of the image so far (recorded, intermediate), as its USER (root if
-    /// none), on the host's network; its container's writes are the step's layer.
+    /// none), on `--network` (private: loopback only); its container's writes are the step's
+    /// layer.
     fn run_step(&self, state: &State, i: &Instruction, env: &[String]) -> Result<State> {
         let command = dockerfile::command_in(&state.config, &i.args);
         let key = self.cache_key(state, &format!("{}\n{}", i.text(), env.join("\n")))?;
@@ -426,7 +434,7 @@ impl Builder<'_> {
                 "--name",
                 &name,
                 "--network",
-                "host",
+                self.network,
                 "--entrypoint",
                 "",
             ])
